@@ -1,0 +1,1 @@
+"""chargetwin simulation: scenario → event-driven run → results."""

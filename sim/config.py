@@ -1,0 +1,595 @@
+"""The typed scenario model: parsing, defaults, validation and JSON Schema export.
+
+This module is the only place that knows the scenario YAML. Every model forbids unknown
+keys (a typo is an error) and is frozen; choices are discriminated unions on ``kind``
+(or ``dist`` for distributions). `load_scenario` reports every problem of a file at
+once, each naming the file, the YAML path and what is expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sim.ev import PRESETS, EVModel, check_curve
+
+__all__ = [
+    "Distribution",
+    "EqualShareManager",
+    "FleetEntry",
+    "ManagerConfig",
+    "Scenario",
+    "ScenarioError",
+    "SyntheticDemand",
+    "TraceDemand",
+    "UncontrolledManager",
+    "load_scenario",
+    "scenario_schema",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- distributions
+
+
+class Constant(_Model):
+    """Always the same value; a bare number in YAML means this."""
+
+    dist: Literal["constant"] = "constant"
+    value: float
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return np.full(n, self.value)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.value, self.value)
+
+
+class Uniform(_Model):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high (={self.high}) must be >= low (={self.low})")
+        return self
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.uniform(self.low, self.high, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.low, self.high)
+
+
+class Normal(_Model):
+    """Normal, truncated to [low, high] by resampling when bounds are given."""
+
+    dist: Literal["normal"]
+    mean: float
+    std: float = Field(ge=0)
+    low: float = -np.inf
+    high: float = np.inf
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Normal:
+        if not self.low < self.mean < self.high:
+            raise ValueError(f"mean (={self.mean}) must lie strictly between low and high")
+        return self
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        x = rng.normal(self.mean, self.std, n)
+        for _ in range(100):  # the mean lies inside, so each round keeps a fair share
+            bad = (x < self.low) | (x > self.high)
+            if not bad.any():
+                break
+            x[bad] = rng.normal(self.mean, self.std, int(bad.sum()))
+        return np.clip(x, self.low, self.high)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.low, self.high)
+
+
+class LogNormal(_Model):
+    """Log-normal given by its median and the standard deviation of its logarithm."""
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.lognormal(np.log(self.median), self.sigma, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, np.inf)
+
+
+class Exponential(_Model):
+    """Exponential with the given mean."""
+
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.exponential(self.mean, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, np.inf)
+
+
+class Beta(_Model):
+    """Beta(a, b) on [0, 1]: the usual shape for a state of charge."""
+
+    dist: Literal["beta"]
+    a: float = Field(gt=0)
+    b: float = Field(gt=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.beta(self.a, self.b, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, 1.0)
+
+
+def _number_is_constant(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Constant | Uniform | Normal | LogNormal | Exponential | Beta,
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_constant),
+]
+
+
+def _within(name: str, d: Any, lo: float, hi: float) -> None:
+    s_lo, s_hi = d.support()
+    if s_lo < lo or s_hi > hi:
+        raise ValueError(f"{name} must take values in [{lo}, {hi}], but this distribution spans [{s_lo}, {s_hi}]")
+
+
+# ---------------------------------------------------------------- network
+
+
+class ChargerGroup(_Model):
+    """`count` identical chargers of one model at a site."""
+
+    model: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1)
+    connectors: int = Field(default=1, ge=1, le=8)
+    power_kw: float = Field(gt=0, le=1000, description="maximum power of each connector")
+    current: Literal["ac", "dc"]
+    shared: bool = Field(
+        default=False,
+        description="the charger's power_kw is shared among its connectors (a DC cabinet)",
+    )
+
+
+class Site(_Model):
+    """A charging site with its grid connection and chargers."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    capacity_kw: float = Field(gt=0, description="grid connection limit of the site")
+    type: Literal["public", "highway", "workplace", "depot", "retail", "residential"] = "public"
+    chargers: list[ChargerGroup] = Field(min_length=1)
+
+    @property
+    def port_count(self) -> int:
+        """Number of connectors (ports) at the site."""
+        return sum(c.count * c.connectors for c in self.chargers)
+
+
+class Network(_Model):
+    """The sites of the network."""
+
+    sites: list[Site] = Field(min_length=1)
+
+    @field_validator("sites")
+    @classmethod
+    def _unique_ids(cls, sites: list[Site]) -> list[Site]:
+        seen: set[str] = set()
+        for s in sites:
+            if s.id in seen:
+                raise ValueError(f"site id {s.id!r} is used twice; give every site its own id")
+            seen.add(s.id)
+        return sites
+
+
+# ---------------------------------------------------------------- fleet
+
+
+class EVModelSpec(_Model):
+    """A vehicle model written out in the scenario."""
+
+    name: str = Field(min_length=1)
+    capacity_kwh: float = Field(gt=0, le=500)
+    ac_max_kw: float = Field(gt=0, le=50)
+    dc_curve: list[tuple[float, float]] = Field(description="(soc_frac, power_kw) points from SoC 0 to 1")
+
+    @field_validator("dc_curve")
+    @classmethod
+    def _curve(cls, curve: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        check_curve(curve)
+        return curve
+
+
+class FleetEntry(_Model):
+    """One vehicle model of the fleet mix, by preset name or written out, with its share."""
+
+    preset: str | None = None
+    model: EVModelSpec | None = None
+    share: float = Field(gt=0, description="relative weight in the mix")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FleetEntry:
+        if (self.preset is None) == (self.model is None):
+            raise ValueError("give exactly one of preset or model")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+        return self
+
+    def ev_model(self) -> EVModel:
+        """The vehicle model this entry names."""
+        if self.preset is not None:
+            return PRESETS[self.preset]
+        m = self.model
+        assert m is not None
+        return EVModel(m.name, m.capacity_kwh, m.ac_max_kw, tuple(m.dc_curve))
+
+
+# ---------------------------------------------------------------- demand
+
+
+class RateConstant(_Model):
+    """The same arrival rate every hour."""
+
+    kind: Literal["constant"]
+    per_hour: float = Field(ge=0)
+
+    def weekly_per_hour(self) -> np.ndarray:
+        """168 hourly rates from Monday 00:00."""
+        return np.full(168, self.per_hour)
+
+
+class RateDaily(_Model):
+    """A daily profile of 24 hourly rates scaled by a factor per weekday (Monday first)."""
+
+    kind: Literal["daily"]
+    per_hour: list[float] = Field(min_length=24, max_length=24)
+    weekday_factors: list[float] = Field(default=[1.0] * 7, min_length=7, max_length=7)
+
+    @field_validator("per_hour", "weekday_factors")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if min(v) < 0:
+            raise ValueError("values must be >= 0")
+        return v
+
+    def weekly_per_hour(self) -> np.ndarray:
+        """168 hourly rates from Monday 00:00."""
+        return np.outer(self.weekday_factors, self.per_hour).ravel()
+
+
+class RateWeekly(_Model):
+    """168 hourly rates, Monday 00:00 first."""
+
+    kind: Literal["weekly"]
+    per_hour: list[float] = Field(min_length=168, max_length=168)
+
+    @field_validator("per_hour")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if min(v) < 0:
+            raise ValueError("values must be >= 0")
+        return v
+
+    def weekly_per_hour(self) -> np.ndarray:
+        """168 hourly rates from Monday 00:00."""
+        return np.asarray(self.per_hour, dtype=float)
+
+
+Rate = Annotated[RateConstant | RateDaily | RateWeekly, Field(discriminator="kind")]
+
+
+class _DriverBehaviour(_Model):
+    arrival_soc_frac: Distribution = Field(default=Uniform(dist="uniform", low=0.1, high=0.5))
+    patience_min: Distribution = Field(default=Constant(value=15.0), description="longest wait before reneging")
+    max_queue: int = Field(default=2, ge=0, description="a driver balks when this many are already waiting")
+    fleet: list[FleetEntry] | None = Field(default=None, description="fleet mix here; the scenario fleet if absent")
+
+    def _check_behaviour(self) -> None:
+        _within("arrival_soc_frac", self.arrival_soc_frac, 0.0, 1.0)
+        _within("patience_min", self.patience_min, 0.0, np.inf)
+
+
+class SyntheticDemand(_DriverBehaviour):
+    """Poisson arrivals at one site with a rate by hour of the week."""
+
+    kind: Literal["synthetic"]
+    site: str
+    rate: Rate
+    target_soc_frac: Distribution | None = None
+    energy_need_kwh: Distribution | None = None
+    dwell_min: Distribution = Field(description="how long the car stays plugged in")
+    leave_when_charged: bool = Field(default=False, description="leave once charged, or at the end of the dwell")
+
+    @model_validator(mode="after")
+    def _check(self) -> SyntheticDemand:
+        self._check_behaviour()
+        if self.target_soc_frac is not None and self.energy_need_kwh is not None:
+            raise ValueError("give target_soc_frac or energy_need_kwh, not both")
+        if self.target_soc_frac is not None:
+            _within("target_soc_frac", self.target_soc_frac, 0.0, 1.0)
+        if self.energy_need_kwh is not None:
+            _within("energy_need_kwh", self.energy_need_kwh, 0.0, np.inf)
+        _within("dwell_min", self.dwell_min, 0.0, np.inf)
+        return self
+
+    @property
+    def target(self) -> Any:
+        """The target SoC distribution, 0.8 when neither a target nor an energy need is given."""
+        if self.target_soc_frac is None and self.energy_need_kwh is None:
+            return Constant(value=0.8)
+        return self.target_soc_frac
+
+
+class TraceDemand(_DriverBehaviour):
+    """Replay of recorded sessions from a CSV: arrival, departure, energy_kwh, station."""
+
+    kind: Literal["trace"]
+    path: Path = Field(description="CSV file, relative to the scenario file")
+    site: str | None = Field(default=None, description="send every row here instead of the row's station")
+    max_queue: int = Field(default=0, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, path: Path, info: ValidationInfo) -> Path:
+        from sim.demand import read_trace  # the trace format belongs to demand.py
+
+        base = Path((info.context or {}).get("base_dir", "."))
+        full = path if path.is_absolute() else base / path
+        read_trace(full)  # raises ValueError with the bad rows
+        return full
+
+    @model_validator(mode="after")
+    def _check(self) -> TraceDemand:
+        self._check_behaviour()
+        return self
+
+
+Demand = Annotated[SyntheticDemand | TraceDemand, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- tariff and manager
+
+
+class Tariff(_Model):
+    """A flat tariff: a price per kWh and a fee per session."""
+
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    price_per_kwh: float = Field(default=0.0, ge=0)
+    session_fee: float = Field(default=0.0, ge=0)
+
+
+class UncontrolledManager(_Model):
+    """Every connector charges at what the EV and the EVSE allow."""
+
+    kind: Literal["uncontrolled"]
+
+
+class EqualShareManager(_Model):
+    """The site's capacity is shared equally among the sessions drawing power."""
+
+    kind: Literal["equal_share"]
+
+
+ManagerConfig = Annotated[UncontrolledManager | EqualShareManager, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- scenario
+
+
+class Scenario(_Model):
+    """A complete scenario: network, fleet, demand, tariff and network manager."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also the default results folder name")
+    seed: int = Field(ge=0)
+    start: AwareDatetime = Field(description="timezone-aware start, e.g. 2026-01-05T00:00:00+01:00")
+    horizon_days: float = Field(gt=0, le=3660)
+    network: Network
+    fleet: list[FleetEntry] = Field(min_length=1)
+    demand: list[Demand] = Field(min_length=1)
+    tariff: Tariff = Tariff()
+    manager: ManagerConfig = UncontrolledManager(kind="uncontrolled")
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _date_needs_zone(cls, v: Any) -> Any:
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            raise ValueError("start needs a time and a timezone, e.g. 2026-01-05T00:00:00+01:00")
+        return v
+
+    @model_validator(mode="after")
+    def _demand_sites_exist(self) -> Scenario:
+        ids = [s.id for s in self.network.sites]
+        for i, d in enumerate(self.demand):
+            if d.site is not None and d.site not in ids:
+                raise ValueError(f"demand[{i}].site {d.site!r} is not a site of the network; sites: {', '.join(ids)}")
+            if d.kind == "trace" and d.site is None:
+                from sim.demand import read_trace
+
+                unknown = sorted(set(read_trace(d.path)["station"]) - set(ids))
+                if unknown:
+                    raise ValueError(
+                        f"demand[{i}]: trace stations {', '.join(unknown[:5])} are not sites of the network; "
+                        "rename them to site ids or set demand.site"
+                    )
+        return self
+
+    @property
+    def horizon_s(self) -> float:
+        """Length of the run in seconds."""
+        return self.horizon_days * 86400.0
+
+
+# ---------------------------------------------------------------- loading
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Keep every problem; the message is all of them, one per line."""
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses a key written twice in one mapping."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_TAGS = {"synthetic", "trace", "uncontrolled", "equal_share", "constant", "daily", "weekly",
+         "uniform", "normal", "lognormal", "exponential", "beta", "function-after", "function-before"}
+
+
+def _yaml_path(loc: tuple[Any, ...]) -> tuple[str, list[Any]]:
+    """Turn a pydantic error location into ``a.b[1].c`` and the keys to walk the YAML tree."""
+    text, keys = "", []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and (part in _TAGS or part.startswith(("function-", "tagged-union"))):
+            if i + 1 < len(loc) or part in _TAGS:
+                continue
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+        keys.append(part)
+    return text or "(top level)", keys
+
+
+def _line_of(root: yaml.Node | None, keys: list[Any]) -> int | None:
+    """1-based line of the YAML node at `keys`, or of the deepest parent that exists."""
+    node, line = root, None
+    for key in keys:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _message(err: Any) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        return "unknown key; check the spelling (`chargetwin schema` lists every key)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return msg
+
+
+def validate_data(data: Any, source: str, base_dir: Path, root: yaml.Node | None = None) -> Scenario:
+    """Validate already-parsed scenario data; raise ScenarioError listing every problem."""
+    try:
+        return Scenario.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            path, keys = _yaml_path(tuple(err["loc"]))
+            line = _line_of(root, keys)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {path}: {_message(err)}")
+        raise ScenarioError(problems) from None
+
+
+def load_scenario(path: str | Path, *, seed: int | None = None, horizon_days: float | None = None) -> Scenario:
+    """Read, validate and return the scenario in `path`, with optional overrides.
+
+    Raises:
+        ScenarioError: the file is missing, is not YAML, or breaks the schema; the error
+            lists every problem, each naming the file, the YAML path and the fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror})"]) from None
+    try:
+        root = yaml.compose(text, Loader=_UniqueKeyLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ScenarioError([f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{path}: a scenario must be a YAML mapping with name, seed, start, ..."])
+    if seed is not None:
+        data["seed"] = seed
+    if horizon_days is not None:
+        data["horizon_days"] = horizon_days
+    return validate_data(data, str(path), path.parent, root)
+
+
+def scenario_schema() -> dict[str, Any]:
+    """JSON Schema of the scenario file, for editors and validators."""
+    return Scenario.model_json_schema()

@@ -1,0 +1,176 @@
+"""EV arrival processes: time-varying Poisson by hour of the week, and trace replay.
+
+All random numbers of a run's demand are drawn up front, in numpy batches, from streams
+named after the site and the source (``arrivals:<site>:<i>``, ``energy:…``, ``dwell:…``,
+``fleet:…``, ``patience:…``), so the simulation loop only reads arrays and a change to one
+site's demand leaves every other site's arrivals as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sim.rng import stream
+from sim.units import S_PER_H, S_PER_MIN
+
+if TYPE_CHECKING:
+    from sim.config import FleetEntry, Scenario, SyntheticDemand, TraceDemand
+    from sim.ev import EVModel
+
+__all__ = ["TRACE_COLUMNS", "SiteArrivals", "fleet_models", "generate", "read_trace"]
+
+TRACE_COLUMNS = ("arrival", "departure", "energy_kwh", "station")
+
+
+@dataclass(frozen=True)
+class SiteArrivals:
+    """Every arrival at one site, in time order, as columns.
+
+    ``model`` indexes the run's vehicle model list; ``dwell_s`` is the planned plugged-in
+    time; ``patience_s`` the longest wait in the queue.
+    """
+
+    t_s: np.ndarray
+    model: np.ndarray
+    soc_in_frac: np.ndarray
+    target_soc_frac: np.ndarray
+    dwell_s: np.ndarray
+    patience_s: np.ndarray
+    leave_when_charged: np.ndarray
+    max_queue: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of arrivals."""
+        return len(self.t_s)
+
+
+def fleet_models(scenario: Scenario) -> list[EVModel]:
+    """Every vehicle model the scenario can draw, in a fixed order (scenario fleet first)."""
+    models: dict[str, EVModel] = {}
+    for entries in [scenario.fleet, *(d.fleet for d in scenario.demand if d.fleet)]:
+        for e in entries:
+            m = e.ev_model()
+            if models.setdefault(m.name, m) != m:
+                raise ValueError(f"two different vehicle models are both named {m.name!r}")
+    return list(models.values())
+
+
+def read_trace(path: Path) -> pd.DataFrame:
+    """Read a session trace CSV; raise ValueError naming the file and every bad row."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ValueError(f"trace file {path} does not exist; give a path relative to the scenario file") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"trace file {path} cannot be read as CSV: {exc}") from None
+    missing = [c for c in TRACE_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(
+            f"trace file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(TRACE_COLUMNS)}"
+        )
+    arrival = pd.to_datetime(raw["arrival"], errors="coerce", utc=True, format="ISO8601")
+    departure = pd.to_datetime(raw["departure"], errors="coerce", utc=True, format="ISO8601")
+    energy = pd.to_numeric(raw["energy_kwh"], errors="coerce")
+    bad = arrival.isna() | departure.isna() | energy.isna() | (energy < 0) | (departure < arrival)
+    bad |= raw["station"].str.strip() == ""
+    if bad.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())]  # +2: header line, 1-based
+        shown = ", ".join(map(str, rows[:10])) + (" …" if len(rows) > 10 else "")
+        raise ValueError(
+            f"trace file {path}: {len(rows)} row(s) cannot be used (lines {shown}); each row needs ISO "
+            "timestamps with a zone for arrival and departure (departure not before arrival), "
+            "energy_kwh >= 0 and a station"
+        )
+    return pd.DataFrame(
+        {"arrival": arrival, "departure": departure, "energy_kwh": energy.astype(float), "station": raw["station"]}
+    )
+
+
+def _draw_models(rng: np.random.Generator, entries: list[FleetEntry], index: dict[str, int], n: int) -> np.ndarray:
+    share = np.array([e.share for e in entries], dtype=float)
+    codes = np.array([index[e.ev_model().name] for e in entries], dtype=np.int32)
+    return codes[rng.choice(len(entries), size=n, p=share / share.sum())]
+
+
+def _poisson_times(rng: np.random.Generator, weekly_per_hour: np.ndarray, offset_s: float, horizon_s: float) -> np.ndarray:
+    """Arrival times (s since start) of a Poisson process with a rate per hour of the week."""
+    first, last = int(offset_s // S_PER_H), int(np.ceil((offset_s + horizon_s) / S_PER_H))
+    edges = np.arange(first, last + 1) * S_PER_H
+    lo = np.maximum(edges[:-1], offset_s)
+    hi = np.minimum(edges[1:], offset_s + horizon_s)
+    rate = weekly_per_hour[np.arange(first, last) % 168]
+    counts = rng.poisson(rate * (hi - lo) / S_PER_H)
+    t = np.repeat(lo, counts) + rng.random(int(counts.sum())) * np.repeat(hi - lo, counts)
+    return np.sort(t) - offset_s
+
+
+def _synthetic(scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str, int], models: list[EVModel]) -> SiteArrivals:
+    start = scenario.start
+    week_offset_s = start.weekday() * 86400.0 + start.hour * S_PER_H + start.minute * S_PER_MIN + start.second
+    t = _poisson_times(stream(scenario.seed, f"arrivals:{tag}"), d.rate.weekly_per_hour(), week_offset_s, scenario.horizon_s)
+    n = len(t)
+    model = _draw_models(stream(scenario.seed, f"fleet:{tag}"), d.fleet or scenario.fleet, index, n)
+    energy_rng = stream(scenario.seed, f"energy:{tag}")
+    soc_in = d.arrival_soc_frac.draw(energy_rng, n)
+    if d.energy_need_kwh is not None:
+        capacity = np.array([m.capacity_kwh for m in models])[model]
+        target = np.minimum(1.0, soc_in + d.energy_need_kwh.draw(energy_rng, n) / capacity)
+    else:
+        target = np.maximum(soc_in, d.target.draw(energy_rng, n))
+    dwell_rng = stream(scenario.seed, f"dwell:{tag}")
+    dwell = d.dwell_min.draw(dwell_rng, n) * S_PER_MIN
+    patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
+    return SiteArrivals(t, model, soc_in, target, dwell, patience,
+                        np.full(n, d.leave_when_charged), np.full(n, d.max_queue, dtype=np.int32))
+
+
+def _trace(scenario: Scenario, d: TraceDemand, tag: str, index: dict[str, int], models: list[EVModel]) -> dict[str, SiteArrivals]:
+    df = read_trace(d.path)
+    t = (df["arrival"] - pd.Timestamp(scenario.start)).dt.total_seconds().to_numpy()
+    keep = (t >= 0) & (t < scenario.horizon_s)
+    df, t = df[keep], t[keep]
+    sites = np.full(len(df), d.site) if d.site is not None else df["station"].to_numpy()
+    n = len(df)
+    model = _draw_models(stream(scenario.seed, f"fleet:{tag}"), d.fleet or scenario.fleet, index, n)
+    soc_in = d.arrival_soc_frac.draw(stream(scenario.seed, f"energy:{tag}"), n)
+    capacity = np.array([m.capacity_kwh for m in models])[model]
+    target = np.minimum(1.0, soc_in + df["energy_kwh"].to_numpy() / capacity)
+    dwell = (df["departure"] - df["arrival"]).dt.total_seconds().to_numpy()
+    patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
+    out = {}
+    for site in dict.fromkeys(sites):
+        m = sites == site
+        order = np.argsort(t[m], kind="stable")
+        out[str(site)] = SiteArrivals(
+            t[m][order], model[m][order], soc_in[m][order], target[m][order], dwell[m][order],
+            patience[m][order], np.zeros(int(m.sum()), dtype=bool),
+            np.full(int(m.sum()), d.max_queue, dtype=np.int32),
+        )
+    return out
+
+
+def _merge(parts: list[SiteArrivals]) -> SiteArrivals:
+    if len(parts) == 1:
+        return parts[0]
+    cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in SiteArrivals.__dataclass_fields__}
+    order = np.argsort(cols["t_s"], kind="stable")
+    return SiteArrivals(**{f: c[order] for f, c in cols.items()})
+
+
+def generate(scenario: Scenario, models: list[EVModel]) -> dict[str, SiteArrivals]:
+    """Draw every arrival of the run, per site id (sites without demand get none)."""
+    index = {m.name: i for i, m in enumerate(models)}
+    parts: dict[str, list[SiteArrivals]] = {s.id: [] for s in scenario.network.sites}
+    for i, d in enumerate(scenario.demand):
+        if d.kind == "synthetic":
+            parts[d.site].append(_synthetic(scenario, d, f"{d.site}:{i}", index, models))
+        else:
+            for site, arr in _trace(scenario, d, f"trace:{i}", index, models).items():
+                parts[site].append(arr)
+    empty = SiteArrivals(*(np.zeros(0) for _ in range(6)), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32))
+    return {site: _merge(p) if p else empty for site, p in parts.items()}

@@ -1,0 +1,342 @@
+"""Wiring: build the SimPy environment from a scenario, run it, return the recorded tables.
+
+Every change happens at an event — an arrival, a plug-in, a battery reaching its target,
+a departure, a reneging driver or a manager command — and between events every
+connector follows a known piece of its EV's charge curve (see `sim.ev`), so nothing is
+time-stepped. Charge-curve knees need no events of their own: they are inside the
+closed-form profiles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from sim import demand
+from sim.config import Scenario
+from sim.drivers import Choice, Driver, DriverModel
+from sim.ev import ChargeProfile, EVModel, profile_for
+from sim.hardware import Evse, SiteState, build_sites
+from sim.ids import SessionId, SiteId
+from sim.managers import build_manager
+from sim.managers.base import (
+    Command,
+    EvseStatus,
+    EvseView,
+    SessionStarted,
+    SessionStopped,
+    SiteView,
+    StatusChanged,
+)
+from sim.recorder import Table
+from sim.rng import stream
+from sim.sessions import EventKind, Outcome, Session, State
+from sim.tariffs import session_charge
+from sim.units import S_PER_DAY
+
+__all__ = ["RunTables", "simulate"]
+
+_CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
+CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE = (
+    EvseStatus.CHARGING, EvseStatus.SUSPENDED_EV, EvseStatus.SUSPENDED_EVSE, EvseStatus.AVAILABLE)
+
+
+@dataclass
+class RunTables:
+    """What a run recorded, as columns, plus what is needed to read them."""
+
+    scenario: Scenario
+    models: list[EVModel]
+    sites: list[SiteState]
+    evses: list[Evse]
+    profiles: list[ChargeProfile]
+    sessions: dict[str, np.ndarray]
+    events: dict[str, np.ndarray]
+    intervals: dict[str, np.ndarray]
+    wall_s: float
+
+
+class _View:
+    """The `NetworkView` handed to the manager: snapshots built on demand."""
+
+    def __init__(self, env: simpy.Environment, sites: dict[str, SiteState]) -> None:
+        self._env = env
+        self._sites = sites
+
+    @property
+    def t_s(self) -> float:
+        return self._env.now
+
+    def site(self, site_id: SiteId) -> SiteView:
+        site = self._sites[site_id]
+        now = self._env.now
+        views = []
+        for e in site.evses:
+            s = e.session
+            power_kw = 0.0
+            if s is not None and s.profile is not None:
+                power_kw = s.profile.power_at(s.profile.soc_at(s.tau0_s + now - s.t0_s))
+            views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, power_kw,
+                                  SessionId(s.session_id) if s is not None else None))
+        return SiteView(site.site_id, site.capacity_kw, tuple(views))
+
+
+class _Simulation:
+    """The running simulation: SimPy environment, hardware, drivers, manager and recorder."""
+
+    def __init__(self, scenario: Scenario, models: list[EVModel], arrivals: dict[str, demand.SiteArrivals]) -> None:
+        self.scenario = scenario
+        self.models = models
+        self.env = simpy.Environment()
+        self.sites, self.evses = build_sites(scenario.network.sites)
+        self.evse_by_id = {e.evse_id: e for e in self.evses}
+        self.manager = build_manager(scenario.manager)
+        self.view = _View(self.env, {s.site_id: s for s in self.sites})
+        self.drivers = DriverModel(stream(scenario.seed, "drivers"))
+        self.tariff = scenario.tariff
+        self.profiles: dict = {}
+        self.next_session_id = 0
+        self.sessions = Table(
+            session_id="q", site="q", evse="q", model="q", outcome="b", arrival_t_s="d", plug_t_s="d",
+            charge_start_t_s="d", charge_end_t_s="d", departure_t_s="d", wait_s="d",
+            energy_requested_kwh="d", energy_delivered_kwh="d", soc_in_frac="d", soc_out_frac="d",
+            amount_charged="d",
+        )
+        self.events = Table(t_s="d", event="b", site="q", evse="q", session_id="q", value="d")
+        self.intervals = Table(site="q", evse="q", t0_s="d", t1_s="d", tau0_s="d", profile="q")
+        for site in self.sites:
+            arr = arrivals[site.site_id]
+            if len(arr):
+                self.env.process(self._arrivals(site, arr))
+
+    # ------------------------------------------------------------ processes
+
+    def _arrivals(self, site: SiteState, arr: demand.SiteArrivals):  # noqa: ANN202 - a SimPy process
+        env = self.env
+        for lo in range(0, len(arr), _CHUNK):
+            hi = lo + _CHUNK
+            rows = zip(arr.t_s[lo:hi].tolist(), arr.model[lo:hi].tolist(), arr.soc_in_frac[lo:hi].tolist(),
+                       arr.target_soc_frac[lo:hi].tolist(), arr.dwell_s[lo:hi].tolist(),
+                       arr.patience_s[lo:hi].tolist(), arr.max_queue[lo:hi].tolist(),
+                       arr.leave_when_charged[lo:hi].tolist(), strict=True)
+            for t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave in rows:
+                yield env.timeout(t_s - env.now)
+                self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave)
+
+    # ------------------------------------------------------------ drivers
+
+    def _arrive(self, site: SiteState, t_s: float, model: int, soc_in: float, target: float, dwell_s: float,
+                patience_s: float, max_queue: int, leave: bool) -> None:
+        driver = Driver(self.drivers, patience_s, max_queue, leave)
+        s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
+        self.next_session_id += 1
+        choice = driver.choose(len(site.free), len(site.queue))
+        if choice is Choice.PLUG:
+            free = site.free
+            k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
+            self._plug(s, free.pop(k), t_s)
+        elif choice is Choice.QUEUE:
+            site.queue.append(s)
+            self.events.add(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
+            self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
+        else:
+            s.state = State.DONE
+            self.events.add(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
+            self._record(s, Outcome.BALKED, math.nan)
+
+    def _on_renege(self, event: simpy.Event) -> None:
+        s: Session = event.value
+        if s.state is not State.QUEUED:
+            return
+        s.site.queue.remove(s)
+        s.state = State.DONE
+        self.events.add(self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan)
+        self._record(s, Outcome.RENEGED, self.env.now)
+
+    # ------------------------------------------------------------ sessions
+
+    def _plug(self, s: Session, evse: Evse, t_s: float) -> None:
+        s.state = State.PLUGGED
+        s.evse = evse
+        s.plug_t_s = t_s
+        s.depart_t_s = t_s + s.dwell_s
+        evse.session = s
+        self.events.add(t_s, EventKind.PLUGGED, evse.site.index, evse.index, s.session_id, math.nan)
+        self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
+        wants = s.target_soc_frac > s.soc_frac
+        if wants:
+            evse.status = CHARGING
+            evse.charger.drawing += 1
+        else:
+            evse.status = SUSPENDED_EV
+        self._apply(self.manager.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id)),
+                                        self.view), t_s)
+        if evse.status is CHARGING:
+            self._open(s, evse, t_s)
+            if evse.charger.shared:
+                self._replan_siblings(evse, t_s)
+
+    def _open(self, s: Session, evse: Evse, t_s: float) -> None:
+        """Start an interval at the connector's current cap, or pause the session at a zero cap."""
+        cap = evse.cap_kw()
+        if cap <= 0:
+            self._set_status(evse, SUSPENDED_EVSE)
+            return
+        full_in_s = s.open(profile_for(s.model, evse.dc, cap, self.profiles), t_s)
+        if t_s + full_in_s < s.depart_t_s:
+            self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
+
+    def _close(self, s: Session, t_s: float) -> None:
+        evse = s.evse
+        t0_s, tau0_s, pid = s.close(t_s)
+        self.intervals.add(evse.site.index, evse.index, t0_s, t_s, tau0_s, pid)
+
+    def _on_full(self, event: simpy.Event) -> None:
+        s, version = event.value
+        if s.version != version or s.state is not State.PLUGGED:
+            return
+        t_s = self.env.now
+        evse = s.evse
+        self._close(s, t_s)
+        s.soc_frac = s.target_soc_frac
+        s.charge_end_t_s = t_s
+        self.events.add(t_s, EventKind.FULL, evse.site.index, evse.index, s.session_id, math.nan)
+        self._set_status(evse, SUSPENDED_EV)
+        if s.driver.leave_when_charged:
+            self._depart(s, t_s)
+            return
+        self._apply(self.manager.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV),
+                                        self.view), t_s)
+        if evse.charger.shared:
+            self._replan_siblings(evse, t_s)
+
+    def _on_dwell_end(self, event: simpy.Event) -> None:
+        s: Session = event.value
+        if s.state is State.PLUGGED:
+            self._depart(s, self.env.now)
+
+    def _depart(self, s: Session, t_s: float) -> None:
+        evse = s.evse
+        site = evse.site
+        was_charging = evse.status is CHARGING
+        if s.profile is not None:
+            self._close(s, t_s)
+            s.charge_end_t_s = t_s
+        self._set_status(evse, AVAILABLE)
+        evse.session = None
+        evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
+        s.state = State.DONE
+        self.events.add(t_s, EventKind.DEPARTED, site.index, evse.index, s.session_id, math.nan)
+        self._record(s, Outcome.SERVED, t_s)
+        self._apply(self.manager.handle(
+            SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), self.view), t_s)
+        if was_charging and evse.charger.shared:
+            self._replan_siblings(evse, t_s)
+        if site.queue:
+            self._plug(site.queue.popleft(), evse, t_s)
+        else:
+            site.free.append(evse)
+
+    # ------------------------------------------------------------ power
+
+    def _set_status(self, evse: Evse, status: EvseStatus) -> None:
+        if evse.status is CHARGING:
+            evse.charger.drawing -= 1
+        if status is CHARGING:
+            evse.charger.drawing += 1
+        evse.status = status
+
+    def _apply(self, commands: Sequence[Command], t_s: float) -> None:
+        for c in commands:
+            evse = self.evse_by_id[c.evse_id]
+            evse.limit_kw = c.power_kw
+            self.events.add(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index,
+                            evse.session.session_id if evse.session is not None else -1, c.power_kw)
+            self._replan(evse, t_s)
+
+    def _replan(self, evse: Evse, t_s: float) -> None:
+        """Follow a change of the connector's cap: new interval, pause or resume."""
+        s = evse.session
+        if s is None:
+            return
+        if evse.status is CHARGING:
+            if s.profile is None:
+                return  # being plugged in: its first interval opens after the manager answered
+            cap = evse.cap_kw()
+            if cap > 0 and profile_for(s.model, evse.dc, cap, self.profiles) is s.profile:
+                return
+            self._close(s, t_s)
+            self._open(s, evse, t_s)
+            if evse.status is not CHARGING and evse.charger.shared:
+                self._replan_siblings(evse, t_s)
+        elif evse.status is SUSPENDED_EVSE and evse.cap_kw() > 0:
+            self._set_status(evse, CHARGING)
+            self._open(s, evse, t_s)
+            if evse.charger.shared:
+                self._replan_siblings(evse, t_s)
+
+    def _replan_siblings(self, evse: Evse, t_s: float) -> None:
+        for other in evse.charger.evses:
+            if other is not evse and other.status is CHARGING:
+                self._replan(other, t_s)
+
+    # ------------------------------------------------------------ recording
+
+    def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
+        evse = s.evse
+        served = outcome is Outcome.SERVED or (outcome is Outcome.ONGOING and evse is not None)
+        energy_kwh = s.energy_kwh
+        wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
+        self.sessions.add(
+            s.session_id, s.site.index, evse.index if evse is not None else -1, s.model_index, outcome,
+            s.arrival_t_s, s.plug_t_s, s.charge_start_t_s, s.charge_end_t_s, departure_t_s,
+            wait_s if wait_s == wait_s else 0.0, s.requested_kwh, energy_kwh, s.soc_in_frac, s.soc_frac,
+            session_charge(self.tariff, energy_kwh) if served else 0.0,
+        )
+        if outcome is not Outcome.ONGOING:
+            s.driver.remove()
+
+    def finish(self, t_s: float) -> None:
+        """Close what is still open at the end of the horizon; those sessions are `ongoing`."""
+        for evse in self.evses:
+            s = evse.session
+            if s is not None:
+                if s.profile is not None:
+                    self._close(s, t_s)
+                self._record(s, Outcome.ONGOING, math.nan)
+        for site in self.sites:
+            for s in site.queue:
+                self._record(s, Outcome.ONGOING, math.nan)
+
+    def run(self, progress: Callable[[float], None] | None) -> None:
+        horizon_s = self.scenario.horizon_s
+        day = 1
+        while self.env.now < horizon_s:
+            self.env.run(until=min(day * S_PER_DAY, horizon_s))
+            day += 1
+            if progress is not None:
+                progress(self.env.now / horizon_s)
+        self.finish(horizon_s)
+
+
+def simulate(scenario: Scenario, progress: Callable[[float], None] | None = None) -> RunTables:
+    """Run `scenario` and return its recorded tables.
+
+    Args:
+        scenario: A validated scenario.
+        progress: Called with the fraction of the horizon done, once per simulated day.
+    """
+    t0 = time.perf_counter()
+    models = demand.fleet_models(scenario)
+    sim = _Simulation(scenario, models, demand.generate(scenario, models))
+    sim.run(progress)
+    profiles = sorted(sim.profiles.values(), key=lambda p: p.pid)
+    return RunTables(scenario, models, sim.sites, sim.evses, profiles, sim.sessions.arrays(), sim.events.arrays(),
+                     sim.intervals.arrays(), time.perf_counter() - t0)
+
+

@@ -1,0 +1,100 @@
+"""Chargers and their connectors (EVSEs): power limits, shared cabinets and status.
+
+A connector's power cap is the smallest of its hardware maximum, the limit the network
+manager set, and — on a charger whose power is shared among its connectors (a DC
+cabinet) — the charger's power split equally among the connectors drawing power.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING
+
+from sim.ids import ChargerId, EvseId, SiteId
+from sim.managers.base import EvseStatus
+
+if TYPE_CHECKING:
+    from sim.config import Site
+
+__all__ = ["Charger", "Evse", "SiteState", "build_sites"]
+
+
+class Charger:
+    """A charger (charge point) with one or more connectors."""
+
+    __slots__ = ("charger_id", "drawing", "evses", "power_kw", "shared")
+
+    def __init__(self, charger_id: ChargerId, power_kw: float, shared: bool) -> None:
+        """A charger whose connectors each reach `power_kw`, sharing it if `shared`."""
+        self.charger_id = charger_id
+        self.power_kw = power_kw
+        self.shared = shared
+        self.evses: list[Evse] = []
+        self.drawing = 0  # connectors in status CHARGING
+
+
+class Evse:
+    """One connector: it charges one EV at a time."""
+
+    __slots__ = ("charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "session", "site", "status")
+
+    def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
+        """A free connector of `charger` with hardware maximum `max_kw`."""
+        self.index = index
+        self.evse_id = evse_id
+        self.site = site
+        self.charger = charger
+        self.max_kw = max_kw
+        self.dc = dc
+        self.status = EvseStatus.AVAILABLE
+        self.limit_kw = math.inf
+        self.session = None  # the engine's session object while an EV is plugged in
+
+    def cap_kw(self) -> float:
+        """The power this connector may deliver now."""
+        cap = self.max_kw if self.max_kw < self.limit_kw else self.limit_kw
+        charger = self.charger
+        if charger.shared and charger.drawing > 1:
+            share = charger.power_kw / charger.drawing
+            if share < cap:
+                return share
+        return cap
+
+
+class SiteState:
+    """A site's connectors, its queue of waiting drivers and its grid limit."""
+
+    __slots__ = ("capacity_kw", "chargers", "evses", "free", "index", "queue", "site_id")
+
+    def __init__(self, index: int, site_id: SiteId, capacity_kw: float) -> None:
+        """An empty site; `build_sites` adds the chargers."""
+        self.index = index
+        self.site_id = site_id
+        self.capacity_kw = capacity_kw
+        self.chargers: list[Charger] = []
+        self.evses: list[Evse] = []
+        self.free: list[Evse] = []  # connectors with no EV, in build order
+        self.queue: deque = deque()
+
+
+def build_sites(sites: list[Site]) -> tuple[list[SiteState], list[Evse]]:
+    """Create the hardware of every site; connector ids are ``<site>.<charger nn>.<connector n>``."""
+    states, evses = [], []
+    for i, cfg in enumerate(sites):
+        site = SiteState(i, SiteId(cfg.id), cfg.capacity_kw)
+        n = 0
+        for group in cfg.chargers:
+            for _ in range(group.count):
+                n += 1
+                charger = Charger(ChargerId(f"{cfg.id}.{n:02d}"), group.power_kw, group.shared)
+                for c in range(1, group.connectors + 1):
+                    evse = Evse(len(evses), EvseId(f"{charger.charger_id}.{c}"), site, charger,
+                                group.power_kw, group.current == "dc")
+                    charger.evses.append(evse)
+                    site.evses.append(evse)
+                    evses.append(evse)
+                site.chargers.append(charger)
+        site.free = list(site.evses)
+        states.append(site)
+    return states, evses

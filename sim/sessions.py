@@ -1,0 +1,112 @@
+"""A charging session from arrival to departure, and the integration of its energy.
+
+While plugged in, a session charges along one `ChargeProfile` at a time (one per power
+cap); each stretch on one profile is an *interval*. Closing an interval evaluates the
+state of charge in closed form, so energy is exact whatever the event spacing.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.drivers import Driver
+    from sim.ev import ChargeProfile, EVModel
+    from sim.hardware import Evse, SiteState
+
+__all__ = ["EventKind", "Outcome", "Session", "State"]
+
+
+class State(enum.IntEnum):
+    """Where a session is."""
+
+    QUEUED = 0
+    PLUGGED = 1
+    DONE = 2
+
+
+class Outcome(enum.IntEnum):
+    """How a session ended, as stored in the sessions table."""
+
+    SERVED = 0
+    BALKED = 1
+    RENEGED = 2
+    ONGOING = 3
+
+
+class Session:
+    """One driver's visit: queue, plug-in, charging intervals, departure."""
+
+    __slots__ = (
+        "arrival_t_s", "charge_end_t_s", "charge_start_t_s", "depart_t_s", "driver", "dwell_s", "evse",
+        "model", "model_index", "plug_t_s", "profile", "session_id", "site", "soc_frac", "soc_in_frac",
+        "state", "t0_s", "target_soc_frac", "tau0_s", "version",
+    )
+
+    def __init__(self, session_id: int, driver: Driver, site: SiteState, model: EVModel, model_index: int,
+                 arrival_t_s: float, soc_in_frac: float, target_soc_frac: float, dwell_s: float) -> None:
+        """A session that has just arrived at `site`."""
+        self.session_id = session_id
+        self.driver = driver
+        self.site = site
+        self.model = model
+        self.model_index = model_index
+        self.arrival_t_s = arrival_t_s
+        self.soc_in_frac = soc_in_frac
+        self.soc_frac = soc_in_frac
+        self.target_soc_frac = target_soc_frac
+        self.dwell_s = dwell_s
+        self.state = State.QUEUED
+        self.evse: Evse | None = None
+        self.plug_t_s = math.nan
+        self.depart_t_s = math.inf
+        self.charge_start_t_s = math.nan
+        self.charge_end_t_s = math.nan
+        self.profile: ChargeProfile | None = None  # the open interval's profile
+        self.t0_s = 0.0
+        self.tau0_s = 0.0
+        self.version = 0  # bumped whenever a scheduled "full" event becomes stale
+
+    def open(self, profile: ChargeProfile, t_s: float) -> float:
+        """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""
+        self.profile = profile
+        self.t0_s = t_s
+        self.tau0_s = profile.time_at(self.soc_frac)
+        self.version += 1
+        if self.charge_start_t_s != self.charge_start_t_s:  # NaN: first power
+            self.charge_start_t_s = t_s
+        return profile.time_at(self.target_soc_frac) - self.tau0_s
+
+    def close(self, t_s: float) -> tuple[float, float, int]:
+        """End the open interval at `t_s`; return its ``(t0_s, tau0_s, profile id)``."""
+        profile = self.profile
+        assert profile is not None
+        soc = profile.soc_at(self.tau0_s + t_s - self.t0_s)
+        self.soc_frac = soc if soc < self.target_soc_frac else self.target_soc_frac
+        self.profile = None
+        self.version += 1
+        return self.t0_s, self.tau0_s, profile.pid
+
+    @property
+    def energy_kwh(self) -> float:
+        """Energy delivered up to the last closed interval."""
+        return (self.soc_frac - self.soc_in_frac) * self.model.capacity_kwh
+
+    @property
+    def requested_kwh(self) -> float:
+        """Energy the driver wants."""
+        return (self.target_soc_frac - self.soc_in_frac) * self.model.capacity_kwh
+
+
+class EventKind(enum.IntEnum):
+    """Rows of the events table."""
+
+    PLUGGED = 0
+    QUEUED = 1
+    BALKED = 2
+    RENEGED = 3
+    FULL = 4
+    DEPARTED = 5
+    POWER_LIMIT = 6
