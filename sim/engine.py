@@ -20,7 +20,7 @@ import simpy
 from sim import demand
 from sim.config import Scenario
 from sim.drivers import Choice, Driver, DriverModel
-from sim.ev import ChargeProfile, EVModel, profile_for
+from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import SessionId, SiteId
 from sim.managers import build_manager
@@ -99,16 +99,16 @@ class _Simulation:
         self.view = _View(self.env, {s.site_id: s for s in self.sites})
         self.drivers = DriverModel(stream(scenario.seed, "drivers"))
         self.tariff = scenario.tariff
-        self.profiles: dict = {}
+        self.profiles = ProfileCache()
         self.next_session_id = 0
         self.sessions = Table(
-            session_id="q", site="q", evse="q", model="q", outcome="b", arrival_t_s="d", plug_t_s="d",
-            charge_start_t_s="d", charge_end_t_s="d", departure_t_s="d", wait_s="d",
-            energy_requested_kwh="d", energy_delivered_kwh="d", soc_in_frac="d", soc_out_frac="d",
-            amount_charged="d",
+            session_id=int, site=int, evse=int, model=int, outcome=int, arrival_t_s=float, plug_t_s=float,
+            charge_start_t_s=float, charge_end_t_s=float, departure_t_s=float, wait_s=float,
+            energy_requested_kwh=float, energy_delivered_kwh=float, soc_in_frac=float, soc_out_frac=float,
+            amount_charged=float,
         )
-        self.events = Table(t_s="d", event="b", site="q", evse="q", session_id="q", value="d")
-        self.intervals = Table(site="q", evse="q", t0_s="d", t1_s="d", tau0_s="d", profile="q")
+        self.events = Table(t_s=float, event=int, site=int, evse=int, session_id=int, value=float)
+        self.intervals = Table(site=int, evse=int, t0_s=float, t1_s=float, tau0_s=float, profile=int)
         for site in self.sites:
             arr = arrivals[site.site_id]
             if len(arr):
@@ -142,11 +142,11 @@ class _Simulation:
             self._plug(s, free.pop(k), t_s)
         elif choice is Choice.QUEUE:
             site.queue.append(s)
-            self.events.add(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
+            self.events.add((t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan))
             self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
         else:
             s.state = State.DONE
-            self.events.add(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
+            self.events.add((t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan))
             self._record(s, Outcome.BALKED, math.nan)
 
     def _on_renege(self, event: simpy.Event) -> None:
@@ -155,7 +155,7 @@ class _Simulation:
             return
         s.site.queue.remove(s)
         s.state = State.DONE
-        self.events.add(self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan)
+        self.events.add((self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan))
         self._record(s, Outcome.RENEGED, self.env.now)
 
     # ------------------------------------------------------------ sessions
@@ -166,7 +166,6 @@ class _Simulation:
         s.plug_t_s = t_s
         s.depart_t_s = t_s + s.dwell_s
         evse.session = s
-        self.events.add(t_s, EventKind.PLUGGED, evse.site.index, evse.index, s.session_id, math.nan)
         self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
         wants = s.target_soc_frac > s.soc_frac
         if wants:
@@ -187,14 +186,14 @@ class _Simulation:
         if cap <= 0:
             self._set_status(evse, SUSPENDED_EVSE)
             return
-        full_in_s = s.open(profile_for(s.model, evse.dc, cap, self.profiles), t_s)
+        full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
 
     def _close(self, s: Session, t_s: float) -> None:
         evse = s.evse
         t0_s, tau0_s, pid = s.close(t_s)
-        self.intervals.add(evse.site.index, evse.index, t0_s, t_s, tau0_s, pid)
+        self.intervals.add((evse.site.index, evse.index, t0_s, t_s, tau0_s, pid))
 
     def _on_full(self, event: simpy.Event) -> None:
         s, version = event.value
@@ -205,7 +204,6 @@ class _Simulation:
         self._close(s, t_s)
         s.soc_frac = s.target_soc_frac
         s.charge_end_t_s = t_s
-        self.events.add(t_s, EventKind.FULL, evse.site.index, evse.index, s.session_id, math.nan)
         self._set_status(evse, SUSPENDED_EV)
         if s.driver.leave_when_charged:
             self._depart(s, t_s)
@@ -231,7 +229,6 @@ class _Simulation:
         evse.session = None
         evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
         s.state = State.DONE
-        self.events.add(t_s, EventKind.DEPARTED, site.index, evse.index, s.session_id, math.nan)
         self._record(s, Outcome.SERVED, t_s)
         self._apply(self.manager.handle(
             SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), self.view), t_s)
@@ -255,8 +252,8 @@ class _Simulation:
         for c in commands:
             evse = self.evse_by_id[c.evse_id]
             evse.limit_kw = c.power_kw
-            self.events.add(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index,
-                            evse.session.session_id if evse.session is not None else -1, c.power_kw)
+            self.events.add((t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index,
+                            evse.session.session_id if evse.session is not None else -1, c.power_kw))
             self._replan(evse, t_s)
 
     def _replan(self, evse: Evse, t_s: float) -> None:
@@ -268,7 +265,7 @@ class _Simulation:
             if s.profile is None:
                 return  # being plugged in: its first interval opens after the manager answered
             cap = evse.cap_kw()
-            if cap > 0 and profile_for(s.model, evse.dc, cap, self.profiles) is s.profile:
+            if cap > 0 and self.profiles.get(s.model, evse.dc, cap) is s.profile:
                 return
             self._close(s, t_s)
             self._open(s, evse, t_s)
@@ -292,12 +289,12 @@ class _Simulation:
         served = outcome is Outcome.SERVED or (outcome is Outcome.ONGOING and evse is not None)
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
-        self.sessions.add(
+        self.sessions.add((
             s.session_id, s.site.index, evse.index if evse is not None else -1, s.model_index, outcome,
             s.arrival_t_s, s.plug_t_s, s.charge_start_t_s, s.charge_end_t_s, departure_t_s,
             wait_s if wait_s == wait_s else 0.0, s.requested_kwh, energy_kwh, s.soc_in_frac, s.soc_frac,
             session_charge(self.tariff, energy_kwh) if served else 0.0,
-        )
+        ))
         if outcome is not Outcome.ONGOING:
             s.driver.remove()
 
@@ -335,8 +332,7 @@ def simulate(scenario: Scenario, progress: Callable[[float], None] | None = None
     models = demand.fleet_models(scenario)
     sim = _Simulation(scenario, models, demand.generate(scenario, models))
     sim.run(progress)
-    profiles = sorted(sim.profiles.values(), key=lambda p: p.pid)
-    return RunTables(scenario, models, sim.sites, sim.evses, profiles, sim.sessions.arrays(), sim.events.arrays(),
+    return RunTables(scenario, models, sim.sites, sim.evses, sim.profiles.profiles, sim.sessions.arrays(), sim.events.arrays(),
                      sim.intervals.arrays(), time.perf_counter() - t0)
 
 

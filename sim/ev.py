@@ -22,7 +22,7 @@ import numpy as np
 
 from sim.units import S_PER_H
 
-__all__ = ["PRESETS", "ChargeProfile", "EVModel", "profile_for"]
+__all__ = ["PRESETS", "ChargeProfile", "EVModel", "ProfileCache"]
 
 _FLAT = 1e-9  # slopes below this (kW per unit SoC) are treated as flat pieces
 
@@ -103,7 +103,7 @@ class ChargeProfile:
         self.tau_s = tuple(tau)
         self.cap_kw = cap_kw
         self.capacity_kwh = capacity_kwh
-        self.pid = -1  # index in the run's profile list, set by `profile_for`
+        self.pid = -1  # index in the run's profile list, set by `ProfileCache`
 
     def time_at(self, soc_frac: float) -> float:
         """Profile time (s) at which the battery reaches `soc_frac`."""
@@ -152,24 +152,40 @@ def _dt_s(a: float, b: float, s0: float, s1: float, capacity_kwh: float) -> floa
     return capacity_kwh / b * math.log((a + b * s1) / (a + b * s0)) * S_PER_H
 
 
-def profile_for(model: EVModel, dc: bool, cap_kw: float, cache: dict) -> ChargeProfile:
-    """The (cached) profile of `model` on an AC or DC port limited to `cap_kw`.
+class ProfileCache:
+    """The charge profiles of one run, each built once and numbered in order of first use."""
 
-    The cap is first reduced to what the vehicle could draw anyway, so every cap above the
-    vehicle's own maximum shares one profile.
-    """
-    if dc:
-        curve = model.dc_curve
-        cap_kw = min(cap_kw, max(p for _, p in curve))
-    else:
-        cap_kw = min(cap_kw, model.ac_max_kw)
-        curve = ((0.0, cap_kw), (1.0, cap_kw))
-    key = (model.name, dc, cap_kw)
-    profile = cache.get(key)
-    if profile is None:
-        profile = cache[key] = ChargeProfile(curve, cap_kw, model.capacity_kwh)
-        profile.pid = len(cache) - 1
-    return profile
+    def __init__(self) -> None:
+        """An empty cache."""
+        self.profiles: list[ChargeProfile] = []
+        self._by_cap: dict[tuple[str, bool, float], ChargeProfile] = {}
+        self._by_key: dict[tuple[str, bool, float], ChargeProfile] = {}
+
+    def get(self, model: EVModel, dc: bool, cap_kw: float) -> ChargeProfile:
+        """The profile of `model` on an AC or DC port limited to `cap_kw`.
+
+        The cap is first reduced to what the vehicle could draw anyway, so every cap above
+        the vehicle's own maximum shares one profile.
+        """
+        profile = self._by_cap.get((model.name, dc, cap_kw))
+        if profile is None:
+            profile = self._by_cap[(model.name, dc, cap_kw)] = self._build(model, dc, cap_kw)
+        return profile
+
+    def _build(self, model: EVModel, dc: bool, cap_kw: float) -> ChargeProfile:
+        if dc:
+            curve = model.dc_curve
+            cap_kw = min(cap_kw, max(p for _, p in curve))
+        else:
+            cap_kw = min(cap_kw, model.ac_max_kw)
+            curve = ((0.0, cap_kw), (1.0, cap_kw))
+        key = (model.name, dc, cap_kw)
+        profile = self._by_key.get(key)
+        if profile is None:
+            profile = self._by_key[key] = ChargeProfile(curve, cap_kw, model.capacity_kwh)
+            profile.pid = len(self.profiles)
+            self.profiles.append(profile)
+        return profile
 
 
 def _m(name: str, capacity_kwh: float, ac_max_kw: float, curve: Sequence[tuple[float, float]]) -> EVModel:

@@ -101,12 +101,14 @@ class Session:
 
 
 class EventKind(enum.IntEnum):
-    """Rows of the events table."""
+    """Rows of the events table: what the sessions table does not already hold.
 
-    PLUGGED = 0
-    QUEUED = 1
-    BALKED = 2
-    RENEGED = 3
-    FULL = 4
-    DEPARTED = 5
-    POWER_LIMIT = 6
+    Plug-in, full battery and departure are the session's own columns (``plug_t_s``,
+    ``charge_end_t_s``, ``departure_t_s``); the events table keeps queueing and the
+    manager's commands, in time order.
+    """
+
+    QUEUED = 0
+    BALKED = 1
+    RENEGED = 2
+    POWER_LIMIT = 3

@@ -1,0 +1,119 @@
+"""Throughput benchmark: a 1,000-port network for 365 days (about 1.5 million sessions).
+
+Prints, per manager, sessions simulated per wall-clock second, the time to build the
+result tables, and the peak memory of the process; and the same rate for a bare SimPy
+loop over the same arrivals (the ceiling), with our rate as a share of it.
+
+    python bench/throughput.py [--days 365] [--sites 125] [--managers uncontrolled,equal_share]
+
+Each case runs in a fresh process so peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+import simpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sim.config import Scenario, validate_data  # noqa: E402
+from sim.demand import fleet_models, generate  # noqa: E402
+
+PORTS_PER_SITE = 8
+
+
+def scenario(days: float, sites: int, manager: str) -> Scenario:
+    """125 sites × 8 ports: 3 AC posts with 2 × 11 kW and a 150 kW DC charger with 2 shared connectors."""
+    profile = [0.3, 0.2, 0.15, 0.15, 0.2, 0.5, 1.0, 1.6, 1.9, 1.8, 1.7, 1.8, 1.9, 1.9, 1.8, 1.8, 2.0, 2.2, 2.1,
+               1.8, 1.5, 1.1, 0.8, 0.5]  # mean 1.37 arrivals per hour per site: ~12,000 sessions a year
+    data = {
+        "name": "bench", "seed": 1, "start": "2026-01-05T00:00:00+01:00", "horizon_days": days,
+        "network": {"sites": [{
+            "id": f"s{i:04d}", "lat": 50 + i * 0.01, "lon": 8.0, "capacity_kw": 180.0,
+            "chargers": [
+                {"model": "ac22", "count": 3, "connectors": 2, "power_kw": 11.0, "current": "ac"},
+                {"model": "dc150", "count": 1, "connectors": 2, "power_kw": 150.0, "current": "dc", "shared": True},
+            ]} for i in range(sites)]},
+        "fleet": [{"preset": p, "share": w} for p, w in [
+            ("tesla_model_3_lr", 3), ("hyundai_ioniq_5_lr", 2), ("vw_id4_pro", 2), ("nissan_leaf_40", 1),
+            ("chevrolet_bolt_ev", 1), ("renault_zoe_ze50", 1)]],
+        "demand": [{
+            "kind": "synthetic", "site": f"s{i:04d}", "rate": {"kind": "daily", "per_hour": profile},
+            "arrival_soc_frac": {"dist": "beta", "a": 2, "b": 5},
+            "dwell_min": {"dist": "lognormal", "median": 60, "sigma": 0.6},
+            "patience_min": 10, "max_queue": 2} for i in range(sites)],
+        "tariff": {"price_per_kwh": 0.49, "session_fee": 0.5},
+        "manager": {"kind": manager},
+    }
+    return validate_data(data, "bench", Path("."))
+
+
+def _bare(days: float, sites: int, out: mp.Queue) -> None:
+    """The ceiling: a SimPy process per site yielding arrivals, a process per session holding its dwell."""
+    s = scenario(days, sites, "uncontrolled")
+    arrivals = generate(s, fleet_models(s))
+    env = simpy.Environment()
+
+    def session(dwell_s: float):  # noqa: ANN202
+        yield env.timeout(dwell_s)
+
+    def site(t: list[float], dwell: list[float]):  # noqa: ANN202
+        for t_s, d in zip(t, dwell, strict=True):
+            yield env.timeout(t_s - env.now)
+            env.process(session(d))
+
+    n = 0
+    for a in arrivals.values():
+        env.process(site(a.t_s.tolist(), a.dwell_s.tolist()))
+        n += len(a)
+    t0 = time.perf_counter()
+    env.run(until=s.horizon_s)
+    out.put(("bare simpy", n, time.perf_counter() - t0, 0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def _case(days: float, sites: int, manager: str, out: mp.Queue) -> None:
+    from sim.engine import simulate
+    from sim.metrics import build_tables
+
+    run = simulate(scenario(days, sites, manager))
+    t0 = time.perf_counter()
+    build_tables(run)
+    tables_s = time.perf_counter() - t0
+    n = len(run.sessions["session_id"])
+    out.put((manager, n, run.wall_s, tables_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def main() -> None:
+    """Run every case in its own process and print a table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=float, default=365.0)
+    ap.add_argument("--sites", type=int, default=125)
+    ap.add_argument("--managers", default="uncontrolled,equal_share")
+    args = ap.parse_args()
+    ctx = mp.get_context("spawn")
+    results = []
+    cases = [(_bare, ())] + [(_case, (m,)) for m in args.managers.split(",")]
+    for fn, extra in cases:
+        q = ctx.Queue()
+        p = ctx.Process(target=fn, args=(args.days, args.sites, *extra, q))
+        p.start()
+        results.append(q.get())
+        p.join()
+    print(f"network: {args.sites} sites × {PORTS_PER_SITE} ports = {args.sites * PORTS_PER_SITE} ports, "
+          f"{args.days:g} days")
+    ceiling = results[0][1] / results[0][2]
+    print(f"{'case':<16}{'sessions':>11}{'sim s':>9}{'sessions/s':>12}{'of ceiling':>12}{'tables s':>10}{'peak RSS':>11}")
+    for name, n, wall_s, tables_s, rss_kb in results:
+        rate = n / wall_s
+        print(f"{name:<16}{n:>11,}{wall_s:>9.1f}{rate:>12,.0f}{rate / ceiling:>12.0%}{tables_s:>10.1f}"
+              f"{rss_kb / 1024:>9,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

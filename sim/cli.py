@@ -1,0 +1,178 @@
+"""The `chargetwin` command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sim.config import ScenarioError, load_scenario, scenario_schema
+
+__all__ = ["main"]
+
+EXAMPLES = """\
+examples:
+  chargetwin run scenarios/small_city.yaml                 run, write out/<name>/, print KPIs
+  chargetwin run scenarios/highway_corridor.yaml --days 2 --seed 7 --out out/try
+  chargetwin validate scenarios/workplace_campus.yaml      check a scenario, run nothing
+  chargetwin schema > scenario.schema.json                 JSON Schema for your editor
+  chargetwin report out/small_city                         render the report again
+"""
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed without a traceback, exit code 2."""
+
+
+def _lazy_progress(console: Console, label: str, after_s: float = 1.0) -> tuple[Callable[[float], None], Callable[[], None]]:
+    """A progress callback that shows a bar only once the work has taken `after_s`."""
+    started = time.perf_counter()
+    state: dict[str, Any] = {}
+
+    def update(fraction: float) -> None:
+        if "bar" not in state:
+            if time.perf_counter() - started < after_s:
+                return
+            bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                           TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                           console=console, transient=True)
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task(label, total=1.0)
+        state["bar"].update(state["task"], completed=fraction)
+
+    def stop() -> None:
+        if "bar" in state:
+            state["bar"].stop()
+
+    return update, stop
+
+
+def _summary(kpis: dict[str, Any], title: str) -> Table:
+    n = kpis["network"]
+    cur = kpis["currency"]
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    rows = [
+        ("sessions arrived", f"{n['sessions_arrived']:,}"),
+        ("served / balked / reneged", f"{n['sessions_served']:,} / {n['sessions_balked']:,} / {n['sessions_reneged']:,}"),
+        ("energy delivered", f"{n['energy_delivered_kwh'] / 1000:,.2f} MWh"),
+        ("unmet energy (served)", f"{n['unmet_energy_kwh'] / 1000:,.2f} MWh"),
+        ("wait mean / p95", f"{n['wait_mean_s'] / 60:,.1f} / {n['wait_p95_s'] / 60:,.1f} min"),
+        ("port time utilization", f"{n['time_utilization']:.1%}"),
+        ("port energy utilization", f"{n['energy_utilization']:.1%}"),
+        ("network peak (15 min)", f"{n['peak_kw']:,.0f} kW"),
+        ("revenue", f"{n['revenue']:,.2f} {cur}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _render_report(results_dir: Path) -> None:
+    from reports import render
+
+    render(results_dir)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """Run a scenario and write its results folder."""
+    from sim.engine import simulate
+    from sim.results import write_results
+
+    scenario = load_scenario(args.scenario, seed=args.seed, horizon_days=args.days)
+    out = Path(args.out) if args.out else Path("out") / scenario.name
+    update, stop = _lazy_progress(console, f"simulating {scenario.name}")
+    try:
+        run = simulate(scenario, progress=update)
+    finally:
+        stop()
+    with console.status("writing results and report"):
+        kpis = write_results(run, out, finish=_render_report)
+    console.print(_summary(kpis, f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
+                                 f"{scenario.manager.kind} ({run.wall_s:.1f} s)"))
+    console.print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Check a scenario file and say what it holds."""
+    s = load_scenario(args.scenario)
+    ports = sum(site.port_count for site in s.network.sites)
+    console.print(f"{args.scenario}: valid — {len(s.network.sites)} sites, {ports} ports, "
+                  f"{len(s.demand)} demand sources, {s.horizon_days:g} days, manager {s.manager.kind}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, console: Console) -> int:
+    """Print the scenario JSON Schema."""
+    sys.stdout.write(json.dumps(scenario_schema(), indent=2) + "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Render the report of an existing results folder again."""
+    from reports import render
+
+    folder = Path(args.results_dir)
+    missing = [f for f in ("kpis.json", "sessions.parquet", "load.parquet") if not (folder / f).is_file()]
+    if missing:
+        raise UsageError(f"{folder}: not a results folder (missing {', '.join(missing)}); "
+                         "give the folder `chargetwin run` wrote, e.g. out/<scenario name>")
+    console.print(f"report: {render(folder)}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chargetwin", description="Digital twin of an EV charging network: run scenarios, read reports.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a scenario and write a results folder", epilog=EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", help="results folder (default: out/<scenario name>)")
+    run.add_argument("--seed", type=int, help="override the scenario seed")
+    run.add_argument("--days", type=float, help="override horizon_days")
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check a scenario without running it")
+    val.add_argument("scenario", help="scenario YAML file")
+    val.set_defaults(func=cmd_validate)
+    sch = sub.add_parser("schema", help="print the scenario JSON Schema")
+    sch.set_defaults(func=cmd_schema)
+    rep = sub.add_parser("report", help="render the report of a results folder again")
+    rep.add_argument("results_dir", help="a folder written by `chargetwin run`")
+    rep.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `chargetwin` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        return int(args.func(args, console))
+    except ScenarioError as exc:
+        for line in exc.problems:
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+        err.print(f"{len(exc.problems)} problem(s); nothing was run.", markup=False, highlight=False)
+        return 2
+    except UsageError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted; results folders already written are unchanged")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

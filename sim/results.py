@@ -1,0 +1,86 @@
+"""The results folder: tables, KPIs, the resolved scenario and a manifest, written atomically.
+
+Everything is written into a temporary folder beside the target and renamed into place
+at the end, so an existing results folder is either left as it was or replaced whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from sim.engine import RunTables
+from sim.metrics import Tables, build_tables, kpis
+
+__all__ = ["RESULT_FILES", "write_results"]
+
+RESULT_FILES = ("scenario.yaml", "manifest.json", "kpis.json", "sessions.parquet", "events.parquet",
+                "load.parquet", "load_steps.parquet", "ports.parquet")
+_PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _write_parquet(df: Any, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+
+
+def _write_json(data: Any, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Write the results of `run` to `out_dir` and return its KPIs.
+
+    Args:
+        run: What `sim.engine.simulate` returned.
+        out_dir: The results folder; replaced whole if it exists.
+        finish: Called with the temporary folder once the tables are in it (e.g. to render
+            the report), before the folder is moved into place.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        tables: Tables = build_tables(run)
+        k = kpis(run, tables)
+        scenario = run.scenario
+        (tmp / "scenario.yaml").write_text(
+            yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        _write_json({"scenario": scenario.name, "seed": scenario.seed, "start": scenario.start.isoformat(),
+                     "horizon_days": scenario.horizon_days, "manager": scenario.manager.kind,
+                     "versions": _versions()}, tmp / "manifest.json")
+        _write_json(k, tmp / "kpis.json")
+        for name in ("sessions", "events", "load", "load_steps", "ports"):
+            _write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
+        if finish is not None:
+            finish(tmp)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return k
