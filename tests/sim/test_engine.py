@@ -1,0 +1,129 @@
+import math
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.engine import simulate
+from sim.metrics import BIN_S, build_tables
+from sim.results import write_results
+from tests.conftest import make_scenario
+
+
+def test_energy_is_conserved():
+    """Σ energy delivered to sessions = ∫ site power dt, per site, for a shared-cabinet site."""
+    run = simulate(make_scenario(horizon_days=5))
+    t = build_tables(run)
+    delivered = t.sessions["energy_delivered_kwh"].sum()
+    integrated = (t.load["power_kw"] * BIN_S / 3600).sum()
+    assert delivered > 100
+    assert math.isclose(delivered, integrated, rel_tol=1e-9)
+    assert math.isclose(t.load["energy_kwh"].sum(), delivered, rel_tol=1e-9)
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    """Two runs with the same seed write byte-identical result tables."""
+    s = make_scenario(horizon_days=3)
+    write_results(simulate(s), tmp_path / "a")
+    write_results(simulate(s), tmp_path / "b")
+    for name in ("sessions.parquet", "events.parquet", "load.parquet", "load_steps.parquet", "kpis.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_other_seed_gives_other_arrivals():
+    """A different seed draws different arrivals."""
+    a = build_tables(simulate(make_scenario(seed=1))).sessions["arrival_t_s"]
+    b = build_tables(simulate(make_scenario(seed=2))).sessions["arrival_t_s"]
+    assert len(a) != len(b) or not np.array_equal(a, b)
+
+
+def test_manager_does_not_change_arrivals():
+    """Common random numbers: swapping the manager keeps every arrival time and vehicle."""
+    a = build_tables(simulate(make_scenario(manager={"kind": "uncontrolled"}))).sessions
+    b = build_tables(simulate(make_scenario(manager={"kind": "equal_share"}))).sessions
+    pd.testing.assert_series_equal(a["arrival_t_s"], b["arrival_t_s"])
+    pd.testing.assert_series_equal(a["ev_model"], b["ev_model"])
+
+
+def test_queue_balk_and_renege():
+    """A one-port site with long dwells turns drivers away and makes waiting drivers give up."""
+    s = make_scenario(
+        horizon_days=3,
+        network={"sites": [{"id": "a", "lat": 0, "lon": 0, "capacity_kw": 50, "chargers": [
+            {"model": "ac", "power_kw": 11, "current": "ac"}]}]},
+        demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 3},
+                 "dwell_min": 120, "patience_min": 20, "max_queue": 1}])
+    sessions = build_tables(simulate(s)).sessions
+    counts = sessions["outcome"].value_counts()
+    assert counts["balked"] > 0 and counts["reneged"] > 0 and counts["served"] > 0
+    reneged = sessions[sessions["outcome"] == "reneged"]
+    assert np.allclose(reneged["wait_s"], 20 * 60)
+    served = sessions[sessions["outcome"] == "served"]
+    # One port: sessions never overlap.
+    order = served.sort_values("plug_t_s")
+    assert (order["plug_t_s"].to_numpy()[1:] >= order["departure_t_s"].to_numpy()[:-1] - 1e-9).all()
+
+
+def test_leave_when_charged_departs_at_target():
+    """Drivers who leave once charged depart at the end of charging with their target SoC."""
+    s = make_scenario(demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 1},
+                               "dwell_min": 600, "leave_when_charged": True, "target_soc_frac": 0.8}])
+    sessions = build_tables(simulate(s)).sessions
+    served = sessions[sessions["outcome"] == "served"]
+    assert len(served) > 10
+    assert np.allclose(served["departure_t_s"], served["charge_end_t_s"])
+    assert np.allclose(served["soc_out_frac"], np.maximum(0.8, served["soc_in_frac"]))
+
+
+site_strategy = st.fixed_dictionaries({
+    "capacity_kw": st.floats(5.0, 400.0),
+    "ac": st.integers(0, 4),
+    "dc": st.integers(0, 2),
+    "connectors": st.integers(1, 3),
+    "shared": st.booleans(),
+    "dc_kw": st.sampled_from([50.0, 150.0, 350.0]),
+    "per_hour": st.floats(0.2, 6.0),
+    "dwell_min": st.floats(10.0, 300.0),
+    "leave": st.booleans(),
+    "seed": st.integers(0, 2**32 - 1),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(site_strategy)
+def test_equal_share_invariants(p):
+    """equal_share never exceeds the site's capacity, a connector's or the EV's limit, or the need."""
+    chargers = []
+    if p["ac"]:
+        chargers.append({"model": "ac", "count": p["ac"], "connectors": p["connectors"], "power_kw": 22.0,
+                         "current": "ac"})
+    if p["dc"] or not p["ac"]:
+        chargers.append({"model": "dc", "count": max(p["dc"], 1), "connectors": p["connectors"],
+                         "power_kw": p["dc_kw"], "current": "dc", "shared": p["shared"]})
+    s = make_scenario(
+        seed=p["seed"], horizon_days=1,
+        network={"sites": [{"id": "a", "lat": 0, "lon": 0, "capacity_kw": p["capacity_kw"], "chargers": chargers}]},
+        demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": p["per_hour"]},
+                 "dwell_min": {"dist": "exponential", "mean": p["dwell_min"]}, "leave_when_charged": p["leave"]}])
+    run = simulate(s)
+    iv = run.intervals
+    caps = np.array([run.profiles[k].cap_kw for k in iv["profile"]])
+    # Site: the sum of the caps of the intervals open at any instant stays within capacity.
+    times = np.concatenate([iv["t0_s"], iv["t1_s"]])
+    order = np.lexsort((np.concatenate([np.ones(len(caps)), -np.ones(len(caps))]), times))
+    open_kw = np.cumsum(np.concatenate([caps, -caps])[order])
+    assert (open_kw <= p["capacity_kw"] * (1 + 1e-9)).all()
+    # Connector and EV: no interval's cap above the connector's maximum, AC caps within the car's charger.
+    for k, evse_index in enumerate(iv["evse"]):
+        evse = run.evses[evse_index]
+        assert caps[k] <= evse.max_kw * (1 + 1e-12)
+    sessions = build_tables(run).sessions
+    assert (sessions["energy_delivered_kwh"] <= sessions["energy_requested_kwh"] + 1e-9).all()
+    assert ((sessions["soc_out_frac"] >= 0) & (sessions["soc_out_frac"] <= 1)).all()
+    # Energy delivered never beats the cap: each interval's energy ≤ cap × duration.
+    for k in range(len(caps)):
+        prof = run.profiles[iv["profile"][k]]
+        tau0 = iv["tau0_s"][k]
+        e = (prof.soc_at(tau0 + iv["t1_s"][k] - iv["t0_s"][k]) - prof.soc_at(tau0)) * prof.capacity_kwh
+        assert e <= caps[k] * (iv["t1_s"][k] - iv["t0_s"][k]) / 3600 + 1e-9

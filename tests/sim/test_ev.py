@@ -1,0 +1,53 @@
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.ev import PRESETS, ChargeProfile, ProfileCache
+
+
+def test_flat_curve_charges_at_constant_power():
+    """At a flat 10 kW a 50 kWh battery gains 20 % SoC in exactly one hour."""
+    p = ChargeProfile(((0.0, 10.0), (1.0, 10.0)), 50.0, 50.0)
+    assert math.isclose(p.time_at(0.6) - p.time_at(0.4), 3600.0)
+    assert math.isclose(p.soc_at(p.time_at(0.4) + 1800.0), 0.5)
+
+
+def test_linear_taper_matches_closed_form():
+    """On P(s) = 100 − 80·s the time from s0 to s1 is C/b·ln(P(s1)/P(s0)) hours."""
+    p = ChargeProfile(((0.0, 100.0), (1.0, 20.0)), 500.0, 60.0)
+    expected_h = 60.0 / -80.0 * math.log((100 - 80 * 0.9) / (100 - 80 * 0.2))
+    assert math.isclose(p.time_at(0.9) - p.time_at(0.2), expected_h * 3600.0, rel_tol=1e-12)
+
+
+def test_cap_clips_the_curve():
+    """Under a 50 kW cap no point of the profile exceeds 50 kW, and the taper below it is kept."""
+    p = ChargeProfile(((0.0, 100.0), (0.5, 100.0), (1.0, 10.0)), 50.0, 60.0)
+    assert max(p.power_at(s / 100) for s in range(101)) <= 50.0
+    assert math.isclose(p.power_at(0.95), 19.0)
+
+
+def test_ac_profile_is_limited_by_the_onboard_charger():
+    """A car with a 6.6 kW on-board charger draws 6.6 kW on a 22 kW post."""
+    leaf = PRESETS["nissan_leaf_40"]
+    p = ProfileCache().get(leaf, False, 22.0)
+    assert p.cap_kw == leaf.ac_max_kw
+    assert math.isclose(p.power_at(0.5), 6.6)
+
+
+@given(st.sampled_from(sorted(PRESETS)), st.floats(5.0, 400.0), st.floats(0.0, 1.0))
+def test_soc_at_inverts_time_at(name, cap_kw, soc):
+    """soc_at(time_at(s)) == s on every preset curve under any cap."""
+    p = ProfileCache().get(PRESETS[name], True, cap_kw)
+    assert math.isclose(p.soc_at(p.time_at(soc)), soc, abs_tol=1e-9)
+
+
+@given(st.sampled_from(sorted(PRESETS)), st.floats(5.0, 400.0))
+def test_energy_over_time_never_exceeds_cap(name, cap_kw):
+    """Energy gained in any hour is at most cap × 1 h: the cap is a power limit."""
+    m = PRESETS[name]
+    p = ProfileCache().get(m, True, cap_kw)
+    for k in range(10):
+        tau = k * 600.0
+        gained_kwh = (p.soc_at(tau + 3600.0) - p.soc_at(tau)) * m.capacity_kwh
+        assert gained_kwh <= cap_kw * 1.0 + 1e-9
