@@ -1,0 +1,102 @@
+"""A report as plain data, written out as Markdown or as self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["FigureRef", "Report", "Table", "to_html", "to_markdown"]
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}"
+    "table{border-collapse:collapse;font-size:.85rem;margin-bottom:.5rem}"
+    "th,td{border:1px solid #ccc;padding:.2rem .5rem}td.num{text-align:right}th{background:#f3f3f3}"
+    "img{max-width:100%}figure{margin:1.5rem 0}figcaption,p.note{color:#555;font-size:.9rem}"
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of formatted strings; the first ``label_columns`` columns are text, the rest numbers."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+    label_columns: int = 1
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    """A figure's PNG bytes, the file name it is written to, and its one-line caption."""
+
+    file_name: str
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a report shows, already formatted."""
+
+    title: str
+    run_line: str
+    tables: list[Table]
+    figures: list[FigureRef]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", r"\|")
+
+
+def to_markdown(report: Report) -> str:
+    """The report as Markdown, with figures linked as PNG files next to it."""
+    lines = [f"# {report.title}", "", report.run_line, ""]
+    for table in report.tables:
+        align = ["---"] * table.label_columns + ["---:"] * (len(table.headers) - table.label_columns)
+        lines += [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |"]
+        lines.append("| " + " | ".join(align) + " |")
+        lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
+        lines += ["", table.note, ""] if table.note else [""]
+    lines += ["## Figures", ""]
+    for figure in report.figures:
+        lines += [f"![{figure.file_name.removesuffix('.png')}]({figure.file_name})", "", f"*{figure.caption}*", ""]
+    return "\n".join(lines)
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(c)}</td>" if i < table.label_columns else f'<td class="num">{html.escape(c)}</td>'
+            for i, c in enumerate(row)
+        )
+        + "</tr>\n"
+        for row in table.rows
+    )
+    note = f'<p class="note">{html.escape(table.note)}</p>\n' if table.note else ""
+    return f"<h2>{html.escape(table.title)}</h2>\n<table>\n<tr>{head}</tr>\n{body}</table>\n{note}"
+
+
+def _html_figure(figure: FigureRef) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    caption = html.escape(figure.caption)
+    image = f'<img src="data:image/png;base64,{data}" alt="{caption}">'
+    return f"<figure>{image}\n<figcaption>{caption}</figcaption></figure>\n"
+
+
+def to_html(report: Report) -> str:
+    """The report as one HTML file: inline CSS, figures embedded as base64 PNG, no external assets."""
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        f"<title>{html.escape(report.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
+        f"<h1>{html.escape(report.title)}</h1>\n<p>{html.escape(report.run_line)}</p>\n",
+        *map(_html_table, report.tables),
+        "<h2>Figures</h2>\n",
+        *map(_html_figure, report.figures),
+        "</body>\n</html>\n",
+    ]
+    return "".join(parts)
