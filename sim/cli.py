@@ -32,7 +32,9 @@ class UsageError(Exception):
     """A problem the user can fix; printed without a traceback, exit code 2."""
 
 
-def _lazy_progress(console: Console, label: str, after_s: float = 1.0) -> tuple[Callable[[float], None], Callable[[], None]]:
+def _lazy_progress(
+    console: Console, label: str, after_s: float = 1.0
+) -> tuple[Callable[[float], None], Callable[[], None]]:
     """A progress callback that shows a bar only once the work has taken `after_s`."""
     started = time.perf_counter()
     state: dict[str, Any] = {}
@@ -41,9 +43,16 @@ def _lazy_progress(console: Console, label: str, after_s: float = 1.0) -> tuple[
         if "bar" not in state:
             if time.perf_counter() - started < after_s:
                 return
-            bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                           TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                           console=console, transient=True)
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
             bar.start()
             state["bar"], state["task"] = bar, bar.add_task(label, total=1.0)
         state["bar"].update(state["task"], completed=fraction)
@@ -63,7 +72,10 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("sessions arrived", f"{n['sessions_arrived']:,}"),
-        ("served / balked / reneged", f"{n['sessions_served']:,} / {n['sessions_balked']:,} / {n['sessions_reneged']:,}"),
+        (
+            "served / balked / reneged",
+            f"{n['sessions_served']:,} / {n['sessions_balked']:,} / {n['sessions_reneged']:,}",
+        ),
         ("energy delivered", f"{n['energy_delivered_kwh'] / 1000:,.2f} MWh"),
         ("unmet energy (served)", f"{n['unmet_energy_kwh'] / 1000:,.2f} MWh"),
         ("wait mean / p95", f"{n['wait_mean_s'] / 60:,.1f} / {n['wait_p95_s'] / 60:,.1f} min"),
@@ -97,8 +109,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         stop()
     with console.status("writing results and report"):
         kpis = write_results(run, out, finish=_render_report)
-    console.print(_summary(kpis, f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
-                                 f"{scenario.manager.kind} ({run.wall_s:.1f} s)"))
+    console.print(
+        _summary(
+            kpis,
+            f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
+            f"{scenario.manager.kind} ({run.wall_s:.1f} s)",
+        )
+    )
     console.print(f"report: {out / 'report.html'}")
     return 0
 
@@ -107,8 +124,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     """Check a scenario file and say what it holds."""
     s = load_scenario(args.scenario)
     ports = sum(site.port_count for site in s.network.sites)
-    console.print(f"{args.scenario}: valid — {len(s.network.sites)} sites, {ports} ports, "
-                  f"{len(s.demand)} demand sources, {s.horizon_days:g} days, manager {s.manager.kind}")
+    console.print(
+        f"{args.scenario}: valid — {len(s.network.sites)} sites, {ports} ports, "
+        f"{len(s.demand)} demand sources, {s.horizon_days:g} days, manager {s.manager.kind}"
+    )
     return 0
 
 
@@ -125,19 +144,28 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     folder = Path(args.results_dir)
     missing = [f for f in ("kpis.json", "sessions.parquet", "load.parquet") if not (folder / f).is_file()]
     if missing:
-        raise UsageError(f"{folder}: not a results folder (missing {', '.join(missing)}); "
-                         "give the folder `chargetwin run` wrote, e.g. out/<scenario name>")
+        raise UsageError(
+            f"{folder}: not a results folder (missing {', '.join(missing)}); "
+            "give the folder `chargetwin run` wrote, e.g. out/<scenario name>"
+        )
     console.print(f"report: {render(folder)}")
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="chargetwin", description="Digital twin of an EV charging network: run scenarios, read reports.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="chargetwin",
+        description="Digital twin of an EV charging network: run scenarios, read reports.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="run a scenario and write a results folder", epilog=EXAMPLES,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = sub.add_parser(
+        "run",
+        help="run a scenario and write a results folder",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--out", help="results folder (default: out/<scenario name>)")
     run.add_argument("--seed", type=int, help="override the scenario seed")

@@ -387,7 +387,7 @@ class TraceDemand(_DriverBehaviour):
         base = Path((info.context or {}).get("base_dir", "."))
         full = path if path.is_absolute() else base / path
         read_trace(full)  # raises ValueError with the bad rows
-        return full
+        return full.resolve()
 
     @model_validator(mode="after")
     def _check(self) -> TraceDemand:
@@ -453,10 +453,20 @@ class Scenario(_Model):
         for i, d in enumerate(self.demand):
             if d.site is not None and d.site not in ids:
                 raise ValueError(f"demand[{i}].site {d.site!r} is not a site of the network; sites: {', '.join(ids)}")
-            if d.kind == "trace" and d.site is None:
+            if d.kind == "trace":
                 from sim.demand import read_trace
 
-                unknown = sorted(set(read_trace(d.path)["station"]) - set(ids))
+                trace = read_trace(d.path)
+                first, last = trace["arrival"].min(), trace["arrival"].max()
+                end = self.start + dt.timedelta(days=self.horizon_days)
+                if len(trace) and (last < self.start or first >= end):
+                    raise ValueError(
+                        f"demand[{i}]: no session of trace {d.path.name} arrives within the horizon "
+                        f"({self.start.isoformat()} + {self.horizon_days:g} days); the trace runs from "
+                        f"{first.isoformat()} to {last.isoformat()}: move start"
+                    )
+            if d.kind == "trace" and d.site is None:
+                unknown = sorted(set(trace["station"]) - set(ids))
                 if unknown:
                     raise ValueError(
                         f"demand[{i}]: trace stations {', '.join(unknown[:5])} are not sites of the network; "
@@ -489,28 +499,39 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` may repeat keys on purpose; written keys override merged ones
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
-_TAGS = {"synthetic", "trace", "uncontrolled", "equal_share", "constant", "daily", "weekly",
-         "uniform", "normal", "lognormal", "exponential", "beta", "function-after", "function-before"}
+_TAGS = {
+    "synthetic",
+    "trace",
+    "uncontrolled",
+    "equal_share",
+    "constant",
+    "daily",
+    "weekly",
+    "uniform",
+    "normal",
+    "lognormal",
+    "exponential",
+    "beta",
+}
 
 
 def _yaml_path(loc: tuple[Any, ...]) -> tuple[str, list[Any]]:
     """Turn a pydantic error location into ``a.b[1].c`` and the keys to walk the YAML tree."""
     text, keys = "", []
-    for i, part in enumerate(loc):
+    for part in loc:
         if isinstance(part, str) and (part in _TAGS or part.startswith(("function-", "tagged-union"))):
-            if i + 1 < len(loc) or part in _TAGS:
-                continue
+            continue  # a union member's name, not a YAML key
         if isinstance(part, int):
             text += f"[{part}]"
         else:
@@ -545,6 +566,8 @@ def _message(err: Any) -> str:
         return "unknown key; check the spelling (`chargetwin schema` lists every key)"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "timezone_aware":
+        return "needs a timezone, e.g. 2026-01-05T00:00:00+01:00"
     return msg
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["TRACE_COLUMNS", "SiteArrivals", "fleet_models", "generate", "read_trace"]
 
 TRACE_COLUMNS = ("arrival", "departure", "energy_kwh", "station")
+_ZONE = r"(?:Z|[+-]\d\d:?\d\d)\s*$"  # a trace timestamp must say its UTC offset
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,12 @@ def read_trace(path: Path) -> pd.DataFrame:
         raise ValueError(f"trace file {path} cannot be read as CSV: {exc}") from None
     missing = [c for c in TRACE_COLUMNS if c not in raw.columns]
     if missing:
-        raise ValueError(
-            f"trace file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(TRACE_COLUMNS)}"
-        )
+        raise ValueError(f"trace file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(TRACE_COLUMNS)}")
     arrival = pd.to_datetime(raw["arrival"], errors="coerce", utc=True, format="ISO8601")
     departure = pd.to_datetime(raw["departure"], errors="coerce", utc=True, format="ISO8601")
     energy = pd.to_numeric(raw["energy_kwh"], errors="coerce")
-    bad = arrival.isna() | departure.isna() | energy.isna() | (energy < 0) | (departure < arrival)
+    zoned = raw["arrival"].str.contains(_ZONE) & raw["departure"].str.contains(_ZONE)
+    bad = ~zoned | arrival.isna() | departure.isna() | energy.isna() | (energy < 0) | (departure < arrival)
     bad |= raw["station"].str.strip() == ""
     if bad.any():
         rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())]  # +2: header line, 1-based
@@ -97,7 +97,9 @@ def _draw_models(rng: np.random.Generator, entries: list[FleetEntry], index: dic
     return codes[rng.choice(len(entries), size=n, p=share / share.sum())]
 
 
-def _poisson_times(rng: np.random.Generator, weekly_per_hour: np.ndarray, offset_s: float, horizon_s: float) -> np.ndarray:
+def _poisson_times(
+    rng: np.random.Generator, weekly_per_hour: np.ndarray, offset_s: float, horizon_s: float
+) -> np.ndarray:
     """Arrival times (s since start) of a Poisson process with a rate per hour of the week."""
     first, last = int(offset_s // S_PER_H), int(np.ceil((offset_s + horizon_s) / S_PER_H))
     edges = np.arange(first, last + 1) * S_PER_H
@@ -109,10 +111,14 @@ def _poisson_times(rng: np.random.Generator, weekly_per_hour: np.ndarray, offset
     return np.sort(t) - offset_s
 
 
-def _synthetic(scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str, int], models: list[EVModel]) -> SiteArrivals:
+def _synthetic(
+    scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str, int], models: list[EVModel]
+) -> SiteArrivals:
     start = scenario.start
     week_offset_s = start.weekday() * 86400.0 + start.hour * S_PER_H + start.minute * S_PER_MIN + start.second
-    t = _poisson_times(stream(scenario.seed, f"arrivals:{tag}"), d.rate.weekly_per_hour(), week_offset_s, scenario.horizon_s)
+    t = _poisson_times(
+        stream(scenario.seed, f"arrivals:{tag}"), d.rate.weekly_per_hour(), week_offset_s, scenario.horizon_s
+    )
     n = len(t)
     model = _draw_models(stream(scenario.seed, f"fleet:{tag}"), d.fleet or scenario.fleet, index, n)
     energy_rng = stream(scenario.seed, f"energy:{tag}")
@@ -125,11 +131,21 @@ def _synthetic(scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str
     dwell_rng = stream(scenario.seed, f"dwell:{tag}")
     dwell = d.dwell_min.draw(dwell_rng, n) * S_PER_MIN
     patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
-    return SiteArrivals(t, model, soc_in, target, dwell, patience,
-                        np.full(n, d.leave_when_charged), np.full(n, d.max_queue, dtype=np.int32))
+    return SiteArrivals(
+        t,
+        model,
+        soc_in,
+        target,
+        dwell,
+        patience,
+        np.full(n, d.leave_when_charged),
+        np.full(n, d.max_queue, dtype=np.int32),
+    )
 
 
-def _trace(scenario: Scenario, d: TraceDemand, tag: str, index: dict[str, int], models: list[EVModel]) -> dict[str, SiteArrivals]:
+def _trace(
+    scenario: Scenario, d: TraceDemand, tag: str, index: dict[str, int], models: list[EVModel]
+) -> dict[str, SiteArrivals]:
     df = read_trace(d.path)
     t = (df["arrival"] - pd.Timestamp(scenario.start)).dt.total_seconds().to_numpy()
     keep = (t >= 0) & (t < scenario.horizon_s)
@@ -147,8 +163,13 @@ def _trace(scenario: Scenario, d: TraceDemand, tag: str, index: dict[str, int], 
         m = sites == site
         order = np.argsort(t[m], kind="stable")
         out[str(site)] = SiteArrivals(
-            t[m][order], model[m][order], soc_in[m][order], target[m][order], dwell[m][order],
-            patience[m][order], np.zeros(int(m.sum()), dtype=bool),
+            t[m][order],
+            model[m][order],
+            soc_in[m][order],
+            target[m][order],
+            dwell[m][order],
+            patience[m][order],
+            np.zeros(int(m.sum()), dtype=bool),
             np.full(int(m.sum()), d.max_queue, dtype=np.int32),
         )
     return out
@@ -172,5 +193,8 @@ def generate(scenario: Scenario, models: list[EVModel]) -> dict[str, SiteArrival
         else:
             for site, arr in _trace(scenario, d, f"trace:{i}", index, models).items():
                 parts[site].append(arr)
-    empty = SiteArrivals(*(np.zeros(0) for _ in range(6)), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32))
+    f = np.zeros(0)
+    empty = SiteArrivals(
+        f, np.zeros(0, dtype=np.int32), f, f, f, f, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32)
+    )
     return {site: _merge(p) if p else empty for site, p in parts.items()}

@@ -63,8 +63,14 @@ class Driver(mesa.Agent):
     def pick_port(self, free_power_kw: list[float]) -> int:
         """Index of the port to use among the free ones, given their maximum power.
 
-        A driver who leaves once charged takes the most powerful port; others any free one.
+        A driver who leaves once charged takes the most powerful port. A driver who stays
+        for a planned dwell takes one of the least powerful free ports, at random, leaving
+        fast ones to those who need them.
         """
         if self.leave_when_charged:
             return max(range(len(free_power_kw)), key=free_power_kw.__getitem__)
-        return int(self.model.uniform() * len(free_power_kw))
+        slowest = min(free_power_kw)
+        if free_power_kw.count(slowest) == len(free_power_kw):
+            return int(self.model.uniform() * len(free_power_kw))
+        candidates = [i for i, kw in enumerate(free_power_kw) if kw == slowest]
+        return candidates[int(self.model.uniform() * len(candidates))]

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import simpy
@@ -43,7 +44,11 @@ __all__ = ["RunTables", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE = (
-    EvseStatus.CHARGING, EvseStatus.SUSPENDED_EV, EvseStatus.SUSPENDED_EVSE, EvseStatus.AVAILABLE)
+    EvseStatus.CHARGING,
+    EvseStatus.SUSPENDED_EV,
+    EvseStatus.SUSPENDED_EVSE,
+    EvseStatus.AVAILABLE,
+)
 
 
 @dataclass
@@ -81,8 +86,17 @@ class _View:
             power_kw = 0.0
             if s is not None and s.profile is not None:
                 power_kw = s.profile.power_at(s.profile.soc_at(s.tau0_s + now - s.t0_s))
-            views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, power_kw,
-                                  SessionId(s.session_id) if s is not None else None))
+            views.append(
+                EvseView(
+                    e.evse_id,
+                    e.charger.charger_id,
+                    e.status,
+                    e.max_kw,
+                    e.limit_kw,
+                    power_kw,
+                    SessionId(s.session_id) if s is not None else None,
+                )
+            )
         return SiteView(site.site_id, site.capacity_kw, tuple(views))
 
 
@@ -102,9 +116,21 @@ class _Simulation:
         self.profiles = ProfileCache()
         self.next_session_id = 0
         self.sessions = Table(
-            session_id=int, site=int, evse=int, model=int, outcome=int, arrival_t_s=float, plug_t_s=float,
-            charge_start_t_s=float, charge_end_t_s=float, departure_t_s=float, wait_s=float,
-            energy_requested_kwh=float, energy_delivered_kwh=float, soc_in_frac=float, soc_out_frac=float,
+            session_id=int,
+            site=int,
+            evse=int,
+            model=int,
+            outcome=int,
+            arrival_t_s=float,
+            plug_t_s=float,
+            charge_start_t_s=float,
+            charge_end_t_s=float,
+            departure_t_s=float,
+            wait_s=float,
+            energy_requested_kwh=float,
+            energy_delivered_kwh=float,
+            soc_in_frac=float,
+            soc_out_frac=float,
             amount_charged=float,
         )
         self.events = Table(t_s=float, event=int, site=int, evse=int, session_id=int, value=float)
@@ -120,18 +146,35 @@ class _Simulation:
         env = self.env
         for lo in range(0, len(arr), _CHUNK):
             hi = lo + _CHUNK
-            rows = zip(arr.t_s[lo:hi].tolist(), arr.model[lo:hi].tolist(), arr.soc_in_frac[lo:hi].tolist(),
-                       arr.target_soc_frac[lo:hi].tolist(), arr.dwell_s[lo:hi].tolist(),
-                       arr.patience_s[lo:hi].tolist(), arr.max_queue[lo:hi].tolist(),
-                       arr.leave_when_charged[lo:hi].tolist(), strict=True)
+            rows = zip(
+                arr.t_s[lo:hi].tolist(),
+                arr.model[lo:hi].tolist(),
+                arr.soc_in_frac[lo:hi].tolist(),
+                arr.target_soc_frac[lo:hi].tolist(),
+                arr.dwell_s[lo:hi].tolist(),
+                arr.patience_s[lo:hi].tolist(),
+                arr.max_queue[lo:hi].tolist(),
+                arr.leave_when_charged[lo:hi].tolist(),
+                strict=True,
+            )
             for t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave in rows:
                 yield env.timeout(t_s - env.now)
                 self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave)
 
     # ------------------------------------------------------------ drivers
 
-    def _arrive(self, site: SiteState, t_s: float, model: int, soc_in: float, target: float, dwell_s: float,
-                patience_s: float, max_queue: int, leave: bool) -> None:
+    def _arrive(
+        self,
+        site: SiteState,
+        t_s: float,
+        model: int,
+        soc_in: float,
+        target: float,
+        dwell_s: float,
+        patience_s: float,
+        max_queue: int,
+        leave: bool,
+    ) -> None:
         driver = Driver(self.drivers, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
         self.next_session_id += 1
@@ -150,7 +193,7 @@ class _Simulation:
             self._record(s, Outcome.BALKED, math.nan)
 
     def _on_renege(self, event: simpy.Event) -> None:
-        s: Session = event.value
+        s = cast(Session, event.value)
         if s.state is not State.QUEUED:
             return
         s.site.queue.remove(s)
@@ -173,8 +216,12 @@ class _Simulation:
             evse.charger.drawing += 1
         else:
             evse.status = SUSPENDED_EV
-        self._apply(self.manager.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id)),
-                                        self.view), t_s)
+        self._apply(
+            self.manager.handle(
+                SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id)), self.view
+            ),
+            t_s,
+        )
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
             if evse.charger.shared:
@@ -192,15 +239,17 @@ class _Simulation:
 
     def _close(self, s: Session, t_s: float) -> None:
         evse = s.evse
+        assert evse is not None
         t0_s, tau0_s, pid = s.close(t_s)
         self.intervals.add((evse.site.index, evse.index, t0_s, t_s, tau0_s, pid))
 
     def _on_full(self, event: simpy.Event) -> None:
-        s, version = event.value
+        s, version = cast(tuple[Session, int], event.value)
         if s.version != version or s.state is not State.PLUGGED:
             return
         t_s = self.env.now
         evse = s.evse
+        assert evse is not None
         self._close(s, t_s)
         s.soc_frac = s.target_soc_frac
         s.charge_end_t_s = t_s
@@ -208,18 +257,20 @@ class _Simulation:
         if s.driver.leave_when_charged:
             self._depart(s, t_s)
             return
-        self._apply(self.manager.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV),
-                                        self.view), t_s)
+        self._apply(
+            self.manager.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), self.view), t_s
+        )
         if evse.charger.shared:
             self._replan_siblings(evse, t_s)
 
     def _on_dwell_end(self, event: simpy.Event) -> None:
-        s: Session = event.value
+        s = cast(Session, event.value)
         if s.state is State.PLUGGED:
             self._depart(s, self.env.now)
 
     def _depart(self, s: Session, t_s: float) -> None:
         evse = s.evse
+        assert evse is not None
         site = evse.site
         was_charging = evse.status is CHARGING
         if s.profile is not None:
@@ -230,8 +281,12 @@ class _Simulation:
         evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
         s.state = State.DONE
         self._record(s, Outcome.SERVED, t_s)
-        self._apply(self.manager.handle(
-            SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), self.view), t_s)
+        self._apply(
+            self.manager.handle(
+                SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), self.view
+            ),
+            t_s,
+        )
         if was_charging and evse.charger.shared:
             self._replan_siblings(evse, t_s)
         if site.queue:
@@ -252,8 +307,16 @@ class _Simulation:
         for c in commands:
             evse = self.evse_by_id[c.evse_id]
             evse.limit_kw = c.power_kw
-            self.events.add((t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index,
-                            evse.session.session_id if evse.session is not None else -1, c.power_kw))
+            self.events.add(
+                (
+                    t_s,
+                    EventKind.POWER_LIMIT,
+                    evse.site.index,
+                    evse.index,
+                    evse.session.session_id if evse.session is not None else -1,
+                    c.power_kw,
+                )
+            )
             self._replan(evse, t_s)
 
     def _replan(self, evse: Evse, t_s: float) -> None:
@@ -289,12 +352,26 @@ class _Simulation:
         served = outcome is Outcome.SERVED or (outcome is Outcome.ONGOING and evse is not None)
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
-        self.sessions.add((
-            s.session_id, s.site.index, evse.index if evse is not None else -1, s.model_index, outcome,
-            s.arrival_t_s, s.plug_t_s, s.charge_start_t_s, s.charge_end_t_s, departure_t_s,
-            wait_s if wait_s == wait_s else 0.0, s.requested_kwh, energy_kwh, s.soc_in_frac, s.soc_frac,
-            session_charge(self.tariff, energy_kwh) if served else 0.0,
-        ))
+        self.sessions.add(
+            (
+                s.session_id,
+                s.site.index,
+                evse.index if evse is not None else -1,
+                s.model_index,
+                outcome,
+                s.arrival_t_s,
+                s.plug_t_s,
+                s.charge_start_t_s,
+                s.charge_end_t_s,
+                departure_t_s,
+                wait_s if wait_s == wait_s else 0.0,
+                s.requested_kwh,
+                energy_kwh,
+                s.soc_in_frac,
+                s.soc_frac,
+                session_charge(self.tariff, energy_kwh) if served else 0.0,
+            )
+        )
         if outcome is not Outcome.ONGOING:
             s.driver.remove()
 
@@ -332,7 +409,14 @@ def simulate(scenario: Scenario, progress: Callable[[float], None] | None = None
     models = demand.fleet_models(scenario)
     sim = _Simulation(scenario, models, demand.generate(scenario, models))
     sim.run(progress)
-    return RunTables(scenario, models, sim.sites, sim.evses, sim.profiles.profiles, sim.sessions.arrays(), sim.events.arrays(),
-                     sim.intervals.arrays(), time.perf_counter() - t0)
-
-
+    return RunTables(
+        scenario,
+        models,
+        sim.sites,
+        sim.evses,
+        sim.profiles.profiles,
+        sim.sessions.arrays(),
+        sim.events.arrays(),
+        sim.intervals.arrays(),
+        time.perf_counter() - t0,
+    )

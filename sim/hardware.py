@@ -16,6 +16,7 @@ from sim.managers.base import EvseStatus
 
 if TYPE_CHECKING:
     from sim.config import Site
+    from sim.sessions import Session
 
 __all__ = ["Charger", "Evse", "SiteState", "build_sites"]
 
@@ -49,7 +50,7 @@ class Evse:
         self.dc = dc
         self.status = EvseStatus.AVAILABLE
         self.limit_kw = math.inf
-        self.session = None  # the engine's session object while an EV is plugged in
+        self.session: Session | None = None  # while an EV is plugged in
 
     def cap_kw(self) -> float:
         """The power this connector may deliver now."""
@@ -75,12 +76,13 @@ class SiteState:
         self.chargers: list[Charger] = []
         self.evses: list[Evse] = []
         self.free: list[Evse] = []  # connectors with no EV, in build order
-        self.queue: deque = deque()
+        self.queue: deque[Session] = deque()
 
 
 def build_sites(sites: list[Site]) -> tuple[list[SiteState], list[Evse]]:
     """Create the hardware of every site; connector ids are ``<site>.<charger nn>.<connector n>``."""
-    states, evses = [], []
+    states: list[SiteState] = []
+    evses: list[Evse] = []
     for i, cfg in enumerate(sites):
         site = SiteState(i, SiteId(cfg.id), cfg.capacity_kw)
         n = 0
@@ -89,8 +91,14 @@ def build_sites(sites: list[Site]) -> tuple[list[SiteState], list[Evse]]:
                 n += 1
                 charger = Charger(ChargerId(f"{cfg.id}.{n:02d}"), group.power_kw, group.shared)
                 for c in range(1, group.connectors + 1):
-                    evse = Evse(len(evses), EvseId(f"{charger.charger_id}.{c}"), site, charger,
-                                group.power_kw, group.current == "dc")
+                    evse = Evse(
+                        len(evses),
+                        EvseId(f"{charger.charger_id}.{c}"),
+                        site,
+                        charger,
+                        group.power_kw,
+                        group.current == "dc",
+                    )
                     charger.evses.append(evse)
                     site.evses.append(evse)
                     evses.append(evse)

@@ -6,6 +6,7 @@ Everything here is vectorised: a year of a thousand ports is millions of rows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,14 @@ _CHUNK = 250_000
 class Tables:
     """The result tables of one run."""
 
-    def __init__(self, sessions: pd.DataFrame, events: pd.DataFrame, load: pd.DataFrame,
-                 load_steps: pd.DataFrame, ports: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        sessions: pd.DataFrame,
+        events: pd.DataFrame,
+        load: pd.DataFrame,
+        load_steps: pd.DataFrame,
+        ports: pd.DataFrame,
+    ) -> None:
         """Hold the five tables a results folder stores."""
         self.sessions = sessions
         self.events = events
@@ -33,7 +40,7 @@ class Tables:
         self.ports = ports
 
 
-def _category(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+def _category(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int64), categories=pd.Index(names, dtype=str))
 
 
@@ -46,9 +53,9 @@ def _groups_by_profile(pid: np.ndarray, n_profiles: int):  # noqa: ANN202 - a ge
     order = np.argsort(pid, kind="stable")
     bounds = np.searchsorted(pid[order], np.arange(n_profiles + 1))
     for p in range(n_profiles):
-        rows = order[bounds[p]:bounds[p + 1]]
+        rows = order[bounds[p] : bounds[p + 1]]
         for lo in range(0, len(rows), _CHUNK):
-            yield p, rows[lo:lo + _CHUNK]
+            yield p, rows[lo : lo + _CHUNK]
 
 
 def _expand(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,14 +86,16 @@ def load_15min(run: RunTables) -> pd.DataFrame:
     t_s = np.tile(np.arange(n_bins) * BIN_S, n_sites)
     width_h = (np.minimum(t_s + BIN_S, horizon_s) - t_s) / 3600.0
     capacity = np.array([s.capacity_kw for s in run.sites])
-    return pd.DataFrame({
-        "site_id": _category(site, [s.site_id for s in run.sites]),
-        "t_s": t_s,
-        "time": _times(run, t_s),
-        "energy_kwh": energy,
-        "power_kw": energy / width_h,
-        "capacity_kw": capacity[site],
-    })
+    return pd.DataFrame(
+        {
+            "site_id": _category(site, [s.site_id for s in run.sites]),
+            "t_s": t_s,
+            "time": _times(run, t_s),
+            "energy_kwh": energy,
+            "power_kw": energy / width_h,
+            "capacity_kw": capacity[site],
+        }
+    )
 
 
 def load_steps(run: RunTables) -> pd.DataFrame:
@@ -108,11 +117,13 @@ def load_steps(run: RunTables) -> pd.DataFrame:
         power += np.bincount(k, weights=prof.power_at_array(soc), minlength=len(keys))
     site = np.floor(keys / span).astype(np.int64)
     t_s = keys - site * span
-    return pd.DataFrame({
-        "site_id": _category(site, [s.site_id for s in run.sites]),
-        "t_s": t_s,
-        "power_kw": power,
-    })
+    return pd.DataFrame(
+        {
+            "site_id": _category(site, [s.site_id for s in run.sites]),
+            "t_s": t_s,
+            "power_kw": power,
+        }
+    )
 
 
 def build_tables(run: RunTables) -> Tables:
@@ -122,26 +133,43 @@ def build_tables(run: RunTables) -> Tables:
     s = run.sessions
     outcome_names = [o.name.lower() for o in Outcome]
     evse_code = s["evse"]
-    sessions = pd.DataFrame({
-        "session_id": s["session_id"],
-        "site_id": _category(s["site"], site_ids),
-        "evse_id": pd.Categorical.from_codes(evse_code, categories=pd.Index(evse_ids, dtype=str)),
-        "ev_model": _category(s["model"], [m.name for m in run.models]),
-        "outcome": _category(s["outcome"], outcome_names),
-        **{c: s[c] for c in ("arrival_t_s", "plug_t_s", "charge_start_t_s", "charge_end_t_s", "departure_t_s",
-                             "wait_s", "energy_requested_kwh", "energy_delivered_kwh", "soc_in_frac",
-                             "soc_out_frac", "amount_charged")},
-        "arrival_time": _times(run, s["arrival_t_s"]),
-    }).sort_values("session_id", kind="stable", ignore_index=True)
+    sessions = pd.DataFrame(
+        {
+            "session_id": s["session_id"],
+            "site_id": _category(s["site"], site_ids),
+            "evse_id": pd.Categorical.from_codes(evse_code, categories=pd.Index(evse_ids, dtype=str)),
+            "ev_model": _category(s["model"], [m.name for m in run.models]),
+            "outcome": _category(s["outcome"], outcome_names),
+            **{
+                c: s[c]
+                for c in (
+                    "arrival_t_s",
+                    "plug_t_s",
+                    "charge_start_t_s",
+                    "charge_end_t_s",
+                    "departure_t_s",
+                    "wait_s",
+                    "energy_requested_kwh",
+                    "energy_delivered_kwh",
+                    "soc_in_frac",
+                    "soc_out_frac",
+                    "amount_charged",
+                )
+            },
+            "arrival_time": _times(run, s["arrival_t_s"]),
+        }
+    ).sort_values("session_id", kind="stable", ignore_index=True)
     e = run.events
-    events = pd.DataFrame({
-        "t_s": e["t_s"],
-        "event": _category(e["event"], [k.name.lower() for k in EventKind]),
-        "site_id": _category(e["site"], site_ids),
-        "evse_id": pd.Categorical.from_codes(e["evse"], categories=pd.Index(evse_ids, dtype=str)),
-        "session_id": e["session_id"],
-        "value": e["value"],
-    })
+    events = pd.DataFrame(
+        {
+            "t_s": e["t_s"],
+            "event": _category(e["event"], [k.name.lower() for k in EventKind]),
+            "site_id": _category(e["site"], site_ids),
+            "evse_id": pd.Categorical.from_codes(e["evse"], categories=pd.Index(evse_ids, dtype=str)),
+            "session_id": e["session_id"],
+            "value": e["value"],
+        }
+    )
     return Tables(sessions, events, load_15min(run), load_steps(run), _ports(run, sessions))
 
 
@@ -158,19 +186,21 @@ def _ports(run: RunTables, sessions: pd.DataFrame) -> pd.DataFrame:
     iv = run.intervals
     charging_s = np.bincount(iv["evse"], weights=iv["t1_s"] - iv["t0_s"], minlength=n)
     max_kw = np.array([e.max_kw for e in run.evses])
-    return pd.DataFrame({
-        "site_id": [e.site.site_id for e in run.evses],
-        "charger_id": [e.charger.charger_id for e in run.evses],
-        "evse_id": [e.evse_id for e in run.evses],
-        "current": ["dc" if e.dc else "ac" for e in run.evses],
-        "max_power_kw": max_kw,
-        "sessions": count,
-        "plugged_s": plugged_s,
-        "charging_s": charging_s,
-        "energy_kwh": energy,
-        "time_utilization": plugged_s / horizon_s,
-        "energy_utilization": energy / (max_kw * horizon_s / 3600.0),
-    })
+    return pd.DataFrame(
+        {
+            "site_id": [e.site.site_id for e in run.evses],
+            "charger_id": [e.charger.charger_id for e in run.evses],
+            "evse_id": [e.evse_id for e in run.evses],
+            "current": ["dc" if e.dc else "ac" for e in run.evses],
+            "max_power_kw": max_kw,
+            "sessions": count,
+            "plugged_s": plugged_s,
+            "charging_s": charging_s,
+            "energy_kwh": energy,
+            "time_utilization": plugged_s / horizon_s,
+            "energy_utilization": energy / (max_kw * horizon_s / 3600.0),
+        }
+    )
 
 
 def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, horizon_s: float) -> dict[str, Any]:
@@ -188,8 +218,9 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "sessions_ongoing": int((outcome == "ongoing").sum()),
         "energy_requested_kwh": float(sessions.loc[plugged, "energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
-        "unmet_energy_kwh": float((sessions.loc[served, "energy_requested_kwh"]
-                                   - sessions.loc[served, "energy_delivered_kwh"]).sum()),
+        "unmet_energy_kwh": float(
+            (sessions.loc[served, "energy_requested_kwh"] - sessions.loc[served, "energy_delivered_kwh"]).sum()
+        ),
         "wait_mean_s": float(waits.mean()) if len(waits) else 0.0,
         "wait_p95_s": float(np.percentile(waits, 95)) if len(waits) else 0.0,
         "time_utilization": float(ports["plugged_s"].sum() / (len(ports) * horizon_s)) if len(ports) else 0.0,
@@ -212,8 +243,12 @@ def kpis(run: RunTables, tables: Tables) -> dict[str, Any]:
     steps_peak = tables.load_steps.groupby("site_id", observed=False)["power_kw"].max()
     for site in run.sites:
         sid = site.site_id
-        k = _kpis_of(tables.sessions[tables.sessions["site_id"] == sid], tables.ports[tables.ports["site_id"] == sid],
-                     tables.load[tables.load["site_id"] == sid], horizon_s)
+        k = _kpis_of(
+            tables.sessions[tables.sessions["site_id"] == sid],
+            tables.ports[tables.ports["site_id"] == sid],
+            tables.load[tables.load["site_id"] == sid],
+            horizon_s,
+        )
         k["peak_instant_kw"] = float(steps_peak.get(sid, 0.0))
         k["capacity_kw"] = site.capacity_kw
         out["sites"][sid] = k

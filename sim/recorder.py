@@ -29,8 +29,11 @@ class Table:
         return len(self._data) // len(self.columns)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The columns as numpy arrays of their declared types."""
+        """The columns as numpy arrays of their declared types; float columns share the buffer."""
         flat = np.frombuffer(self._data, dtype=np.float64) if len(self._data) else np.zeros(0)
         rows = flat.reshape(-1, len(self.columns))
-        return {name: np.ascontiguousarray(rows[:, i]).astype(kind, copy=False)
-                for i, (name, kind) in enumerate(self.columns.items())}
+        # Float columns stay strided views of the buffer (no copy); integer columns are cast.
+        return {
+            name: rows[:, i] if kind is float else rows[:, i].astype(kind)
+            for i, (name, kind) in enumerate(self.columns.items())
+        }

@@ -24,8 +24,16 @@ from sim.metrics import Tables, build_tables, kpis
 
 __all__ = ["RESULT_FILES", "write_results"]
 
-RESULT_FILES = ("scenario.yaml", "manifest.json", "kpis.json", "sessions.parquet", "events.parquet",
-                "load.parquet", "load_steps.parquet", "ports.parquet")
+RESULT_FILES = (
+    "scenario.yaml",
+    "manifest.json",
+    "kpis.json",
+    "sessions.parquet",
+    "events.parquet",
+    "load.parquet",
+    "load_steps.parquet",
+    "ports.parquet",
+)
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
 
 
@@ -67,10 +75,19 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         k = kpis(run, tables)
         scenario = run.scenario
         (tmp / "scenario.yaml").write_text(
-            yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
-        _write_json({"scenario": scenario.name, "seed": scenario.seed, "start": scenario.start.isoformat(),
-                     "horizon_days": scenario.horizon_days, "manager": scenario.manager.kind,
-                     "versions": _versions()}, tmp / "manifest.json")
+            yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        _write_json(
+            {
+                "scenario": scenario.name,
+                "seed": scenario.seed,
+                "start": scenario.start.isoformat(),
+                "horizon_days": scenario.horizon_days,
+                "manager": scenario.manager.kind,
+                "versions": _versions(),
+            },
+            tmp / "manifest.json",
+        )
         _write_json(k, tmp / "kpis.json")
         for name in ("sessions", "events", "load", "load_steps", "ports"):
             _write_parquet(getattr(tables, name), tmp / f"{name}.parquet")

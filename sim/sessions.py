@@ -40,13 +40,40 @@ class Session:
     """One driver's visit: queue, plug-in, charging intervals, departure."""
 
     __slots__ = (
-        "arrival_t_s", "charge_end_t_s", "charge_start_t_s", "depart_t_s", "driver", "dwell_s", "evse",
-        "model", "model_index", "plug_t_s", "profile", "session_id", "site", "soc_frac", "soc_in_frac",
-        "state", "t0_s", "target_soc_frac", "tau0_s", "version",
+        "arrival_t_s",
+        "charge_end_t_s",
+        "charge_start_t_s",
+        "depart_t_s",
+        "driver",
+        "dwell_s",
+        "evse",
+        "model",
+        "model_index",
+        "plug_t_s",
+        "profile",
+        "session_id",
+        "site",
+        "soc_frac",
+        "soc_in_frac",
+        "state",
+        "t0_s",
+        "target_soc_frac",
+        "tau0_s",
+        "version",
     )
 
-    def __init__(self, session_id: int, driver: Driver, site: SiteState, model: EVModel, model_index: int,
-                 arrival_t_s: float, soc_in_frac: float, target_soc_frac: float, dwell_s: float) -> None:
+    def __init__(
+        self,
+        session_id: int,
+        driver: Driver,
+        site: SiteState,
+        model: EVModel,
+        model_index: int,
+        arrival_t_s: float,
+        soc_in_frac: float,
+        target_soc_frac: float,
+        dwell_s: float,
+    ) -> None:
         """A session that has just arrived at `site`."""
         self.session_id = session_id
         self.driver = driver

@@ -14,7 +14,9 @@ from tests.conftest import make_scenario, scenario_data
 def test_help_has_examples():
     """`chargetwin --help` shows worked examples."""
     proc = subprocess.run([sys.executable, "-m", "sim.cli", "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "examples:" in proc.stdout and "chargetwin run" in proc.stdout
+    assert proc.returncode == 0
+    assert "examples:" in proc.stdout
+    assert "chargetwin run" in proc.stdout
 
 
 def test_schema_is_json_schema(capsys):
@@ -30,9 +32,11 @@ def test_run_overrides_seed_and_days(tmp_path, capsys):
     path.write_text(yaml.safe_dump(scenario_data()))
     assert main(["run", str(path), "--seed", "99", "--days", "1", "--out", str(tmp_path / "o")]) == 0
     resolved = yaml.safe_load((tmp_path / "o" / "scenario.yaml").read_text())
-    assert resolved["seed"] == 99 and resolved["horizon_days"] == 1
+    assert resolved["seed"] == 99
+    assert resolved["horizon_days"] == 1
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert manifest["seed"] == 99 and "simpy" in manifest["versions"]
+    assert manifest["seed"] == 99
+    assert "simpy" in manifest["versions"]
 
 
 def test_failed_write_leaves_existing_results_untouched(tmp_path):

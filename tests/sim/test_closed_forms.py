@@ -38,8 +38,11 @@ def _batch_stat(sessions, value, keep) -> tuple[float, float]:
 
 
 def _run(**demand):
-    s = make_scenario(horizon_days=BATCH_DAYS * BATCHES, manager={"kind": "uncontrolled"},
-                      **one_site(PORTS, PER_HOUR, {"dist": "exponential", "mean": DWELL_MIN}, **demand))
+    s = make_scenario(
+        horizon_days=BATCH_DAYS * BATCHES,
+        manager={"kind": "uncontrolled"},
+        **one_site(PORTS, PER_HOUR, {"dist": "exponential", "mean": DWELL_MIN}, **demand),
+    )
     return build_tables(simulate(s)).sessions
 
 

@@ -37,13 +37,25 @@ def test_every_problem_is_reported_at_once(tmp_path):
     problems = "\n".join(_problems(tmp_path, data))
     assert "network.sites[0].chargers[1].power_kw: Input should be greater than 0" in problems
     assert "seed: Input should be a valid integer" in problems
-    assert "manager: Input tag 'cheapest_first'" in problems and "'equal_share'" in problems
+    assert "manager: Input tag 'cheapest_first'" in problems
+    assert "'equal_share'" in problems
 
 
 def test_unordered_charge_curve(tmp_path):
     """A DC curve not ordered by SoC names the model's curve."""
-    data = scenario_data(fleet=[{"share": 1, "model": {
-        "name": "van", "capacity_kwh": 60, "ac_max_kw": 11, "dc_curve": [[0, 50], [0.8, 40], [0.5, 30], [1, 10]]}}])
+    data = scenario_data(
+        fleet=[
+            {
+                "share": 1,
+                "model": {
+                    "name": "van",
+                    "capacity_kwh": 60,
+                    "ac_max_kw": 11,
+                    "dc_curve": [[0, 50], [0.8, 40], [0.5, 30], [1, 10]],
+                },
+            }
+        ]
+    )
     [problem] = _problems(tmp_path, data)
     assert "fleet[0].model.dc_curve: charge curve points must be ordered by strictly increasing soc_frac" in problem
 
@@ -51,14 +63,16 @@ def test_unordered_charge_curve(tmp_path):
 def test_unknown_preset_lists_the_known_ones(tmp_path):
     """An unknown preset says which presets exist."""
     [problem] = _problems(tmp_path, scenario_data(fleet=[{"preset": "tesla_roadster_9", "share": 1}]))
-    assert "unknown preset 'tesla_roadster_9'" in problem and "nissan_leaf_40" in problem
+    assert "unknown preset 'tesla_roadster_9'" in problem
+    assert "nissan_leaf_40" in problem
 
 
 def test_missing_trace_file(tmp_path):
     """A trace path that does not exist is named, relative to the scenario file."""
     data = scenario_data(demand=[{"kind": "trace", "path": "nowhere.csv", "site": "a"}])
     [problem] = _problems(tmp_path, data)
-    assert "demand[0].path:" in problem and "nowhere.csv does not exist" in problem
+    assert "demand[0].path:" in problem
+    assert "nowhere.csv does not exist" in problem
 
 
 def test_trace_with_bad_rows(tmp_path):
@@ -68,15 +82,17 @@ def test_trace_with_bad_rows(tmp_path):
         "2026-03-02T08:00:00+01:00,2026-03-02T09:00:00+01:00,10,a\n"
         "yesterday,2026-03-02T09:00:00+01:00,10,a\n"
         "2026-03-02T08:00:00+01:00,2026-03-02T07:00:00+01:00,10,a\n"
-        "2026-03-02T08:00:00+01:00,2026-03-02T09:00:00+01:00,lots,a\n")
+        "2026-03-02T08:00:00+01:00,2026-03-02T09:00:00+01:00,lots,a\n"
+    )
     [problem] = _problems(tmp_path, scenario_data(demand=[{"kind": "trace", "path": "t.csv"}]))
     assert "3 row(s) cannot be used (lines 3, 4, 5)" in problem
 
 
 def test_trace_station_must_be_a_site(tmp_path):
     """Trace stations that are not sites are named."""
-    (tmp_path / "t.csv").write_text("arrival,departure,energy_kwh,station\n"
-                                    "2026-03-02T08:00:00+01:00,2026-03-02T09:00:00+01:00,10,elsewhere\n")
+    (tmp_path / "t.csv").write_text(
+        "arrival,departure,energy_kwh,station\n2026-03-02T08:00:00+01:00,2026-03-02T09:00:00+01:00,10,elsewhere\n"
+    )
     [problem] = _problems(tmp_path, scenario_data(demand=[{"kind": "trace", "path": "t.csv"}]))
     assert "trace stations elsewhere are not sites" in problem
 
@@ -84,7 +100,8 @@ def test_trace_station_must_be_a_site(tmp_path):
 def test_start_needs_a_timezone(tmp_path):
     """A start without a zone is refused with an example of the right form."""
     [problem] = _problems(tmp_path, scenario_data(start="2026-03-02T00:00:00"))
-    assert "start:" in problem and "timezone" in problem
+    assert "start:" in problem
+    assert "timezone" in problem
 
 
 def test_duplicate_key_and_bad_yaml(tmp_path):
@@ -103,8 +120,10 @@ def test_distribution_outside_its_domain(tmp_path):
     data = scenario_data()
     data["demand"][0]["arrival_soc_frac"] = {"dist": "uniform", "low": 0.2, "high": 1.4}
     [problem] = _problems(tmp_path, data)
-    assert "demand[0].arrival_soc_frac must take values in [0.0, 1.0]" in problem or \
-        "arrival_soc_frac must take values in [0.0, 1.0]" in problem
+    assert (
+        "demand[0].arrival_soc_frac must take values in [0.0, 1.0]" in problem
+        or "arrival_soc_frac must take values in [0.0, 1.0]" in problem
+    )
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
@@ -114,11 +133,43 @@ def test_cli_bad_input_exits_2_without_traceback(tmp_path, command):
     data["network"]["sites"][0]["capacity_kw"] = -1
     data["demand"][0]["dwell_minutes"] = 5
     path = _write(tmp_path, data)
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", command, str(path), "--out", str(tmp_path / "o")]
-                          if command == "run" else [sys.executable, "-m", "sim.cli", command, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sim.cli", command, str(path), "--out", str(tmp_path / "o")]
+        if command == "run"
+        else [sys.executable, "-m", "sim.cli", command, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "network.sites[0].capacity_kw: Input should be greater than 0" in proc.stderr
     assert "demand[0].dwell_minutes: unknown key" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_trace_timestamps_need_an_offset(tmp_path):
+    """A trace timestamp without a UTC offset is refused rather than read as UTC."""
+    (tmp_path / "t.csv").write_text(
+        "arrival,departure,energy_kwh,station\n2026-03-02T08:00:00,2026-03-02T09:00:00+01:00,10,a\n"
+    )
+    [problem] = _problems(tmp_path, scenario_data(demand=[{"kind": "trace", "path": "t.csv"}]))
+    assert "(lines 2)" in problem
+
+
+def test_trace_outside_the_horizon(tmp_path):
+    """A trace none of whose sessions arrives within the horizon says how to fix the start."""
+    (tmp_path / "t.csv").write_text(
+        "arrival,departure,energy_kwh,station\n2025-03-02T08:00:00+01:00,2025-03-02T09:00:00+01:00,10,a\n"
+    )
+    [problem] = _problems(tmp_path, scenario_data(demand=[{"kind": "trace", "path": "t.csv"}]))
+    assert "arrives within the horizon" in problem
+    assert "move start" in problem
+
+
+def test_yaml_anchors_and_merge_keys():
+    """YAML merge keys work, and keys written beside a merge override it without counting as repeats."""
+    from sim.config import _UniqueKeyLoader
+
+    merged = yaml.load("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  q: 3\n", Loader=_UniqueKeyLoader)  # noqa: S506
+    assert merged["b"] == {"p": 1, "q": 3}

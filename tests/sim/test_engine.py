@@ -50,13 +50,33 @@ def test_queue_balk_and_renege():
     """A one-port site with long dwells turns drivers away and makes waiting drivers give up."""
     s = make_scenario(
         horizon_days=3,
-        network={"sites": [{"id": "a", "lat": 0, "lon": 0, "capacity_kw": 50, "chargers": [
-            {"model": "ac", "power_kw": 11, "current": "ac"}]}]},
-        demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 3},
-                 "dwell_min": 120, "patience_min": 20, "max_queue": 1}])
+        network={
+            "sites": [
+                {
+                    "id": "a",
+                    "lat": 0,
+                    "lon": 0,
+                    "capacity_kw": 50,
+                    "chargers": [{"model": "ac", "power_kw": 11, "current": "ac"}],
+                }
+            ]
+        },
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 3},
+                "dwell_min": 120,
+                "patience_min": 20,
+                "max_queue": 1,
+            }
+        ],
+    )
     sessions = build_tables(simulate(s)).sessions
     counts = sessions["outcome"].value_counts()
-    assert counts["balked"] > 0 and counts["reneged"] > 0 and counts["served"] > 0
+    assert counts["balked"] > 0
+    assert counts["reneged"] > 0
+    assert counts["served"] > 0
     reneged = sessions[sessions["outcome"] == "reneged"]
     assert np.allclose(reneged["wait_s"], 20 * 60)
     served = sessions[sessions["outcome"] == "served"]
@@ -67,8 +87,18 @@ def test_queue_balk_and_renege():
 
 def test_leave_when_charged_departs_at_target():
     """Drivers who leave once charged depart at the end of charging with their target SoC."""
-    s = make_scenario(demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 1},
-                               "dwell_min": 600, "leave_when_charged": True, "target_soc_frac": 0.8}])
+    s = make_scenario(
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 1},
+                "dwell_min": 600,
+                "leave_when_charged": True,
+                "target_soc_frac": 0.8,
+            }
+        ]
+    )
     sessions = build_tables(simulate(s)).sessions
     served = sessions[sessions["outcome"] == "served"]
     assert len(served) > 10
@@ -76,18 +106,20 @@ def test_leave_when_charged_departs_at_target():
     assert np.allclose(served["soc_out_frac"], np.maximum(0.8, served["soc_in_frac"]))
 
 
-site_strategy = st.fixed_dictionaries({
-    "capacity_kw": st.floats(5.0, 400.0),
-    "ac": st.integers(0, 4),
-    "dc": st.integers(0, 2),
-    "connectors": st.integers(1, 3),
-    "shared": st.booleans(),
-    "dc_kw": st.sampled_from([50.0, 150.0, 350.0]),
-    "per_hour": st.floats(0.2, 6.0),
-    "dwell_min": st.floats(10.0, 300.0),
-    "leave": st.booleans(),
-    "seed": st.integers(0, 2**32 - 1),
-})
+site_strategy = st.fixed_dictionaries(
+    {
+        "capacity_kw": st.floats(5.0, 400.0),
+        "ac": st.integers(0, 4),
+        "dc": st.integers(0, 2),
+        "connectors": st.integers(1, 3),
+        "shared": st.booleans(),
+        "dc_kw": st.sampled_from([50.0, 150.0, 350.0]),
+        "per_hour": st.floats(0.2, 6.0),
+        "dwell_min": st.floats(10.0, 300.0),
+        "leave": st.booleans(),
+        "seed": st.integers(0, 2**32 - 1),
+    }
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,16 +128,34 @@ def test_equal_share_invariants(p):
     """equal_share never exceeds the site's capacity, a connector's or the EV's limit, or the need."""
     chargers = []
     if p["ac"]:
-        chargers.append({"model": "ac", "count": p["ac"], "connectors": p["connectors"], "power_kw": 22.0,
-                         "current": "ac"})
+        chargers.append(
+            {"model": "ac", "count": p["ac"], "connectors": p["connectors"], "power_kw": 22.0, "current": "ac"}
+        )
     if p["dc"] or not p["ac"]:
-        chargers.append({"model": "dc", "count": max(p["dc"], 1), "connectors": p["connectors"],
-                         "power_kw": p["dc_kw"], "current": "dc", "shared": p["shared"]})
+        chargers.append(
+            {
+                "model": "dc",
+                "count": max(p["dc"], 1),
+                "connectors": p["connectors"],
+                "power_kw": p["dc_kw"],
+                "current": "dc",
+                "shared": p["shared"],
+            }
+        )
     s = make_scenario(
-        seed=p["seed"], horizon_days=1,
+        seed=p["seed"],
+        horizon_days=1,
         network={"sites": [{"id": "a", "lat": 0, "lon": 0, "capacity_kw": p["capacity_kw"], "chargers": chargers}]},
-        demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": p["per_hour"]},
-                 "dwell_min": {"dist": "exponential", "mean": p["dwell_min"]}, "leave_when_charged": p["leave"]}])
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": p["per_hour"]},
+                "dwell_min": {"dist": "exponential", "mean": p["dwell_min"]},
+                "leave_when_charged": p["leave"],
+            }
+        ],
+    )
     run = simulate(s)
     iv = run.intervals
     caps = np.array([run.profiles[k].cap_kw for k in iv["profile"]])
