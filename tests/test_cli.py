@@ -68,3 +68,43 @@ def test_missing_scenario_file(tmp_path, capsys):
     """A scenario path that does not exist exits 2 with the path."""
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: cannot read the scenario file" in capsys.readouterr().err
+
+
+def _bad_cases(tmp_path):
+    """(data, expected text) for each kind of bad input the foundation names."""
+    typo = scenario_data()
+    typo["network"]["sites"][0]["chargers"][0]["power_kww"] = 11
+    wrong_type = scenario_data(horizon_days="a week")
+    negative = scenario_data()
+    negative["network"]["sites"][0]["chargers"][0]["power_kw"] = -11
+    (tmp_path / "bad.csv").write_text("arrival,departure,energy_kwh,station\nsoon,later,x,a\n")
+    curve = [[0, 50], [0.6, 40], [0.4, 30], [1, 10]]
+    return {
+        "typo": (typo, "network.sites[0].chargers[0].power_kww: unknown key"),
+        "wrong type": (wrong_type, "horizon_days: Input should be a valid number"),
+        "negative power": (negative, "network.sites[0].chargers[0].power_kw: Input should be greater than 0"),
+        "unknown manager": (scenario_data(manager={"kind": "smartest"}), "manager: Input tag 'smartest'"),
+        "missing trace": (scenario_data(demand=[{"kind": "trace", "path": "gone.csv"}]), "gone.csv does not exist"),
+        "bad trace rows": (scenario_data(demand=[{"kind": "trace", "path": "bad.csv"}]), "cannot be used (lines 2)"),
+        "unordered curve": (
+            scenario_data(fleet=[{"share": 1, "model": {"name": "v", "capacity_kwh": 60, "ac_max_kw": 11,
+                                                         "dc_curve": curve}}]),
+            "fleet[0].model.dc_curve: charge curve points must be ordered",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["typo", "wrong type", "negative power", "unknown manager", "missing trace",
+                                  "bad trace rows", "unordered curve"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_every_bad_input_exits_2_with_its_message(tmp_path, capsys, case, command):
+    """Each kind of bad input gives its one-line message naming the file, and exit code 2."""
+    data, expected = _bad_cases(tmp_path)[case]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    extra = ["--out", str(tmp_path / "o")] if command == "run" else []
+    assert main([command, str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert f"{path}:" in err
+    assert not (tmp_path / "o").exists()
