@@ -87,15 +87,18 @@ def _bad_cases(tmp_path):
         "missing trace": (scenario_data(demand=[{"kind": "trace", "path": "gone.csv"}]), "gone.csv does not exist"),
         "bad trace rows": (scenario_data(demand=[{"kind": "trace", "path": "bad.csv"}]), "cannot be used (lines 2)"),
         "unordered curve": (
-            scenario_data(fleet=[{"share": 1, "model": {"name": "v", "capacity_kwh": 60, "ac_max_kw": 11,
-                                                         "dc_curve": curve}}]),
+            scenario_data(
+                fleet=[{"share": 1, "model": {"name": "v", "capacity_kwh": 60, "ac_max_kw": 11, "dc_curve": curve}}]
+            ),
             "fleet[0].model.dc_curve: charge curve points must be ordered",
         ),
     }
 
 
-@pytest.mark.parametrize("case", ["typo", "wrong type", "negative power", "unknown manager", "missing trace",
-                                  "bad trace rows", "unordered curve"])
+@pytest.mark.parametrize(
+    "case",
+    ["typo", "wrong type", "negative power", "unknown manager", "missing trace", "bad trace rows", "unordered curve"],
+)
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_every_bad_input_exits_2_with_its_message(tmp_path, capsys, case, command):
     """Each kind of bad input gives its one-line message naming the file, and exit code 2."""
