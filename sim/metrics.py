@@ -15,7 +15,18 @@ import pandas as pd
 from sim.engine import RunTables
 from sim.sessions import EventKind, Outcome
 
-__all__ = ["BIN_S", "Tables", "build_tables", "kpis"]
+__all__ = [
+    "BIN_S",
+    "Tables",
+    "build_tables",
+    "events_frame",
+    "kpis",
+    "load_15min",
+    "load_steps",
+    "peak_instant_kw",
+    "ports_frame",
+    "sessions_frame",
+]
 
 BIN_S = 900.0  # the 15-minute interval utilities bill demand on
 _CHUNK = 250_000
@@ -126,20 +137,16 @@ def load_steps(run: RunTables) -> pd.DataFrame:
     )
 
 
-def build_tables(run: RunTables) -> Tables:
-    """Turn the recorded columns into the result tables."""
-    site_ids = [s.site_id for s in run.sites]
-    evse_ids = [e.evse_id for e in run.evses]
+def sessions_frame(run: RunTables) -> pd.DataFrame:
+    """One row per arriving driver, in session id order."""
     s = run.sessions
-    outcome_names = [o.name.lower() for o in Outcome]
-    evse_code = s["evse"]
-    sessions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "session_id": s["session_id"],
-            "site_id": _category(s["site"], site_ids),
-            "evse_id": pd.Categorical.from_codes(evse_code, categories=pd.Index(evse_ids, dtype=str)),
+            "site_id": _category(s["site"], [site.site_id for site in run.sites]),
+            "evse_id": _category(s["evse"], [e.evse_id for e in run.evses]),
             "ev_model": _category(s["model"], [m.name for m in run.models]),
-            "outcome": _category(s["outcome"], outcome_names),
+            "outcome": _category(s["outcome"], [o.name.lower() for o in Outcome]),
             **{
                 c: s[c]
                 for c in (
@@ -159,21 +166,30 @@ def build_tables(run: RunTables) -> Tables:
             "arrival_time": _times(run, s["arrival_t_s"]),
         }
     ).sort_values("session_id", kind="stable", ignore_index=True)
+
+
+def events_frame(run: RunTables) -> pd.DataFrame:
+    """Queueing events and manager commands, in time order."""
     e = run.events
-    events = pd.DataFrame(
+    return pd.DataFrame(
         {
             "t_s": e["t_s"],
             "event": _category(e["event"], [k.name.lower() for k in EventKind]),
-            "site_id": _category(e["site"], site_ids),
-            "evse_id": pd.Categorical.from_codes(e["evse"], categories=pd.Index(evse_ids, dtype=str)),
+            "site_id": _category(e["site"], [site.site_id for site in run.sites]),
+            "evse_id": _category(e["evse"], [ev.evse_id for ev in run.evses]),
             "session_id": e["session_id"],
             "value": e["value"],
         }
     )
-    return Tables(sessions, events, load_15min(run), load_steps(run), _ports(run, sessions))
 
 
-def _ports(run: RunTables, sessions: pd.DataFrame) -> pd.DataFrame:
+def build_tables(run: RunTables) -> Tables:
+    """Turn the recorded columns into the result tables."""
+    return Tables(sessions_frame(run), events_frame(run), load_15min(run), load_steps(run), ports_frame(run))
+
+
+def ports_frame(run: RunTables) -> pd.DataFrame:
+    """One row per connector: sessions, plugged and charging time, energy, utilization."""
     horizon_s = run.scenario.horizon_s
     n = len(run.evses)
     s = run.sessions
@@ -231,25 +247,38 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
     }
 
 
-def kpis(run: RunTables, tables: Tables) -> dict[str, Any]:
-    """Network and per-site KPIs. `peak_kw` is the highest 15-minute mean power."""
+def kpis(
+    run: RunTables, sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, peak_instant_kw: pd.Series
+) -> dict[str, Any]:
+    """Network and per-site KPIs. `peak_kw` is the highest 15-minute mean power.
+
+    Args:
+        run: The run.
+        sessions: `sessions_frame(run)`.
+        ports: `ports_frame(run)`.
+        load: `load_15min(run)`.
+        peak_instant_kw: Highest instantaneous power per site id (from `load_steps`).
+    """
     horizon_s = run.scenario.horizon_s
-    network_load = tables.load.groupby("t_s", sort=True)["power_kw"].sum().reset_index()
+    network_load = load.groupby("t_s", sort=True)["power_kw"].sum().reset_index()
     out: dict[str, Any] = {
         "currency": run.scenario.tariff.currency,
-        "network": _kpis_of(tables.sessions, tables.ports, network_load, horizon_s),
+        "network": _kpis_of(sessions, ports, network_load, horizon_s),
         "sites": {},
     }
-    steps_peak = tables.load_steps.groupby("site_id", observed=False)["power_kw"].max()
+    by_site = {
+        name: dict(iter(frame.groupby("site_id", observed=False)))
+        for name, frame in (("sessions", sessions), ("ports", ports), ("load", load))
+    }
     for site in run.sites:
         sid = site.site_id
-        k = _kpis_of(
-            tables.sessions[tables.sessions["site_id"] == sid],
-            tables.ports[tables.ports["site_id"] == sid],
-            tables.load[tables.load["site_id"] == sid],
-            horizon_s,
-        )
-        k["peak_instant_kw"] = float(steps_peak.get(sid, 0.0))
+        k = _kpis_of(by_site["sessions"][sid], by_site["ports"][sid], by_site["load"][sid], horizon_s)
+        k["peak_instant_kw"] = float(peak_instant_kw.get(sid, 0.0))
         k["capacity_kw"] = site.capacity_kw
         out["sites"][sid] = k
     return out
+
+
+def peak_instant_kw(steps: pd.DataFrame) -> pd.Series:
+    """Highest instantaneous power per site id."""
+    return steps.groupby("site_id", observed=False)["power_kw"].max()

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from sim import metrics
 from sim.engine import RunTables
-from sim.metrics import Tables, build_tables, kpis
 
 __all__ = ["RESULT_FILES", "write_results"]
 
@@ -71,8 +71,6 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        tables: Tables = build_tables(run)
-        k = kpis(run, tables)
         scenario = run.scenario
         (tmp / "scenario.yaml").write_text(
             yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
@@ -88,9 +86,20 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
             },
             tmp / "manifest.json",
         )
+        # One table at a time, dropped once written, so peak memory stays near the largest table.
+        _write_parquet(metrics.events_frame(run), tmp / "events.parquet")
+        steps = metrics.load_steps(run)
+        _write_parquet(steps, tmp / "load_steps.parquet")
+        peaks = metrics.peak_instant_kw(steps)
+        del steps
+        load = metrics.load_15min(run)
+        _write_parquet(load, tmp / "load.parquet")
+        sessions = metrics.sessions_frame(run)
+        _write_parquet(sessions, tmp / "sessions.parquet")
+        ports = metrics.ports_frame(run)
+        _write_parquet(ports, tmp / "ports.parquet")
+        k = metrics.kpis(run, sessions, ports, load, peaks)
         _write_json(k, tmp / "kpis.json")
-        for name in ("sessions", "events", "load", "load_steps", "ports"):
-            _write_parquet(getattr(tables, name), tmp / f"{name}.parquet")
         if finish is not None:
             finish(tmp)
         if out_dir.exists():
