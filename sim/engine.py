@@ -116,25 +116,23 @@ class _Simulation:
         self.profiles = ProfileCache()
         self.next_session_id = 0
         self.sessions = Table(
-            session_id=int,
-            site=int,
-            evse=int,
-            model=int,
-            outcome=int,
-            arrival_t_s=float,
-            plug_t_s=float,
-            charge_start_t_s=float,
-            charge_end_t_s=float,
-            departure_t_s=float,
-            wait_s=float,
-            energy_requested_kwh=float,
-            energy_delivered_kwh=float,
-            soc_in_frac=float,
-            soc_out_frac=float,
-            amount_charged=float,
+            floats=(
+                "arrival_t_s",
+                "plug_t_s",
+                "charge_start_t_s",
+                "charge_end_t_s",
+                "departure_t_s",
+                "wait_s",
+                "energy_requested_kwh",
+                "energy_delivered_kwh",
+                "soc_in_frac",
+                "soc_out_frac",
+                "amount_charged",
+            ),
+            ints=("session_id", "site", "evse", "model", "outcome"),
         )
-        self.events = Table(t_s=float, event=int, site=int, evse=int, session_id=int, value=float)
-        self.intervals = Table(site=int, evse=int, t0_s=float, t1_s=float, tau0_s=float, profile=int)
+        self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
+        self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
         for site in self.sites:
             arr = arrivals[site.site_id]
             if len(arr):
@@ -185,11 +183,11 @@ class _Simulation:
             self._plug(s, free.pop(k), t_s)
         elif choice is Choice.QUEUE:
             site.queue.append(s)
-            self.events.add((t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan))
+            self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
             self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
         else:
             s.state = State.DONE
-            self.events.add((t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan))
+            self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
             self._record(s, Outcome.BALKED, math.nan)
 
     def _on_renege(self, event: simpy.Event) -> None:
@@ -198,7 +196,7 @@ class _Simulation:
             return
         s.site.queue.remove(s)
         s.state = State.DONE
-        self.events.add((self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan))
+        self._event(self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan)
         self._record(s, Outcome.RENEGED, self.env.now)
 
     # ------------------------------------------------------------ sessions
@@ -241,7 +239,8 @@ class _Simulation:
         evse = s.evse
         assert evse is not None
         t0_s, tau0_s, pid = s.close(t_s)
-        self.intervals.add((evse.site.index, evse.index, t0_s, t_s, tau0_s, pid))
+        self.intervals.add_floats((t0_s, t_s, tau0_s))
+        self.intervals.add_ints((evse.site.index, evse.index, pid))
 
     def _on_full(self, event: simpy.Event) -> None:
         s, version = cast(tuple[Session, int], event.value)
@@ -307,16 +306,8 @@ class _Simulation:
         for c in commands:
             evse = self.evse_by_id[c.evse_id]
             evse.limit_kw = c.power_kw
-            self.events.add(
-                (
-                    t_s,
-                    EventKind.POWER_LIMIT,
-                    evse.site.index,
-                    evse.index,
-                    evse.session.session_id if evse.session is not None else -1,
-                    c.power_kw,
-                )
-            )
+            session_id = evse.session.session_id if evse.session is not None else -1
+            self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
             self._replan(evse, t_s)
 
     def _replan(self, evse: Evse, t_s: float) -> None:
@@ -347,18 +338,20 @@ class _Simulation:
 
     # ------------------------------------------------------------ recording
 
+    def _event(self, t_s: float, kind: int, site: int, evse: int, session_id: int, value: float) -> None:
+        self.events.add_floats((t_s, value))
+        self.events.add_ints((kind, site, evse, session_id))
+
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
         evse = s.evse
         served = outcome is Outcome.SERVED or (outcome is Outcome.ONGOING and evse is not None)
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
-        self.sessions.add(
+        self.sessions.add_ints(
+            (s.session_id, s.site.index, evse.index if evse is not None else -1, s.model_index, outcome)
+        )
+        self.sessions.add_floats(
             (
-                s.session_id,
-                s.site.index,
-                evse.index if evse is not None else -1,
-                s.model_index,
-                outcome,
                 s.arrival_t_s,
                 s.plug_t_s,
                 s.charge_start_t_s,

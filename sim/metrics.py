@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 BIN_S = 900.0  # the 15-minute interval utilities bill demand on
-_CHUNK = 250_000
+_CHUNK = 50_000  # intervals expanded at a time: bounds temporary arrays to ~100 MB
 
 
 class Tables:

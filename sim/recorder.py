@@ -1,13 +1,14 @@
-"""Columnar recording while the run goes: rows packed into one flat float64 array, no object per row.
+"""Columnar recording while the run goes: rows packed into flat typed buffers, no object per row.
 
-`Table.add` is a single C call (``array.extend``) per row, which keeps recording off
-the hot path's profile; `arrays` reshapes the buffer and casts each column to its type.
-Integers are exact in float64 up to 2**53, far beyond any id or count of a run.
+A table keeps one float64 buffer for its float columns and one int64 buffer for its
+integer columns; recording a row is one C call per buffer (``array.extend``), and
+`Table.arrays` hands out the columns as zero-copy numpy views.
 """
 
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,25 +16,30 @@ __all__ = ["Table"]
 
 
 class Table:
-    """A growing table with fixed, typed columns."""
+    """A growing table of float and integer columns."""
 
-    def __init__(self, **columns: type) -> None:
-        """Create the columns, e.g. ``Table(t_s=float, site=int)``."""
-        self.columns = columns
-        self._data = array("d")
-        self.add = self._data.extend
-        """Append one row: a tuple of numbers in column order."""
+    def __init__(self, floats: Sequence[str], ints: Sequence[str]) -> None:
+        """Create the columns; rows are added as ``add_floats(...)`` and ``add_ints(...)`` tuples in this order."""
+        self.floats = tuple(floats)
+        self.ints = tuple(ints)
+        self._f = array("d")
+        self._i = array("q")
+        self.add_floats = self._f.extend
+        """Append the float values of one row, in `floats` order."""
+        self.add_ints = self._i.extend
+        """Append the integer values of one row, in `ints` order."""
 
     def __len__(self) -> int:
         """Number of rows."""
-        return len(self._data) // len(self.columns)
+        return len(self._f) // len(self.floats) if self.floats else len(self._i) // len(self.ints)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The columns as numpy arrays of their declared types; float columns share the buffer."""
-        flat = np.frombuffer(self._data, dtype=np.float64) if len(self._data) else np.zeros(0)
-        rows = flat.reshape(-1, len(self.columns))
-        # Float columns stay strided views of the buffer (no copy); integer columns are cast.
-        return {
-            name: rows[:, i] if kind is float else rows[:, i].astype(kind)
-            for i, (name, kind) in enumerate(self.columns.items())
-        }
+        """The columns as numpy arrays (strided views of the buffers, no copy)."""
+        out: dict[str, np.ndarray] = {}
+        for names, buf, dtype in ((self.floats, self._f, np.float64), (self.ints, self._i, np.int64)):
+            if not names:
+                continue
+            flat = np.frombuffer(buf, dtype=dtype) if len(buf) else np.zeros(0, dtype=dtype)
+            rows = flat.reshape(-1, len(names))
+            out.update({name: rows[:, k] for k, name in enumerate(names)})
+        return out
