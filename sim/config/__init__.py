@@ -16,9 +16,6 @@ import numpy as np
 import yaml
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -26,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.config.base import Constant, Distribution, StrictModel, Uniform, within
 from sim.ev import PRESETS, EVModel, check_curve
 
 __all__ = [
@@ -43,150 +41,10 @@ __all__ = [
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------- distributions
-
-
-class Constant(_Model):
-    """Always the same value; a bare number in YAML means this."""
-
-    dist: Literal["constant"] = "constant"
-    value: float
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        return np.full(n, self.value)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (self.value, self.value)
-
-
-class Uniform(_Model):
-    """Uniform on [low, high]."""
-
-    dist: Literal["uniform"]
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Uniform:
-        if self.high < self.low:
-            raise ValueError(f"high (={self.high}) must be >= low (={self.low})")
-        return self
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        return rng.uniform(self.low, self.high, n)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (self.low, self.high)
-
-
-class Normal(_Model):
-    """Normal, truncated to [low, high] by resampling when bounds are given."""
-
-    dist: Literal["normal"]
-    mean: float
-    std: float = Field(ge=0)
-    low: float = -np.inf
-    high: float = np.inf
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Normal:
-        if not self.low < self.mean < self.high:
-            raise ValueError(f"mean (={self.mean}) must lie strictly between low and high")
-        return self
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        x = rng.normal(self.mean, self.std, n)
-        for _ in range(100):  # the mean lies inside, so each round keeps a fair share
-            bad = (x < self.low) | (x > self.high)
-            if not bad.any():
-                break
-            x[bad] = rng.normal(self.mean, self.std, int(bad.sum()))
-        return np.clip(x, self.low, self.high)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (self.low, self.high)
-
-
-class LogNormal(_Model):
-    """Log-normal given by its median and the standard deviation of its logarithm."""
-
-    dist: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(ge=0)
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        return rng.lognormal(np.log(self.median), self.sigma, n)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (0.0, np.inf)
-
-
-class Exponential(_Model):
-    """Exponential with the given mean."""
-
-    dist: Literal["exponential"]
-    mean: float = Field(gt=0)
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        return rng.exponential(self.mean, n)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (0.0, np.inf)
-
-
-class Beta(_Model):
-    """Beta(a, b) on [0, 1]: the usual shape for a state of charge."""
-
-    dist: Literal["beta"]
-    a: float = Field(gt=0)
-    b: float = Field(gt=0)
-
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw `n` values."""
-        return rng.beta(self.a, self.b, n)
-
-    def support(self) -> tuple[float, float]:
-        """Smallest and largest value a draw can take."""
-        return (0.0, 1.0)
-
-
-def _number_is_constant(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return {"dist": "constant", "value": value}
-    return value
-
-
-Distribution = Annotated[
-    Constant | Uniform | Normal | LogNormal | Exponential | Beta,
-    Field(discriminator="dist"),
-    BeforeValidator(_number_is_constant),
-]
-
-
-def _within(name: str, d: Any, lo: float, hi: float) -> None:
-    s_lo, s_hi = d.support()
-    if s_lo < lo or s_hi > hi:
-        raise ValueError(f"{name} must take values in [{lo}, {hi}], but this distribution spans [{s_lo}, {s_hi}]")
-
-
 # ---------------------------------------------------------------- network
 
 
-class ChargerGroup(_Model):
+class ChargerGroup(StrictModel):
     """`count` identical chargers of one model at a site."""
 
     model: str = Field(min_length=1)
@@ -200,7 +58,7 @@ class ChargerGroup(_Model):
     )
 
 
-class Site(_Model):
+class Site(StrictModel):
     """A charging site with its grid connection and chargers."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
@@ -217,7 +75,7 @@ class Site(_Model):
         return sum(c.count * c.connectors for c in self.chargers)
 
 
-class Network(_Model):
+class Network(StrictModel):
     """The sites of the network."""
 
     sites: list[Site] = Field(min_length=1)
@@ -236,7 +94,7 @@ class Network(_Model):
 # ---------------------------------------------------------------- fleet
 
 
-class EVModelSpec(_Model):
+class EVModelSpec(StrictModel):
     """A vehicle model written out in the scenario."""
 
     name: str = Field(min_length=1)
@@ -251,7 +109,7 @@ class EVModelSpec(_Model):
         return curve
 
 
-class FleetEntry(_Model):
+class FleetEntry(StrictModel):
     """One vehicle model of the fleet mix, by preset name or written out, with its share."""
 
     preset: str | None = None
@@ -278,7 +136,7 @@ class FleetEntry(_Model):
 # ---------------------------------------------------------------- demand
 
 
-class RateConstant(_Model):
+class RateConstant(StrictModel):
     """The same arrival rate every hour."""
 
     kind: Literal["constant"]
@@ -289,7 +147,7 @@ class RateConstant(_Model):
         return np.full(168, self.per_hour)
 
 
-class RateDaily(_Model):
+class RateDaily(StrictModel):
     """A daily profile of 24 hourly rates scaled by a factor per weekday (Monday first)."""
 
     kind: Literal["daily"]
@@ -308,7 +166,7 @@ class RateDaily(_Model):
         return np.outer(self.weekday_factors, self.per_hour).ravel()
 
 
-class RateWeekly(_Model):
+class RateWeekly(StrictModel):
     """168 hourly rates, Monday 00:00 first."""
 
     kind: Literal["weekly"]
@@ -329,15 +187,15 @@ class RateWeekly(_Model):
 Rate = Annotated[RateConstant | RateDaily | RateWeekly, Field(discriminator="kind")]
 
 
-class _DriverBehaviour(_Model):
+class _DriverBehaviour(StrictModel):
     arrival_soc_frac: Distribution = Field(default=Uniform(dist="uniform", low=0.1, high=0.5))
     patience_min: Distribution = Field(default=Constant(value=15.0), description="longest wait before reneging")
     max_queue: int = Field(default=2, ge=0, description="a driver balks when this many are already waiting")
     fleet: list[FleetEntry] | None = Field(default=None, description="fleet mix here; the scenario fleet if absent")
 
     def _check_behaviour(self) -> None:
-        _within("arrival_soc_frac", self.arrival_soc_frac, 0.0, 1.0)
-        _within("patience_min", self.patience_min, 0.0, np.inf)
+        within("arrival_soc_frac", self.arrival_soc_frac, 0.0, 1.0)
+        within("patience_min", self.patience_min, 0.0, np.inf)
 
 
 class SyntheticDemand(_DriverBehaviour):
@@ -357,10 +215,10 @@ class SyntheticDemand(_DriverBehaviour):
         if self.target_soc_frac is not None and self.energy_need_kwh is not None:
             raise ValueError("give target_soc_frac or energy_need_kwh, not both")
         if self.target_soc_frac is not None:
-            _within("target_soc_frac", self.target_soc_frac, 0.0, 1.0)
+            within("target_soc_frac", self.target_soc_frac, 0.0, 1.0)
         if self.energy_need_kwh is not None:
-            _within("energy_need_kwh", self.energy_need_kwh, 0.0, np.inf)
-        _within("dwell_min", self.dwell_min, 0.0, np.inf)
+            within("energy_need_kwh", self.energy_need_kwh, 0.0, np.inf)
+        within("dwell_min", self.dwell_min, 0.0, np.inf)
         return self
 
     @property
@@ -401,7 +259,7 @@ Demand = Annotated[SyntheticDemand | TraceDemand, Field(discriminator="kind")]
 # ---------------------------------------------------------------- tariff and manager
 
 
-class Tariff(_Model):
+class Tariff(StrictModel):
     """A flat tariff: a price per kWh and a fee per session."""
 
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
@@ -409,13 +267,13 @@ class Tariff(_Model):
     session_fee: float = Field(default=0.0, ge=0)
 
 
-class UncontrolledManager(_Model):
+class UncontrolledManager(StrictModel):
     """Every connector charges at what the EV and the EVSE allow."""
 
     kind: Literal["uncontrolled"]
 
 
-class EqualShareManager(_Model):
+class EqualShareManager(StrictModel):
     """The site's capacity is shared equally among the sessions drawing power."""
 
     kind: Literal["equal_share"]
@@ -427,7 +285,7 @@ ManagerConfig = Annotated[UncontrolledManager | EqualShareManager, Field(discrim
 # ---------------------------------------------------------------- scenario
 
 
-class Scenario(_Model):
+class Scenario(StrictModel):
     """A complete scenario: network, fleet, demand, tariff and network manager."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also the default results folder name")

@@ -1,0 +1,153 @@
+"""Building blocks of the scenario model: the strict base model and distributions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+__all__ = ["Beta", "Constant", "Distribution", "Exponential", "LogNormal", "Normal", "Uniform", "within"]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- distributions
+
+
+class Constant(StrictModel):
+    """Always the same value; a bare number in YAML means this."""
+
+    dist: Literal["constant"] = "constant"
+    value: float
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return np.full(n, self.value)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.value, self.value)
+
+
+class Uniform(StrictModel):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high (={self.high}) must be >= low (={self.low})")
+        return self
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.uniform(self.low, self.high, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.low, self.high)
+
+
+class Normal(StrictModel):
+    """Normal, truncated to [low, high] by resampling when bounds are given."""
+
+    dist: Literal["normal"]
+    mean: float
+    std: float = Field(ge=0)
+    low: float = -np.inf
+    high: float = np.inf
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Normal:
+        if not self.low < self.mean < self.high:
+            raise ValueError(f"mean (={self.mean}) must lie strictly between low and high")
+        return self
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        x = rng.normal(self.mean, self.std, n)
+        for _ in range(100):  # the mean lies inside, so each round keeps a fair share
+            bad = (x < self.low) | (x > self.high)
+            if not bad.any():
+                break
+            x[bad] = rng.normal(self.mean, self.std, int(bad.sum()))
+        return np.clip(x, self.low, self.high)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (self.low, self.high)
+
+
+class LogNormal(StrictModel):
+    """Log-normal given by its median and the standard deviation of its logarithm."""
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.lognormal(np.log(self.median), self.sigma, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, np.inf)
+
+
+class Exponential(StrictModel):
+    """Exponential with the given mean."""
+
+    dist: Literal["exponential"]
+    mean: float = Field(gt=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.exponential(self.mean, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, np.inf)
+
+
+class Beta(StrictModel):
+    """Beta(a, b) on [0, 1]: the usual shape for a state of charge."""
+
+    dist: Literal["beta"]
+    a: float = Field(gt=0)
+    b: float = Field(gt=0)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw `n` values."""
+        return rng.beta(self.a, self.b, n)
+
+    def support(self) -> tuple[float, float]:
+        """Smallest and largest value a draw can take."""
+        return (0.0, 1.0)
+
+
+def _number_is_constant(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+Distribution = Annotated[
+    Constant | Uniform | Normal | LogNormal | Exponential | Beta,
+    Field(discriminator="dist"),
+    BeforeValidator(_number_is_constant),
+]
+
+
+def within(name: str, d: Any, lo: float, hi: float) -> None:
+    """Raise ValueError unless every draw of distribution `d` lies in [lo, hi]."""
+    s_lo, s_hi = d.support()
+    if s_lo < lo or s_hi > hi:
+        raise ValueError(f"{name} must take values in [{lo}, {hi}], but this distribution spans [{s_lo}, {s_hi}]")
