@@ -24,18 +24,28 @@ from sim.drivers import Choice, Driver, DriverModel
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import SessionId, SiteId
-from sim.managers import build_manager
+from sim.managers import build_manager, build_operator
 from sim.managers.base import (
+    ChangeAvailability,
     Command,
+    CompositeManager,
+    DispatchTechnician,
+    Event,
     EvseStatus,
     EvseView,
+    NetworkManager,
+    Reset,
+    ScheduleMaintenance,
     SessionStarted,
     SessionStopped,
+    SetPowerLimit,
     SiteView,
     StatusChanged,
+    Tick,
 )
 from sim.recorder import Table
 from sim.rng import stream
+from sim.serviceability import Reliability, ServiceRecord
 from sim.sessions import EventKind, Outcome, Session, State
 from sim.tariffs import session_charge
 from sim.units import S_PER_DAY
@@ -43,11 +53,12 @@ from sim.units import S_PER_DAY
 __all__ = ["RunTables", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
-CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE = (
+CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
     EvseStatus.SUSPENDED_EVSE,
     EvseStatus.AVAILABLE,
+    EvseStatus.FAULTED,
 )
 
 
@@ -64,6 +75,7 @@ class RunTables:
     events: dict[str, np.ndarray]
     intervals: dict[str, np.ndarray]
     wall_s: float
+    service: ServiceRecord | None = None
 
 
 class _View:
@@ -76,6 +88,9 @@ class _View:
     @property
     def t_s(self) -> float:
         return self._env.now
+
+    def site_ids(self) -> tuple[SiteId, ...]:
+        return tuple(SiteId(k) for k in self._sites)
 
     def site(self, site_id: SiteId) -> SiteView:
         site = self._sites[site_id]
@@ -109,12 +124,17 @@ class _Simulation:
         self.env = simpy.Environment()
         self.sites, self.evses = build_sites(scenario.network.sites)
         self.evse_by_id = {e.evse_id: e for e in self.evses}
-        self.manager = build_manager(scenario.manager)
+        self.manager: NetworkManager = build_manager(scenario.manager)
         self.view = _View(self.env, {s.site_id: s for s in self.sites})
+        self.reliability: Reliability | None = None
+        if scenario.serviceability is not None:
+            self.reliability = Reliability(self.env, scenario, scenario.serviceability, self.sites, self)
+            self.manager = CompositeManager([self.manager, build_operator(scenario.serviceability.operator)])
         self.drivers = DriverModel(stream(scenario.seed, "drivers"))
         self.tariff = scenario.tariff
         self.profiles = ProfileCache()
         self.next_session_id = 0
+        self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
         self.sessions = Table(
             floats=(
                 "arrival_t_s",
@@ -129,7 +149,7 @@ class _Simulation:
                 "soc_out_frac",
                 "amount_charged",
             ),
-            ints=("session_id", "site", "evse", "model", "outcome"),
+            ints=("session_id", "site", "evse", "model", "outcome", "failed_attempts"),
         )
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
@@ -137,6 +157,7 @@ class _Simulation:
             arr = arrivals[site.site_id]
             if len(arr):
                 self.env.process(self._arrivals(site, arr))
+        self.env.process(self._ticks())
 
     # ------------------------------------------------------------ processes
 
@@ -159,6 +180,15 @@ class _Simulation:
                 yield env.timeout(t_s - env.now)
                 self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave)
 
+    def _ticks(self):  # noqa: ANN202 - a SimPy process
+        """A `Tick` to the managers at every local midnight."""
+        start = self.scenario.start
+        first_s = S_PER_DAY - (start.hour * 3600 + start.minute * 60 + start.second)
+        yield self.env.timeout(first_s % S_PER_DAY)
+        while True:
+            self.send(Tick(self.env.now))
+            yield self.env.timeout(S_PER_DAY)
+
     # ------------------------------------------------------------ drivers
 
     def _arrive(
@@ -176,19 +206,44 @@ class _Simulation:
         driver = Driver(self.drivers, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
         self.next_session_id += 1
-        choice = driver.choose(len(site.free), len(site.queue))
-        if choice is Choice.PLUG:
-            free = site.free
-            k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
-            self._plug(s, free.pop(k), t_s)
-        elif choice is Choice.QUEUE:
-            site.queue.append(s)
-            self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
-            self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
-        else:
-            s.state = State.DONE
-            self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
-            self._record(s, Outcome.BALKED, math.nan)
+        free = site.free
+        while True:  # each failed attempt takes a port out of service, so this ends
+            choice = driver.choose(len(free), len(site.queue))
+            if choice is Choice.PLUG:
+                k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
+                if self._try_plug(s, free.pop(k), t_s):
+                    return
+            elif choice is Choice.QUEUE:
+                site.queue.append(s)
+                self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
+                self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
+                return
+            else:
+                s.state = State.DONE
+                self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
+                self._record(s, Outcome.FAILED if s.failed_attempts else Outcome.BALKED, math.nan)
+                return
+
+    def _try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
+        """Plug `s` into `evse`; a silently failed port makes it a failed attempt instead."""
+        if evse.silent_faults:
+            assert self.reliability is not None
+            s.failed_attempts += 1
+            self.reliability.failed_attempt(evse, s.session_id, t_s)
+            return False
+        self._plug(s, evse, t_s)
+        return True
+
+    def _release(self, evse: Evse, t_s: float) -> None:
+        """A free, serviceable port: the first waiting driver takes it, or it joins the free list."""
+        site = evse.site
+        while site.queue and evse.blocks == 0:
+            s = site.queue.popleft()
+            if self._try_plug(s, evse, t_s):
+                return
+            site.queue.appendleft(s)
+        if evse.blocks == 0:
+            site.free.append(evse)
 
     def _on_renege(self, event: simpy.Event) -> None:
         s = cast(Session, event.value)
@@ -288,10 +343,7 @@ class _Simulation:
         )
         if was_charging and evse.charger.shared:
             self._replan_siblings(evse, t_s)
-        if site.queue:
-            self._plug(site.queue.popleft(), evse, t_s)
-        else:
-            site.free.append(evse)
+        self._release(evse, t_s)
 
     # ------------------------------------------------------------ power
 
@@ -304,11 +356,70 @@ class _Simulation:
 
     def _apply(self, commands: Sequence[Command], t_s: float) -> None:
         for c in commands:
-            evse = self.evse_by_id[c.evse_id]
-            evse.limit_kw = c.power_kw
-            session_id = evse.session.session_id if evse.session is not None else -1
-            self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
-            self._replan(evse, t_s)
+            if isinstance(c, SetPowerLimit):
+                evse = self.evse_by_id[c.evse_id]
+                evse.limit_kw = c.power_kw
+                session_id = evse.session.session_id if evse.session is not None else -1
+                self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
+                self._replan(evse, t_s)
+            elif isinstance(c, ChangeAvailability):
+                evse = self.evse_by_id[c.evse_id]
+                if c.operative == (evse.evse_id in self.unavailable):
+                    (self.unavailable.discard if c.operative else self.unavailable.add)(evse.evse_id)
+                    (self.unblock if c.operative else self.block)(evse, t_s)
+            elif self.reliability is None:
+                raise ValueError(f"{type(c).__name__} needs a serviceability section in the scenario")
+            elif isinstance(c, Reset):
+                self.reliability.reset(c.charger_id)
+            elif isinstance(c, DispatchTechnician):
+                self.reliability.dispatch(c.charger_id, c.fault_id)
+            elif isinstance(c, ScheduleMaintenance):
+                self.reliability.schedule_maintenance(c.charger_id, c.t_s)
+
+    # ------------------------------------------------------------ ports (`PortControl` for serviceability)
+
+    def send(self, event: Event) -> None:
+        """Hand `event` to the manager and apply its commands now."""
+        self._apply(self.manager.handle(event, self.view), self.env.now)
+
+    def block(self, evse: Evse, t_s: float) -> None:
+        """One more condition keeps `evse` out of service; the first takes it down."""
+        evse.blocks += 1
+        if evse.blocks > 1:
+            return
+        site = evse.site
+        if evse in site.free:
+            site.free.remove(evse)
+        s = evse.session
+        if s is not None:  # the session ends here: the driver leaves with what was charged
+            was_charging = evse.status is CHARGING
+            if s.profile is not None:
+                self._close(s, t_s)
+                s.charge_end_t_s = t_s
+            self._set_status(evse, FAULTED)
+            evse.session = None
+            evse.limit_kw = math.inf
+            s.state = State.DONE
+            self._record(s, Outcome.INTERRUPTED, t_s)
+            self.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh))
+            if was_charging and evse.charger.shared:
+                self._replan_siblings(evse, t_s)
+        else:
+            self._set_status(evse, FAULTED)
+        self.send(StatusChanged(t_s, site.site_id, evse.evse_id, FAULTED))
+
+    def unblock(self, evse: Evse, t_s: float) -> None:
+        """One condition fewer; after the last the port serves again."""
+        evse.blocks -= 1
+        if evse.blocks > 0:
+            return
+        self._set_status(evse, AVAILABLE)
+        self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, AVAILABLE))
+        self._release(evse, t_s)
+
+    def port_power_changed(self, evse: Evse, t_s: float) -> None:
+        """Derating began or ended: re-plan the session on the port."""
+        self._replan(evse, t_s)
 
     def _replan(self, evse: Evse, t_s: float) -> None:
         """Follow a change of the connector's cap: new interval, pause or resume."""
@@ -344,11 +455,17 @@ class _Simulation:
 
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
         evse = s.evse
-        served = outcome is Outcome.SERVED or (outcome is Outcome.ONGOING and evse is not None)
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
         self.sessions.add_ints(
-            (s.session_id, s.site.index, evse.index if evse is not None else -1, s.model_index, outcome)
+            (
+                s.session_id,
+                s.site.index,
+                evse.index if evse is not None else -1,
+                s.model_index,
+                outcome,
+                s.failed_attempts,
+            )
         )
         self.sessions.add_floats(
             (
@@ -362,7 +479,7 @@ class _Simulation:
                 energy_kwh,
                 s.soc_in_frac,
                 s.soc_frac,
-                session_charge(self.tariff, energy_kwh) if served else 0.0,
+                session_charge(self.tariff, energy_kwh) if evse is not None else 0.0,
             )
         )
         if outcome is not Outcome.ONGOING:
@@ -379,6 +496,8 @@ class _Simulation:
         for site in self.sites:
             for s in site.queue:
                 self._record(s, Outcome.ONGOING, math.nan)
+        if self.reliability is not None:
+            self.reliability.finish(t_s)
 
     def run(self, progress: Callable[[float], None] | None) -> None:
         horizon_s = self.scenario.horizon_s
@@ -412,4 +531,5 @@ def simulate(scenario: Scenario, progress: Callable[[float], None] | None = None
         sim.events.arrays(),
         sim.intervals.arrays(),
         time.perf_counter() - t0,
+        sim.reliability.record() if sim.reliability is not None else None,
     )

@@ -38,7 +38,10 @@ class Charger:
 class Evse:
     """One connector: it charges one EV at a time."""
 
-    __slots__ = ("charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "session", "site", "status")
+    __slots__ = (
+        "blocks", "charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "rated_kw", "session", "silent_faults",
+        "site", "status",
+    )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
         """A free connector of `charger` with hardware maximum `max_kw`."""
@@ -46,8 +49,11 @@ class Evse:
         self.evse_id = evse_id
         self.site = site
         self.charger = charger
-        self.max_kw = max_kw
+        self.rated_kw = max_kw
+        self.max_kw = max_kw  # below rated_kw while a fault derates the port
         self.dc = dc
+        self.blocks = 0  # conditions keeping the port out of service (faults, maintenance, outages)
+        self.silent_faults: list = []  # undetected faults: the next driver will fail to charge
         self.status = EvseStatus.AVAILABLE
         self.limit_kw = math.inf
         self.session: Session | None = None  # while an EV is plugged in

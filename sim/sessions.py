@@ -34,6 +34,8 @@ class Outcome(enum.IntEnum):
     BALKED = 1
     RENEGED = 2
     ONGOING = 3
+    FAILED = 4  # left after failed attempts on silently faulted ports
+    INTERRUPTED = 5  # the port went down during the session
 
 
 class Session:
@@ -47,6 +49,7 @@ class Session:
         "driver",
         "dwell_s",
         "evse",
+        "failed_attempts",
         "model",
         "model_index",
         "plug_t_s",
@@ -95,6 +98,7 @@ class Session:
         self.t0_s = 0.0
         self.tau0_s = 0.0
         self.version = 0  # bumped whenever a scheduled "full" event becomes stale
+        self.failed_attempts = 0
 
     def open(self, profile: ChargeProfile, t_s: float) -> float:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""

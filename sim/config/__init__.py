@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from sim.config.base import Constant, Distribution, StrictModel, Uniform, within
+from sim.config.serviceability import Serviceability
 from sim.ev import PRESETS, EVModel, check_curve
 
 __all__ = [
@@ -297,6 +298,7 @@ class Scenario(StrictModel):
     demand: list[Demand] = Field(min_length=1)
     tariff: Tariff = Tariff()
     manager: ManagerConfig = UncontrolledManager(kind="uncontrolled")
+    serviceability: Serviceability | None = Field(default=None, description="faults and repairs; none: no faults")
 
     @field_validator("start", mode="before")
     @classmethod
@@ -330,6 +332,18 @@ class Scenario(StrictModel):
                         f"demand[{i}]: trace stations {', '.join(unknown[:5])} are not sites of the network; "
                         "rename them to site ids or set demand.site"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _hardware_models_exist(self) -> Scenario:
+        if self.serviceability is not None:
+            models = {g.model for site in self.network.sites for g in site.chargers}
+            unknown = sorted(set(self.serviceability.hardware) - models)
+            if unknown:
+                raise ValueError(
+                    f"serviceability.hardware names charger model(s) {', '.join(unknown)} that no site has; "
+                    f"charger models in the network: {', '.join(sorted(models))}"
+                )
         return self
 
     @property
@@ -381,6 +395,9 @@ _TAGS = {
     "lognormal",
     "exponential",
     "beta",
+    "weibull",
+    "reactive",
+    "preventive",
 }
 
 

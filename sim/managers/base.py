@@ -18,8 +18,16 @@ from sim.ids import ChargerId, EvseId, SessionId, SiteId
 
 __all__ = [
     "AllocatingManager",
+    "ChangeAvailability",
     "Command",
+    "CompositeManager",
+    "DispatchTechnician",
     "Event",
+    "FaultReported",
+    "RepairCompleted",
+    "Reset",
+    "ScheduleMaintenance",
+    "Tick",
     "EvseStatus",
     "EvseView",
     "NetworkManager",
@@ -77,7 +85,42 @@ class SessionStopped:
     energy_kwh: float
 
 
-Event = SessionStarted | StatusChanged | SessionStopped
+@dataclass(frozen=True, slots=True)
+class FaultReported:
+    """A charger reports a fault (StatusNotification Faulted with an error code).
+
+    `after_reset` is true when the fault is still there after a remote reset.
+    """
+
+    t_s: float
+    site_id: SiteId
+    charger_id: ChargerId
+    fault_id: int
+    mode: str
+    error_code: str
+    evse_ids: tuple[EvseId, ...]
+    after_reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RepairCompleted:
+    """A fault is cleared; `by` is ``"reset"`` or ``"technician"``."""
+
+    t_s: float
+    site_id: SiteId
+    charger_id: ChargerId
+    fault_id: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A timer: once a simulated day at midnight of the scenario's start zone offset."""
+
+    t_s: float
+
+
+Event = SessionStarted | StatusChanged | SessionStopped | FaultReported | RepairCompleted | Tick
 
 
 # ---------------------------------------------------------------- commands
@@ -96,7 +139,38 @@ class SetPowerLimit:
             raise ValueError(f"power_kw(={self.power_kw}) must be >= 0")
 
 
-Command = SetPowerLimit
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Reboot a charger remotely (OCPP Reset); its ports are out of service meanwhile."""
+
+    charger_id: ChargerId
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchTechnician:
+    """Send a technician of the site's crew to repair a reported fault."""
+
+    charger_id: ChargerId
+    fault_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleMaintenance:
+    """Queue a preventive maintenance visit to a charger, to start no earlier than `t_s`."""
+
+    charger_id: ChargerId
+    t_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAvailability:
+    """Take a connector out of service (`operative` false) or back (OCPP ChangeAvailability)."""
+
+    evse_id: EvseId
+    operative: bool
+
+
+Command = SetPowerLimit | Reset | DispatchTechnician | ScheduleMaintenance | ChangeAvailability
 
 
 # ---------------------------------------------------------------- views
@@ -136,6 +210,10 @@ class NetworkView(Protocol):
         """A snapshot of one site."""
         ...
 
+    def site_ids(self) -> tuple[SiteId, ...]:
+        """Every site of the network, in scenario order."""
+        ...
+
 
 class NetworkManager(Protocol):
     """Anything that answers events with commands."""
@@ -158,6 +236,8 @@ class AllocatingManager:
 
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
         """Re-allocate the event's site and send the limits that changed."""
+        if isinstance(event, Tick | RepairCompleted):
+            return ()
         site = network.site(event.site_id)
         limits = self._allocate(site)
         commands = []
@@ -165,4 +245,22 @@ class AllocatingManager:
             kw = limits.get(e.evse_id, math.inf)
             if kw != e.limit_kw:
                 commands.append(SetPowerLimit(e.evse_id, kw))
+        return commands
+
+
+class CompositeManager:
+    """Several managers in one slot (e.g. power allocation and maintenance operations).
+
+    Every event goes to each manager in order; their commands are sent in that order.
+    """
+
+    def __init__(self, managers: Sequence[NetworkManager]) -> None:
+        """Combine `managers`."""
+        self._managers = tuple(managers)
+
+    def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
+        """Collect the commands of every manager."""
+        commands: list[Command] = []
+        for m in self._managers:
+            commands.extend(m.handle(event, network))
         return commands

@@ -1,0 +1,241 @@
+"""The `serviceability` section: fault modes, crews, maintenance and outside events.
+
+Fault modes use the OCPP 1.6 StatusNotification error codes, with the ChargeX minimum
+required error code (``CX…``) where one fits, so a mode reads the way a CSMS would see it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sim.config.base import Constant, Distribution, LogNormal, StrictModel, within
+
+__all__ = [
+    "FAULT_PRESETS",
+    "Crew",
+    "ExponentialTTF",
+    "FaultMode",
+    "FirmwareUpdates",
+    "GridOutages",
+    "OperatorConfig",
+    "PreventiveOperator",
+    "ReactiveOperator",
+    "Serviceability",
+    "Vandalism",
+]
+
+ErrorCode = Literal[
+    "ConnectorLockFailure", "EVCommunicationError", "GroundFailure", "HighTemperature", "InternalError",
+    "LocalListConflict", "OtherError", "OverCurrentFailure", "OverVoltage", "PowerMeterFailure",
+    "PowerSwitchFailure", "ReaderFailure", "ResetFailure", "UnderVoltage", "WeakSignal",
+]  # fmt: skip
+
+
+class WeibullTTF(StrictModel):
+    """Weibull time to failure: shape > 1 models wear-out, which preventive maintenance renews."""
+
+    dist: Literal["weibull"]
+    shape: float = Field(gt=0)
+    scale_days: float = Field(gt=0)
+
+
+class ExponentialTTF(StrictModel):
+    """Exponential (memoryless) time to failure with the given mean."""
+
+    dist: Literal["exponential"]
+    mtbf_days: float = Field(gt=0)
+
+
+TimeToFailure = Annotated[WeibullTTF | ExponentialTTF, Field(discriminator="dist")]
+
+
+class FaultMode(StrictModel):
+    """One way a charger fails, how it shows and how it is repaired."""
+
+    error_code: ErrorCode = Field(description="OCPP 1.6 StatusNotification errorCode")
+    chargex_code: str | None = Field(default=None, pattern=r"^CX\d{3}$", description="ChargeX MREC, where one fits")
+    ttf: TimeToFailure
+    detected: bool = Field(description="reported by the charger (Faulted); else silent until a driver fails")
+    scope: Literal["charger", "connector"] = Field(description="all ports of the charger, or one connector")
+    derate_frac: float = Field(default=0.0, ge=0, lt=1, description="> 0: ports keep charging at this share of power")
+    remote_reset_success: float = Field(default=0.0, ge=0, le=1, description="chance a remote reset clears it")
+    diagnosis_min: Distribution = Constant(value=15.0)
+    repair_min: Distribution = Constant(value=60.0)
+    part_in_van_prob: float = Field(
+        default=1.0, ge=0, le=1, description="else a part is ordered and a second visit made"
+    )
+    part_lead_days: Distribution = Constant(value=3.0)
+    part_cost: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultMode:
+        for name in ("diagnosis_min", "repair_min", "part_lead_days"):
+            within(name, getattr(self, name), 0.0, float("inf"))
+        return self
+
+    @property
+    def wear_out(self) -> bool:
+        """True when the failure rate grows with age, so maintenance renews the part."""
+        return self.ttf.dist == "weibull" and self.ttf.shape > 1
+
+
+def _mode(**kw: object) -> FaultMode:
+    return FaultMode.model_validate(kw)
+
+
+# Round figures for planning, in line with published field reliability studies of public
+# chargers (software and payment faults dominate; power electronics wear out).
+FAULT_PRESETS: dict[str, FaultMode] = {
+    "communication_loss": _mode(
+        error_code="OtherError", ttf={"dist": "exponential", "mtbf_days": 120}, detected=True, scope="charger",
+        remote_reset_success=0.6, repair_min=30),
+    "software_hang": _mode(
+        error_code="InternalError", ttf={"dist": "exponential", "mtbf_days": 90}, detected=False, scope="charger",
+        remote_reset_success=0.9, repair_min=30),
+    "payment_terminal_failure": _mode(
+        error_code="ReaderFailure", ttf={"dist": "exponential", "mtbf_days": 240}, detected=False, scope="charger",
+        remote_reset_success=0.3, diagnosis_min=20, repair_min=45, part_in_van_prob=0.8, part_lead_days=3,
+        part_cost=350),
+    "power_module_failure": _mode(
+        error_code="PowerSwitchFailure", ttf={"dist": "weibull", "shape": 1.8, "scale_days": 900}, detected=True,
+        scope="charger", derate_frac=0.5, diagnosis_min=30, repair_min=120, part_in_van_prob=0.3,
+        part_lead_days=10, part_cost=2500),
+    "connector_damage": _mode(
+        error_code="ConnectorLockFailure", chargex_code="CX001", ttf={"dist": "weibull", "shape": 2.0,
+        "scale_days": 600}, detected=False, scope="connector", diagnosis_min=15, repair_min=60,
+        part_in_van_prob=0.7, part_lead_days=5, part_cost=600),
+    "display_failure": _mode(
+        error_code="OtherError", ttf={"dist": "exponential", "mtbf_days": 500}, detected=False, scope="charger",
+        remote_reset_success=0.2, repair_min=60, part_in_van_prob=0.5, part_lead_days=7, part_cost=400),
+    "ground_fault_trip": _mode(
+        error_code="GroundFailure", chargex_code="CX002", ttf={"dist": "exponential", "mtbf_days": 300},
+        detected=True, scope="charger", remote_reset_success=0.5, diagnosis_min=20, repair_min=30),
+    "high_temperature": _mode(
+        error_code="HighTemperature", chargex_code="CX003", ttf={"dist": "weibull", "shape": 1.5,
+        "scale_days": 700}, detected=True, scope="charger", derate_frac=0.5, repair_min=60,
+        part_in_van_prob=0.6, part_lead_days=5, part_cost=150),
+}  # fmt: skip
+
+
+class Depot(StrictModel):
+    """Where a crew starts each shift."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Shift(StrictModel):
+    """Working hours of a crew, in the scenario start's local time; days 0 = Monday."""
+
+    start_h: float = Field(default=7.0, ge=0, lt=24)
+    end_h: float = Field(default=19.0, gt=0, le=24)
+    days: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Shift:
+        if self.end_h <= self.start_h:
+            raise ValueError(f"end_h (={self.end_h}) must be after start_h (={self.start_h})")
+        if any(not 0 <= d <= 6 for d in self.days) or len(set(self.days)) != len(self.days):
+            raise ValueError("days must be distinct weekday numbers 0 (Monday) to 6 (Sunday)")
+        return self
+
+
+class Crew(StrictModel):
+    """Technicians working from one depot; a site is served by the crew with the nearest depot."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    technicians: int = Field(default=1, ge=1)
+    depot: Depot
+    shift: Shift = Shift()
+
+
+class Travel(StrictModel):
+    """Road travel: straight-line distance × detour factor at an average speed."""
+
+    speed_kmh: float = Field(default=70.0, gt=0)
+    detour_factor: float = Field(default=1.3, ge=1)
+
+
+class ReactiveOperator(StrictModel):
+    """Repair on report: a remote reset first where it can help, else a technician."""
+
+    kind: Literal["reactive"]
+
+
+class PreventiveOperator(StrictModel):
+    """Reactive repairs plus a scheduled visit to every charger each `interval_days`."""
+
+    kind: Literal["preventive"]
+    interval_days: float = Field(default=90.0, gt=0)
+    visit_min: Distribution = Constant(value=60.0)
+
+
+OperatorConfig = Annotated[ReactiveOperator | PreventiveOperator, Field(discriminator="kind")]
+
+
+class GridOutages(StrictModel):
+    """Utility interruptions at each site: all ports down, excluded from NEVI uptime."""
+
+    per_site_per_year: float = Field(default=0.0, ge=0)
+    duration_min: Distribution = LogNormal(dist="lognormal", median=90.0, sigma=0.8)
+
+
+class Vandalism(StrictModel):
+    """Damage to a charger: down until a technician repairs it; excluded from NEVI uptime."""
+
+    per_charger_per_year: float = Field(default=0.0, ge=0)
+    repair_min: Distribution = Constant(value=120.0)
+    part_lead_days: Distribution = Constant(value=5.0)
+    part_cost: float = Field(default=800.0, ge=0)
+
+
+class FirmwareUpdates(StrictModel):
+    """Planned firmware updates of every charger: a short planned outage that can fail."""
+
+    interval_days: float = Field(gt=0)
+    duration_min: Distribution = Constant(value=15.0)
+    failure_prob: float = Field(default=0.02, ge=0, le=1)
+
+
+class Serviceability(StrictModel):
+    """Reliability of the hardware and the operator's maintenance work."""
+
+    fault_modes: dict[str, FaultMode] = Field(default={}, description="modes of your own, by name")
+    hardware: dict[str, list[str]] = Field(description="charger model → names of its fault modes")
+    crews: list[Crew] = Field(min_length=1)
+    travel: Travel = Travel()
+    operator: OperatorConfig = ReactiveOperator(kind="reactive")
+    remote_reset_min: Distribution = Constant(value=5.0)
+    grid_outages: GridOutages = GridOutages()
+    vandalism: Vandalism = Vandalism()
+    firmware: FirmwareUpdates | None = None
+    labour_cost_per_h: float = Field(default=85.0, ge=0)
+    maintenance_excluded_h_per_port_year: float | None = Field(
+        default=None, ge=0, description="cap on scheduled maintenance counted as excluded outage; none: no cap"
+    )
+
+    @field_validator("crews")
+    @classmethod
+    def _unique_crews(cls, crews: list[Crew]) -> list[Crew]:
+        ids = [c.id for c in crews]
+        if len(set(ids)) != len(ids):
+            raise ValueError("crew ids must be unique")
+        return crews
+
+    @model_validator(mode="after")
+    def _known_modes(self) -> Serviceability:
+        known = set(FAULT_PRESETS) | set(self.fault_modes)
+        for model, names in self.hardware.items():
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"hardware.{model}: unknown fault mode {', '.join(map(repr, unknown))}; known modes: "
+                    f"{', '.join(sorted(known))} (or define it under fault_modes)"
+                )
+        return self
+
+    def mode(self, name: str) -> FaultMode:
+        """The fault mode called `name`: the scenario's own, else the preset."""
+        return self.fault_modes.get(name) or FAULT_PRESETS[name]
