@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import metrics
+from sim import metrics, service_metrics
 from sim.engine import RunTables
 
-__all__ = ["RESULT_FILES", "write_results"]
+__all__ = ["RESULT_FILES", "SERVICE_FILES", "write_results"]
 
 RESULT_FILES = (
     "scenario.yaml",
@@ -34,6 +34,7 @@ RESULT_FILES = (
     "load_steps.parquet",
     "ports.parquet",
 )
+SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
 
 
@@ -53,6 +54,24 @@ def _write_parquet(df: Any, path: Path) -> None:
 
 def _write_json(data: Any, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _write_service(run: RunTables, sessions: Any, tmp: Path) -> dict[str, Any]:
+    """Write the serviceability tables and return their KPIs."""
+    outages = service_metrics.outages_frame(run)
+    uptime = service_metrics.uptime_frame(run, outages)
+    attempts = service_metrics.attempts_frame(run)
+    visits = service_metrics.visits_frame(run)
+    crews = service_metrics.crews_frame(run)
+    for name, df in (
+        ("outages", outages),
+        ("uptime", uptime),
+        ("attempts", attempts),
+        ("visits", visits),
+        ("crews", crews),
+    ):
+        _write_parquet(df, tmp / f"{name}.parquet")
+    return service_metrics.service_kpis(run, sessions, outages, uptime, attempts, visits, crews)
 
 
 def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
@@ -99,6 +118,8 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         ports = metrics.ports_frame(run)
         _write_parquet(ports, tmp / "ports.parquet")
         k = metrics.kpis(run, sessions, ports, load, peaks)
+        if run.service is not None:
+            k["serviceability"] = _write_service(run, sessions, tmp)
         _write_json(k, tmp / "kpis.json")
         if finish is not None:
             finish(tmp)
