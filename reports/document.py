@@ -7,7 +7,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["FigureRef", "Report", "Table", "to_html", "to_markdown"]
+__all__ = ["FigureRef", "Report", "Section", "Table", "to_html", "to_markdown"]
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}"
@@ -38,35 +38,59 @@ class FigureRef:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A titled part after the main figures, with its own tables and figures (e.g. serviceability)."""
+
+    title: str
+    tables: Sequence[Table]
+    figures: Sequence[FigureRef]
+
+
+@dataclass(frozen=True)
 class Report:
-    """Everything a report shows, already formatted."""
+    """Everything a report shows, already formatted; ``sections`` follow the main figures."""
 
     title: str
     run_line: str
     tables: list[Table]
     figures: list[FigureRef]
+    sections: Sequence[Section] = ()
 
 
 def _md_cell(text: str) -> str:
     return text.replace("|", r"\|")
 
 
+def _md_table(table: Table, heading: str) -> list[str]:
+    align = ["---"] * table.label_columns + ["---:"] * (len(table.headers) - table.label_columns)
+    lines = [f"{heading} {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |"]
+    lines.append("| " + " | ".join(align) + " |")
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
+    return lines + (["", table.note, ""] if table.note else [""])
+
+
+def _md_figure(figure: FigureRef) -> list[str]:
+    return [f"![{figure.file_name.removesuffix('.png')}]({figure.file_name})", "", f"*{figure.caption}*", ""]
+
+
 def to_markdown(report: Report) -> str:
     """The report as Markdown, with figures linked as PNG files next to it."""
     lines = [f"# {report.title}", "", report.run_line, ""]
     for table in report.tables:
-        align = ["---"] * table.label_columns + ["---:"] * (len(table.headers) - table.label_columns)
-        lines += [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.headers)) + " |"]
-        lines.append("| " + " | ".join(align) + " |")
-        lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
-        lines += ["", table.note, ""] if table.note else [""]
+        lines += _md_table(table, "##")
     lines += ["## Figures", ""]
     for figure in report.figures:
-        lines += [f"![{figure.file_name.removesuffix('.png')}]({figure.file_name})", "", f"*{figure.caption}*", ""]
+        lines += _md_figure(figure)
+    for section in report.sections:
+        lines += [f"## {section.title}", ""]
+        for table in section.tables:
+            lines += _md_table(table, "###")
+        for figure in section.figures:
+            lines += _md_figure(figure)
     return "\n".join(lines)
 
 
-def _html_table(table: Table) -> str:
+def _html_table(table: Table, level: int = 2) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
     body = "".join(
         "<tr>"
@@ -78,7 +102,7 @@ def _html_table(table: Table) -> str:
         for row in table.rows
     )
     note = f'<p class="note">{html.escape(table.note)}</p>\n' if table.note else ""
-    return f"<h2>{html.escape(table.title)}</h2>\n<table>\n<tr>{head}</tr>\n{body}</table>\n{note}"
+    return f"<h{level}>{html.escape(table.title)}</h{level}>\n<table>\n<tr>{head}</tr>\n{body}</table>\n{note}"
 
 
 def _html_figure(figure: FigureRef) -> str:
@@ -86,6 +110,11 @@ def _html_figure(figure: FigureRef) -> str:
     caption = html.escape(figure.caption)
     image = f'<img src="data:image/png;base64,{data}" alt="{caption}">'
     return f"<figure>{image}\n<figcaption>{caption}</figcaption></figure>\n"
+
+
+def _html_section(section: Section) -> str:
+    tables = "".join(_html_table(table, level=3) for table in section.tables)
+    return f"<h2>{html.escape(section.title)}</h2>\n{tables}{''.join(map(_html_figure, section.figures))}"
 
 
 def to_html(report: Report) -> str:
@@ -97,6 +126,7 @@ def to_html(report: Report) -> str:
         *map(_html_table, report.tables),
         "<h2>Figures</h2>\n",
         *map(_html_figure, report.figures),
+        *map(_html_section, report.sections),
         "</body>\n</html>\n",
     ]
     return "".join(parts)

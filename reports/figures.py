@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "occupancy_figure",
+    "outcome_counts",
     "outcomes_figure",
     "png_bytes",
     "site_load_figure",
@@ -26,6 +27,8 @@ MAX_BAR_CHARGERS = 60
 MAX_OUTCOME_SITES = 20
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 OUTCOME_COLORS = {"served": "#2a9d8f", "ongoing": "#8ab17d", "reneged": "#e9c46a", "balked": "#e76f51"}
+FAULT_OUTCOME_COLORS = {"interrupted": "#b5838d", "failed": "#6d597a"}
+"""Outcomes of runs with serviceability; kpis.json does not count them per site."""
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -90,18 +93,41 @@ def utilization_figure(ports: pd.DataFrame) -> Figure:
     return figure
 
 
-def outcomes_figure(site_kpis: Mapping[str, Mapping[str, Any]], site_ids: Sequence[str]) -> Figure:
-    """Stacked horizontal bars of session outcomes per site, in the given order from the top."""
-    figure = Figure(figsize=(10, 1.4 + 0.3 * max(len(site_ids), 1)), dpi=DPI, layout="constrained")
+def outcome_counts(
+    site_kpis: Mapping[str, Mapping[str, Any]], sessions: pd.DataFrame, site_ids: Sequence[str]
+) -> pd.DataFrame:
+    """Sessions per site (rows, in the given order) and outcome (columns, in stacking order).
+
+    The outcomes kpis.json counts per site come from there; "interrupted" and "failed" are counted
+    from sessions' site_id and outcome, and are columns only when the run has any of them.
+    """
+    counts = pd.DataFrame(
+        {outcome: [site_kpis[site_id][f"sessions_{outcome}"] for site_id in site_ids] for outcome in OUTCOME_COLORS},
+        index=pd.Index(list(site_ids), dtype=object),
+        dtype=float,
+    )
+    outcome = sessions["outcome"].astype(str)
+    if outcome.isin(list(FAULT_OUTCOME_COLORS)).any():
+        site = sessions["site_id"].astype(str)
+        for name in FAULT_OUTCOME_COLORS:
+            per_site = site[outcome == name].value_counts()
+            counts[name] = per_site.reindex(counts.index, fill_value=0).to_numpy(dtype=float)
+    return counts
+
+
+def outcomes_figure(counts: pd.DataFrame) -> Figure:
+    """Stacked horizontal bars of session outcomes per site (``outcome_counts``), in row order from the top."""
+    colors = OUTCOME_COLORS | FAULT_OUTCOME_COLORS
+    figure = Figure(figsize=(10, 1.4 + 0.3 * max(len(counts), 1)), dpi=DPI, layout="constrained")
     ax = figure.subplots()
-    positions = np.arange(len(site_ids))
-    left = np.zeros(len(site_ids))
-    for outcome, color in OUTCOME_COLORS.items():
-        counts = np.array([site_kpis[site_id][f"sessions_{outcome}"] for site_id in site_ids], dtype=float)
-        ax.barh(positions, counts, left=left, color=color, label=outcome)
-        left += counts
-    ax.set_yticks(positions, list(site_ids))
+    positions = np.arange(len(counts))
+    left = np.zeros(len(counts))
+    for outcome in counts.columns:
+        values = counts[outcome].to_numpy(dtype=float)
+        ax.barh(positions, values, left=left, color=colors[outcome], label=outcome)
+        left += values
+    ax.set_yticks(positions, counts.index.tolist())
     ax.invert_yaxis()
     ax.set_xlabel("sessions")
-    figure.legend(loc="outside upper center", fontsize=8, ncols=4)
+    figure.legend(loc="outside upper center", fontsize=8, ncols=len(counts.columns))
     return figure

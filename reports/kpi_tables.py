@@ -8,7 +8,14 @@ from typing import Any
 
 from reports.document import Table
 
-__all__ = ["network_table", "sites_by_arrivals", "sites_table"]
+__all__ = [
+    "fault_modes_by_outage",
+    "fault_modes_table",
+    "network_table",
+    "service_table",
+    "sites_by_arrivals",
+    "sites_table",
+]
 
 MAX_TABLE_SITES = 30
 
@@ -37,6 +44,22 @@ def _percent(value_frac: Any) -> str:
 
 def _power(value_kw: Any) -> str:
     return "–" if _missing(value_kw) else f"{value_kw:,.1f} kW"
+
+
+def _percent_2(value_frac: Any) -> str:
+    return "–" if _missing(value_frac) else f"{value_frac * 100:.2f} %"
+
+
+def _uptime(value_pct: Any) -> str:
+    return "–" if _missing(value_pct) else f"{value_pct:.2f} %"
+
+
+def _hours(value_h: Any) -> str:
+    return "–" if _missing(value_h) else f"{value_h:,.1f} h"
+
+
+def _number(value: Any, decimals: int = 1) -> str:
+    return "–" if _missing(value) else f"{value:,.{decimals}f}"
 
 
 def _money(currency: str) -> Callable[[Any], str]:
@@ -88,3 +111,54 @@ def sites_table(site_kpis: Mapping[str, Mapping[str, Any]], site_names: Mapping[
     note = f"The {len(shown)} sites with the most arrivals; {more} more sites in kpis.json." if more else ""
     headers = ("Site", "Name", *(label.removeprefix("Sessions ").capitalize() for label, _, _ in columns))
     return Table("Sites", headers, rows, label_columns=2, note=note)
+
+
+def service_table(kpis: Mapping[str, Any], currency: str) -> Table:
+    """The serviceability KPIs of kpis.json, one per row."""
+    money = _money(currency)
+    rows = [
+        ("Port uptime, mean", _uptime(kpis["port_uptime_mean_pct"])),
+        ("Port uptime, lowest", _uptime(kpis["port_uptime_min_pct"])),
+        (f"Ports at ≥ {kpis['uptime_target_pct']:g} % uptime", _percent(kpis["ports_meeting_target_share"])),
+        ("Availability", _percent_2(kpis["availability"])),
+        ("Failed attempts", _count(kpis["failed_attempts"])),
+        ("Failed attempts per 100 attempts", _number(kpis["failed_attempts_per_100"], 2)),
+        ("Sessions lost", _count(kpis["sessions_lost"])),
+        ("Energy lost", _energy(kpis["energy_lost_kwh"])),
+        ("Revenue lost", money(kpis["revenue_lost"])),
+        ("First-time fix rate", _percent(kpis["first_time_fix_rate"])),
+        ("Crew utilization", _percent(kpis["crew_utilization"])),
+        ("Crew travel share", _percent(kpis["crew_travel_share"])),
+        ("Labour", _hours(kpis["labour_h"])),
+        ("Parts cost", money(kpis["parts_cost"])),
+        ("Maintenance cost", money(kpis["maintenance_cost"])),
+    ]
+    note = (
+        "Uptime: NEVI port uptime over the trailing 12 months (the whole run if shorter), excluded outages not counted;"
+        " availability counts all downtime. Lost: failed or interrupted sessions. Maintenance cost: labour and parts."
+    )
+    return Table("Serviceability KPIs", ("KPI", "Value"), rows, note=note)
+
+
+def fault_modes_by_outage(fault_modes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Fault mode names, most outage hours first, ties by name."""
+    return sorted(fault_modes, key=lambda name: (-fault_modes[name]["outage_h"], name))
+
+
+def fault_modes_table(fault_modes: Mapping[str, Mapping[str, Any]]) -> Table:
+    """One row per fault mode, most outage hours first."""
+    rows = [
+        (
+            name,
+            _count(mode["failures"]),
+            _number(None if _missing(mode["observed_mtbf_h"]) else mode["observed_mtbf_h"] / 24.0),
+            _number(mode["mttr_h"]),
+            _number(mode["time_to_detect_h"]),
+            _number(mode["outage_h"]),
+        )
+        for name in fault_modes_by_outage(fault_modes)
+        for mode in [fault_modes[name]]
+    ]
+    headers = ("Fault mode", "Failures", "Observed MTBF (d)", "MTTR (h)", "Time to detect (h)", "Outage (port-h)")
+    note = "MTBF: charger-days of exposure per failure; outage: summed over ports, derated time included; –: undefined."
+    return Table("Fault modes", headers, rows, note=note)

@@ -48,7 +48,9 @@ def _figures(results: Results) -> list[FigureRef]:
         FigureRef(
             "outcomes.png",
             outcomes_caption,
-            figures.png_bytes(figures.outcomes_figure(results.site_kpis, outcome_sites)),
+            figures.png_bytes(
+                figures.outcomes_figure(figures.outcome_counts(results.site_kpis, results.sessions, outcome_sites))
+            ),
         ),
     ]
 

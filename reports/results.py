@@ -11,7 +11,24 @@ from typing import Any
 import pandas as pd
 import yaml
 
-__all__ = ["Results", "load_results"]
+__all__ = ["SERVICE_FILES", "Results", "ServiceResults", "load_results"]
+
+SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
+"""The tables a run with serviceability writes besides kpis.json's "serviceability" key."""
+
+
+@dataclass(frozen=True)
+class ServiceResults:
+    """A run's serviceability results; the tables hold only the columns the figures use."""
+
+    kpis: dict[str, Any]
+    """kpis.json's "serviceability" object."""
+    outages: pd.DataFrame
+    """site_id, evse_id, cause, kind, start_t_s, end_t_s, duration_s, down: one row per port and outage."""
+    uptime: pd.DataFrame
+    """site_id, evse_id, period, uptime_pct: NEVI uptime per port, per month and "trailing_12m"."""
+    crews: pd.DataFrame
+    """crew_id, technician, busy_s, travel_s, shift_s: one row per technician."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +48,28 @@ class Results:
     load: pd.DataFrame
     """site_id, t_s, power_kw, capacity_kw: 15-minute means per site."""
     sessions: pd.DataFrame
-    """plug_t_s, departure_t_s: one row per arriving driver."""
+    """site_id, outcome, plug_t_s, departure_t_s: one row per arriving driver."""
     ports: pd.DataFrame
-    """site_id, charger_id, time_utilization: one row per EVSE."""
+    """site_id, charger_id, evse_id, time_utilization: one row per EVSE."""
+    service: ServiceResults | None = None
+    """None when the run had no serviceability model."""
+
+
+def _load_service(results_dir: Path, kpis: dict[str, Any]) -> ServiceResults | None:
+    """The serviceability results, None without kpis.json's "serviceability" key; a missing table is an error."""
+    if "serviceability" not in kpis:
+        return None
+    if missing := [name for name in SERVICE_FILES if not (results_dir / name).is_file()]:
+        raise FileNotFoundError(f"kpis.json has serviceability KPIs but {results_dir} lacks {', '.join(missing)}")
+    outage_columns = ["site_id", "evse_id", "cause", "kind", "start_t_s", "end_t_s", "duration_s", "down"]
+    return ServiceResults(
+        kpis=kpis["serviceability"],
+        outages=pd.read_parquet(results_dir / "outages.parquet", columns=outage_columns),
+        uptime=pd.read_parquet(results_dir / "uptime.parquet", columns=["site_id", "evse_id", "period", "uptime_pct"]),
+        crews=pd.read_parquet(
+            results_dir / "crews.parquet", columns=["crew_id", "technician", "busy_s", "travel_s", "shift_s"]
+        ),
+    )
 
 
 def load_results(results_dir: Path) -> Results:
@@ -56,6 +92,11 @@ def load_results(results_dir: Path) -> Results:
         network_kpis=kpis["network"],
         site_kpis=kpis["sites"],
         load=pd.read_parquet(results_dir / "load.parquet", columns=["site_id", "t_s", "power_kw", "capacity_kw"]),
-        sessions=pd.read_parquet(results_dir / "sessions.parquet", columns=["plug_t_s", "departure_t_s"]),
-        ports=pd.read_parquet(results_dir / "ports.parquet", columns=["site_id", "charger_id", "time_utilization"]),
+        sessions=pd.read_parquet(
+            results_dir / "sessions.parquet", columns=["site_id", "outcome", "plug_t_s", "departure_t_s"]
+        ),
+        ports=pd.read_parquet(
+            results_dir / "ports.parquet", columns=["site_id", "charger_id", "evse_id", "time_utilization"]
+        ),
+        service=_load_service(results_dir, kpis),
     )

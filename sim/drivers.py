@@ -63,14 +63,12 @@ class Driver(mesa.Agent):
     def pick_port(self, free_power_kw: list[float]) -> int:
         """Index of the port to use among the free ones, given their maximum power.
 
-        A driver who leaves once charged takes the most powerful port. A driver who stays
-        for a planned dwell takes one of the least powerful free ports, at random, leaving
-        fast ones to those who need them.
+        A driver who leaves once charged takes one of the most powerful free ports; a driver
+        who stays for a planned dwell one of the least powerful, leaving fast ports to those
+        who need them. Ties are broken at random.
         """
-        if self.leave_when_charged:
-            return max(range(len(free_power_kw)), key=free_power_kw.__getitem__)
-        slowest = min(free_power_kw)
-        if free_power_kw.count(slowest) == len(free_power_kw):
+        best = max(free_power_kw) if self.leave_when_charged else min(free_power_kw)
+        if free_power_kw.count(best) == len(free_power_kw):
             return int(self.model.uniform() * len(free_power_kw))
-        candidates = [i for i, kw in enumerate(free_power_kw) if kw == slowest]
+        candidates = [i for i, kw in enumerate(free_power_kw) if kw == best]
         return candidates[int(self.model.uniform() * len(candidates))]

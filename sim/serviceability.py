@@ -70,6 +70,11 @@ class Fault:
     start_t_s: float
     excluded: bool
     detected_t_s: float = math.nan
+    reset_clears: bool = False  # drawn at failure, so variants see the same repair needs
+    diagnosis_s: float = 0.0
+    repair_s: float = 0.0
+    part_in_van: bool = True
+    part_lead_s: float = 0.0
     reset_tried: bool = False
     visits: int = 0
     cleared: bool = False
@@ -167,7 +172,7 @@ class Reliability:
         self.next_fault_id = 0
         self.derates: dict[int, list[float]] = {}
         self.maintenance_excluded_s: dict[int, float] = {}
-        self.repair_rng = stream(self.seed, "repairs")
+        self._rngs: dict[tuple[str, str], np.random.Generator] = {}
         self.outages = Table(
             floats=("start_t_s", "end_t_s", "detected_t_s"),
             ints=("evse", "cause", "fault_id", "repaired_by", "excluded", "down"),
@@ -272,6 +277,13 @@ class Reliability:
                 rng = stream(self.seed, f"firmware:{charger.charger_id}")
                 self.env.process(self._firmware(charger, rng, fw))
 
+    def _charger_rng(self, charger: Charger, purpose: str) -> np.random.Generator:
+        """The charger's own stream for `purpose`, so one charger's draws never shift another's."""
+        key = (charger.charger_id, purpose)
+        if key not in self._rngs:
+            self._rngs[key] = stream(self.seed, f"{purpose}:{charger.charger_id}")
+        return self._rngs[key]
+
     def _poisson_times(self, rng: np.random.Generator, per_year: float) -> list[float]:
         n = rng.poisson(per_year * self.horizon_s / _YEAR_S)
         return sorted(rng.uniform(0.0, self.horizon_s, n).tolist())
@@ -297,7 +309,7 @@ class Reliability:
             evses = list(charger.evses)
         else:
             evses = [charger.evses[int(unit.rng.integers(len(charger.evses)))]]
-        unit.active = self._start_fault(charger, evses, unit.cause, unit.mode, excluded=False, unit=unit)
+        unit.active = self._start_fault(charger, evses, unit.cause, unit.mode, unit.rng, excluded=False, unit=unit)
 
     def _start_fault(
         self,
@@ -305,11 +317,18 @@ class Reliability:
         evses: list[Evse],
         cause: int,
         mode: FaultMode,
+        rng: np.random.Generator,
         excluded: bool,
         unit: FaultUnit | None = None,
     ) -> Fault:
+        """A fault begins; what its repair will take is drawn now from the source's own stream."""
         t = self.env.now
         fault = Fault(self.next_fault_id, charger, evses, cause, mode, t, excluded, unit=unit)
+        fault.reset_clears = bool(rng.random() < mode.remote_reset_success)
+        fault.diagnosis_s = float(mode.diagnosis_min.draw(rng, 1)[0]) * S_PER_MIN
+        fault.repair_s = float(mode.repair_min.draw(rng, 1)[0]) * S_PER_MIN
+        fault.part_in_van = bool(rng.random() < mode.part_in_van_prob)
+        fault.part_lead_s = float(mode.part_lead_days.draw(rng, 1)[0]) * S_PER_DAY
         self.next_fault_id += 1
         self.faults[fault.fault_id] = fault
         down = mode.derate_frac == 0
@@ -413,14 +432,16 @@ class Reliability:
         self.env.process(self._reset(self.by_charger_id[charger_id]))
 
     def _reset(self, charger: Charger) -> Generator[simpy.Event, Any, None]:
-        duration_s = float(self.cfg.remote_reset_min.draw(self.repair_rng, 1)[0]) * S_PER_MIN
+        duration_s = float(self.cfg.remote_reset_min.draw(self._charger_rng(charger, "resets"), 1)[0]) * S_PER_MIN
         yield from self._planned_outage(list(charger.evses), self._cause("reset"), duration_s, False, _SELF)
         t = self.env.now
-        for fault in [f for f in self.faults.values() if f.charger is charger and not f.reset_tried]:
-            fault.reset_tried = True
-            if self.repair_rng.random() < fault.mode.remote_reset_success:
-                self._clear(fault, t, _RESET)
-            elif fault.detected_t_s == fault.detected_t_s:
+        for fault in [f for f in self.faults.values() if f.charger is charger]:
+            if not fault.reset_tried:
+                fault.reset_tried = True  # a fault a reset did not clear, a second reset will not either
+                if fault.reset_clears:
+                    self._clear(fault, t, _RESET)
+                    continue
+            if fault.detected_t_s == fault.detected_t_s:
                 site = self.site_of[id(charger)]
                 self.ports.send(
                     FaultReported(
@@ -447,7 +468,7 @@ class Reliability:
         charger = self.by_charger_id[charger_id]
         cfg = self.cfg.operator
         visit = getattr(cfg, "visit_min", Constant(value=60.0))
-        duration_s = float(visit.draw(self.repair_rng, 1)[0]) * S_PER_MIN
+        duration_s = float(visit.draw(self._charger_rng(charger, "maintenance"), 1)[0]) * S_PER_MIN
         job = Job("maintenance", charger, None, t_s, duration_s)
         delay = max(0.0, t_s - self.env.now)
         self.env.timeout(delay, job).callbacks.append(lambda ev: self._enqueue(ev.value))
@@ -517,7 +538,7 @@ class Reliability:
             )
 
     def _work(self, job: Job) -> Generator[simpy.Event, Any, tuple[bool, bool, float]]:
-        env, rng = self.env, self.repair_rng
+        env = self.env
         for f in [f for f in self.faults.values() if f.charger is job.charger]:
             self._detect(f, env.now)  # on site, silent faults show
         if job.kind == "maintenance":
@@ -538,17 +559,15 @@ class Reliability:
         if fault.cleared:
             return False, False, 0.0
         fault.visits += 1
-        mode = fault.mode
         if job.kind == "repair":
-            yield env.timeout(float(mode.diagnosis_min.draw(rng, 1)[0]) * S_PER_MIN)
-            if rng.random() >= mode.part_in_van_prob:
-                lead_s = float(mode.part_lead_days.draw(rng, 1)[0]) * S_PER_DAY
-                back = Job("return", job.charger, fault, env.now + lead_s)
-                env.timeout(lead_s, back).callbacks.append(lambda ev: self._enqueue(ev.value))
+            yield env.timeout(fault.diagnosis_s)
+            if not fault.part_in_van:
+                back = Job("return", job.charger, fault, env.now + fault.part_lead_s)
+                env.timeout(fault.part_lead_s, back).callbacks.append(lambda ev: self._enqueue(ev.value))
                 return False, True, 0.0
-        yield env.timeout(float(mode.repair_min.draw(rng, 1)[0]) * S_PER_MIN)
+        yield env.timeout(fault.repair_s)
         self._clear(fault, env.now, _TECH)
-        return True, False, mode.part_cost
+        return True, False, fault.mode.part_cost
 
     def _maintenance_excluded(self, evses: list[Evse], duration_s: float) -> bool:
         cap_h = self.cfg.maintenance_excluded_h_per_port_year
@@ -569,7 +588,8 @@ class Reliability:
 
     def _vandalism(self, event: simpy.Event) -> None:
         charger, mode, cause = cast(tuple["Charger", FaultMode, int], event.value)
-        self._start_fault(charger, list(charger.evses), cause, mode, excluded=True)
+        rng = self._charger_rng(charger, "vandalism-repairs")
+        self._start_fault(charger, list(charger.evses), cause, mode, rng, excluded=True)
 
     def _firmware(self, charger: Charger, rng: np.random.Generator, fw: Any) -> Generator[simpy.Event, Any, None]:
         interval_s = fw.interval_days * S_PER_DAY
@@ -582,7 +602,7 @@ class Reliability:
                 evses, cause, duration_s, self._maintenance_excluded(evses, duration_s), _SELF
             )
             if rng.random() < fw.failure_prob:
-                self._start_fault(charger, evses, fail_cause, self._fw_mode, excluded=False)
+                self._start_fault(charger, evses, fail_cause, self._fw_mode, rng, excluded=False)
             yield self.env.timeout(interval_s)
 
     # ------------------------------------------------------------ end of run
