@@ -1,6 +1,7 @@
 """Throughput benchmark: a 1,000-port network for 365 days (about 1.5 million sessions).
 
-Prints, per manager, sessions simulated per wall-clock second, the time to write the
+Prints, per manager (``+faults``: with the serviceability model at field failure rates),
+sessions simulated per wall-clock second, the time to write the
 results folder (without the report), and the peak memory of the process; and the same rate for a bare SimPy
 loop over the same arrivals (the ceiling), with our rate as a share of it.
 
@@ -28,8 +29,26 @@ from sim.demand import fleet_models, generate  # noqa: E402
 PORTS_PER_SITE = 8
 
 
+SERVICEABILITY = {  # preset fault modes at their field rates, five crews of two
+    "hardware": {
+        "ac22": ["software_hang", "communication_loss", "payment_terminal_failure", "connector_damage",
+                 "display_failure"],
+        "dc150": ["software_hang", "communication_loss", "payment_terminal_failure", "power_module_failure",
+                  "connector_damage", "ground_fault_trip", "high_temperature", "display_failure"],
+    },
+    "crews": [{"id": f"crew{k}", "technicians": 2, "depot": {"lat": 50.0 + k * 0.25, "lon": 8.0}} for k in range(5)],
+    "grid_outages": {"per_site_per_year": 1.0},
+    "vandalism": {"per_charger_per_year": 0.1},
+    "firmware": {"interval_days": 90},
+}  # fmt: skip
+
+
 def scenario(days: float, sites: int, manager: str) -> Scenario:
-    """125 sites × 8 ports: 3 AC posts with 2 × 11 kW and a 150 kW DC charger with 2 shared connectors."""
+    """125 sites × 8 ports: 3 AC posts with 2 × 11 kW and a 150 kW DC charger with 2 shared connectors.
+
+    A manager name ending in ``+faults`` adds the serviceability model.
+    """
+    manager, _, faults = manager.partition("+")
     profile = [
         0.3,
         0.2,
@@ -109,6 +128,8 @@ def scenario(days: float, sites: int, manager: str) -> Scenario:
         "tariff": {"price_per_kwh": 0.49, "session_fee": 0.5},
         "manager": {"kind": manager},
     }
+    if faults:
+        data["serviceability"] = SERVICEABILITY
     return validate_data(data, "bench", Path("."))
 
 
@@ -155,7 +176,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=float, default=365.0)
     ap.add_argument("--sites", type=int, default=125)
-    ap.add_argument("--managers", default="uncontrolled,equal_share")
+    ap.add_argument("--managers", default="uncontrolled,equal_share,uncontrolled+faults")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     results = []
@@ -172,13 +193,17 @@ def main() -> None:
     )
     ceiling = results[0][1] / results[0][2]
     print(
-        f"{'case':<16}{'sessions':>11}{'sim s':>9}{'sessions/s':>12}{'of ceiling':>12}{'write s':>10}{'peak RSS':>11}"
+        f"{'case':<22}{'sessions':>11}{'sim s':>9}{'sessions/s':>12}{'of ceiling':>12}{'write s':>10}"
+        f"{'peak RSS':>11}  vs. without faults"
     )
+    rates = {name: n / wall_s for name, n, wall_s, _, _ in results}
     for name, n, wall_s, tables_s, rss_kb in results:
         rate = n / wall_s
+        base = rates.get(name.partition("+")[0]) if name.endswith("+faults") else None
+        slowdown = f"  {1 - rate / base:+.0%} slower" if base else ""
         print(
-            f"{name:<16}{n:>11,}{wall_s:>9.1f}{rate:>12,.0f}{rate / ceiling:>12.0%}{tables_s:>10.1f}"
-            f"{rss_kb / 1024:>9,.0f} MB"
+            f"{name:<22}{n:>11,}{wall_s:>9.1f}{rate:>12,.0f}{rate / ceiling:>12.0%}{tables_s:>10.1f}"
+            f"{rss_kb / 1024:>9,.0f} MB{slowdown}"
         )
 
 
