@@ -84,6 +84,21 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
         ("network peak (15 min)", f"{n['peak_kw']:,.0f} kW"),
         ("revenue", f"{n['revenue']:,.2f} {cur}"),
     ]
+    svc = kpis.get("serviceability")
+    if svc is not None:
+        fix = svc["first_time_fix_rate"]
+        rows += [
+            ("failed / interrupted sessions", f"{n['sessions_failed']:,} / {n['sessions_interrupted']:,}"),
+            (
+                "port uptime mean / min (NEVI)",
+                f"{svc['port_uptime_mean_pct']:.2f} / {svc['port_uptime_min_pct']:.2f} %",
+            ),
+            (f"ports ≥ {svc['uptime_target_pct']:g} % uptime", f"{svc['ports_meeting_target_share']:.1%}"),
+            ("failed attempts per 100", f"{svc['failed_attempts_per_100']:.2f}"),
+            ("first-time fix rate", f"{fix:.1%}" if fix is not None else "–"),
+            ("crew utilization / travel share", f"{svc['crew_utilization']:.1%} / {svc['crew_travel_share']:.1%}"),
+            ("maintenance cost", f"{svc['maintenance_cost']:,.2f} {cur}"),
+        ]
     for name, value in rows:
         table.add_row(name, value)
     return table

@@ -232,6 +232,8 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "sessions_balked": int((outcome == "balked").sum()),
         "sessions_reneged": int((outcome == "reneged").sum()),
         "sessions_ongoing": int((outcome == "ongoing").sum()),
+        "sessions_failed": int((outcome == "failed").sum()),
+        "sessions_interrupted": int((outcome == "interrupted").sum()),
         "energy_requested_kwh": float(sessions.loc[plugged, "energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
         "unmet_energy_kwh": float(
