@@ -118,13 +118,19 @@ class _View:
 class _Simulation:
     """The running simulation: SimPy environment, hardware, drivers, manager and recorder."""
 
-    def __init__(self, scenario: Scenario, models: list[EVModel], arrivals: dict[str, demand.SiteArrivals]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        models: list[EVModel],
+        arrivals: dict[str, demand.SiteArrivals],
+        manager: NetworkManager | None = None,
+    ) -> None:
         self.scenario = scenario
         self.models = models
         self.env = simpy.Environment()
         self.sites, self.evses = build_sites(scenario.network.sites)
         self.evse_by_id = {e.evse_id: e for e in self.evses}
-        self.manager: NetworkManager = build_manager(scenario.manager)
+        self.manager: NetworkManager = manager if manager is not None else build_manager(scenario.manager)
         self.view = _View(self.env, {s.site_id: s for s in self.sites})
         self.reliability: Reliability | None = None
         if scenario.serviceability is not None:
@@ -510,16 +516,22 @@ class _Simulation:
         self.finish(horizon_s)
 
 
-def simulate(scenario: Scenario, progress: Callable[[float], None] | None = None) -> RunTables:
+def simulate(
+    scenario: Scenario,
+    progress: Callable[[float], None] | None = None,
+    manager: NetworkManager | None = None,
+) -> RunTables:
     """Run `scenario` and return its recorded tables.
 
     Args:
         scenario: A validated scenario.
         progress: Called with the fraction of the horizon done, once per simulated day.
+        manager: A network manager of your own in place of the scenario's `manager` (the
+            scenario's maintenance operator, if any, still runs beside it).
     """
     t0 = time.perf_counter()
     models = demand.fleet_models(scenario)
-    sim = _Simulation(scenario, models, demand.generate(scenario, models))
+    sim = _Simulation(scenario, models, demand.generate(scenario, models), manager)
     sim.run(progress)
     return RunTables(
         scenario,

@@ -177,3 +177,41 @@ def test_equal_share_invariants(p):
         tau0 = iv["tau0_s"][k]
         e = (prof.soc_at(tau0 + iv["t1_s"][k] - iv["t0_s"][k]) - prof.soc_at(tau0)) * prof.capacity_kwh
         assert e <= caps[k] * (iv["t1_s"][k] - iv["t0_s"][k]) / 3600 + 1e-9
+
+
+class _ClosesPortOnDayTwo:
+    """Takes connector a.01.1 out of service for the second day (OCPP ChangeAvailability)."""
+
+    def handle(self, event, network):
+        from sim.managers.base import ChangeAvailability, Tick
+
+        if isinstance(event, Tick) and event.t_s == 86400.0:
+            return [ChangeAvailability("a.01.1", operative=False)]
+        if isinstance(event, Tick) and event.t_s == 2 * 86400.0:
+            return [ChangeAvailability("a.01.1", operative=True)]
+        return ()
+
+
+def test_change_availability_takes_a_port_out_of_service():
+    """A manager of one's own closes a port for a day: nobody plugs in there meanwhile, and it serves again after."""
+    s = make_scenario(
+        horizon_days=3,
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 6},
+                "dwell_min": 30,
+                "max_queue": 5,
+                "patience_min": 60,
+            }
+        ],
+    )
+    sessions = build_tables(simulate(s, manager=_ClosesPortOnDayTwo())).sessions
+    on_port = sessions[sessions["evse_id"] == "a.01.1"]
+    during = on_port[(on_port["plug_t_s"] >= 86400) & (on_port["plug_t_s"] < 2 * 86400)]
+    assert len(during) == 0
+    assert (on_port["plug_t_s"] >= 2 * 86400).any()
+    assert (on_port["plug_t_s"] < 86400).any()
+    ended = on_port[on_port["outcome"] == "interrupted"]
+    assert (ended["departure_t_s"] == 86400.0).all()
