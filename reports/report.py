@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import figures
-from reports.document import FigureRef, Report, to_html, to_markdown
-from reports.kpi_tables import network_table, sites_by_arrivals, sites_table
+from reports import figures, service_figures
+from reports.document import FigureRef, Report, Section, to_html, to_markdown
+from reports.kpi_tables import fault_modes_table, network_table, service_table, sites_by_arrivals, sites_table
 from reports.occupancy import occupancy_week_hour
-from reports.results import Results, load_results
+from reports.results import Results, ServiceResults, load_results
 
 __all__ = ["render"]
 
@@ -55,6 +55,62 @@ def _figures(results: Results) -> list[FigureRef]:
     ]
 
 
+def _service_figures(service: ServiceResults, results: Results) -> list[FigureRef]:
+    """Draw the four serviceability figures and caption them."""
+    target_pct = float(service.kpis["uptime_target_pct"])
+    ranking = service_figures.uptime_ranking(service.uptime, target_pct)
+    n_below = int(ranking["below_target"].sum())
+    uptime_caption = "NEVI uptime per port over the trailing 12 months, lowest first"
+    uptime_caption += ", as a sorted line" if len(ranking) > service_figures.MAX_BAR_PORTS else ""
+    uptime_caption += f"; dashed: the {target_pct:g} % target; red: " + (
+        "no port is below it." if n_below == 0 else f"the {n_below} port{'s' if n_below > 1 else ''} below it."
+    )
+
+    outage_sites = service_figures.sites_by_outage(service.outages)
+    gantt_sites = outage_sites[: service_figures.MAX_GANTT_SITES]
+    gantt_caption = "Outages per port by kind over days since start; light and hatched: derated, still charging."
+    if n_more := len(outage_sites) - len(gantt_sites):
+        gantt_caption += f" The {len(gantt_sites)} sites with the most outage hours; {n_more} more in outages.parquet."
+
+    return [
+        FigureRef(
+            "uptime.png",
+            uptime_caption,
+            figures.png_bytes(service_figures.uptime_figure(ranking, target_pct)),
+        ),
+        FigureRef(
+            "outages_gantt.png",
+            gantt_caption,
+            figures.png_bytes(
+                service_figures.outages_gantt_figure(
+                    service.outages, results.ports, gantt_sites, results.site_names, results.horizon_s
+                )
+            ),
+        ),
+        FigureRef(
+            "failure_pareto.png",
+            "Outage port-hours by cause, largest first, derated time included; line: cumulative share (right axis).",
+            figures.png_bytes(service_figures.pareto_figure(service_figures.outage_pareto(service.outages))),
+        ),
+        FigureRef(
+            "crews.png",
+            "Travel and on-site work hours per technician; outline: shift hours; label: busy hours, busy / shift.",
+            figures.png_bytes(service_figures.crews_figure(service_figures.crew_hours(service.crews))),
+        ),
+    ]
+
+
+def _sections(results: Results) -> list[Section]:
+    """The serviceability section when the run has one; no sections otherwise."""
+    if results.service is None:
+        return []
+    tables = [
+        service_table(results.service.kpis, results.currency),
+        fault_modes_table(results.service.kpis["fault_modes"]),
+    ]
+    return [Section("Serviceability", tables, _service_figures(results.service, results))]
+
+
 def render(results_dir: Path) -> Path:
     """Write report.md, report.html and the figure PNGs into ``results_dir``; return report.html's path.
 
@@ -74,8 +130,9 @@ def render(results_dir: Path) -> Path:
             sites_table(results.site_kpis, results.site_names, results.currency),
         ],
         figures=_figures(results),
+        sections=_sections(results),
     )
-    for figure in report.figures:
+    for figure in [*report.figures, *(figure for section in report.sections for figure in section.figures)]:
         (results_dir / figure.file_name).write_bytes(figure.png)
     (results_dir / "report.md").write_text(to_markdown(report), encoding="utf-8", newline="\n")
     html_path = results_dir / "report.html"

@@ -82,7 +82,7 @@ def uptime_figure(ranking: pd.DataFrame, target_pct: float) -> Figure:
         ax.bar(positions, uptime_pct, color=np.where(below, BELOW_COLOR, ABOVE_COLOR).tolist())
         ax.set_xticks(positions, ranking["evse_id"].tolist(), rotation=90, fontsize=7)
         ax.set_xlim(-0.6, len(ranking) - 0.4)
-    ax.axhline(target_pct, color="k", linestyle="--", linewidth=0.9)
+    target_line = ax.axhline(target_pct, color="k", linestyle="--", linewidth=0.9, label=f"target {target_pct:g} %")
     lowest_pct = min(float(uptime_pct.min()), target_pct)
     bottom_pct = max(0.0, np.floor(lowest_pct - max(1.0, 0.1 * (100.0 - lowest_pct))))
     ax.set_ylim(bottom_pct, 100.0 + 0.02 * (100.0 - bottom_pct))
@@ -90,10 +90,9 @@ def uptime_figure(ranking: pd.DataFrame, target_pct: float) -> Figure:
     handles = [
         Patch(color=ABOVE_COLOR, label="at or above target"),
         Patch(color=BELOW_COLOR, label=f"below target ({int(below.sum())})"),
-        ax.get_lines()[-1],
+        target_line,
     ]
-    handles[-1].set_label(f"target {target_pct:g} %")
-    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    figure.legend(handles=handles, loc="outside upper center", fontsize=8, ncols=len(handles))
     return figure
 
 
@@ -119,7 +118,6 @@ def _gantt_axis(ax: Axes, outages: pd.DataFrame, port_ids: Sequence[str]) -> Non
             bars = outages[(kind == name) & (outages["down"] == down)]
             if bars.empty:
                 continue
-            style = {"alpha": DERATED_ALPHA, "hatch": DERATED_HATCH} if not down else {}
             ax.barh(
                 bars["evse_id"].astype(str).map(row).to_numpy(dtype=float),
                 (bars["end_t_s"] - bars["start_t_s"]).to_numpy(dtype=float) / _DAY_S,
@@ -129,7 +127,8 @@ def _gantt_axis(ax: Axes, outages: pd.DataFrame, port_ids: Sequence[str]) -> Non
                 # An edge keeps outages of minutes visible on a timeline of months.
                 edgecolor=KIND_COLORS[name],
                 linewidth=0.5,
-                **style,
+                alpha=None if down else DERATED_ALPHA,
+                hatch=None if down else DERATED_HATCH,
             )
     if len(port_ids) > MAX_LABELLED_PORTS:
         ax.set_yticks([])
@@ -184,13 +183,13 @@ def outage_pareto(outages: pd.DataFrame) -> pd.DataFrame:
     per_cause = per_cause[per_cause["outage_h"] > 0].reset_index()
     per_cause = per_cause.sort_values(["outage_h", "cause"], ascending=[False, True], kind="stable", ignore_index=True)
     cumulative_h = per_cause["outage_h"].cumsum()
-    # Dividing by the last element itself makes the last share exactly 100.
-    per_cause["cumulative_pct"] = 100.0 * cumulative_h / (cumulative_h.iloc[-1] if len(cumulative_h) else 1.0)
+    # Scaling after dividing by the last element makes the last share exactly 100 (x / x * 100).
+    per_cause["cumulative_pct"] = cumulative_h / (cumulative_h.iloc[-1] if len(cumulative_h) else 1.0) * 100.0
     return per_cause
 
 
 def pareto_figure(pareto: pd.DataFrame) -> Figure:
-    """Bars of outage hours per cause from ``outage_pareto``, coloured by kind, with the cumulative share on a twin axis."""
+    """Outage hours per cause from ``outage_pareto`` as bars coloured by kind; cumulative share on a twin axis."""
     figure = Figure(figsize=(10, 4.2), dpi=DPI, layout="constrained")
     if pareto.empty:
         return _no_data(figure, "No outages in the run.")
@@ -238,16 +237,23 @@ def crews_figure(hours: pd.DataFrame) -> Figure:
     ax = figure.subplots()
     positions = np.arange(len(hours))
     travel_h = hours["travel_h"].to_numpy(dtype=float)
+    work_h = hours["work_h"].to_numpy(dtype=float)
+    shift_h = hours["shift_h"].to_numpy(dtype=float)
+    busy_h = travel_h + work_h
     ax.barh(positions, travel_h, height=0.6, color="#e9c46a", label="travel")
-    ax.barh(positions, hours["work_h"].to_numpy(dtype=float), left=travel_h, height=0.6, color="#2a9d8f", label="work")
-    shift = ax.barh(
-        positions, hours["shift_h"].to_numpy(dtype=float), height=0.6, fill=False, edgecolor="k", label="shift"
-    )
-    labels = ["–" if np.isnan(u) else f"{u:.1%}" for u in hours["utilization"].to_numpy(dtype=float)]
-    ax.bar_label(shift, labels=labels, padding=3, fontsize=8)
+    ax.barh(positions, work_h, left=travel_h, height=0.6, color="#2a9d8f", label="work")
+    ax.barh(positions, shift_h, height=0.6, fill=False, edgecolor="k", label="shift")
+    for position, busy, shift, utilization in zip(
+        positions, busy_h, shift_h, hours["utilization"].to_numpy(dtype=float), strict=True
+    ):
+        label = f"{busy:,.1f} h busy" + ("" if np.isnan(utilization) else f", {utilization * 100:.1f} %")
+        ax.annotate(
+            label, (max(busy, shift), position), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8
+        )
     ax.set_yticks(positions, hours["label"].tolist(), fontsize=8)
     ax.set_ylim(len(hours) - 0.4, -0.6)
-    ax.margins(x=0.1)
+    # Room on the right for the labels.
+    ax.set_xlim(0.0, 1.25 * max(float(np.max(np.maximum(busy_h, shift_h))), 1.0))
     ax.set_xlabel("hours")
     figure.legend(loc="outside upper center", fontsize=8, ncols=3)
     return figure
