@@ -44,6 +44,7 @@ class SiteArrivals:
     patience_s: np.ndarray
     leave_when_charged: np.ndarray
     max_queue: np.ndarray
+    iso15118: np.ndarray  # the EV tells its departure and need (ISO 15118)
 
     def __len__(self) -> int:
         """Number of arrivals."""
@@ -97,6 +98,16 @@ def _draw_models(rng: np.random.Generator, entries: list[FleetEntry], index: dic
     return codes[rng.choice(len(entries), size=n, p=share / share.sum())]
 
 
+def _draw_iso15118(
+    rng: np.random.Generator, entries: list[FleetEntry], index: dict[str, int], model: np.ndarray
+) -> np.ndarray:
+    """Which arrivals' EVs speak ISO 15118, by their fleet entry's share (own stream: nothing else moves)."""
+    share = np.zeros(len(index))
+    for e in entries:
+        share[index[e.ev_model().name]] = e.iso15118_share
+    return rng.random(len(model)) < share[model]
+
+
 def _poisson_times(
     rng: np.random.Generator, weekly_per_hour: np.ndarray, offset_s: float, horizon_s: float
 ) -> np.ndarray:
@@ -140,6 +151,7 @@ def _synthetic(
         patience,
         np.full(n, d.leave_when_charged),
         np.full(n, d.max_queue, dtype=np.int32),
+        _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model),
     )
 
 
@@ -158,6 +170,7 @@ def _trace(
     target = np.minimum(1.0, soc_in + df["energy_kwh"].to_numpy() / capacity)
     dwell = (df["departure"] - df["arrival"]).dt.total_seconds().to_numpy()
     patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
+    iso = _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model)
     out = {}
     for site in dict.fromkeys(sites):
         m = sites == site
@@ -171,6 +184,7 @@ def _trace(
             patience[m][order],
             np.zeros(int(m.sum()), dtype=bool),
             np.full(int(m.sum()), d.max_queue, dtype=np.int32),
+            iso[m][order],
         )
     return out
 
@@ -195,6 +209,14 @@ def generate(scenario: Scenario, models: list[EVModel]) -> dict[str, SiteArrival
                 parts[site].append(arr)
     f = np.zeros(0)
     empty = SiteArrivals(
-        f, np.zeros(0, dtype=np.int32), f, f, f, f, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32)
+        f,
+        np.zeros(0, dtype=np.int32),
+        f,
+        f,
+        f,
+        f,
+        np.zeros(0, dtype=bool),
+        np.zeros(0, dtype=np.int32),
+        np.zeros(0, dtype=bool),
     )
     return {site: _merge(p) if p else empty for site, p in parts.items()}

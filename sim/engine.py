@@ -22,6 +22,7 @@ from sim import demand
 from sim.config import Scenario
 from sim.drivers import Choice, Driver, DriverModel
 from sim.ev import ChargeProfile, EVModel, ProfileCache
+from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import SessionId, SiteId
 from sim.managers import build_manager, build_operator
@@ -29,11 +30,15 @@ from sim.managers.base import (
     ChangeAvailability,
     Command,
     CompositeManager,
+    DemandResponseEnded,
+    DemandResponseNotified,
+    DemandResponseStarted,
     DispatchTechnician,
     Event,
     EvseStatus,
     EvseView,
     NetworkManager,
+    PriceChanged,
     Reset,
     ScheduleMaintenance,
     SessionStarted,
@@ -76,14 +81,20 @@ class RunTables:
     intervals: dict[str, np.ndarray]
     wall_s: float
     service: ServiceRecord | None = None
+    dr: dict[str, np.ndarray] | None = None
+    prices: PriceSignal | None = None
 
 
 class _View:
     """The `NetworkView` handed to the manager: snapshots built on demand."""
 
-    def __init__(self, env: simpy.Environment, sites: dict[str, SiteState]) -> None:
+    def __init__(self, env: simpy.Environment, sites: dict[str, SiteState], prices: PriceSignal) -> None:
         self._env = env
         self._sites = sites
+        self._prices = prices
+
+    def price_at(self, t_s: float) -> float:
+        return self._prices.at(t_s)
 
     @property
     def t_s(self) -> float:
@@ -98,9 +109,17 @@ class _View:
         views = []
         for e in site.evses:
             s = e.session
-            power_kw = 0.0
-            if s is not None and s.profile is not None:
-                power_kw = s.profile.power_at(s.profile.soc_at(s.tau0_s + now - s.t0_s))
+            charger_max_kw = e.charger.power_kw if e.charger.shared else math.inf
+            if s is None:
+                views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
+                                      charger_max_kw))  # fmt: skip
+                continue
+            soc, power_kw = s.soc_frac, 0.0
+            if s.profile is not None:
+                soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
+                power_kw = s.profile.power_at(soc)
+            capacity_kwh = s.model.capacity_kwh
+            known = s.iso15118
             views.append(
                 EvseView(
                     e.evse_id,
@@ -109,10 +128,29 @@ class _View:
                     e.max_kw,
                     e.limit_kw,
                     power_kw,
-                    SessionId(s.session_id) if s is not None else None,
+                    SessionId(s.session_id),
+                    charger_max_kw,
+                    s.plug_t_s,
+                    (soc - s.soc_in_frac) * capacity_kwh,
+                    s.depart_t_s if known else None,
+                    (s.target_soc_frac - soc) * capacity_kwh if known else None,
+                    self._ev_max_kw(s, e, soc) if known else None,
                 )
             )
-        return SiteView(site.site_id, site.capacity_kw, tuple(views))
+        dr_cap_kw = min(site.dr_caps, default=math.inf)
+        return SiteView(site.site_id, site.capacity_kw, tuple(views), min(site.grid_limit_kw, dr_cap_kw), dr_cap_kw,
+                        self._prices.at(now), now)  # fmt: skip
+
+    @staticmethod
+    def _ev_max_kw(s: Session, e: Evse, soc: float) -> float:
+        """What the EV could draw now on this connector (ISO 15118 EVMaximumPower)."""
+        if e.dc:
+            curve = s.model.dc_curve
+            for (s0, p0), (s1, p1) in zip(curve, curve[1:], strict=False):
+                if soc <= s1:
+                    return p0 + (p1 - p0) * (soc - s0) / (s1 - s0)
+            return curve[-1][1]
+        return s.model.ac_max_kw
 
 
 class _Simulation:
@@ -128,10 +166,14 @@ class _Simulation:
         self.scenario = scenario
         self.models = models
         self.env = simpy.Environment()
-        self.sites, self.evses = build_sites(scenario.network.sites)
+        transformer_kw = {k: g.transformer_kw for k, g in scenario.grid.sites.items() if g.transformer_kw}
+        self.sites, self.evses = build_sites(scenario.network.sites, transformer_kw)
         self.evse_by_id = {e.evse_id: e for e in self.evses}
-        self.manager: NetworkManager = manager if manager is not None else build_manager(scenario.manager)
-        self.view = _View(self.env, {s.site_id: s for s in self.sites})
+        self.prices = PriceSignal(scenario.grid.energy_price, scenario)
+        self.manager: NetworkManager = (
+            manager if manager is not None else build_manager(scenario.manager, self.prices.at)
+        )
+        self.view = _View(self.env, {s.site_id: s for s in self.sites}, self.prices)
         self.reliability: Reliability | None = None
         if scenario.serviceability is not None:
             self.reliability = Reliability(self.env, scenario, scenario.serviceability, self.sites, self)
@@ -159,6 +201,12 @@ class _Simulation:
         )
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
+        self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
+        for window in dr_windows(scenario, [s.grid_limit_kw for s in self.sites]):
+            self.env.timeout(window.notify_t_s, window).callbacks.append(self._dr_notify)
+            self.env.timeout(window.start_t_s, window).callbacks.append(self._dr_start)
+        for t_s, price in self.prices.changes():
+            self.env.timeout(t_s, price).callbacks.append(lambda ev: self.send(PriceChanged(self.env.now, ev.value)))
         for site in self.sites:
             arr = arrivals[site.site_id]
             if len(arr):
@@ -180,11 +228,39 @@ class _Simulation:
                 arr.patience_s[lo:hi].tolist(),
                 arr.max_queue[lo:hi].tolist(),
                 arr.leave_when_charged[lo:hi].tolist(),
+                arr.iso15118[lo:hi].tolist(),
                 strict=True,
             )
-            for t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave in rows:
+            for t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso in rows:
                 yield env.timeout(t_s - env.now)
-                self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave)
+                self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso)
+
+    def _dr_notify(self, event: simpy.Event) -> None:
+        w = cast(DrWindow, event.value)
+        site = self.sites[w.site_index]
+        self.send(DemandResponseNotified(self.env.now, site.site_id, w.start_t_s, w.end_t_s, w.cap_kw, w.shed_kw,
+                                         w.opt_out_allowed))  # fmt: skip
+
+    def _dr_start(self, event: simpy.Event) -> None:
+        """The cap begins: a shed is taken from the site's power at this instant."""
+        w = cast(DrWindow, event.value)
+        site = self.sites[w.site_index]
+        t_s = self.env.now
+        if w.cap_kw is not None:
+            cap_kw = w.cap_kw
+        else:
+            assert w.shed_kw is not None
+            cap_kw = max(0.0, sum(e.power_kw for e in self.view.site(site.site_id).evses) - w.shed_kw)
+        self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw))
+        self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
+        site.dr_caps.append(cap_kw)
+        self.send(DemandResponseStarted(t_s, site.site_id, cap_kw))
+        self.env.timeout(w.end_t_s - t_s, (site, cap_kw)).callbacks.append(self._dr_end)
+
+    def _dr_end(self, event: simpy.Event) -> None:
+        site, cap_kw = cast(tuple[SiteState, float], event.value)
+        site.dr_caps.remove(cap_kw)
+        self.send(DemandResponseEnded(self.env.now, site.site_id))
 
     def _ticks(self):  # noqa: ANN202 - a SimPy process
         """A `Tick` to the managers at every local midnight."""
@@ -208,9 +284,11 @@ class _Simulation:
         patience_s: float,
         max_queue: int,
         leave: bool,
+        iso15118: bool,
     ) -> None:
         driver = Driver(self.drivers, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
+        s.iso15118 = iso15118
         self.next_session_id += 1
         free = site.free
         while True:  # each failed attempt takes a port out of service, so this ends
@@ -544,4 +622,6 @@ def simulate(
         sim.intervals.arrays(),
         time.perf_counter() - t0,
         sim.reliability.record() if sim.reliability is not None else None,
+        sim.dr.arrays(),
+        sim.prices,
     )

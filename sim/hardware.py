@@ -72,25 +72,30 @@ class Evse:
 class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
-    __slots__ = ("capacity_kw", "chargers", "evses", "free", "index", "queue", "site_id")
+    __slots__ = ("capacity_kw", "chargers", "dr_caps", "evses", "free", "grid_limit_kw", "index", "queue", "site_id")
 
-    def __init__(self, index: int, site_id: SiteId, capacity_kw: float) -> None:
-        """An empty site; `build_sites` adds the chargers."""
+    def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
+        """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
         self.index = index
         self.site_id = site_id
         self.capacity_kw = capacity_kw
+        self.grid_limit_kw = capacity_kw if grid_limit_kw is None else grid_limit_kw
+        self.dr_caps: list[float] = []  # demand-response caps in force
         self.chargers: list[Charger] = []
         self.evses: list[Evse] = []
         self.free: list[Evse] = []  # connectors with no EV, in build order
         self.queue: deque[Session] = deque()
 
 
-def build_sites(sites: list[Site]) -> tuple[list[SiteState], list[Evse]]:
+def build_sites(
+    sites: list[Site], transformer_kw: dict[str, float] | None = None
+) -> tuple[list[SiteState], list[Evse]]:
     """Create the hardware of every site; connector ids are ``<site>.<charger nn>.<connector n>``."""
     states: list[SiteState] = []
     evses: list[Evse] = []
+    transformer_kw = transformer_kw or {}
     for i, cfg in enumerate(sites):
-        site = SiteState(i, SiteId(cfg.id), cfg.capacity_kw)
+        site = SiteState(i, SiteId(cfg.id), cfg.capacity_kw, min(cfg.capacity_kw, transformer_kw.get(cfg.id, math.inf)))
         n = 0
         for group in cfg.chargers:
             for _ in range(group.count):

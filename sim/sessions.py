@@ -50,6 +50,7 @@ class Session:
         "dwell_s",
         "evse",
         "failed_attempts",
+        "iso15118",
         "model",
         "model_index",
         "plug_t_s",
@@ -99,6 +100,7 @@ class Session:
         self.tau0_s = 0.0
         self.version = 0  # bumped whenever a scheduled "full" event becomes stale
         self.failed_attempts = 0
+        self.iso15118 = False  # the EV tells its departure and need
 
     def open(self, profile: ChargeProfile, t_s: float) -> float:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""

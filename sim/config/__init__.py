@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from sim.config.base import Constant, Distribution, StrictModel, Uniform, within
+from sim.config.grid import Grid
 from sim.config.serviceability import Serviceability
 from sim.ev import PRESETS, EVModel, check_curve
 
@@ -116,6 +117,9 @@ class FleetEntry(StrictModel):
     preset: str | None = None
     model: EVModelSpec | None = None
     share: float = Field(gt=0, description="relative weight in the mix")
+    iso15118_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of these EVs that tell the charger their departure and need"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FleetEntry:
@@ -275,12 +279,57 @@ class UncontrolledManager(StrictModel):
 
 
 class EqualShareManager(StrictModel):
-    """The site's capacity is shared equally among the sessions drawing power."""
+    """The site's limit is shared equally among the sessions drawing power."""
 
     kind: Literal["equal_share"]
 
 
-ManagerConfig = Annotated[UncontrolledManager | EqualShareManager, Field(discriminator="kind")]
+class _Estimates(StrictModel):
+    assumed_dwell_h: float = Field(default=4.0, gt=0, description="departure guess for EVs that do not say")
+    assumed_energy_kwh: float = Field(default=25.0, gt=0, description="need guess for EVs that do not say")
+
+
+class FirstComeFirstServedManager(_Estimates):
+    """The site's limit goes to sessions in plug-in order, each as much as it can take."""
+
+    kind: Literal["first_come_first_served"]
+
+
+class EarliestDeadlineFirstManager(_Estimates):
+    """The site's limit goes first to the sessions that leave first."""
+
+    kind: Literal["earliest_deadline_first"]
+
+
+class LeastLaxityFirstManager(_Estimates):
+    """The site's limit goes first to the sessions with the least slack (time left − time needed)."""
+
+    kind: Literal["least_laxity_first"]
+
+
+class PriceResponsiveManager(_Estimates):
+    """Each session charges in the cheapest hours before its departure that still meet its need."""
+
+    kind: Literal["price_responsive"]
+
+
+class PeakShavingManager(_Estimates):
+    """Sessions in plug-in order within a site load target below the site's limit."""
+
+    kind: Literal["peak_shaving"]
+    target_kw: float = Field(gt=0)
+
+
+ManagerConfig = Annotated[
+    UncontrolledManager
+    | EqualShareManager
+    | FirstComeFirstServedManager
+    | EarliestDeadlineFirstManager
+    | LeastLaxityFirstManager
+    | PriceResponsiveManager
+    | PeakShavingManager,
+    Field(discriminator="kind"),
+]
 
 
 # ---------------------------------------------------------------- scenario
@@ -299,6 +348,7 @@ class Scenario(StrictModel):
     tariff: Tariff = Tariff()
     manager: ManagerConfig = UncontrolledManager(kind="uncontrolled")
     serviceability: Serviceability | None = Field(default=None, description="faults and repairs; none: no faults")
+    grid: Grid = Grid()
 
     @field_validator("start", mode="before")
     @classmethod
@@ -332,6 +382,18 @@ class Scenario(StrictModel):
                         f"demand[{i}]: trace stations {', '.join(unknown[:5])} are not sites of the network; "
                         "rename them to site ids or set demand.site"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_sites_exist(self) -> Scenario:
+        ids = {s.id for s in self.network.sites}
+        unknown = sorted(set(self.grid.sites) - ids)
+        for i, event in enumerate(self.grid.demand_response.events):
+            unknown += [f"{s} (demand_response.events[{i}])" for s in event.sites or [] if s not in ids]
+        if unknown:
+            raise ValueError(
+                f"grid names site(s) {', '.join(unknown)} not in the network; sites: {', '.join(sorted(ids))}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -396,6 +458,14 @@ _TAGS = {
     "exponential",
     "beta",
     "weibull",
+    "flat",
+    "tou",
+    "series",
+    "first_come_first_served",
+    "earliest_deadline_first",
+    "least_laxity_first",
+    "price_responsive",
+    "peak_shaving",
     "reactive",
     "preventive",
 }

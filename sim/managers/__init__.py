@@ -2,24 +2,50 @@
 
 from collections.abc import Callable
 
-from sim.config import EqualShareManager, UncontrolledManager
+from sim.config import (
+    EarliestDeadlineFirstManager,
+    EqualShareManager,
+    FirstComeFirstServedManager,
+    LeastLaxityFirstManager,
+    PeakShavingManager,
+    PriceResponsiveManager,
+    UncontrolledManager,
+)
 from sim.config.serviceability import PreventiveOperator, ReactiveOperator
 from sim.managers.base import NetworkManager
 from sim.managers.equal_share import EqualShare
 from sim.managers.operators import Preventive, Reactive
+from sim.managers.smart import Estimates, make_smart_manager
 from sim.managers.uncontrolled import Uncontrolled
 
 __all__ = ["OPERATORS", "REGISTRY", "build_manager", "build_operator"]
 
+PriceAt = Callable[[float], float]
+
+
+def _smart(cfg, price_at: PriceAt) -> NetworkManager:  # noqa: ANN001 - any smart manager config
+    return make_smart_manager(
+        cfg.kind,
+        Estimates(cfg.assumed_dwell_h, cfg.assumed_energy_kwh),
+        price_at,
+        getattr(cfg, "target_kw", float("inf")),
+    )
+
+
 REGISTRY: dict[type, Callable[..., NetworkManager]] = {
-    UncontrolledManager: lambda cfg: Uncontrolled(),
-    EqualShareManager: lambda cfg: EqualShare(),
+    UncontrolledManager: lambda cfg, price_at: Uncontrolled(),
+    EqualShareManager: lambda cfg, price_at: EqualShare(),
+    FirstComeFirstServedManager: _smart,
+    EarliestDeadlineFirstManager: _smart,
+    LeastLaxityFirstManager: _smart,
+    PriceResponsiveManager: _smart,
+    PeakShavingManager: _smart,
 }
 
 
-def build_manager(cfg: object) -> NetworkManager:
-    """The manager a scenario's `manager` section asks for."""
-    return REGISTRY[type(cfg)](cfg)
+def build_manager(cfg: object, price_at: PriceAt = lambda t_s: 0.0) -> NetworkManager:
+    """The manager a scenario's `manager` section asks for; `price_at` gives the energy price at a time."""
+    return REGISTRY[type(cfg)](cfg, price_at)
 
 
 OPERATORS: dict[type, Callable[..., NetworkManager]] = {

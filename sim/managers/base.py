@@ -18,6 +18,10 @@ from sim.ids import ChargerId, EvseId, SessionId, SiteId
 
 __all__ = [
     "AllocatingManager",
+    "DemandResponseEnded",
+    "DemandResponseNotified",
+    "DemandResponseStarted",
+    "PriceChanged",
     "ChangeAvailability",
     "Command",
     "CompositeManager",
@@ -120,7 +124,56 @@ class Tick:
     t_s: float
 
 
-Event = SessionStarted | StatusChanged | SessionStopped | FaultReported | RepairCompleted | Tick
+@dataclass(frozen=True, slots=True)
+class PriceChanged:
+    """The energy price changed (network-wide)."""
+
+    t_s: float
+    price_per_kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class DemandResponseNotified:
+    """A demand-response event is announced for a site: a cap, or a shed from the load at its start."""
+
+    t_s: float
+    site_id: SiteId
+    start_t_s: float
+    end_t_s: float
+    cap_kw: float | None
+    shed_kw: float | None
+    opt_out_allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DemandResponseStarted:
+    """A demand-response event begins; the site's view shows the cap in `dr_cap_kw` until it ends."""
+
+    t_s: float
+    site_id: SiteId
+    cap_kw: float
+
+
+@dataclass(frozen=True, slots=True)
+class DemandResponseEnded:
+    """A demand-response event ends."""
+
+    t_s: float
+    site_id: SiteId
+
+
+Event = (
+    SessionStarted
+    | StatusChanged
+    | SessionStopped
+    | FaultReported
+    | RepairCompleted
+    | Tick
+    | PriceChanged
+    | DemandResponseNotified
+    | DemandResponseStarted
+    | DemandResponseEnded
+)
 
 
 # ---------------------------------------------------------------- commands
@@ -178,7 +231,11 @@ Command = SetPowerLimit | Reset | DispatchTechnician | ScheduleMaintenance | Cha
 
 @dataclass(frozen=True, slots=True)
 class EvseView:
-    """One connector as a CSMS would know it."""
+    """One connector as a CSMS would know it.
+
+    `departure_t_s`, `energy_need_kwh` (still to deliver) and `ev_max_kw` are known only
+    for EVs that say so over ISO 15118; otherwise they are None and a manager estimates.
+    """
 
     evse_id: EvseId
     charger_id: ChargerId
@@ -187,15 +244,29 @@ class EvseView:
     limit_kw: float
     power_kw: float
     session_id: SessionId | None
+    charger_max_kw: float = math.inf
+    plug_t_s: float | None = None
+    energy_kwh: float = 0.0
+    departure_t_s: float | None = None
+    energy_need_kwh: float | None = None
+    ev_max_kw: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SiteView:
-    """One site: its grid limit and its connectors."""
+    """One site: its limits, the current price and its connectors.
+
+    `limit_kw` is what a manager must keep the site under: the grid connection, the
+    transformer and any demand-response cap in force (`dr_cap_kw`, inf when none).
+    """
 
     site_id: SiteId
     capacity_kw: float
     evses: tuple[EvseView, ...]
+    limit_kw: float = math.inf
+    dr_cap_kw: float = math.inf
+    price_per_kwh: float = 0.0
+    t_s: float = 0.0
 
 
 class NetworkView(Protocol):
@@ -214,6 +285,10 @@ class NetworkView(Protocol):
         """Every site of the network, in scenario order."""
         ...
 
+    def price_at(self, t_s: float) -> float:
+        """The energy price at `t_s` (known ahead, like a day-ahead tariff)."""
+        ...
+
 
 class NetworkManager(Protocol):
     """Anything that answers events with commands."""
@@ -230,17 +305,27 @@ class AllocatingManager:
     and session stop; the commands are the limits that changed.
     """
 
-    def __init__(self, allocate: Callable[[SiteView], Mapping[EvseId, float]]) -> None:
-        """Wrap `allocate(site) -> {evse_id: power_kw}`; connectors it leaves out are unlimited."""
+    def __init__(self, allocate: Callable[[SiteView], Mapping[EvseId, float]], on_price: bool = False) -> None:
+        """Wrap `allocate(site) -> {evse_id: power_kw}`; connectors it leaves out are unlimited.
+
+        With `on_price`, every site is re-allocated when the price changes.
+        """
         self._allocate = allocate
+        self._on_price = on_price
 
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
-        """Re-allocate the event's site and send the limits that changed."""
-        if isinstance(event, Tick | RepairCompleted):
+        """Re-allocate the event's site (every site on a price change) and send the limits that changed."""
+        if isinstance(event, PriceChanged):
+            if not self._on_price:
+                return ()
+            return [c for sid in network.site_ids() for c in self._commands(network.site(sid))]
+        if isinstance(event, Tick | RepairCompleted | DemandResponseNotified):
             return ()
-        site = network.site(event.site_id)
+        return self._commands(network.site(event.site_id))
+
+    def _commands(self, site: SiteView) -> list[Command]:
         limits = self._allocate(site)
-        commands = []
+        commands: list[Command] = []
         for e in site.evses:
             kw = limits.get(e.evse_id, math.inf)
             if kw != e.limit_kw:

@@ -7,13 +7,15 @@ from sim.managers.base import AllocatingManager, EvseStatus, SiteView
 
 __all__ = ["EqualShare", "allocate_equal_share"]
 
+_WANTS = (EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE)
+
 
 def allocate_equal_share(site: SiteView) -> Mapping[EvseId, float]:
-    """Give each charging connector ``capacity_kw / n`` (n = connectors charging)."""
-    charging = [e.evse_id for e in site.evses if e.status is EvseStatus.CHARGING]
+    """Give each charging connector ``limit_kw / n`` (n = connectors charging or paused by a limit)."""
+    charging = [e.evse_id for e in site.evses if e.status in _WANTS]
     if not charging:
         return {}
-    share_kw = site.capacity_kw / len(charging)
+    share_kw = site.limit_kw / len(charging)
     return dict.fromkeys(charging, share_kw)
 
 

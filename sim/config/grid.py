@@ -1,0 +1,167 @@
+"""The `grid` section: energy prices, demand charges, demand response, PV and storage.
+
+Also the smart-charging managers' settings, which the `manager` section selects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+
+from sim.config.base import Constant, Distribution, StrictModel, within
+
+__all__ = [
+    "DemandResponse",
+    "DemandResponseEvent",
+    "EnergyPrice",
+    "Grid",
+    "PriceFlat",
+    "PriceSeries",
+    "PriceTou",
+    "RandomDemandResponse",
+    "SiteGrid",
+    "Storage",
+    "SolarPV",
+]
+
+# A clear spring day at mid latitudes: share of the PV peak in each hour of the day.
+_PV_SHAPE = [0, 0, 0, 0, 0, 0.02, 0.08, 0.2, 0.38, 0.56, 0.7, 0.78, 0.8, 0.77, 0.68, 0.54, 0.37, 0.19, 0.07,
+             0.01, 0, 0, 0, 0]  # fmt: skip
+
+
+class PriceFlat(StrictModel):
+    """One energy price at all times."""
+
+    kind: Literal["flat"]
+    per_kwh: float = Field(ge=0)
+
+
+class PriceTou(StrictModel):
+    """Time-of-use: a price per hour of the day, optionally another for weekends (Saturday, Sunday)."""
+
+    kind: Literal["tou"]
+    per_kwh_by_hour: list[float] = Field(min_length=24, max_length=24)
+    weekend_per_kwh_by_hour: list[float] | None = Field(default=None, min_length=24, max_length=24)
+
+    @field_validator("per_kwh_by_hour", "weekend_per_kwh_by_hour")
+    @classmethod
+    def _non_negative(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and min(v) < 0:
+            raise ValueError("prices must be >= 0")
+        return v
+
+
+class PriceSeries(StrictModel):
+    """A price series from a CSV with columns `timestamp` (ISO 8601 with zone) and `price_per_kwh`.
+
+    Each price holds until the next timestamp; before the first, the first price applies.
+    """
+
+    kind: Literal["series"]
+    path: Path = Field(description="CSV file, relative to the scenario file")
+
+    @field_validator("path")
+    @classmethod
+    def _readable(cls, path: Path, info: ValidationInfo) -> Path:
+        from sim.grid import read_price_series  # the CSV format belongs to grid.py
+
+        base = Path((info.context or {}).get("base_dir", "."))
+        full = path if path.is_absolute() else base / path
+        read_price_series(full)
+        return full.resolve()
+
+
+EnergyPrice = Annotated[PriceFlat | PriceTou | PriceSeries, Field(discriminator="kind")]
+
+
+class DemandResponseEvent(StrictModel):
+    """A scheduled demand-response event: a cap (or a shed from the load at its start) on sites."""
+
+    start: AwareDatetime
+    duration_min: float = Field(gt=0)
+    notify_min: float = Field(default=60.0, ge=0, description="notice before the start")
+    cap_kw: float | None = Field(default=None, ge=0)
+    shed_kw: float | None = Field(default=None, gt=0)
+    sites: list[str] | None = Field(default=None, description="site ids; none: every site")
+    opt_out_allowed: bool = False
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> DemandResponseEvent:
+        if (self.cap_kw is None) == (self.shed_kw is None):
+            raise ValueError("give exactly one of cap_kw or shed_kw")
+        return self
+
+
+class RandomDemandResponse(StrictModel):
+    """Events drawn at random: Poisson per site, starting within a window of hours on weekdays."""
+
+    per_site_per_month: float = Field(ge=0)
+    duration_min: Distribution = Constant(value=120.0)
+    notify_min: float = Field(default=60.0, ge=0)
+    cap_frac: float = Field(default=0.5, ge=0, le=1, description="cap as a share of the site's limit")
+    window_h: tuple[float, float] = Field(default=(16.0, 20.0), description="local hours the event may start in")
+
+    @model_validator(mode="after")
+    def _check(self) -> RandomDemandResponse:
+        within("duration_min", self.duration_min, 0.0, float("inf"))
+        lo, hi = self.window_h
+        if not 0 <= lo < hi <= 24:
+            raise ValueError(f"window_h (={self.window_h}) must be two hours 0 <= start < end <= 24")
+        return self
+
+
+class DemandResponse(StrictModel):
+    """Scheduled and random demand-response events."""
+
+    events: list[DemandResponseEvent] = []
+    random: RandomDemandResponse | None = None
+
+
+class SolarPV(StrictModel):
+    """On-site PV: a peak power and the share of it produced in each hour of the day."""
+
+    peak_kw: float = Field(gt=0)
+    profile_by_hour: list[float] = Field(default=_PV_SHAPE, min_length=24, max_length=24)
+
+    @field_validator("profile_by_hour")
+    @classmethod
+    def _shares(cls, v: list[float]) -> list[float]:
+        if min(v) < 0 or max(v) > 1:
+            raise ValueError("profile_by_hour values are shares of the peak, between 0 and 1")
+        return v
+
+
+class Storage(StrictModel):
+    """A stationary battery dispatched every 15 minutes."""
+
+    capacity_kwh: float = Field(gt=0)
+    power_kw: float = Field(gt=0)
+    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
+    initial_soc_frac: float = Field(default=0.5, ge=0, le=1)
+    strategy: Literal["peak_shaving", "self_consumption"] = "peak_shaving"
+    threshold_kw: float | None = Field(default=None, ge=0, description="peak shaving: keep grid import below")
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Storage:
+        if self.strategy == "peak_shaving" and self.threshold_kw is None:
+            raise ValueError("peak_shaving needs threshold_kw, the grid import to keep below")
+        return self
+
+
+class SiteGrid(StrictModel):
+    """What one site has behind its grid connection."""
+
+    transformer_kw: float | None = Field(default=None, gt=0, description="a second limit below the connection")
+    pv: SolarPV | None = None
+    storage: Storage | None = None
+
+
+class Grid(StrictModel):
+    """Energy prices, demand charges, demand response, and each site's PV, storage and transformer."""
+
+    energy_price: EnergyPrice = PriceFlat(kind="flat", per_kwh=0.0)
+    demand_charge_per_kw_month: float = Field(default=0.0, ge=0, description="on each site's monthly 15-min peak")
+    demand_response: DemandResponse = DemandResponse()
+    sites: dict[str, SiteGrid] = {}

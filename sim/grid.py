@@ -1,0 +1,172 @@
+"""Grid signals and on-site energy: prices, demand-response windows, PV and storage dispatch.
+
+Prices and demand-response windows are known before the run (a scheduled event is in
+the scenario; random ones are drawn from each site's ``dr:<site>`` stream), so the engine
+only turns them into events at the right times. PV and the battery sit behind the meter:
+they do not change what the chargers draw, only what the site imports, so they are
+dispatched afterwards on the 15-minute load series.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sim.rng import stream
+from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN
+
+if TYPE_CHECKING:
+    from sim.config import Scenario
+    from sim.config.grid import EnergyPrice, Storage
+
+__all__ = ["DrWindow", "PriceSignal", "dispatch_storage", "dr_windows", "read_price_series"]
+
+
+def read_price_series(path: Path) -> pd.DataFrame:
+    """Read a price CSV (timestamp, price_per_kwh); raise ValueError naming the file and the bad rows."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ValueError(f"price file {path} does not exist; give a path relative to the scenario file") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"price file {path} cannot be read as CSV: {exc}") from None
+    missing = [c for c in ("timestamp", "price_per_kwh") if c not in raw.columns]
+    if missing:
+        raise ValueError(f"price file {path} lacks column(s) {', '.join(missing)}; expected timestamp, price_per_kwh")
+    t = pd.to_datetime(raw["timestamp"], errors="coerce", utc=True, format="ISO8601")
+    price = pd.to_numeric(raw["price_per_kwh"], errors="coerce")
+    bad = t.isna() | price.isna() | ~raw["timestamp"].str.contains(r"(?:Z|[+-]\d\d:?\d\d)\s*$")
+    if bad.any() or len(raw) == 0:
+        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())][:10]
+        raise ValueError(
+            f"price file {path}: rows {rows or 'none'} cannot be used; each row needs an ISO timestamp with a "
+            "zone and a number price_per_kwh (and the file at least one row)"
+        )
+    order = np.argsort(t.to_numpy(), kind="stable")
+    return pd.DataFrame({"timestamp": t.to_numpy()[order], "price_per_kwh": price.to_numpy()[order]})
+
+
+class PriceSignal:
+    """The energy price over the run, piecewise constant between breakpoints."""
+
+    def __init__(self, cfg: EnergyPrice, scenario: Scenario) -> None:
+        """Lay the price out from time 0 to the horizon."""
+        horizon_s = scenario.horizon_s
+        start = scenario.start
+        if cfg.kind == "flat":
+            t, p = [0.0], [cfg.per_kwh]
+        elif cfg.kind == "tou":
+            first_hour = start.hour + start.minute / 60 + start.second / 3600
+            hours = np.arange(-math.floor(first_hour), math.ceil(horizon_s / S_PER_H) + 1)
+            t_h = hours - (first_hour - math.floor(first_hour))
+            local_h = (first_hour + t_h) % 24
+            weekday = (start.weekday() + np.floor((first_hour + t_h) / 24)) % 7
+            weekend = np.asarray(cfg.weekend_per_kwh_by_hour or cfg.per_kwh_by_hour)
+            weekday_p = np.asarray(cfg.per_kwh_by_hour)
+            price = np.where(weekday >= 5, weekend[local_h.astype(int)], weekday_p[local_h.astype(int)])
+            t, p = (np.maximum(t_h * S_PER_H, 0.0)).tolist(), price.tolist()
+        else:
+            df = read_price_series(cfg.path)
+            t = ((df["timestamp"] - pd.Timestamp(start)).dt.total_seconds().clip(lower=0.0)).tolist()
+            p = df["price_per_kwh"].astype(float).tolist()
+        # Keep the last price of any breakpoint repeated at one time, and only real changes.
+        self.t_s: list[float] = []
+        self.price_per_kwh: list[float] = []
+        for ti, pi in zip(t, p, strict=True):
+            if self.t_s and ti == self.t_s[-1]:
+                self.price_per_kwh[-1] = pi
+            elif not self.price_per_kwh or pi != self.price_per_kwh[-1]:
+                self.t_s.append(ti)
+                self.price_per_kwh.append(pi)
+
+    def at(self, t_s: float) -> float:
+        """The price in force at `t_s`."""
+        return self.price_per_kwh[max(bisect_right(self.t_s, t_s) - 1, 0)]
+
+    def at_many(self, t_s: np.ndarray) -> np.ndarray:
+        """`at` for an array of times."""
+        k = np.maximum(np.searchsorted(np.asarray(self.t_s), t_s, side="right") - 1, 0)
+        return np.asarray(self.price_per_kwh)[k]
+
+    def changes(self) -> list[tuple[float, float]]:
+        """Every (t_s, new price) after time 0."""
+        return [(t, p) for t, p in zip(self.t_s, self.price_per_kwh, strict=True) if t > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class DrWindow:
+    """One demand-response event at one site."""
+
+    event_id: int
+    site_index: int
+    notify_t_s: float
+    start_t_s: float
+    end_t_s: float
+    cap_kw: float | None
+    shed_kw: float | None
+    opt_out_allowed: bool
+
+
+def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow]:
+    """Every demand-response window of the run, scheduled and random, in start order."""
+    ids = [s.id for s in scenario.network.sites]
+    start = scenario.start
+    out: list[tuple[float, int, float, float, float | None, float | None, bool]] = []
+    for e in scenario.grid.demand_response.events:
+        t0 = (e.start - start).total_seconds()
+        for site in e.sites or ids:
+            out.append((t0, ids.index(site), t0 - e.notify_min * S_PER_MIN, t0 + e.duration_min * S_PER_MIN,
+                        e.cap_kw, e.shed_kw, e.opt_out_allowed))  # fmt: skip
+    rnd = scenario.grid.demand_response.random
+    if rnd is not None and rnd.per_site_per_month > 0:
+        days = scenario.horizon_days
+        day0_s = start.hour * S_PER_H + start.minute * S_PER_MIN + start.second  # time since local midnight
+        for k, site in enumerate(ids):
+            rng = stream(scenario.seed, f"dr:{site}")
+            n = rng.poisson(rnd.per_site_per_month * days / 30.0)
+            day = rng.integers(0, max(int(days), 1), n)
+            hour = rng.uniform(*rnd.window_h, n)
+            duration = rnd.duration_min.draw(rng, n) * S_PER_MIN
+            for d, h, dur in zip(day.tolist(), hour.tolist(), duration.tolist(), strict=True):
+                t0 = d * S_PER_DAY + h * S_PER_H - day0_s
+                if 0 <= t0 < scenario.horizon_s:
+                    cap = rnd.cap_frac * site_limits_kw[k]
+                    out.append((t0, k, t0 - rnd.notify_min * S_PER_MIN, t0 + dur, cap, None, False))
+    out.sort(key=lambda w: (w[0], w[1]))
+    return [DrWindow(i, k, max(n, 0.0), t0, end, cap, shed, opt)
+            for i, (t0, k, n, end, cap, shed, opt) in enumerate(out)]  # fmt: skip
+
+
+def dispatch_storage(
+    load_kw: np.ndarray, pv_kw: np.ndarray, storage: Storage, dt_h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dispatch a battery on a load and PV series; return its power (+ discharging) and its energy after each step.
+
+    Losses are split evenly between charging and discharging (√η each way). Peak shaving
+    discharges above `threshold_kw` and recharges below it; self-consumption stores PV
+    surplus and discharges to cover load the PV cannot.
+    """
+    eta = math.sqrt(storage.round_trip_efficiency)
+    cap, pmax = storage.capacity_kwh, storage.power_kw
+    soc = storage.initial_soc_frac * cap
+    power = np.zeros(len(load_kw))
+    energy = np.zeros(len(load_kw))
+    threshold = storage.threshold_kw if storage.strategy == "peak_shaving" else 0.0
+    assert threshold is not None
+    for k, net in enumerate((load_kw - pv_kw).tolist()):
+        if net > threshold:  # discharge to bring the import down to the threshold
+            kw = min(pmax, net - threshold, soc * eta / dt_h)
+            soc -= kw * dt_h / eta
+        else:  # charge from the headroom (peak shaving) or the PV surplus (self-consumption)
+            kw = -min(pmax, threshold - net, (cap - soc) / (eta * dt_h))
+            soc -= kw * dt_h * eta
+        soc = min(max(soc, 0.0), cap)  # only float rounding can push it past the bounds
+        power[k] = kw
+        energy[k] = soc
+    return power, energy
