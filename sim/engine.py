@@ -19,15 +19,17 @@ import numpy as np
 import simpy
 
 from sim import demand
+from sim.charging_profiles import ProfileSet, limit_at, next_change_t_s
 from sim.config import Scenario
 from sim.drivers import Choice, Driver, DriverModel
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
-from sim.ids import SessionId, SiteId
+from sim.ids import ChargerId, EvseId, SessionId, SiteId
 from sim.managers import build_manager, build_operator
 from sim.managers.base import (
     ChangeAvailability,
+    ClearChargingProfile,
     Command,
     CompositeManager,
     DemandResponseEnded,
@@ -43,6 +45,7 @@ from sim.managers.base import (
     ScheduleMaintenance,
     SessionStarted,
     SessionStopped,
+    SetChargingProfile,
     SetPowerLimit,
     SiteView,
     StatusChanged,
@@ -347,6 +350,9 @@ class _Simulation:
         s.depart_t_s = t_s + s.dwell_s
         evse.session = s
         self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
+        if evse.profiles is not None:  # relative profiles count from the transaction start
+            evse.profiles.start_transaction(t_s)
+            evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
         wants = s.target_soc_frac > s.soc_frac
         if wants:
             evse.status = CHARGING
@@ -363,6 +369,8 @@ class _Simulation:
             self._open(s, evse, t_s)
             if evse.charger.shared:
                 self._replan_siblings(evse, t_s)
+        if evse.profiles is not None:
+            self._follow_profiles(evse, t_s)  # wake up at the profiles' next change
 
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
         """Start an interval at the connector's current cap, or pause the session at a zero cap."""
@@ -417,6 +425,9 @@ class _Simulation:
         self._set_status(evse, AVAILABLE)
         evse.session = None
         evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
+        if evse.profiles is not None:
+            evse.profiles.stop_transaction()
+            self._follow_profiles(evse, t_s)
         s.state = State.DONE
         self._record(s, Outcome.SERVED, t_s)
         self._apply(
@@ -446,6 +457,22 @@ class _Simulation:
                 session_id = evse.session.session_id if evse.session is not None else -1
                 self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
                 self._replan(evse, t_s)
+            elif isinstance(c, SetChargingProfile | ClearChargingProfile):
+                for evse in self._targets(c.evse_id, c.charger_id):
+                    if evse.profiles is None:
+                        evse.profiles = ProfileSet()
+                        if evse.session is not None:
+                            evse.profiles.start_transaction(evse.session.plug_t_s)
+                    if isinstance(c, SetChargingProfile):
+                        try:
+                            evse.profiles.install(c.profile)
+                        except ValueError:  # e.g. a TxProfile with no transaction: the charger rejects it
+                            self._event(t_s, EventKind.PROFILE_REJECTED, evse.site.index, evse.index, -1,
+                                        c.profile.profile_id)  # fmt: skip
+                            continue
+                    else:
+                        evse.profiles.clear(c.profile_id, c.purpose, c.stack_level)
+                    self._follow_profiles(evse, t_s)
             elif isinstance(c, ChangeAvailability):
                 evse = self.evse_by_id[c.evse_id]
                 if c.operative == (evse.evse_id in self.unavailable):
@@ -459,6 +486,30 @@ class _Simulation:
                 self.reliability.dispatch(c.charger_id, c.fault_id)
             elif isinstance(c, ScheduleMaintenance):
                 self.reliability.schedule_maintenance(c.charger_id, c.t_s)
+
+    def _targets(self, evse_id: EvseId | None, charger_id: ChargerId | None) -> list[Evse]:
+        if evse_id is not None:
+            return [self.evse_by_id[evse_id]]
+        return [e for e in self.evses if e.charger.charger_id == charger_id]
+
+    def _follow_profiles(self, evse: Evse, t_s: float) -> None:
+        """Apply the connector's composite profile limit now and wake up at its next change."""
+        ps = evse.profiles
+        if ps is None:
+            return
+        kw = limit_at(ps.profiles, t_s, ps.tx_start_t_s)
+        if kw != evse.profile_kw:
+            evse.profile_kw = kw
+            self._replan(evse, t_s)
+        evse.profile_version += 1
+        nxt = next_change_t_s(ps.profiles, t_s, ps.tx_start_t_s)
+        if nxt < math.inf:
+            self.env.timeout(nxt - t_s, (evse, evse.profile_version)).callbacks.append(self._on_profile_change)
+
+    def _on_profile_change(self, event: simpy.Event) -> None:
+        evse, version = cast(tuple[Evse, int], event.value)
+        if version == evse.profile_version:
+            self._follow_profiles(evse, self.env.now)
 
     # ------------------------------------------------------------ ports (`PortControl` for serviceability)
 

@@ -15,6 +15,7 @@ from sim.ids import ChargerId, EvseId, SiteId
 from sim.managers.base import EvseStatus
 
 if TYPE_CHECKING:
+    from sim.charging_profiles import ProfileSet
     from sim.config import Site
     from sim.sessions import Session
 
@@ -39,8 +40,8 @@ class Evse:
     """One connector: it charges one EV at a time."""
 
     __slots__ = (
-        "blocks", "charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "rated_kw", "session", "silent_faults",
-        "site", "status",
+        "blocks", "charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "profile_kw", "profile_version",
+        "profiles", "rated_kw", "session", "silent_faults", "site", "status",
     )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
@@ -56,11 +57,14 @@ class Evse:
         self.silent_faults: list = []  # undetected faults: the next driver will fail to charge
         self.status = EvseStatus.AVAILABLE
         self.limit_kw = math.inf
+        self.profiles: ProfileSet | None = None  # OCPP charging profiles, once a manager sets one
+        self.profile_kw = math.inf  # their composite limit now
+        self.profile_version = 0
         self.session: Session | None = None  # while an EV is plugged in
 
     def cap_kw(self) -> float:
         """The power this connector may deliver now."""
-        cap = self.max_kw if self.max_kw < self.limit_kw else self.limit_kw
+        cap = min(self.max_kw, self.limit_kw, self.profile_kw)
         charger = self.charger
         if charger.shared and charger.drawing > 1:
             share = charger.power_kw / charger.drawing

@@ -145,3 +145,4 @@ class EventKind(enum.IntEnum):
     BALKED = 1
     RENEGED = 2
     POWER_LIMIT = 3
+    PROFILE_REJECTED = 4

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DemandResponseStarted",
     "PriceChanged",
     "ChangeAvailability",
+    "ClearChargingProfile",
     "Command",
     "CompositeManager",
     "DispatchTechnician",
@@ -31,6 +33,7 @@ __all__ = [
     "RepairCompleted",
     "Reset",
     "ScheduleMaintenance",
+    "SetChargingProfile",
     "Tick",
     "EvseStatus",
     "EvseView",
@@ -181,7 +184,11 @@ Event = (
 
 @dataclass(frozen=True, slots=True)
 class SetPowerLimit:
-    """Limit one connector's power (an OCPP TxProfile with one period); inf lifts the limit."""
+    """Limit one connector's power for the current session; inf lifts the limit.
+
+    The plain form of smart charging: one constant cap, dropped when the session ends,
+    applied beside any charging profiles (the lower wins).
+    """
 
     evse_id: EvseId
     power_kw: float
@@ -223,7 +230,44 @@ class ChangeAvailability:
     operative: bool
 
 
-Command = SetPowerLimit | Reset | DispatchTechnician | ScheduleMaintenance | ChangeAvailability
+@dataclass(frozen=True, slots=True)
+class SetChargingProfile:
+    """Install an OCPP charging profile on a connector, or on every connector of a charger.
+
+    Profiles stack as OCPP smart charging does (see `sim.charging_profiles`); the connector's
+    composite limit joins its other caps. A ChargePointMaxProfile goes to a charger.
+    """
+
+    profile: ChargingProfile
+    evse_id: EvseId | None = None
+    charger_id: ChargerId | None = None
+
+    def __post_init__(self) -> None:
+        """Exactly one target."""
+        if (self.evse_id is None) == (self.charger_id is None):
+            raise ValueError("give exactly one of evse_id or charger_id")
+
+
+@dataclass(frozen=True, slots=True)
+class ClearChargingProfile:
+    """Remove profiles from a connector (or every connector of a charger), as OCPP ClearChargingProfile."""
+
+    evse_id: EvseId | None = None
+    charger_id: ChargerId | None = None
+    profile_id: int | None = None
+    purpose: ChargingProfilePurpose | None = None
+    stack_level: int | None = None
+
+
+Command = (
+    SetPowerLimit
+    | SetChargingProfile
+    | ClearChargingProfile
+    | Reset
+    | DispatchTechnician
+    | ScheduleMaintenance
+    | ChangeAvailability
+)
 
 
 # ---------------------------------------------------------------- views
