@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from sim.config import ScenarioError, load_scenario, scenario_schema
@@ -25,6 +33,7 @@ examples:
   chargetwin validate scenarios/workplace_campus.yaml      check a scenario, run nothing
   chargetwin schema > scenario.schema.json                 JSON Schema for your editor
   chargetwin report out/small_city                         render the report again
+  chargetwin sweep scenarios/sweeps/managers.yaml          variants × seeds on all cores, with a report
 """
 
 
@@ -167,6 +176,120 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _sweep_progress(console: Console) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """A bar of runs done, failed and time left; shown only on a terminal, so logs and tests stay quiet."""
+    state: dict[str, Any] = {}
+
+    def update(p: Any) -> None:
+        if not console.is_terminal:
+            return
+        if "bar" not in state:
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("finished, {task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            bar.start()
+            # reused runs are counted from the start, so the time left is estimated from new runs only
+            task = bar.add_task("sweep", total=p.total, completed=p.finished, failed=p.failed)
+            state["bar"], state["task"] = bar, task
+        state["bar"].update(state["task"], completed=p.finished, failed=p.failed)
+
+    def stop() -> None:
+        if "bar" in state:
+            state["bar"].stop()
+
+    return update, stop
+
+
+def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
+    def two_digits(x: float) -> str:
+        return f"{float(f'{x:.2g}'):,g}"
+
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("variant")
+    for kpi in kpis:
+        table.add_column(kpi.removeprefix("network.").removeprefix("serviceability."), justify="right")
+    for variant, rows in summary.groupby("variant", sort=True):
+        by_kpi = rows.set_index("kpi")
+        cells = []
+        for kpi in kpis:
+            mean, half = by_kpi.loc[kpi, "mean"], by_kpi.loc[kpi, "half_width"]
+            cells.append(f"{mean:,.4g}" + ("" if math.isnan(half) else f" ± {two_digits(half)}"))
+        table.add_row(str(variant), *cells)
+    return table
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    """Run a sweep: every variant × replication, reusing finished runs; write sweep.parquet and the report."""
+    from reports.sweep_report import render_sweep
+    from sim.sweep import load_sweep, paired_difference, report_kpis, run_sweep, summarize
+
+    if args.scheduler and args.dask_local:
+        raise UsageError("give --scheduler ADDRESS or --dask-local, not both")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers(={args.workers}) must be >= 1")
+    plan = load_sweep(args.sweep, horizon_days=args.days, out=args.out)
+    compare = tuple(args.compare) if args.compare else plan.spec.compare
+    if compare is not None:
+        a, b = (plan.variant(name).id for name in compare)  # a typo fails here, before any run
+    backend: Literal["local", "dask"] = "dask" if args.scheduler or args.dask_local else "local"
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{backend} backend"
+    console.print(
+        f"{plan.spec.name}: {len(plan.variants)} variants × {len(plan.seeds)} replications = "
+        f"{plan.run_count} runs on the {where} → {plan.out_dir}"
+    )
+    update, stop = _sweep_progress(console)
+    started = time.perf_counter()
+    try:
+        result = run_sweep(
+            plan,
+            backend=backend,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            finish=_render_report if args.reports else None,
+            progress=update,
+        )
+    finally:
+        stop()
+    wall_s = time.perf_counter() - started
+    console.print(
+        f"{result.done} runs done ({result.reused} reused), {result.failed} failed in {wall_s:.1f} s; "
+        f"table: {result.out_dir / 'sweep.parquet'}"
+    )
+    for row in result.table[result.table["error"].notna()].head(5).itertuples(index=False):
+        console.print(f"  failed {row.run_dir}: {row.error}", markup=False, highlight=False, soft_wrap=True)
+    if result.done == 0:
+        console.print("every run failed; see error.txt in the run folders", markup=False)
+        return 1
+    summary = summarize(result.table)
+    shown = report_kpis(result.table, plan.spec.report_kpis)
+    differences = paired_difference(result.table, a, b) if compare is not None else None
+    summary.to_parquet(result.out_dir / "summary.parquet", index=False)
+    for variant in plan.variants:
+        console.print(f"{variant.id}: {variant.label}", markup=False, highlight=False, soft_wrap=True)
+    console.print(_sweep_summary(summary, shown, "mean ± 95 % CI half-width per variant"))
+    if differences is not None:
+        for row in differences[differences["kpi"].isin(shown)].itertuples(index=False):
+            console.print(
+                f"{b} − {a}: {row.kpi} {row.diff_mean:+,.4g} [{row.ci_low:,.4g}, {row.ci_high:,.4g}]"
+                + (" significant" if row.significant else ""),
+                markup=False,
+                highlight=False,
+            )
+    report = render_sweep(
+        result.out_dir, result.table, summary, differences, kpis=shown, title=f"Sweep {plan.spec.name}"
+    )
+    console.print(f"report: {report}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chargetwin",
@@ -194,6 +317,20 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render the report of a results folder again")
     rep.add_argument("results_dir", help="a folder written by `chargetwin run`")
     rep.set_defaults(func=cmd_report)
+    swp = sub.add_parser(
+        "sweep",
+        help="run variants × replications of a scenario (sweep file), locally or on a Dask cluster",
+        description="Run every variant × replication of a sweep file; runs already complete are reused.",
+    )
+    swp.add_argument("sweep", help="sweep YAML file (base scenario, parameters, replications, seeds)")
+    swp.add_argument("--workers", type=int, help="local processes or --dask-local workers (default: all cores)")
+    swp.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786")
+    swp.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster on this machine")
+    swp.add_argument("--out", help="output folder (default: the file's out, else out/sweeps/<name>)")
+    swp.add_argument("--days", type=float, help="override horizon_days of every run")
+    swp.add_argument("--compare", nargs=2, metavar=("A", "B"), help="paired difference B − A (variant id or label)")
+    swp.add_argument("--reports", action="store_true", help="also render each run's report (slower)")
+    swp.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -144,27 +144,35 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
 
 
 def dispatch_storage(
-    load_kw: np.ndarray, pv_kw: np.ndarray, storage: Storage, dt_h: float
+    load_kw: np.ndarray, pv_kw: np.ndarray, storage: Storage, dt_h: float, cap_kw: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dispatch a battery on a load and PV series; return its power (+ discharging) and its energy after each step.
 
-    Losses are split evenly between charging and discharging (√η each way). Peak shaving
-    discharges above `threshold_kw` and recharges below it; self-consumption stores PV
-    surplus and discharges to cover load the PV cannot.
+    Losses are split evenly between charging and discharging (√η each way). The battery
+    always stores PV surplus. Peak shaving discharges to keep the import at or below
+    `threshold_kw` (or a demand-response cap in `cap_kw`, where lower) and recharges from
+    the grid below it, never during a cap; self-consumption discharges to cover any load
+    the PV cannot.
     """
     eta = math.sqrt(storage.round_trip_efficiency)
     cap, pmax = storage.capacity_kwh, storage.power_kw
     soc = storage.initial_soc_frac * cap
     power = np.zeros(len(load_kw))
     energy = np.zeros(len(load_kw))
-    threshold = storage.threshold_kw if storage.strategy == "peak_shaving" else 0.0
-    assert threshold is not None
-    for k, net in enumerate((load_kw - pv_kw).tolist()):
-        if net > threshold:  # discharge to bring the import down to the threshold
-            kw = min(pmax, net - threshold, soc * eta / dt_h)
+    shaving = storage.strategy == "peak_shaving"
+    limits = np.full(len(load_kw), storage.threshold_kw if shaving else 0.0, dtype=float)
+    capped = np.zeros(len(load_kw), dtype=bool)
+    if cap_kw is not None:
+        capped = ~np.isnan(cap_kw)
+        limits = np.where(capped, np.fmin(limits, cap_kw), limits) if shaving else limits
+    for k, (net, limit, in_cap) in enumerate(zip((load_kw - pv_kw).tolist(), limits.tolist(), capped.tolist(),
+                                                strict=True)):  # fmt: skip
+        if net > limit:  # discharge to bring the import down to the limit
+            kw = min(pmax, net - limit, soc * eta / dt_h)
             soc -= kw * dt_h / eta
-        else:  # charge from the headroom (peak shaving) or the PV surplus (self-consumption)
-            kw = -min(pmax, threshold - net, (cap - soc) / (eta * dt_h))
+        else:  # store PV surplus; peak shaving also recharges from the grid up to the limit, outside caps
+            room = max(-net, 0.0) if (not shaving or in_cap) else limit - net
+            kw = -min(pmax, room, (cap - soc) / (eta * dt_h))
             soc -= kw * dt_h * eta
         soc = min(max(soc, 0.0), cap)  # only float rounding can push it past the bounds
         power[k] = kw

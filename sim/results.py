@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import metrics, service_metrics
+from sim import grid_metrics, metrics, service_metrics
 from sim.engine import RunTables
 
 __all__ = ["RESULT_FILES", "SERVICE_FILES", "write_results"]
@@ -33,6 +33,7 @@ RESULT_FILES = (
     "load.parquet",
     "load_steps.parquet",
     "ports.parquet",
+    "dr_events.parquet",
 )
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
@@ -110,14 +111,17 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         steps = metrics.load_steps(run)
         _write_parquet(steps, tmp / "load_steps.parquet")
         peaks = metrics.peak_instant_kw(steps)
-        del steps
-        load = metrics.load_15min(run)
+        load = grid_metrics.with_grid_columns(run, metrics.load_15min(run))
         _write_parquet(load, tmp / "load.parquet")
+        dr = grid_metrics.dr_frame(run, steps, load)
+        del steps
+        _write_parquet(dr, tmp / "dr_events.parquet")
         sessions = metrics.sessions_frame(run)
         _write_parquet(sessions, tmp / "sessions.parquet")
         ports = metrics.ports_frame(run)
         _write_parquet(ports, tmp / "ports.parquet")
         k = metrics.kpis(run, sessions, ports, load, peaks)
+        k["grid"] = grid_metrics.grid_kpis(run, load, sessions, dr)
         if run.service is not None:
             k["serviceability"] = _write_service(run, sessions, tmp)
         _write_json(k, tmp / "kpis.json")
