@@ -229,7 +229,7 @@ def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     """Run a sweep: every variant × replication, reusing finished runs; write sweep.parquet and the report."""
     from reports.sweep_report import render_sweep
-    from sim.sweep import load_sweep, paired_difference, report_kpis, run_sweep, summarize
+    from sim.sweep import default_kpis, load_sweep, paired_difference, report_kpis, run_sweep, summarize
 
     if args.scheduler and args.dask_local:
         raise UsageError("give --scheduler ADDRESS or --dask-local, not both")
@@ -268,9 +268,9 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     if result.done == 0:
         console.print("every run failed; see error.txt in the run folders", markup=False)
         return 1
-    summary = summarize(result.table)
     shown = report_kpis(result.table, plan.spec.report_kpis)
-    differences = paired_difference(result.table, a, b) if compare is not None else None
+    summary = summarize(result.table, list(dict.fromkeys([*default_kpis(result.table), *shown])))
+    differences = paired_difference(result.table, a, b, list(summary["kpi"].unique())) if compare is not None else None
     summary.to_parquet(result.out_dir / "summary.parquet", index=False)
     for variant in plan.variants:
         console.print(f"{variant.id}: {variant.label}", markup=False, highlight=False, soft_wrap=True)
