@@ -61,6 +61,7 @@ from sim.units import S_PER_DAY
 __all__ = ["RunTables", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
+MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -375,7 +376,7 @@ class _Simulation:
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
         """Start an interval at the connector's current cap, or pause the session at a zero cap."""
         cap = evse.cap_kw()
-        if cap <= 0:
+        if cap < MIN_POWER_KW:
             self._set_status(evse, SUSPENDED_EVSE)
             return
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
@@ -565,13 +566,13 @@ class _Simulation:
             if s.profile is None:
                 return  # being plugged in: its first interval opens after the manager answered
             cap = evse.cap_kw()
-            if cap > 0 and self.profiles.get(s.model, evse.dc, cap) is s.profile:
+            if cap >= MIN_POWER_KW and self.profiles.get(s.model, evse.dc, cap) is s.profile:
                 return
             self._close(s, t_s)
             self._open(s, evse, t_s)
             if evse.status is not CHARGING and evse.charger.shared:
                 self._replan_siblings(evse, t_s)
-        elif evse.status is SUSPENDED_EVSE and evse.cap_kw() > 0:
+        elif evse.status is SUSPENDED_EVSE and evse.cap_kw() >= MIN_POWER_KW:
             self._set_status(evse, CHARGING)
             self._open(s, evse, t_s)
             if evse.charger.shared:

@@ -130,14 +130,15 @@ class ChargeProfile:
 
     def soc_at_array(self, tau_s: np.ndarray) -> np.ndarray:
         """`soc_at` for an array of profile times."""
-        tau = np.asarray(tau_s, dtype=float)
         bounds = np.asarray(self.tau_s)
+        tau = np.minimum(np.asarray(tau_s, dtype=float), bounds[-1])  # past the end the battery is full
         j = np.clip(np.searchsorted(bounds, tau, side="right") - 1, 0, len(self.a_kw) - 1)
         a, b, s0 = np.asarray(self.a_kw)[j], np.asarray(self.b_kw)[j], np.asarray(self.soc)[j]
         dt_h = (tau - bounds[j]) / S_PER_H
         flat = np.abs(b) < _FLAT
         safe_b = np.where(flat, 1.0, b)
-        curved = ((a + b * s0) * np.exp(safe_b * dt_h / self.capacity_kwh) - a) / safe_b
+        exponent = np.where(flat, 0.0, b * dt_h / self.capacity_kwh)  # flat pieces take the linear branch
+        curved = ((a + b * s0) * np.exp(exponent) - a) / safe_b
         soc = np.where(flat, s0 + a * dt_h / self.capacity_kwh, curved)
         return np.where(tau >= bounds[-1], 1.0, soc)
 
