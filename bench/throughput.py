@@ -126,7 +126,7 @@ def scenario(days: float, sites: int, manager: str) -> Scenario:
             for i in range(sites)
         ],
         "tariff": {"price_per_kwh": 0.49, "session_fee": 0.5},
-        "manager": {"kind": manager},
+        "manager": {"kind": manager, **({"target_kw": 150.0} if manager == "peak_shaving" else {})},
     }
     if faults:
         data["serviceability"] = SERVICEABILITY

@@ -93,6 +93,17 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
         ("network peak (15 min)", f"{n['peak_kw']:,.0f} kW"),
         ("revenue", f"{n['revenue']:,.2f} {cur}"),
     ]
+    grid = kpis.get("grid", {}).get("network")
+    if grid is not None:
+        rows.append(("sessions short of their need", f"{grid['unmet_sessions_share']:.1%}"))
+        if grid["energy_cost"] or grid["demand_charge"]:
+            rows.append(
+                ("energy cost / demand charge", f"{grid['energy_cost']:,.2f} / {grid['demand_charge']:,.2f} {cur}")
+            )
+        if grid["dr_events"]:
+            rows.append(
+                ("demand-response compliance", f"{grid['dr_compliance_pct']:.1f} % of {grid['dr_events']} events")
+            )
     svc = kpis.get("serviceability")
     if svc is not None:
         fix = svc["first_time_fix_rate"]
