@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_H, S_PER_MIN
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["TRACE_COLUMNS", "SiteArrivals", "fleet_models", "generate", "read_trace"]
 
 TRACE_COLUMNS = ("arrival", "departure", "energy_kwh", "station")
-_ZONE = r"(?:Z|[+-]\d\d:?\d\d)\s*$"  # a trace timestamp must say its UTC offset
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,11 @@ def fleet_models(scenario: Scenario) -> list[EVModel]:
 
 def read_trace(path: Path) -> pd.DataFrame:
     """Read a session trace CSV; raise ValueError naming the file and every bad row."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValueError(f"trace file {path} does not exist; give a path relative to the scenario file") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"trace file {path} cannot be read as CSV: {exc}") from None
-    missing = [c for c in TRACE_COLUMNS if c not in raw.columns]
-    if missing:
-        raise ValueError(f"trace file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(TRACE_COLUMNS)}")
-    arrival = pd.to_datetime(raw["arrival"], errors="coerce", utc=True, format="ISO8601")
-    departure = pd.to_datetime(raw["departure"], errors="coerce", utc=True, format="ISO8601")
+    raw = read_columns(path, "trace file", TRACE_COLUMNS)
+    arrival, bad_arrival = zoned_timestamps(raw["arrival"])
+    departure, bad_departure = zoned_timestamps(raw["departure"])
     energy = pd.to_numeric(raw["energy_kwh"], errors="coerce")
-    zoned = raw["arrival"].str.contains(_ZONE) & raw["departure"].str.contains(_ZONE)
-    bad = ~zoned | arrival.isna() | departure.isna() | energy.isna() | (energy < 0) | (departure < arrival)
+    bad = bad_arrival | bad_departure | energy.isna() | (energy < 0) | (departure < arrival)
     bad |= raw["station"].str.strip() == ""
     if bad.any():
         rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())]  # +2: header line, 1-based

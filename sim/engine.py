@@ -58,10 +58,23 @@ from sim.sessions import EventKind, Outcome, Session, State
 from sim.tariffs import session_charge
 from sim.units import S_PER_DAY
 
-__all__ = ["RunTables", "simulate"]
+__all__ = ["SESSION_FLOATS", "RunTables", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
+SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as written
+    "arrival_t_s",
+    "plug_t_s",
+    "charge_start_t_s",
+    "charge_end_t_s",
+    "departure_t_s",
+    "wait_s",
+    "energy_requested_kwh",
+    "energy_delivered_kwh",
+    "soc_in_frac",
+    "soc_out_frac",
+    "amount_charged",
+)
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -188,19 +201,7 @@ class _Simulation:
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
         self.sessions = Table(
-            floats=(
-                "arrival_t_s",
-                "plug_t_s",
-                "charge_start_t_s",
-                "charge_end_t_s",
-                "departure_t_s",
-                "wait_s",
-                "energy_requested_kwh",
-                "energy_delivered_kwh",
-                "soc_in_frac",
-                "soc_out_frac",
-                "amount_charged",
-            ),
+            floats=SESSION_FLOATS,
             ints=("session_id", "site", "evse", "model", "outcome", "failed_attempts"),
         )
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN
 
@@ -30,18 +31,10 @@ __all__ = ["DrWindow", "PriceSignal", "dispatch_storage", "dr_windows", "read_pr
 
 def read_price_series(path: Path) -> pd.DataFrame:
     """Read a price CSV (timestamp, price_per_kwh); raise ValueError naming the file and the bad rows."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValueError(f"price file {path} does not exist; give a path relative to the scenario file") from None
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"price file {path} cannot be read as CSV: {exc}") from None
-    missing = [c for c in ("timestamp", "price_per_kwh") if c not in raw.columns]
-    if missing:
-        raise ValueError(f"price file {path} lacks column(s) {', '.join(missing)}; expected timestamp, price_per_kwh")
-    t = pd.to_datetime(raw["timestamp"], errors="coerce", utc=True, format="ISO8601")
+    raw = read_columns(path, "price file", ("timestamp", "price_per_kwh"))
+    t, bad_t = zoned_timestamps(raw["timestamp"])
     price = pd.to_numeric(raw["price_per_kwh"], errors="coerce")
-    bad = t.isna() | price.isna() | ~raw["timestamp"].str.contains(r"(?:Z|[+-]\d\d:?\d\d)\s*$")
+    bad = bad_t | price.isna()
     if bad.any() or len(raw) == 0:
         rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())][:10]
         raise ValueError(

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.engine import RunTables
+from sim.engine import SESSION_FLOATS, RunTables
 from sim.sessions import EventKind, Outcome
 
 __all__ = [
@@ -147,22 +147,8 @@ def sessions_frame(run: RunTables) -> pd.DataFrame:
             "evse_id": _category(s["evse"], [e.evse_id for e in run.evses]),
             "ev_model": _category(s["model"], [m.name for m in run.models]),
             "outcome": _category(s["outcome"], [o.name.lower() for o in Outcome]),
-            **{
-                c: s[c]
-                for c in (
-                    "arrival_t_s",
-                    "plug_t_s",
-                    "charge_start_t_s",
-                    "charge_end_t_s",
-                    "departure_t_s",
-                    "wait_s",
-                    "energy_requested_kwh",
-                    "energy_delivered_kwh",
-                    "soc_in_frac",
-                    "soc_out_frac",
-                    "amount_charged",
-                )
-            },
+            **{c: s[c] for c in SESSION_FLOATS},
+            "failed_attempts": s["failed_attempts"],
             "arrival_time": _times(run, s["arrival_t_s"]),
         }
     ).sort_values("session_id", kind="stable", ignore_index=True)
