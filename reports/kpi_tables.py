@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import pandas as pd
 
 from reports.document import Table
 
 __all__ = [
+    "dr_events_table",
     "fault_modes_by_outage",
     "fault_modes_table",
+    "grid_sites_table",
+    "grid_table",
     "network_table",
     "service_table",
     "sites_by_arrivals",
@@ -18,6 +24,7 @@ __all__ = [
 ]
 
 MAX_TABLE_SITES = 30
+MAX_DR_EVENTS = 50
 
 
 def _missing(value: Any) -> bool:
@@ -56,6 +63,17 @@ def _uptime(value_pct: Any) -> str:
 
 def _hours(value_h: Any) -> str:
     return "–" if _missing(value_h) else f"{value_h:,.1f} h"
+
+
+def _pct(value_pct: Any) -> str:
+    return "–" if _missing(value_pct) else f"{value_pct:.1f} %"
+
+
+def _duration(value_s: Any) -> str:
+    if _missing(value_s):
+        return "–"
+    minutes = round(value_s / 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def _number(value: Any, decimals: int = 1) -> str:
@@ -162,3 +180,95 @@ def fault_modes_table(fault_modes: Mapping[str, Mapping[str, Any]]) -> Table:
     headers = ("Fault mode", "Failures", "Observed MTBF (d)", "MTTR (h)", "Time to detect (h)", "Outage (port-h)")
     note = "MTBF: charger-days of exposure per failure; outage: summed over ports, derated time included; –: undefined."
     return Table("Fault modes", headers, rows, note=note)
+
+
+def grid_table(grid: Mapping[str, Any], currency: str) -> Table:
+    """The network grid KPIs of kpis.json's "grid" object, one per row."""
+    money = _money(currency)
+    rows = [
+        ("Grid import", _energy(grid["grid_import_kwh"])),
+        ("Energy cost", money(grid["energy_cost"])),
+        ("Demand charge", money(grid["demand_charge"])),
+        ("Grid peak (network)", _power(grid["grid_peak_kw"])),
+        ("Unmet energy of served sessions", _energy(grid["unmet_energy_kwh"])),
+        ("Served sessions short of their request", _percent(grid["unmet_sessions_share"])),
+        ("PV generation", _energy(grid["pv_generation_kwh"])),
+        ("Demand-response events", _count(grid["dr_events"])),
+        ("Demand-response compliance, mean", _pct(grid["dr_compliance_pct"])),
+    ]
+    note = (
+        "Grid import: EV load − PV − battery per 15 minutes; exports are not netted. Demand charge: on each site's"
+        " highest 15-minute import per calendar month. Compliance: share of an event's 15-minute intervals with grid"
+        " import within the cap; –: no events."
+    )
+    return Table("Grid KPIs", ("KPI", "Value"), rows, note=note)
+
+
+def grid_sites_table(
+    grid_sites: Mapping[str, Mapping[str, Any]],
+    site_names: Mapping[str, str],
+    currency: str,
+    by_arrivals: Sequence[str],
+) -> Table:
+    """One row per site of kpis.json's grid "sites", at most ``MAX_TABLE_SITES``.
+
+    Sites come in the order of ``by_arrivals`` (``sites_by_arrivals``), as in the Sites table; any others after, by id.
+    """
+    money = _money(currency)
+    columns: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("Load factor", "load_factor", _percent),
+        ("Grid peak", "grid_peak_kw", _power),
+        ("Energy cost", "energy_cost", money),
+        ("Demand charge", "demand_charge", money),
+        ("PV self-consumption", "pv_self_consumption", _percent),
+        ("Storage cycles", "storage_cycles", _number),
+        ("DR compliance", "dr_compliance_pct", _pct),
+    ]
+    ranked = [site_id for site_id in by_arrivals if site_id in grid_sites]
+    ranked += sorted(set(grid_sites) - set(ranked))
+    shown = ranked[:MAX_TABLE_SITES]
+    rows = [
+        (site_id, site_names.get(site_id, ""), *(fmt(grid_sites[site_id].get(key)) for _, key, fmt in columns))
+        for site_id in shown
+    ]
+    note = (
+        "Load factor: mean over peak EV load. PV self-consumption: share of PV generation not exported. Storage cycles:"
+        " energy discharged over battery capacity. –: no PV, no battery or no demand-response events."
+    )
+    if more := len(grid_sites) - len(shown):
+        note = f"The {len(shown)} sites with the most arrivals; {more} more sites in kpis.json. " + note
+    return Table(
+        "Grid per site", ("Site", "Name", *(label for label, _, _ in columns)), rows, label_columns=2, note=note
+    )
+
+
+def dr_events_table(events: pd.DataFrame, start: dt.datetime) -> Table:
+    """One row per demand-response event and site, earliest first (at most ``MAX_DR_EVENTS``), start in local time."""
+    events = events.sort_values(["start_t_s", "site_id", "event_id"], kind="stable")
+    shown = events.iloc[:MAX_DR_EVENTS]
+    rows = [
+        (
+            str(event.site_id),
+            f"{start + dt.timedelta(seconds=float(event.start_t_s)):%a %Y-%m-%d %H:%M}",
+            _duration(event.end_t_s - event.start_t_s),
+            _power(event.cap_kw),
+            _power(event.max_kw),
+            _power(event.mean_grid_kw),
+            _pct(event.compliance_pct),
+        )
+        for event in shown.itertuples(index=False)
+    ]
+    headers = (
+        "Site",
+        f"Start ({start.tzname()})",
+        "Duration (h:mm)",
+        "Cap",
+        "Max EV load",
+        "Mean grid import",
+        "Compliance",
+    )
+    note = "Max EV load: the chargers' highest power during the event; compliance: share of its 15-minute intervals"
+    note += " with grid import within the cap."
+    if more := len(events) - len(shown):
+        note = f"The first {len(shown)} events; {more} more in dr_events.parquet. " + note
+    return Table("Demand-response events", headers, rows, label_columns=2, note=note)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import figures, service_figures
+from reports import figures, grid_figures, service_figures
 from reports.document import FigureRef, Report, Section, to_html, to_markdown
-from reports.kpi_tables import fault_modes_table, network_table, service_table, sites_by_arrivals, sites_table
+from reports.kpi_tables import (
+    dr_events_table,
+    fault_modes_table,
+    grid_sites_table,
+    grid_table,
+    network_table,
+    service_table,
+    sites_by_arrivals,
+    sites_table,
+)
 from reports.occupancy import occupancy_week_hour
-from reports.results import Results, ServiceResults, load_results
+from reports.results import GridResults, Results, ServiceResults, load_results
 
 __all__ = ["render"]
 
@@ -100,15 +109,65 @@ def _service_figures(service: ServiceResults, results: Results) -> list[FigureRe
     ]
 
 
-def _sections(results: Results) -> list[Section]:
-    """The serviceability section when the run has one; no sections otherwise."""
-    if results.service is None:
-        return []
-    tables = [
-        service_table(results.service.kpis, results.currency),
-        fault_modes_table(results.service.kpis["fault_modes"]),
+def _grid_figures(grid: GridResults, results: Results) -> list[FigureRef]:
+    """Draw the grid load per site and the network load heatmap, and caption them."""
+    load_sites = figures.top_peak_sites(results.load, figures.MAX_LOAD_SITES)
+    load_caption = (
+        "EV load and, where PV or a battery changes it, grid import (below 0: export) per 15 minutes per site;"
+        " dashed: site limit (connection and transformer); dotted: the connection where higher;"
+        " shaded: demand-response windows, red: their cap."
+    )
+    if (n_more := results.load["site_id"].nunique() - len(load_sites)) > 0:
+        load_caption += f" The {len(load_sites)} sites with the highest peak; {n_more} more sites in load.parquet."
+
+    zone_name = results.start.tzname() or "local time"
+    mean_kw, days_per_row = grid_figures.load_heatmap(grid.load, results.start)
+    rows = "day" if days_per_row == 1 else f"week (the run is longer than {grid_figures.MAX_HEATMAP_DAYS} days)"
+    heatmap_caption = f"Mean network EV load by {rows} and hour of day ({zone_name}); grey: outside the run."
+
+    return [
+        FigureRef(
+            "grid_load.png",
+            load_caption,
+            figures.png_bytes(
+                grid_figures.grid_load_figure(
+                    grid.load, grid_figures.dr_windows(grid.load), load_sites, results.site_names
+                )
+            ),
+        ),
+        FigureRef(
+            "load_heatmap.png",
+            heatmap_caption,
+            figures.png_bytes(grid_figures.load_heatmap_figure(mean_kw, days_per_row, results.start.date(), zone_name)),
+        ),
     ]
-    return [Section("Serviceability", tables, _service_figures(results.service, results))]
+
+
+def _grid_section(grid: GridResults, results: Results) -> Section:
+    """Grid KPIs, per-site grid KPIs, the demand-response events if any, and the two grid figures."""
+    tables = [
+        grid_table(grid.kpis["network"], results.currency),
+        grid_sites_table(
+            grid.kpis["sites"], results.site_names, results.currency, sites_by_arrivals(results.site_kpis)
+        ),
+    ]
+    if len(grid.dr_events):
+        tables.append(dr_events_table(grid.dr_events, results.start))
+    return Section("Grid", tables, _grid_figures(grid, results))
+
+
+def _sections(results: Results) -> list[Section]:
+    """Serviceability, then grid, each when the results have it; the grid last so older reports stay a prefix."""
+    sections = []
+    if results.service is not None:
+        tables = [
+            service_table(results.service.kpis, results.currency),
+            fault_modes_table(results.service.kpis["fault_modes"]),
+        ]
+        sections.append(Section("Serviceability", tables, _service_figures(results.service, results)))
+    if results.grid is not None:
+        sections.append(_grid_section(results.grid, results))
+    return sections
 
 
 def render(results_dir: Path) -> Path:

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import yaml
 
-__all__ = ["SERVICE_FILES", "Results", "ServiceResults", "load_results"]
+__all__ = ["GRID_LOAD_COLUMNS", "GridResults", "SERVICE_FILES", "Results", "ServiceResults", "load_results"]
 
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 """The tables a run with serviceability writes besides kpis.json's "serviceability" key."""
+GRID_LOAD_COLUMNS = ("site_id", "t_s", "power_kw", "capacity_kw", "limit_kw", "dr_cap_kw", "grid_kw")
+"""The load.parquet columns the grid figures use; runs with kpis.json's "grid" key write them."""
+DR_EVENT_COLUMNS = ("event_id", "site_id", "start_t_s", "end_t_s", "cap_kw", "max_kw", "mean_grid_kw", "compliance_pct")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,18 @@ class ServiceResults:
     """site_id, evse_id, period, uptime_pct: NEVI uptime per port, per month and "trailing_12m"."""
     crews: pd.DataFrame
     """crew_id, technician, busy_s, travel_s, shift_s: one row per technician."""
+
+
+@dataclass(frozen=True)
+class GridResults:
+    """A run's grid results; the tables hold only the columns the figures and tables use."""
+
+    kpis: dict[str, Any]
+    """kpis.json's "grid" object: "network" and "sites"."""
+    load: pd.DataFrame
+    """``GRID_LOAD_COLUMNS``: 15-minute means per site, with the limit, DR cap and grid import."""
+    dr_events: pd.DataFrame
+    """event_id, site_id, start_t_s, end_t_s, cap_kw, max_kw, mean_grid_kw, compliance_pct; may have no rows."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class Results:
     """site_id, charger_id, evse_id, time_utilization: one row per EVSE."""
     service: ServiceResults | None = None
     """None when the run had no serviceability model."""
+    grid: GridResults | None = None
+    """None for results written before grid results existed."""
 
 
 def _load_service(results_dir: Path, kpis: dict[str, Any]) -> ServiceResults | None:
@@ -69,6 +87,22 @@ def _load_service(results_dir: Path, kpis: dict[str, Any]) -> ServiceResults | N
         crews=pd.read_parquet(
             results_dir / "crews.parquet", columns=["crew_id", "technician", "busy_s", "travel_s", "shift_s"]
         ),
+    )
+
+
+def _load_grid(results_dir: Path, kpis: dict[str, Any]) -> GridResults | None:
+    """The grid results, None without kpis.json's "grid" key; a missing table or column is an error."""
+    if "grid" not in kpis:
+        return None
+    if not (results_dir / "dr_events.parquet").is_file():
+        raise FileNotFoundError(f"kpis.json has grid KPIs but {results_dir} lacks dr_events.parquet")
+    names = pq.read_schema(results_dir / "load.parquet").names
+    if missing := [name for name in GRID_LOAD_COLUMNS if name not in names]:
+        raise ValueError(f"kpis.json has grid KPIs but load.parquet lacks the columns {', '.join(missing)}")
+    return GridResults(
+        kpis=kpis["grid"],
+        load=pd.read_parquet(results_dir / "load.parquet", columns=list(GRID_LOAD_COLUMNS)),
+        dr_events=pd.read_parquet(results_dir / "dr_events.parquet", columns=list(DR_EVENT_COLUMNS)),
     )
 
 
@@ -99,4 +133,5 @@ def load_results(results_dir: Path) -> Results:
             results_dir / "ports.parquet", columns=["site_id", "charger_id", "evse_id", "time_utilization"]
         ),
         service=_load_service(results_dir, kpis),
+        grid=_load_grid(results_dir, kpis),
     )
