@@ -50,7 +50,7 @@ __all__ = [
     "RUN_MARKER",
     "RunTask",
     "SampleSpec",
-    "SeedsFrom",
+    "Seeds",
     "SweepError",
     "SweepPlan",
     "SweepProgress",
@@ -154,10 +154,19 @@ def set_path(data: Any, path: str, value: Any) -> None:
 # ---------------------------------------------------------------- the sweep file
 
 
-class SeedsFrom(StrictModel):
-    """Consecutive seeds: replication r runs with seed ``start + r``."""
+class Seeds(StrictModel):
+    """Seeds of the replications: consecutive from ``start``, or listed (``seeds: [3, 8, 21]`` in YAML)."""
 
-    start: int = Field(default=1, ge=0)
+    start: int | None = Field(default=None, ge=0, description="replication r runs with seed start + r")
+    values: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, description="one seed per replication")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Seeds:
+        if (self.start is None) == (self.values is None):
+            raise ValueError("give seeds as {start: N} or as a list of seeds, e.g. [1, 2, 3]")
+        if self.values is not None and len(set(self.values)) < len(self.values):
+            raise ValueError("seeds repeat; every replication needs its own seed")
+        return self
 
 
 class SampleSpec(StrictModel):
@@ -185,8 +194,8 @@ class SweepSpec(StrictModel):
     base: Path = Field(description="the base scenario, relative to the sweep file")
     out: Path | None = Field(default=None, description="output folder, relative to the sweep file")
     replications: int | None = Field(default=None, ge=1, le=100_000, description="runs per variant; default 1")
-    seeds: SeedsFrom | list[Annotated[int, Field(ge=0)]] = Field(
-        default=SeedsFrom(), description="{start: N} for N, N+1, ... or an explicit list, one per replication"
+    seeds: Seeds = Field(
+        default=Seeds(start=1), description="{start: N} for N, N+1, ... or a list of seeds, one per replication"
     )
     horizon_days: float | None = Field(default=None, gt=0, le=3660, description="overrides the base horizon")
     parameters: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(
@@ -195,6 +204,11 @@ class SweepSpec(StrictModel):
     sample: SampleSpec | None = Field(default=None, description="sampled variants, crossed with the parameter grid")
     compare: tuple[str, str] | None = Field(default=None, description="two variants (id, label or unique part)")
     report_kpis: list[str] | None = Field(default=None, description="KPI columns plotted in the sweep report")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, seeds: Any) -> Any:
+        return {"values": seeds} if isinstance(seeds, list) else seeds
 
     @field_validator("parameters")
     @classmethod
@@ -213,20 +227,19 @@ class SweepSpec(StrictModel):
             raise ValueError("seed cannot be a parameter: replications set it (seeds:), the same for every variant")
         if len(set(varied)) < len(varied):
             raise ValueError("a path is both in parameters and in sample.ranges; vary it in one place")
-        if isinstance(self.seeds, list):
-            if len(set(self.seeds)) < len(self.seeds):
-                raise ValueError("seeds repeat; every replication needs its own seed")
-            if self.replications is not None and self.replications != len(self.seeds):
-                raise ValueError(
-                    f"replications is {self.replications} but {len(self.seeds)} seeds are listed; "
-                    "give one seed per replication or drop replications"
-                )
+        listed = self.seeds.values
+        if listed is not None and self.replications is not None and self.replications != len(listed):
+            raise ValueError(
+                f"replications is {self.replications} but {len(listed)} seeds are listed; "
+                "give one seed per replication or drop replications"
+            )
         return self
 
     def seed_list(self) -> list[int]:
         """The seed of each replication, shared by every variant."""
-        if isinstance(self.seeds, list):
-            return list(self.seeds)
+        if self.seeds.values is not None:
+            return list(self.seeds.values)
+        assert self.seeds.start is not None
         return [self.seeds.start + r for r in range(self.replications or 1)]
 
 
@@ -286,15 +299,18 @@ def _repeated_keys(node: yaml.Node | None) -> Iterator[tuple[str, int]]:
             yield from _repeated_keys(item)
 
 
-def _line(root: yaml.Node | None, keys: Sequence[Any]) -> int | None:
-    """1-based line of the node at `keys`, or of the deepest parent that exists."""
+def _line(root: yaml.Node | None, keys: Sequence[Any], *, of_key: bool = False) -> int | None:
+    """1-based line of the node at `keys` (of its key, with `of_key`), or of the deepest parent that exists."""
     node, line = root, None
-    for key in keys:
+    for depth, key in enumerate(keys):
         if node is None:
             break
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            if pair is not None and of_key and depth == len(keys) - 1:
+                return int(pair[0].start_mark.line) + 1
+            node = pair[1] if pair is not None else None
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
         else:
@@ -535,10 +551,13 @@ def plan_sweep(
     combos = [dict(zip(grid_paths, values, strict=True)) | point for values in grid for point in _samples(spec.sample)]
     width = max(3, len(str(len(combos) - 1)))
 
-    def line_of(param: str) -> int | None:
-        if param in spec.parameters:
-            return _line(root, ["parameters", param])
-        return _line(root, ["sample", "ranges", param])
+    def line_of(param: str, value: Any = None) -> int | None:
+        """The line of a parameter's key, or of one of its values."""
+        if param not in spec.parameters:
+            return _line(root, ["sample", "ranges", param], of_key=True)
+        if value is None:
+            return _line(root, ["parameters", param], of_key=True)
+        return _line(root, ["parameters", param, spec.parameters[param].index(value)])
 
     variants, problems = [], []
     for i, values in enumerate(combos):
@@ -583,20 +602,25 @@ def plan_sweep(
     return plan
 
 
+def _within(path: str, outer: str) -> bool:
+    """`path` is `outer` or lies inside it (``a.b[0].c`` lies inside ``a.b``)."""
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
 def _variant_problem(
     problem: str,
     vid: str,
     label: str,
     values: Mapping[str, Any],
     source: str,
-    line_of: Callable[[str], int | None],
+    line_of: Callable[[str, Any], int | None],
     root: yaml.Node | None,
 ) -> str:
     """Place a scenario problem of a variant at the parameter that caused it, if one did."""
     rest = problem.removeprefix("\0: ")
     yaml_path = rest.split(": ", 1)[0]
-    culprit = next((p for p in values if yaml_path == p or yaml_path.startswith((p + ".", p + "["))), None)
-    line = line_of(culprit) if culprit else _line(root, ["base"])
+    culprit = next((p for p in values if _within(yaml_path, p) or _within(p, yaml_path)), None)
+    line = line_of(culprit, values[culprit]) if culprit else _line(root, ["base"])
     where = f"{source}:{line}" if line else source
     hint = f" (set by {culprit}={_format_value(values[culprit])}; change or drop that value)" if culprit else ""
     return f"{where}: variant {vid} ({label}): {rest}{hint}"
@@ -729,7 +753,7 @@ def _dask(
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # loopback, any free port: no clash, no warning
                 )
             )
             client = stack.enter_context(Client(cluster))
