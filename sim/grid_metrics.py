@@ -23,7 +23,7 @@ _DT_H = BIN_S / 3600.0
 
 
 def with_grid_columns(run: RunTables, load: pd.DataFrame) -> pd.DataFrame:
-    """The 15-minute load with limit, DR cap, price, PV, battery and grid import columns added."""
+    """Add limit, DR cap, price, PV, battery and grid import columns to the 15-minute `load` (in place) and return it."""
     assert run.prices is not None
     scenario = run.scenario
     start = scenario.start
@@ -51,15 +51,15 @@ def with_grid_columns(run: RunTables, load: pd.DataFrame) -> pd.DataFrame:
             storage_kw[rows], storage_kwh[rows] = dispatch_storage(
                 ev_kw[rows], pv[rows], cfg.storage, _DT_H, dr_cap[rows]
             )
-    out = load.copy()
-    out["limit_kw"] = limit
-    out["dr_cap_kw"] = dr_cap
-    out["price_per_kwh"] = run.prices.at_many(t)
-    out["pv_kw"] = pv
-    out["storage_kw"] = storage_kw
-    out["storage_energy_kwh"] = storage_kwh
-    out["grid_kw"] = ev_kw - pv - storage_kw
-    return out
+    # Added in place: the frame is the caller's fresh table, and a copy of a year of 15-minute rows is large.
+    load["limit_kw"] = limit
+    load["dr_cap_kw"] = dr_cap
+    load["price_per_kwh"] = run.prices.at_many(t)
+    load["pv_kw"] = pv
+    load["storage_kw"] = storage_kw
+    load["storage_energy_kwh"] = storage_kwh
+    load["grid_kw"] = ev_kw - pv - storage_kw
+    return load
 
 
 def dr_frame(run: RunTables, steps: pd.DataFrame, load: pd.DataFrame) -> pd.DataFrame:
