@@ -23,7 +23,7 @@ _DT_H = BIN_S / 3600.0
 
 
 def with_grid_columns(run: RunTables, load: pd.DataFrame) -> pd.DataFrame:
-    """Add limit, DR cap, price, PV, battery and grid import columns to the 15-minute `load` (in place) and return it."""
+    """Add limit, DR cap, price, PV, battery and grid import columns to the 15-minute `load`, in place."""
     assert run.prices is not None
     scenario = run.scenario
     start = scenario.start
