@@ -19,6 +19,7 @@ __all__ = ["Estimates", "fill", "make_smart_manager"]
 
 _WANTS = (EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE)
 _HOUR_S = 3600.0
+_STEPS_PER_KW = 10  # limits in 0.1 kW steps
 
 
 class Estimates:
@@ -52,13 +53,18 @@ class Estimates:
 
 
 def fill(site: SiteView, order: Sequence[EvseView], want_kw: Mapping[EvseId, float], limit_kw: float) -> dict:
-    """Give each connector in `order` what it wants, as far as the site and its cabinet allow."""
+    """Give each connector in `order` what it wants, as far as the site and its cabinet allow.
+
+    Limits are rounded down to 0.1 kW, the resolution chargers accept (OCPP limits come in
+    tenths of an ampere or watt-level steps): it keeps every node within its limit and the
+    number of distinct limits small.
+    """
     left = limit_kw
     cabinet_left: dict[str, float] = {}
     out: dict[EvseId, float] = {}
     for e in order:
         cab = cabinet_left.get(e.charger_id, e.charger_max_kw)
-        kw = max(0.0, min(want_kw[e.evse_id], left, cab))
+        kw = max(0.0, math.floor(min(want_kw[e.evse_id], left, cab) * _STEPS_PER_KW) / _STEPS_PER_KW)
         out[e.evse_id] = kw
         left -= kw
         cabinet_left[e.charger_id] = cab - kw
