@@ -1,5 +1,6 @@
 """Sweeps: sweep files, variants on common random numbers, backends, resume, failures and statistics."""
 
+import io
 import json
 import math
 import os
@@ -14,13 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from rich.console import Console
 from scipy import stats
 
 import sim.sweep
-from sim.cli import main
+from sim.cli import _sweep_progress, main
 from sim.sweep import (
     RUN_MARKER,
     SweepError,
+    SweepProgress,
     latin_hypercube,
     load_sweep,
     paired_difference,
@@ -470,3 +473,21 @@ def test_sweep_json_lists_the_variants(tmp_path):
         "label": "tariff.session_fee=1",
         "values": {"tariff.session_fee": 1},
     }
+
+
+def test_progress_bar_shows_runs_failed_and_time_left():
+    """On a terminal the bar shows runs finished of the total, the failed ones and the time left; else nothing."""
+    terminal = io.StringIO()
+    update, stop = _sweep_progress(Console(file=terminal, force_terminal=True, width=120))
+    update(SweepProgress(total=10, done=3, failed=1, reused=2))
+    update(SweepProgress(total=10, done=5, failed=1, reused=2))
+    stop()
+    shown = terminal.getvalue()
+    assert "6/10" in shown
+    assert "finished, 1 failed" in shown
+    assert "left" in shown
+    log = io.StringIO()
+    update, stop = _sweep_progress(Console(file=log, force_terminal=False))
+    update(SweepProgress(total=10, done=3, failed=1, reused=2))
+    stop()
+    assert log.getvalue() == ""
