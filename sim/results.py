@@ -6,6 +6,7 @@ at the end, so an existing results folder is either left as it was or replaced w
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visit
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in _PACKAGES:
@@ -102,7 +104,7 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
                 "start": scenario.start.isoformat(),
                 "horizon_days": scenario.horizon_days,
                 "manager": scenario.manager.kind,
-                "versions": _versions(),
+                "versions": dict(_versions()),
             },
             tmp / "manifest.json",
         )

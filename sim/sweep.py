@@ -43,7 +43,13 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from sim.config import Scenario, ScenarioError, load_scenario, validate_data
+from sim.config import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    validate_data,
+    yaml_line,
+)
 from sim.config.base import StrictModel
 
 __all__ = [
@@ -299,25 +305,6 @@ def _repeated_keys(node: yaml.Node | None) -> Iterator[tuple[str, int]]:
             yield from _repeated_keys(item)
 
 
-def _line(root: yaml.Node | None, keys: Sequence[Any], *, of_key: bool = False) -> int | None:
-    """1-based line of the node at `keys` (of its key, with `of_key`), or of the deepest parent that exists."""
-    node, line = root, None
-    for depth, key in enumerate(keys):
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == key), None)
-            if pair is not None and of_key and depth == len(keys) - 1:
-                return int(pair[0].start_mark.line) + 1
-            node = pair[1] if pair is not None else None
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            node = None
-    return node.start_mark.line + 1 if node is not None else line
-
-
 def _error_keys(data: Any, loc: Sequence[Any]) -> list[Any]:
     """The YAML keys of a pydantic error location, without the names of union members."""
     keys, node = [], data
@@ -349,7 +336,7 @@ def _spec_problems(exc: ValidationError, data: Any, source: str, root: yaml.Node
     problems = []
     for err in exc.errors(include_url=False):
         keys = _error_keys(data, tuple(err["loc"]))
-        line = _line(root, keys)
+        line = yaml_line(root, keys)
         where = f"{source}:{line}" if line else source
         if err["type"] == "extra_forbidden":
             msg = "unknown key; a sweep file has name, base, out, replications, seeds, horizon_days, parameters, "
@@ -538,7 +525,7 @@ def plan_sweep(
     try:
         load_scenario(base_path)  # the base alone must be valid: its problems come with its own lines
     except ScenarioError as exc:
-        line = _line(root, ["base"])
+        line = yaml_line(root, ["base"])
         raise SweepError([f"{source}:{line}: base: the base scenario is not valid", *exc.problems]) from None
     base_data = yaml.safe_load(base_path.read_text(encoding="utf-8"))
     if spec.horizon_days is not None:
@@ -555,10 +542,10 @@ def plan_sweep(
     def line_of(param: str, value: Any = None) -> int | None:
         """The line of a parameter's key, or of one of its values."""
         if param not in spec.parameters:
-            return _line(root, ["sample", "ranges", param], of_key=True)
+            return yaml_line(root, ["sample", "ranges", param], of_key=True)
         if value is None:
-            return _line(root, ["parameters", param], of_key=True)
-        return _line(root, ["parameters", param, spec.parameters[param].index(value)])
+            return yaml_line(root, ["parameters", param], of_key=True)
+        return yaml_line(root, ["parameters", param, spec.parameters[param].index(value)])
 
     variants, problems = [], []
     for i, values in enumerate(combos):
@@ -598,7 +585,7 @@ def plan_sweep(
             for name in spec.compare:
                 plan.variant(name)
         except SweepError as exc:
-            line = _line(root, ["compare"])
+            line = yaml_line(root, ["compare"])
             raise SweepError([f"{source}:{line}: compare: {p}" if line else p for p in exc.problems]) from None
     return plan
 
@@ -621,7 +608,7 @@ def _variant_problem(
     rest = problem.removeprefix("\0: ")
     yaml_path = rest.split(": ", 1)[0]
     culprit = next((p for p in values if _within(yaml_path, p) or _within(p, yaml_path)), None)
-    line = line_of(culprit, values[culprit]) if culprit else _line(root, ["base"])
+    line = line_of(culprit, values[culprit]) if culprit else yaml_line(root, ["base"])
     where = f"{source}:{line}" if line else source
     hint = f" (set by {culprit}={_format_value(values[culprit])}; change or drop that value)" if culprit else ""
     return f"{where}: variant {vid} ({label}): {rest}{hint}"

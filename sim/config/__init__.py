@@ -9,6 +9,7 @@ once, each naming the file, the YAML path and what is expected.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,7 @@ __all__ = [
     "UncontrolledManager",
     "load_scenario",
     "scenario_schema",
+    "yaml_line",
 ]
 
 
@@ -485,22 +487,23 @@ def _yaml_path(loc: tuple[Any, ...]) -> tuple[str, list[Any]]:
     return text or "(top level)", keys
 
 
-def _line_of(root: yaml.Node | None, keys: list[Any]) -> int | None:
-    """1-based line of the YAML node at `keys`, or of the deepest parent that exists."""
+def yaml_line(root: yaml.Node | None, keys: Sequence[Any], *, of_key: bool = False) -> int | None:
+    """1-based line of the YAML node at `keys` (of its key, with `of_key`), or of the deepest parent that exists."""
     node, line = root, None
-    for key in keys:
+    for depth, key in enumerate(keys):
         if node is None:
             break
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == key), None)
+            pair = next(((k, v) for k, v in node.value if k.value == key), None)
+            if pair is not None and of_key and depth == len(keys) - 1:
+                return int(pair[0].start_mark.line) + 1
+            node = pair[1] if pair is not None else None
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
         else:
             node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
+    return node.start_mark.line + 1 if node is not None else line
 
 
 def _message(err: Any) -> str:
@@ -524,7 +527,7 @@ def validate_data(data: Any, source: str, base_dir: Path, root: yaml.Node | None
         problems = []
         for err in exc.errors(include_url=False):
             path, keys = _yaml_path(tuple(err["loc"]))
-            line = _line_of(root, keys)
+            line = yaml_line(root, keys)
             where = f"{source}:{line}" if line else source
             problems.append(f"{where}: {path}: {_message(err)}")
         raise ScenarioError(problems) from None
