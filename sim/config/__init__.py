@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.config.base import Constant, Distribution, StrictModel, Uniform, within
+from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
 from sim.config.grid import Grid
 from sim.config.serviceability import Serviceability
 from sim.ev import PRESETS, EVModel, check_curve
@@ -158,15 +158,8 @@ class RateDaily(StrictModel):
     """A daily profile of 24 hourly rates scaled by a factor per weekday (Monday first)."""
 
     kind: Literal["daily"]
-    per_hour: list[float] = Field(min_length=24, max_length=24)
-    weekday_factors: list[float] = Field(default=[1.0] * 7, min_length=7, max_length=7)
-
-    @field_validator("per_hour", "weekday_factors")
-    @classmethod
-    def _non_negative(cls, v: list[float]) -> list[float]:
-        if min(v) < 0:
-            raise ValueError("values must be >= 0")
-        return v
+    per_hour: NonNegativeFloats = Field(min_length=24, max_length=24)
+    weekday_factors: NonNegativeFloats = Field(default=[1.0] * 7, min_length=7, max_length=7)
 
     def weekly_per_hour(self) -> np.ndarray:
         """168 hourly rates from Monday 00:00."""
@@ -177,14 +170,7 @@ class RateWeekly(StrictModel):
     """168 hourly rates, Monday 00:00 first."""
 
     kind: Literal["weekly"]
-    per_hour: list[float] = Field(min_length=168, max_length=168)
-
-    @field_validator("per_hour")
-    @classmethod
-    def _non_negative(cls, v: list[float]) -> list[float]:
-        if min(v) < 0:
-            raise ValueError("values must be >= 0")
-        return v
+    per_hour: NonNegativeFloats = Field(min_length=168, max_length=168)
 
     def weekly_per_hour(self) -> np.ndarray:
         """168 hourly rates from Monday 00:00."""

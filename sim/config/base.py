@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-__all__ = ["Beta", "Constant", "Distribution", "Exponential", "LogNormal", "Normal", "Uniform", "within"]
+__all__ = [
+    "Beta",
+    "Constant",
+    "Distribution",
+    "Exponential",
+    "LogNormal",
+    "NonNegativeFloats",
+    "Normal",
+    "Uniform",
+    "within",
+]
 
 
 class StrictModel(BaseModel):
@@ -151,3 +161,13 @@ def within(name: str, d: Any, lo: float, hi: float) -> None:
     s_lo, s_hi = d.support()
     if s_lo < lo or s_hi > hi:
         raise ValueError(f"{name} must take values in [{lo}, {hi}], but this distribution spans [{s_lo}, {s_hi}]")
+
+
+def _non_negative(values: list[float]) -> list[float]:
+    if min(values, default=0.0) < 0:
+        raise ValueError("values must be >= 0")
+    return values
+
+
+NonNegativeFloats = Annotated[list[float], AfterValidator(_non_negative)]
+"""A list of numbers none of which is negative (hourly rates, prices)."""

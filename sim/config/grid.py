@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
-from sim.config.base import Constant, Distribution, StrictModel, within
+from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, within
 
 __all__ = [
     "DemandResponse",
@@ -42,15 +42,8 @@ class PriceTou(StrictModel):
     """Time-of-use: a price per hour of the day, optionally another for weekends (Saturday, Sunday)."""
 
     kind: Literal["tou"]
-    per_kwh_by_hour: list[float] = Field(min_length=24, max_length=24)
-    weekend_per_kwh_by_hour: list[float] | None = Field(default=None, min_length=24, max_length=24)
-
-    @field_validator("per_kwh_by_hour", "weekend_per_kwh_by_hour")
-    @classmethod
-    def _non_negative(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and min(v) < 0:
-            raise ValueError("prices must be >= 0")
-        return v
+    per_kwh_by_hour: NonNegativeFloats = Field(min_length=24, max_length=24)
+    weekend_per_kwh_by_hour: NonNegativeFloats | None = Field(default=None, min_length=24, max_length=24)
 
 
 class PriceSeries(StrictModel):
