@@ -105,10 +105,13 @@ class RunTables:
 class _View:
     """The `NetworkView` handed to the manager: snapshots built on demand."""
 
-    def __init__(self, env: simpy.Environment, sites: dict[str, SiteState], prices: PriceSignal) -> None:
+    def __init__(
+        self, env: simpy.Environment, sites: dict[str, SiteState], prices: PriceSignal, profiles: ProfileCache
+    ) -> None:
         self._env = env
         self._sites = sites
         self._prices = prices
+        self._profiles = profiles  # the EV's own limit on a connector is its profile there, uncapped
 
     def price_at(self, t_s: float) -> float:
         return self._prices.at(t_s)
@@ -151,23 +154,12 @@ class _View:
                     (soc - s.soc_in_frac) * capacity_kwh,
                     s.depart_t_s if known else None,
                     (s.target_soc_frac - soc) * capacity_kwh if known else None,
-                    self._ev_max_kw(s, e, soc) if known else None,
+                    self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc) if known else None,
                 )
             )
         dr_cap_kw = min(site.dr_caps, default=math.inf)
         return SiteView(site.site_id, site.capacity_kw, tuple(views), min(site.grid_limit_kw, dr_cap_kw), dr_cap_kw,
                         self._prices.at(now), now)  # fmt: skip
-
-    @staticmethod
-    def _ev_max_kw(s: Session, e: Evse, soc: float) -> float:
-        """What the EV could draw now on this connector (ISO 15118 EVMaximumPower)."""
-        if e.dc:
-            curve = s.model.dc_curve
-            for (s0, p0), (s1, p1) in zip(curve, curve[1:], strict=False):
-                if soc <= s1:
-                    return p0 + (p1 - p0) * (soc - s0) / (s1 - s0)
-            return curve[-1][1]
-        return s.model.ac_max_kw
 
 
 class _Simulation:
@@ -190,14 +182,14 @@ class _Simulation:
         self.manager: NetworkManager = (
             manager if manager is not None else build_manager(scenario.manager, self.prices.at)
         )
-        self.view = _View(self.env, {s.site_id: s for s in self.sites}, self.prices)
+        self.profiles = ProfileCache()
+        self.view = _View(self.env, {s.site_id: s for s in self.sites}, self.prices, self.profiles)
         self.reliability: Reliability | None = None
         if scenario.serviceability is not None:
             self.reliability = Reliability(self.env, scenario, scenario.serviceability, self.sites, self)
             self.manager = CompositeManager([self.manager, build_operator(scenario.serviceability.operator)])
         self.drivers = DriverModel(stream(scenario.seed, "drivers"))
         self.tariff = scenario.tariff
-        self.profiles = ProfileCache()
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
         self.sessions = Table(
