@@ -201,7 +201,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             random.Random(f"{ctx.seed}:backoff:{spec.id}"), base_s=ctx.backoff_base_s, max_s=ctx.backoff_max_s
         )
         self.connectors = {i + 1: Connector(i + 1, c, ctx.profiles) for i, c in enumerate(spec.connectors)}
-        self.online = asyncio.Event()  # connected and boot accepted
+        self.online = asyncio.Event()  # connected, boot accepted and statuses told
+        self.accepted = False  # the boot on the current connection was accepted
         self.booted = asyncio.Event()  # set once per boot; cleared by a reboot
         self.boot_count = 0
         self.heartbeat_interval_s = 300.0
@@ -330,6 +331,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 self.ctx.log.violation(self.spec.id, "session", repr(session.exception()))
         finally:
             self.online.clear()
+            self.accepted = False
             await self._cancel({receiver, reboot, *self._session_tasks})
             await self._close_ws()
             self.ctx.log.summary.disconnects += 1
@@ -348,10 +350,11 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.boot_count += 1
         self.backoff.reset()
         self.ctx.log.summary.boots_accepted += 1
-        self.online.set()
-        self.booted.set()
+        self.accepted = True
         self.spawn(self._deliver_queue(), session=True)
         await self.after_boot()
+        self.online.set()
+        self.booted.set()
         while True:
             await self.clock.sleep(self.heartbeat_interval_s)
             with contextlib.suppress(CsmsCallError, TimeoutError):
