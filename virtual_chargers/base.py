@@ -202,11 +202,13 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         )
         self.connectors = {i + 1: Connector(i + 1, c, ctx.profiles) for i, c in enumerate(spec.connectors)}
         self.online = asyncio.Event()  # connected, boot accepted and statuses told
+        self._session_t_s = -math.inf
         self.accepted = False  # the boot on the current connection was accepted
         self.booted = asyncio.Event()  # set once per boot; cleared by a reboot
         self.boot_count = 0
         self.heartbeat_interval_s = 300.0
         self.last_connect_error: str | None = None
+        self.errors: list[BaseException] = []  # unexpected errors of the charger's own tasks (bugs, not the CSMS)
         self.history: deque[tuple[str, list[Any]]] = deque(maxlen=ctx.history)
         self._history_changed = asyncio.Event()
         self._ws: ClientConnection | None = None
@@ -295,7 +297,16 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         tasks = self._session_tasks if session else self._bg
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """Retrieve a task's error: a lost connection ends it quietly, anything else is recorded."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, OfflineError | ConnectionClosed | TimeoutError):
+            self.errors.append(exc)
 
     async def _serve_once(self) -> None:
         t_s = self.clock.t_s()
@@ -351,6 +362,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.backoff.reset()
         self.ctx.log.summary.boots_accepted += 1
         self.accepted = True
+        self._session_t_s = self.clock.t_s()
         self.spawn(self._deliver_queue(), session=True)
         await self.after_boot()
         self.online.set()
@@ -414,9 +426,11 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                     await self.clock.sleep(self.transaction_retry_interval_s() * (msg.attempts + 1))
             except TimeoutError:
                 await self.clock.sleep(self.transaction_retry_interval_s())
+            except OfflineError:
+                return  # the connection is gone; the next session delivers it
             else:
                 q.done(msg.seq)
-                if msg.offline:
+                if msg.offline or msg.t_s < self._session_t_s:  # queued before this connection
                     self.ctx.log.summary.queued_delivered += 1
 
     def enqueue(self, action: str, payload: dict[str, Any], tx_ref: str | None) -> None:
