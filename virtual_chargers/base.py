@@ -208,6 +208,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.boot_count = 0
         self.heartbeat_interval_s = 300.0
         self.last_connect_error: str | None = None
+        self.password = ctx.password  # basic-auth password; the CSMS may rotate it (AuthorizationKey)
         self.errors: list[BaseException] = []  # unexpected errors of the charger's own tasks (bugs, not the CSMS)
         self.history: deque[tuple[str, list[Any]]] = deque(maxlen=ctx.history)
         self._history_changed = asyncio.Event()
@@ -319,7 +320,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 self.spec.id,
                 self.subprotocol,
                 self.ctx.security,
-                self.ctx.password,
+                self.password,
                 self.ctx.ssl_context,
                 self.ctx.open_timeout_s,
             )

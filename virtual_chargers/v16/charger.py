@@ -514,6 +514,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 self.heartbeat_interval_s = float(value)
             elif key == "AuthorizationKey":
                 self.ctx.log.add_secret(value)
+                self.password = value  # used from the next connection on
         return call_result.ChangeConfiguration(status=status)
 
     @on(Action.clear_cache)
