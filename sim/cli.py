@@ -342,6 +342,9 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--compare", nargs=2, metavar=("A", "B"), help="paired difference B − A (variant id or label)")
     swp.add_argument("--reports", action="store_true", help="also render each run's report (slower)")
     swp.set_defaults(func=cmd_sweep)
+    from virtual_chargers.cli import add_subcommands
+
+    add_subcommands(sub)  # chargers, csms
     return parser
 
 

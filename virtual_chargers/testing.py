@@ -114,6 +114,14 @@ class ChargerSet:
             self.start(charger)
         return charger
 
+    async def add_spec(self, spec: ChargerSpec, *, ocpp: str = "1.6", start: bool = True, **kwargs: Any) -> Any:
+        """Create a charger from its spec (and start it unless ``start`` is False)."""
+        charger = charger_class(ocpp)(spec, self.ctx, **kwargs)
+        self.chargers[spec.id] = charger
+        if start:
+            self.start(charger)
+        return charger
+
     def start(self, charger: VirtualCharger) -> None:
         """Run a charger created with ``start=False``."""
         self._tasks[charger.spec.id] = asyncio.ensure_future(charger.run())
