@@ -439,12 +439,14 @@ RO, RW, WO = Mutability.READ_ONLY, Mutability.READ_WRITE, Mutability.WRITE_ONLY
 TX_POINTS = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
 MEASURANDS = (
     "Energy.Active.Import.Register",
-    "Energy.Active.Import.Interval",
     "Power.Active.Import",
     "Current.Import",
     "Voltage",
     "SoC",
+    "Power.Offered",
+    "Current.Offered",
 )
+"""Measurands the simulated meter can report."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,7 +511,7 @@ def standard_device_model(
         firmware_version: ChargingStation.FirmwareVersion (updated by UpdateFirmware).
         evse_max_power_w: Rated power of each EVSE (EVSE ids 1..n, one connector each): EVSE.Power MaxSet.
         connector_types: ConnectorType per EVSE (``cType2``, ``cCCS2`` …); cType2 when omitted.
-        security_profile: SecurityCtrlr.SecurityProfile (1 to 3).
+        security_profile: SecurityCtrlr.SecurityProfile (1 to 3; 0 for a test CSMS without security).
         basic_auth_password: SecurityCtrlr.BasicAuthPassword, WriteOnly.
         heartbeat_interval_s: OCPPCommCtrlr.HeartbeatInterval until the CSMS's boot answer sets it.
         items_per_message: DeviceDataCtrlr.ItemsPerMessage for GetReport, GetVariables and SetVariables.
@@ -520,8 +522,8 @@ def standard_device_model(
     """
     if not evse_max_power_w:
         raise ValueError("a charging station needs at least one EVSE (evse_max_power_w is empty)")
-    if not 1 <= security_profile <= 3:
-        raise ValueError(f"security_profile(={security_profile}) must be 1, 2 or 3")
+    if not 0 <= security_profile <= 3:
+        raise ValueError(f"security_profile(={security_profile}) must be 0 (none), 1, 2 or 3")
     types = connector_types or ["cType2"] * len(evse_max_power_w)
     if len(types) != len(evse_max_power_w):
         raise ValueError(f"connector_types has {len(types)} entries for {len(evse_max_power_w)} EVSEs")
@@ -673,7 +675,7 @@ def standard_device_model(
         dm,
         ComponentKey("SecurityCtrlr"),
         [
-            _Spec("SecurityProfile", INT, str(security_profile), RO, min_limit=1, max_limit=3),
+            _Spec("SecurityProfile", INT, str(security_profile), RO, min_limit=0, max_limit=3),
             _Spec("BasicAuthPassword", DataType.PASSWORD_STRING, basic_auth_password, WO, min_limit=16, max_limit=40),
             _Spec("Identity", S, identity, RO, max_limit=48),
             _Spec("OrganizationName", S, vendor_name, max_limit=100),
