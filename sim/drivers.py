@@ -8,11 +8,12 @@ response, memberships) extends them in one place. The model owns the scenario's
 from __future__ import annotations
 
 import enum
+import math
 
 import mesa
 import numpy as np
 
-__all__ = ["Choice", "Driver", "DriverModel"]
+__all__ = ["Choice", "Driver", "DriverModel", "energy_factor"]
 
 _BATCH = 4096
 
@@ -72,3 +73,20 @@ class Driver(mesa.Agent):
             return int(self.model.uniform() * len(free_power_kw))
         candidates = [i for i, kw in enumerate(free_power_kw) if kw == best]
         return candidates[int(self.model.uniform() * len(candidates))]
+
+    def choose_site(self, utilities: list[float], u: float) -> int:
+        """Index of the site a multinomial logit over `utilities` picks, given a U(0, 1) draw `u`."""
+        top = max(utilities)
+        weights = [math.exp(x - top) for x in utilities]
+        threshold = u * sum(weights)
+        acc = 0.0
+        for i, w in enumerate(weights):
+            acc += w
+            if threshold < acc:
+                return i
+        return len(weights) - 1
+
+
+def energy_factor(price_per_kwh: float, reference_per_kwh: float, elasticity: float) -> float:
+    """Share of the energy need a driver still asks for at `price_per_kwh`: constant elasticity, at most 1."""
+    return min(1.0, (price_per_kwh / reference_per_kwh) ** elasticity) if price_per_kwh > 0 else 1.0

@@ -21,7 +21,8 @@ import simpy
 from sim import demand
 from sim.charging_profiles import ProfileSet, limit_at, next_change_t_s
 from sim.config import Scenario
-from sim.drivers import Choice, Driver, DriverModel
+from sim.customers import Customers
+from sim.drivers import Choice, Driver, DriverModel, energy_factor
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
@@ -47,15 +48,19 @@ from sim.managers.base import (
     SessionStopped,
     SetChargingProfile,
     SetPowerLimit,
+    SetTariff,
+    SetTimer,
     SiteView,
     StatusChanged,
     Tick,
+    Timer,
 )
+from sim.managers.pricing import DynamicPricing
 from sim.recorder import Table
 from sim.rng import stream
 from sim.serviceability import Reliability, ServiceRecord
-from sim.sessions import EventKind, Outcome, Session, State
-from sim.tariffs import session_charge
+from sim.sessions import Cause, EventKind, Outcome, Session, State
+from sim.tariffs import BusyClock, Record, TariffSchedule, session_charges, settle
 from sim.units import S_PER_DAY
 
 __all__ = ["SESSION_FLOATS", "RunTables", "simulate"]
@@ -73,8 +78,24 @@ SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as wri
     "energy_delivered_kwh",
     "soc_in_frac",
     "soc_out_frac",
+    "price_per_kwh",
+    "energy_charge",
+    "time_charge",
+    "session_fee_charge",
+    "idle_charge",
+    "cap_adjustment",
+    "member_discount",
+    "loyalty_discount",
     "amount_charged",
+    "payment_fee",
+    "preauth_hold",
+    "idle_min",
+    "detour_km",
+    "shift_s",
 )
+SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
+                "payment_method", "plan")  # fmt: skip
+_EARTH_KM = 6371.0
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -100,6 +121,8 @@ class RunTables:
     service: ServiceRecord | None = None
     dr: dict[str, np.ndarray] | None = None
     prices: PriceSignal | None = None
+    invoices: dict[str, np.ndarray] | None = None
+    tariff_changes: dict[str, np.ndarray] | None = None
 
 
 class _View:
@@ -159,7 +182,7 @@ class _View:
             )
         dr_cap_kw = min(site.dr_caps, default=math.inf)
         return SiteView(site.site_id, site.capacity_kw, tuple(views), min(site.grid_limit_kw, dr_cap_kw), dr_cap_kw,
-                        self._prices.at(now), now)  # fmt: skip
+                        self._prices.at(now), now, len(site.queue))  # fmt: skip
 
 
 class _Simulation:
@@ -189,13 +212,27 @@ class _Simulation:
             self.reliability = Reliability(self.env, scenario, scenario.serviceability, self.sites, self)
             self.manager = CompositeManager([self.manager, build_operator(scenario.serviceability.operator)])
         self.drivers = DriverModel(stream(scenario.seed, "drivers"))
-        self.tariff = scenario.tariff
+        self.customers = Customers(scenario, arrivals, {s.site_id: s.index for s in self.sites})
+        self.site_index = {s.site_id: s.index for s in self.sites}
+        self.layouts: dict = {}  # time-of-use layouts shared by tariffs that differ only in prices
+        site_tariffs = {SiteId(c.id): c.tariff or scenario.tariff for c in scenario.network.sites}
+        self.tariffs = [TariffSchedule(t, scenario.start, self.layouts) for t in site_tariffs.values()]
+        self.tariff_history = [[(0.0, t)] for t in self.tariffs]  # for sessions not fixed at the start
+        self.tariff_changes = Table(floats=("t_s", "price_per_kwh"), ints=("site",))
+        self.busy = [BusyClock() for _ in self.sites]
+        if scenario.pricing is not None:
+            self.manager = CompositeManager([self.manager, DynamicPricing(scenario.pricing, site_tariffs)])
+        self.choice = scenario.drivers.site_choice
+        self.response = scenario.drivers.price_response
+        self.nearby = self._nearby(scenario) if self.choice is not None else []
+        self.site_kw = [  # the fastest DC and AC port of each site
+            tuple(max((e.max_kw for e in s.evses if e.dc is dc), default=0.0) for dc in (True, False))
+            for s in self.sites
+        ]
+        self.ev_dc_kw = [max(p for _, p in m.dc_curve) for m in models]
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
-        self.sessions = Table(
-            floats=SESSION_FLOATS,
-            ints=("session_id", "site", "evse", "model", "outcome", "failed_attempts"),
-        )
+        self.sessions = Table(floats=SESSION_FLOATS, ints=SESSION_INTS)
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
         self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
@@ -209,6 +246,20 @@ class _Simulation:
             if len(arr):
                 self.env.process(self._arrivals(site, arr))
         self.env.process(self._ticks())
+        self.env.timeout(0.0, "start").callbacks.append(self._on_timer)
+
+    def _nearby(self, scenario: Scenario) -> list[list[tuple[int, float]]]:
+        """For each site, the sites within the choice radius and their distance (km), itself first."""
+        assert self.choice is not None
+        lat = np.radians([c.lat for c in scenario.network.sites])
+        lon = np.radians([c.lon for c in scenario.network.sites])
+        dlat, dlon = lat[:, None] - lat[None, :], lon[:, None] - lon[None, :]
+        h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
+        km = 2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+        return [
+            [(i, 0.0)] + [(j, float(km[i, j])) for j in range(len(lat)) if j != i and km[i, j] <= self.choice.radius_km]
+            for i in range(len(lat))
+        ]
 
     # ------------------------------------------------------------ processes
 
@@ -228,9 +279,9 @@ class _Simulation:
                 arr.iso15118[lo:hi].tolist(),
                 strict=True,
             )
-            for t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso in rows:
+            for k, (t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso) in enumerate(rows, lo):
                 yield env.timeout(t_s - env.now)
-                self._arrive(site, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso)
+                self._arrive(site, k, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso)
 
     def _dr_notify(self, event: simpy.Event) -> None:
         w = cast(DrWindow, event.value)
@@ -259,6 +310,9 @@ class _Simulation:
         site.dr_caps.remove(cap_kw)
         self.send(DemandResponseEnded(self.env.now, site.site_id))
 
+    def _on_timer(self, event: simpy.Event) -> None:
+        self.send(Timer(self.env.now, cast(str, event.value)))
+
     def _ticks(self):  # noqa: ANN202 - a SimPy process
         """A `Tick` to the managers at every local midnight."""
         start = self.scenario.start
@@ -273,6 +327,7 @@ class _Simulation:
     def _arrive(
         self,
         site: SiteState,
+        k: int,
         t_s: float,
         model: int,
         soc_in: float,
@@ -286,32 +341,117 @@ class _Simulation:
         driver = Driver(self.drivers, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
         s.iso15118 = iso15118
+        s.visit = visit = self.customers.visit(site.index, k)
         self.next_session_id += 1
+        if visit.account is not None:
+            self.customers.review(visit.account, t_s)
+        if self.choice is not None and len(self.nearby[site.index]) > 1:
+            j, km = self._choose_site(s, t_s)
+            if j != site.index:
+                s.site, s.detour_km = self.sites[j], km
+                self.env.timeout(km / self.choice.speed_kmh * 3600.0, s).callbacks.append(self._on_reach)
+                return
+        self._reach(s, t_s)
+
+    def _shown_price(self, s: Session, site: int, t_s: float) -> float:
+        """The price per kWh the driver of `s` reads for site number `site`: every component spread over the need."""
+        prices = self.tariffs[site].at(t_s)
+        plan = self.customers.plan_at(s.visit.account if s.visit else None, self.sites[site].site_id)
+        d = plan.discount if plan is not None else None
+        dc_kw, ac_kw = self.site_kw[site]
+        power_kw = max(min(dc_kw, self.ev_dc_kw[s.model_index]), min(ac_kw, s.model.ac_max_kw))
+        need_kwh = max(s.requested_kwh, 1.0)
+        return (
+            prices.per_kwh * (1 - (d.energy_frac if d else 0.0))
+            + prices.session_fee * (1 - (d.session_fee_frac if d else 0.0)) / need_kwh
+            + prices.per_min_at(power_kw) * (1 - (d.time_frac if d else 0.0)) * 60.0 / max(power_kw, 1e-9)
+        )
+
+    def _choose_site(self, s: Session, t_s: float) -> tuple[int, float]:
+        """The site a driver picks among those near the one they meant to use (multinomial logit)."""
+        c = self.choice
+        assert c is not None
+        assert s.visit is not None
+        options = self.nearby[s.site.index]
+        utilities = []
+        for j, km in options:
+            site = self.sites[j]
+            wait_min = 0.0 if site.free and not site.queue else (len(site.queue) + 1) * c.session_min / len(site.evses)
+            member = self.customers.plan_at(s.visit.account, site.site_id) is not None
+            utilities.append(c.beta_price * self._shown_price(s, j, t_s) + c.beta_wait_per_min * wait_min
+                             + c.beta_detour_per_km * km + c.beta_member * member)  # fmt: skip
+        return options[s.driver.choose_site(utilities, s.visit.u_site)]
+
+    def _on_reach(self, event: simpy.Event) -> None:
+        self._reach(cast(Session, event.value), self.env.now)
+
+    def _reach(self, s: Session, t_s: float) -> None:
+        """The driver is at the site: answer the price, then plug in, queue or leave."""
+        site = s.site
+        s.arrival_t_s = t_s
+        if self.response is not None and not self._accept_price(s, t_s):
+            return
         free = site.free
         while True:  # each failed attempt takes a port out of service, so this ends
-            choice = driver.choose(len(free), len(site.queue))
+            choice = s.driver.choose(len(free), len(site.queue))
             if choice is Choice.PLUG:
-                k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
+                k = 0 if len(free) == 1 else s.driver.pick_port([e.max_kw for e in free])
                 if self._try_plug(s, free.pop(k), t_s):
                     return
             elif choice is Choice.QUEUE:
                 site.queue.append(s)
+                self.busy[site.index].update(True, t_s)
                 self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
-                self.env.timeout(patience_s, s).callbacks.append(self._on_renege)
+                self.env.timeout(s.driver.patience_s, s).callbacks.append(self._on_renege)
                 return
             else:
                 s.state = State.DONE
                 self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
+                if s.failed_attempts:
+                    s.cause = Cause.FAULTED_PORT
                 self._record(s, Outcome.FAILED if s.failed_attempts else Outcome.BALKED, math.nan)
                 return
 
+    def _accept_price(self, s: Session, t_s: float) -> bool:
+        """Above their willingness to pay a driver shifts or leaves; below it they may ask for less energy."""
+        r = self.response
+        assert r is not None
+        assert s.visit is not None
+        price = self._shown_price(s, s.site.index, t_s)
+        wtp = s.visit.wtp_per_kwh
+        if price > wtp:
+            if s.shift_s == 0.0 and s.visit.u_shift < r.shift_share:
+                for t in self.tariffs[s.site.index].changes(t_s, t_s + r.shift_window_h * 3600.0):
+                    if self._shown_price(s, s.site.index, t + 1.0) <= wtp:
+                        s.shift_s = t + 1.0 - t_s
+                        self.env.timeout(s.shift_s, s).callbacks.append(self._on_reach)
+                        return False
+            s.state = State.DONE
+            self._record(s, Outcome.PRICED_OUT, math.nan)
+            return False
+        factor = energy_factor(price, r.reference_price_per_kwh, r.elasticity)
+        s.target_soc_frac = s.soc_in_frac + (s.target_soc_frac - s.soc_in_frac) * factor
+        return True
+
     def _try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
-        """Plug `s` into `evse`; a silently failed port makes it a failed attempt instead."""
+        """Plug `s` into `evse`; True when the driver is done choosing ports.
+
+        A silently failed port makes it a failed attempt (the driver tries again); a refused
+        payment ends the session as failed and hands the port to the next driver.
+        """
         if evse.silent_faults:
             assert self.reliability is not None
             s.failed_attempts += 1
             self.reliability.failed_attempt(evse, s.session_id, t_s)
             return False
+        assert s.visit is not None
+        method = self.customers.method(s.visit)
+        if method is not None and s.visit.u_payment < method.failure_prob:
+            s.state = State.DONE
+            s.cause = Cause.PAYMENT
+            self._record(s, Outcome.FAILED, t_s)
+            self._release(evse, t_s)
+            return True
         self._plug(s, evse, t_s)
         return True
 
@@ -320,9 +460,11 @@ class _Simulation:
         site = evse.site
         while site.queue and evse.blocks == 0:
             s = site.queue.popleft()
+            self.busy[site.index].update(bool(site.queue), t_s)
             if self._try_plug(s, evse, t_s):
                 return
             site.queue.appendleft(s)
+            self.busy[site.index].update(True, t_s)
         if evse.blocks == 0:
             site.free.append(evse)
 
@@ -331,6 +473,7 @@ class _Simulation:
         if s.state is not State.QUEUED:
             return
         s.site.queue.remove(s)
+        self.busy[s.site.index].update(bool(s.site.queue), self.env.now)
         s.state = State.DONE
         self._event(self.env.now, EventKind.RENEGED, s.site.index, -1, s.session_id, math.nan)
         self._record(s, Outcome.RENEGED, self.env.now)
@@ -342,6 +485,8 @@ class _Simulation:
         s.evse = evse
         s.plug_t_s = t_s
         s.depart_t_s = t_s + s.dwell_s
+        s.schedule = self.tariffs[evse.site.index]
+        s.plan = self.customers.plan_at(s.visit.account if s.visit else None, evse.site.site_id)
         evse.session = s
         self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
         if evse.profiles is not None:  # relative profiles count from the transaction start
@@ -392,7 +537,7 @@ class _Simulation:
         assert evse is not None
         self._close(s, t_s)
         s.soc_frac = s.target_soc_frac
-        s.charge_end_t_s = t_s
+        s.charge_end_t_s = s.full_t_s = t_s
         self._set_status(evse, SUSPENDED_EV)
         if s.driver.leave_when_charged:
             self._depart(s, t_s)
@@ -467,6 +612,12 @@ class _Simulation:
                     else:
                         evse.profiles.clear(c.profile_id, c.purpose, c.stack_level)
                     self._follow_profiles(evse, t_s)
+            elif isinstance(c, SetTariff):
+                self._set_tariff(c, t_s)
+            elif isinstance(c, SetTimer):
+                if c.t_s < t_s:
+                    raise ValueError(f"SetTimer for t_s={c.t_s} is in the past (now {t_s})")
+                self.env.timeout(c.t_s - t_s, c.name).callbacks.append(self._on_timer)
             elif isinstance(c, ChangeAvailability):
                 evse = self.evse_by_id[c.evse_id]
                 if c.operative == (evse.evse_id in self.unavailable):
@@ -480,6 +631,16 @@ class _Simulation:
                 self.reliability.dispatch(c.charger_id, c.fault_id)
             elif isinstance(c, ScheduleMaintenance):
                 self.reliability.schedule_maintenance(c.charger_id, c.t_s)
+
+    def _set_tariff(self, c: SetTariff, t_s: float) -> None:
+        if c.tariff.currency != self.scenario.tariff.currency:
+            currency = self.scenario.tariff.currency
+            raise ValueError(f"SetTariff in {c.tariff.currency}, but the network bills in {currency}")
+        k = self.site_index[c.site_id]
+        self.tariffs[k] = TariffSchedule(c.tariff, self.scenario.start, self.layouts)
+        self.tariff_history[k].append((t_s, self.tariffs[k]))
+        self.tariff_changes.add_floats((t_s, c.tariff.price_per_kwh))
+        self.tariff_changes.add_ints((k,))
 
     def _targets(self, evse_id: EvseId | None, charger_id: ChargerId | None) -> list[Evse]:
         if evse_id is not None:
@@ -582,10 +743,39 @@ class _Simulation:
         self.events.add_floats((t_s, value))
         self.events.add_ints((kind, site, evse, session_id))
 
+    def _bill(self, s: Session, end_t_s: float) -> tuple[Record, float] | None:
+        """Settle a session that was plugged in: its charge detail record in cents, and its idle minutes."""
+        evse = s.evse
+        if evse is None or s.schedule is None:
+            return None
+        schedules = [(s.plug_t_s, s.schedule)]
+        if not s.schedule.tariff.fixed_at_start:
+            history = self.tariff_history[evse.site.index]
+            first = max(i for i, (t, _) in enumerate(history) if t <= s.plug_t_s)
+            schedules += [h for h in history[first + 1 :] if h[0] < end_t_s]
+        energy_kwh = s.energy_kwh
+        charges = session_charges(schedules, s.plug_t_s, end_t_s, s.full_t_s, s.intervals, energy_kwh,
+                                  self.busy[evse.site.index])  # fmt: skip
+        visit = s.visit
+        assert visit is not None
+        acct, plan = visit.account, s.plan
+        loyalty = None
+        if acct is not None and plan is not None and plan.loyalty is not None:
+            loyalty = lambda amount: self.customers.loyalty(acct, plan, amount)  # noqa: E731
+        rec = settle(charges, s.schedule.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
+                     self.customers.method(visit))  # fmt: skip
+        if acct is not None:
+            self.customers.record(acct, s.plug_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
+        return rec, charges.idle_min
+
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
         evse = s.evse
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
+        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s)
+        visit = s.visit
+        assert visit is not None
+        method = self.customers.method(visit)
         self.sessions.add_ints(
             (
                 s.session_id,
@@ -593,9 +783,20 @@ class _Simulation:
                 evse.index if evse is not None else -1,
                 s.model_index,
                 outcome,
+                s.cause,
                 s.failed_attempts,
+                visit.driver_id,
+                visit.method,
+                self.customers.plans.index(s.plan) if s.plan is not None else -1,
             )
         )
+        nan = math.nan
+        rec, idle_min = bill if bill is not None else (None, 0.0)
+        money = (
+            (rec.energy / 100, rec.time / 100, rec.session_fee / 100, rec.idle / 100, rec.cap_adjustment / 100,
+             rec.member_discount / 100, rec.loyalty_discount / 100, rec.amount / 100, rec.payment_fee / 100)
+            if rec is not None else (0.0,) * 9
+        )  # fmt: skip
         self.sessions.add_floats(
             (
                 s.arrival_t_s,
@@ -608,7 +809,12 @@ class _Simulation:
                 energy_kwh,
                 s.soc_in_frac,
                 s.soc_frac,
-                session_charge(self.tariff, energy_kwh) if evse is not None else 0.0,
+                s.schedule.at(s.plug_t_s).per_kwh if s.schedule is not None else nan,
+                *money,
+                method.preauth_hold if method is not None and evse is not None else 0.0,
+                idle_min,
+                s.detour_km,
+                s.shift_s,
             )
         )
         if outcome is not Outcome.ONGOING:
@@ -627,6 +833,7 @@ class _Simulation:
                 self._record(s, Outcome.ONGOING, math.nan)
         if self.reliability is not None:
             self.reliability.finish(t_s)
+        self.customers.finish(t_s)
 
     def run(self, progress: Callable[[float], None] | None) -> None:
         horizon_s = self.scenario.horizon_s
@@ -669,4 +876,6 @@ def simulate(
         sim.reliability.record() if sim.reliability is not None else None,
         sim.dr.arrays(),
         sim.prices,
+        sim.customers.invoices.arrays(),
+        sim.tariff_changes.arrays(),
     )

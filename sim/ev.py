@@ -128,6 +128,27 @@ class ChargeProfile:
         j = min(bisect_right(self.soc, soc_frac) - 1, len(self.a_kw) - 1)
         return self.a_kw[j] + self.b_kw[j] * soc_frac
 
+    def seconds_at_or_above(self, s0: float, s1: float, power_kw: float) -> float:
+        """Seconds spent charging from SoC `s0` to `s1` while the power is at least `power_kw`.
+
+        On each linear piece the power is monotone in SoC, so the part at or above the
+        threshold is one SoC range, timed in closed form.
+        """
+        total = 0.0
+        for j, (a, b) in enumerate(zip(self.a_kw, self.b_kw, strict=True)):
+            lo, hi = max(self.soc[j], s0), min(self.soc[j + 1], s1)
+            if hi <= lo:
+                continue
+            if abs(b) < _FLAT:
+                if a >= power_kw:
+                    total += _dt_s(a, b, lo, hi, self.capacity_kwh)
+                continue
+            x = (power_kw - a) / b
+            lo, hi = (max(lo, x), hi) if b > 0 else (lo, min(hi, x))
+            if hi > lo:
+                total += _dt_s(a, b, lo, hi, self.capacity_kwh)
+        return total
+
     def soc_at_array(self, tau_s: np.ndarray) -> np.ndarray:
         """`soc_at` for an array of profile times."""
         bounds = np.asarray(self.tau_s)

@@ -123,8 +123,9 @@ def grid_kpis(run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd
     for site in run.sites:
         ld = load[load["site_id"] == site.site_id]
         months = (start + pd.to_timedelta(ld["t_s"].to_numpy(), unit="s")).strftime("%Y-%m").to_numpy()
-        k = _site_kpis(ld, months, rate)
         cfg = scenario.grid.sites.get(site.site_id)
+        site_rate = cfg.demand_charge_per_kw_month if cfg is not None else None
+        k = _site_kpis(ld, months, rate if site_rate is None else site_rate)
         if cfg is not None and cfg.storage is not None:
             k["storage_cycles"] = k["storage_discharged_kwh"] / cfg.storage.capacity_kwh
         ev_dr = dr[dr["site_id"] == site.site_id]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sim.engine import SESSION_FLOATS, RunTables
-from sim.sessions import EventKind, Outcome
+from sim.sessions import Cause, EventKind, Outcome
 
 __all__ = [
     "BIN_S",
@@ -148,10 +148,19 @@ def sessions_frame(run: RunTables) -> pd.DataFrame:
             "ev_model": _category(s["model"], [m.name for m in run.models]),
             "outcome": _category(s["outcome"], [o.name.lower() for o in Outcome]),
             **{c: s[c] for c in SESSION_FLOATS},
+            "cause": _category(s["cause"], [c.name.lower() for c in Cause]),
             "failed_attempts": s["failed_attempts"],
+            "driver_id": s["driver_id"],
+            "payment_method": _category(s["payment_method"], payment_methods(run)),
+            "plan": _category(s["plan"], [p.name for p in run.scenario.memberships]),
             "arrival_time": _times(run, s["arrival_t_s"]),
         }
     ).sort_values("session_id", kind="stable", ignore_index=True)
+
+
+def payment_methods(run: RunTables) -> list[str]:
+    """The scenario's payment method names, in code order."""
+    return [m.method for m in run.scenario.payments.methods] if run.scenario.payments else []
 
 
 def events_frame(run: RunTables) -> pd.DataFrame:
@@ -220,6 +229,7 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "sessions_ongoing": int((outcome == "ongoing").sum()),
         "sessions_failed": int((outcome == "failed").sum()),
         "sessions_interrupted": int((outcome == "interrupted").sum()),
+        "sessions_priced_out": int((outcome == "priced_out").sum()),
         "energy_requested_kwh": float(sessions.loc[plugged, "energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
         "unmet_energy_kwh": float(
@@ -230,7 +240,7 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "time_utilization": float(ports["plugged_s"].sum() / (len(ports) * horizon_s)) if len(ports) else 0.0,
         "energy_utilization": energy_kwh / capacity_kwh if capacity_kwh else 0.0,
         "peak_kw": float(load["power_kw"].max()) if len(load) else 0.0,
-        "revenue": float(sessions["amount_charged"].sum()),
+        "revenue": round(float(sessions["amount_charged"].sum() - sessions["payment_fee"].sum()), 2),
         "ports": len(ports),
     }
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import grid_metrics, metrics, service_metrics
+from sim import grid_metrics, metrics, revenue_metrics, service_metrics
 from sim.engine import RunTables
 
 __all__ = ["RESULT_FILES", "SERVICE_FILES", "write_results"]
@@ -35,6 +35,8 @@ RESULT_FILES = (
     "load_steps.parquet",
     "ports.parquet",
     "dr_events.parquet",
+    "invoices.parquet",
+    "tariffs.parquet",
 )
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
@@ -126,6 +128,12 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         k["grid"] = grid_metrics.grid_kpis(run, load, sessions, dr)
         if run.service is not None:
             k["serviceability"] = _write_service(run, sessions, tmp)
+        invoices = revenue_metrics.invoices_frame(run)
+        _write_parquet(invoices, tmp / "invoices.parquet")
+        _write_parquet(revenue_metrics.tariffs_frame(run), tmp / "tariffs.parquet")
+        maintenance = k["serviceability"]["maintenance_cost"] if run.service is not None else 0.0
+        k["revenue"] = revenue_metrics.revenue_kpis(run, sessions, invoices, ports, k["grid"], maintenance)
+        k["network"]["revenue"] = k["revenue"]["revenue"]  # sessions, memberships and payment fees together
         _write_json(k, tmp / "kpis.json")
         if finish is not None:
             finish(tmp)

@@ -214,9 +214,10 @@ def service_kpis(
     trailing = uptime[uptime["period"] == "trailing_12m"]
     plugs = int(sessions["plug_t_s"].notna().sum())
     n_attempts = plugs + len(attempts)
-    lost = sessions[sessions["outcome"].isin(["failed", "interrupted"])]
+    port_failed = (sessions["outcome"] == "failed") & (sessions["cause"] == "faulted_port")
+    lost = sessions[port_failed | (sessions["outcome"] == "interrupted")]
     lost_kwh = float((lost["energy_requested_kwh"] - lost["energy_delivered_kwh"]).sum())
-    n_failed = int((sessions["outcome"] == "failed").sum())
+    n_failed = int(port_failed.sum())
     parts = float(visits["part_cost"].sum())
     labour_h = float(crews["busy_s"].sum()) / 3600.0
     tech_fixed = outages.loc[outages["repaired_by"] == "technician", "fault_id"].unique()

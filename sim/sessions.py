@@ -12,11 +12,14 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sim.config.revenue import MembershipPlan
+    from sim.customers import Visit
     from sim.drivers import Driver
     from sim.ev import ChargeProfile, EVModel
     from sim.hardware import Evse, SiteState
+    from sim.tariffs import Interval, TariffSchedule
 
-__all__ = ["EventKind", "Outcome", "Session", "State"]
+__all__ = ["Cause", "EventKind", "Outcome", "Session", "State"]
 
 
 class State(enum.IntEnum):
@@ -36,6 +39,15 @@ class Outcome(enum.IntEnum):
     ONGOING = 3
     FAILED = 4  # left after failed attempts on silently faulted ports
     INTERRUPTED = 5  # the port went down during the session
+    PRICED_OUT = 6  # the price was above what the driver would pay
+
+
+class Cause(enum.IntEnum):
+    """Why a session failed, as stored in the sessions table."""
+
+    NONE = 0
+    FAULTED_PORT = 1  # every port tried was silently faulted
+    PAYMENT = 2  # the payment was refused
 
 
 class Session:
@@ -43,19 +55,26 @@ class Session:
 
     __slots__ = (
         "arrival_t_s",
+        "cause",
         "charge_end_t_s",
         "charge_start_t_s",
         "depart_t_s",
+        "detour_km",
         "driver",
         "dwell_s",
         "evse",
         "failed_attempts",
+        "full_t_s",
+        "intervals",
         "iso15118",
         "model",
         "model_index",
+        "plan",
         "plug_t_s",
         "profile",
+        "schedule",
         "session_id",
+        "shift_s",
         "site",
         "soc_frac",
         "soc_in_frac",
@@ -64,6 +83,7 @@ class Session:
         "target_soc_frac",
         "tau0_s",
         "version",
+        "visit",
     )
 
     def __init__(
@@ -101,6 +121,14 @@ class Session:
         self.version = 0  # bumped whenever a scheduled "full" event becomes stale
         self.failed_attempts = 0
         self.iso15118 = False  # the EV tells its departure and need
+        self.cause = Cause.NONE
+        self.full_t_s = math.nan  # when the battery reached its target
+        self.intervals: list[Interval] = []  # closed charging intervals, for billing
+        self.visit: Visit | None = None
+        self.schedule: TariffSchedule | None = None  # the tariff fixed at plug-in
+        self.plan: MembershipPlan | None = None  # the driver's plan at plug-in, where valid
+        self.detour_km = 0.0
+        self.shift_s = 0.0
 
     def open(self, profile: ChargeProfile, t_s: float) -> float:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""
@@ -116,6 +144,7 @@ class Session:
         """End the open interval at `t_s`; return its ``(t0_s, tau0_s, profile id)``."""
         profile = self.profile
         assert profile is not None
+        self.intervals.append((self.t0_s, t_s, self.tau0_s, profile))
         soc = profile.soc_at(self.tau0_s + t_s - self.t0_s)
         self.soc_frac = soc if soc < self.target_soc_frac else self.target_soc_frac
         self.profile = None

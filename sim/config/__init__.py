@@ -26,6 +26,7 @@ from pydantic import (
 
 from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
 from sim.config.grid import Grid
+from sim.config.revenue import Drivers, MembershipPlan, Payments, Pricing, Tariff
 from sim.config.serviceability import Serviceability
 from sim.ev import PRESETS, EVModel, check_curve
 
@@ -37,6 +38,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SyntheticDemand",
+    "Tariff",
     "TraceDemand",
     "UncontrolledManager",
     "load_scenario",
@@ -72,6 +74,7 @@ class Site(StrictModel):
     capacity_kw: float = Field(gt=0, description="grid connection limit of the site")
     type: Literal["public", "highway", "workplace", "depot", "retail", "residential"] = "public"
     chargers: list[ChargerGroup] = Field(min_length=1)
+    tariff: Tariff | None = Field(default=None, description="this site's tariff; none: the scenario's tariff")
 
     @property
     def port_count(self) -> int:
@@ -252,14 +255,6 @@ Demand = Annotated[SyntheticDemand | TraceDemand, Field(discriminator="kind")]
 # ---------------------------------------------------------------- tariff and manager
 
 
-class Tariff(StrictModel):
-    """A flat tariff: a price per kWh and a fee per session."""
-
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-    price_per_kwh: float = Field(default=0.0, ge=0)
-    session_fee: float = Field(default=0.0, ge=0)
-
-
 class UncontrolledManager(StrictModel):
     """Every connector charges at what the EV and the EVSE allow."""
 
@@ -337,6 +332,10 @@ class Scenario(StrictModel):
     manager: ManagerConfig = UncontrolledManager(kind="uncontrolled")
     serviceability: Serviceability | None = Field(default=None, description="faults and repairs; none: no faults")
     grid: Grid = Grid()
+    pricing: Pricing | None = Field(default=None, description="dynamic pricing: the price per kWh set at an interval")
+    drivers: Drivers = Drivers()
+    memberships: list[MembershipPlan] = []
+    payments: Payments | None = Field(default=None, description="payment methods; none: payments never fail, no fees")
 
     @field_validator("start", mode="before")
     @classmethod
@@ -394,6 +393,28 @@ class Scenario(StrictModel):
                     f"serviceability.hardware names charger model(s) {', '.join(unknown)} that no site has; "
                     f"charger models in the network: {', '.join(sorted(models))}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _revenue_consistent(self) -> Scenario:
+        ids = {s.id for s in self.network.sites}
+        currencies = {s.tariff.currency for s in self.network.sites if s.tariff is not None} - {self.tariff.currency}
+        if currencies:
+            raise ValueError(
+                f"site tariffs use {', '.join(sorted(currencies))} but the scenario tariff uses "
+                f"{self.tariff.currency}; one network bills in one currency"
+            )
+        named = [("pricing.sites", self.pricing.sites if self.pricing is not None else None)]
+        named += [(f"memberships[{i}].sites", p.sites) for i, p in enumerate(self.memberships)]
+        for where, sites in named:
+            unknown = sorted(set(sites or []) - ids)
+            if unknown:
+                raise ValueError(f"{where} names site(s) {', '.join(unknown)} not in the network")
+        if self.memberships and self.drivers.population is None:
+            raise ValueError("memberships need repeat customers: set drivers.population (e.g. 5000)")
+        names = [p.name for p in self.memberships]
+        if len(set(names)) != len(names):
+            raise ValueError(f"membership plan names must be unique, got {names}")
         return self
 
     @property
@@ -456,6 +477,11 @@ _TAGS = {
     "peak_shaving",
     "reactive",
     "preventive",
+    "occupancy",
+    "demand_based",
+    "follow_energy_price",
+    "every_nth",
+    "points",
 }
 
 

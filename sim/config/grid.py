@@ -149,6 +149,9 @@ class SiteGrid(StrictModel):
     transformer_kw: float | None = Field(default=None, gt=0, description="a second limit below the connection")
     pv: SolarPV | None = None
     storage: Storage | None = None
+    demand_charge_per_kw_month: float | None = Field(
+        default=None, ge=0, description="this site's demand charge; none: the grid's demand_charge_per_kw_month"
+    )
 
 
 class Grid(StrictModel):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
+from sim.config.revenue import Tariff
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
 
 __all__ = [
@@ -42,6 +43,9 @@ __all__ = [
     "SessionStarted",
     "SessionStopped",
     "SetPowerLimit",
+    "SetTariff",
+    "SetTimer",
+    "Timer",
     "SiteView",
     "StatusChanged",
 ]
@@ -165,6 +169,14 @@ class DemandResponseEnded:
     site_id: SiteId
 
 
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer a manager set with `SetTimer` fired; ``"start"`` fires for every manager at time 0."""
+
+    t_s: float
+    name: str
+
+
 Event = (
     SessionStarted
     | StatusChanged
@@ -176,6 +188,7 @@ Event = (
     | DemandResponseNotified
     | DemandResponseStarted
     | DemandResponseEnded
+    | Timer
 )
 
 
@@ -259,6 +272,26 @@ class ClearChargingProfile:
     stack_level: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SetTariff:
+    """Show `tariff` to the drivers who start a session at the site from now on (dynamic pricing).
+
+    Sessions already started keep the price they were shown, unless their tariff says
+    `fixed_at_start: false`.
+    """
+
+    site_id: SiteId
+    tariff: Tariff
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Ask for a `Timer` event named `name` at `t_s`."""
+
+    t_s: float
+    name: str
+
+
 Command = (
     SetPowerLimit
     | SetChargingProfile
@@ -267,6 +300,8 @@ Command = (
     | DispatchTechnician
     | ScheduleMaintenance
     | ChangeAvailability
+    | SetTariff
+    | SetTimer
 )
 
 
@@ -311,6 +346,7 @@ class SiteView:
     dr_cap_kw: float = math.inf
     price_per_kwh: float = 0.0
     t_s: float = 0.0
+    waiting: int = 0  # drivers queueing for a port
 
 
 class NetworkView(Protocol):
@@ -363,7 +399,7 @@ class AllocatingManager:
             if not self._on_price:
                 return ()
             return [c for sid in network.site_ids() for c in self._commands(network.site(sid))]
-        if isinstance(event, Tick | RepairCompleted | DemandResponseNotified):
+        if isinstance(event, Tick | RepairCompleted | DemandResponseNotified | Timer):
             return ()
         return self._commands(network.site(event.site_id))
 

@@ -1,0 +1,158 @@
+"""Revenue results: membership invoices, dynamic prices, and the money KPIs from gross to margin.
+
+Money is settled per session in whole cents (`sim.tariffs.settle`), so every sum here is
+exact to the cent once rounded:
+
+    revenue = Σ session amounts + Σ membership fees − Σ payment fees
+    margin  = revenue − energy cost − demand charges − maintenance cost
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.engine import RunTables
+
+__all__ = ["COMPONENTS", "invoices_frame", "revenue_kpis", "tariffs_frame"]
+
+COMPONENTS = ("energy_charge", "time_charge", "session_fee_charge", "idle_charge", "cap_adjustment")
+_ACTIONS = ["join", "renew", "leave"]
+
+
+def _money(x: float) -> float:
+    return round(float(x), 2)
+
+
+def invoices_frame(run: RunTables) -> pd.DataFrame:
+    """One row per membership decision: join, renew (both invoiced a monthly fee) or leave."""
+    inv = run.invoices or {k: np.array([]) for k in ("t_s", "amount", "payment_fee", "savings", "driver_id", "plan",
+                                                       "action")}  # fmt: skip
+    plans = [p.name for p in run.scenario.memberships]
+    return pd.DataFrame(
+        {
+            "t_s": inv["t_s"],
+            "time": pd.Timestamp(run.scenario.start) + pd.to_timedelta(inv["t_s"], unit="s"),
+            "driver_id": inv["driver_id"].astype(np.int64),
+            "plan": pd.Categorical.from_codes(inv["plan"].astype(np.int64), categories=pd.Index(plans, dtype=str)),
+            "action": pd.Categorical.from_codes(inv["action"].astype(np.int64), categories=pd.Index(_ACTIONS)),
+            "amount": inv["amount"],
+            "payment_fee": inv["payment_fee"],
+            "savings_last_30d": inv["savings"],
+        }
+    )
+
+
+def tariffs_frame(run: RunTables) -> pd.DataFrame:
+    """Every price per kWh a site showed: the starting tariffs at t_s = 0, then each `SetTariff`."""
+    scenario = run.scenario
+    t0 = [0.0] * len(run.sites)
+    p0 = [(c.tariff or scenario.tariff).price_per_kwh for c in scenario.network.sites]
+    ch = run.tariff_changes or {"t_s": np.array([]), "price_per_kwh": np.array([]), "site": np.array([], dtype=int)}
+    sites = [s.site_id for s in run.sites]
+    codes = np.concatenate([np.arange(len(sites)), ch["site"].astype(np.int64)])
+    return pd.DataFrame(
+        {
+            "t_s": np.concatenate([t0, ch["t_s"]]),
+            "site_id": pd.Categorical.from_codes(codes, categories=pd.Index(sites, dtype=str)),
+            "price_per_kwh": np.concatenate([p0, ch["price_per_kwh"]]),
+        }
+    )
+
+
+def _break_even(revenue: float, variable: float, fixed: float, utilization: float) -> float | None:
+    """Time utilization at which the site breaks even, if revenue and variable costs scale with utilization."""
+    contribution = revenue - variable
+    if fixed <= 0:
+        return 0.0
+    if contribution <= 0 or utilization <= 0:
+        return None
+    return utilization * fixed / contribution
+
+
+def revenue_kpis(
+    run: RunTables,
+    sessions: pd.DataFrame,
+    invoices: pd.DataFrame,
+    ports: pd.DataFrame,
+    grid: dict[str, Any],
+    maintenance_cost: float,
+) -> dict[str, Any]:
+    """The `revenue` section of kpis.json: the waterfall, prices, memberships, payments, break-even."""
+    scenario = run.scenario
+    days = scenario.horizon_s / 86400.0
+    billed = sessions[sessions["evse_id"].notna()]
+    session_fees = float(sessions["payment_fee"].sum())
+    invoiced = invoices[invoices["action"] != "leave"]
+    membership_fees = float(invoiced["amount"].sum())
+    membership_payment_fees = float(invoiced["payment_fee"].sum())
+    components = {c: _money(sessions[c].sum()) for c in COMPONENTS}
+    gross = sum(components.values())
+    member = float(sessions["member_discount"].sum())
+    loyalty = float(sessions["loyalty_discount"].sum())
+    amounts = float(sessions["amount_charged"].sum())
+    revenue = amounts + membership_fees - session_fees - membership_payment_fees
+    energy_cost = float(grid["network"]["energy_cost"])
+    demand = float(grid["network"]["demand_charge"])
+    costs = energy_cost + demand + maintenance_cost
+    energy_kwh = float(billed["energy_delivered_kwh"].sum())
+    local_hour = (scenario.start.hour + billed["plug_t_s"] / 3600.0).astype(int) % 24
+    by_hour = billed.groupby(local_hour)["amount_charged"].sum().reindex(range(24), fill_value=0.0)
+    attempts = int(sessions["plug_t_s"].notna().sum()) + int((sessions["cause"] == "payment").sum())
+    failures = int((sessions["cause"] == "payment").sum())
+    joined = invoices.loc[invoices["action"] == "join", "driver_id"]
+    seen = sessions.loc[sessions["driver_id"] >= 0, "driver_id"].nunique()
+    sites = {}
+    for site in run.sites:
+        s = sessions[sessions["site_id"] == site.site_id]
+        p = ports[ports["site_id"] == site.site_id]
+        g = grid["sites"][site.site_id]
+        rev = float(s["amount_charged"].sum() - s["payment_fee"].sum())
+        util = float(p["plugged_s"].sum() / (len(p) * scenario.horizon_s)) if len(p) else 0.0
+        sites[site.site_id] = {
+            "revenue": _money(rev),
+            "energy_cost": _money(g["energy_cost"]),
+            "demand_charge": _money(g["demand_charge"]),
+            "margin_before_maintenance": _money(rev - g["energy_cost"] - g["demand_charge"]),
+            "revenue_per_port_per_day": _money(rev / len(p) / days) if len(p) else 0.0,
+            "time_utilization": util,
+            "break_even_utilization": _break_even(rev, g["energy_cost"], g["demand_charge"], util),
+        }
+    return {
+        "currency": scenario.tariff.currency,
+        "gross": _money(gross),
+        "components": components,
+        "member_discount": _money(member),
+        "loyalty_discount": _money(loyalty),
+        "session_amounts": _money(amounts),
+        "membership_fees": _money(membership_fees),
+        "payment_fees": _money(session_fees + membership_payment_fees),
+        "revenue": _money(revenue),
+        "energy_cost": _money(energy_cost),
+        "demand_charge": _money(demand),
+        "maintenance_cost": _money(maintenance_cost),
+        "margin": _money(revenue - costs),
+        "demand_charge_share_of_cost": demand / costs if costs > 0 else 0.0,
+        "average_price_per_kwh": amounts / energy_kwh if energy_kwh > 0 else None,
+        "revenue_per_port_per_day": _money(amounts / len(ports) / days) if len(ports) else 0.0,
+        "revenue_by_local_hour": [_money(x) for x in by_hour.to_numpy()],
+        "payment_attempts": attempts,
+        "payment_failures": failures,
+        "payment_failure_share": failures / attempts if attempts else 0.0,
+        "members_joined": int(joined.nunique()),
+        "membership_uptake": float(joined.nunique() / seen) if seen else 0.0,
+        "members_at_end": int(_members_at_end(invoices)),
+        "sessions_priced_out": int((sessions["outcome"] == "priced_out").sum()),
+        "sessions_shifted": int((sessions["shift_s"] > 0).sum()),
+        "sessions_detoured": int((sessions["detour_km"] > 0).sum()),
+        "sites": sites,
+    }
+
+
+def _members_at_end(invoices: pd.DataFrame) -> int:
+    if invoices.empty:
+        return 0
+    last = invoices.sort_values("t_s", kind="stable").groupby("driver_id")["action"].last()
+    return int((last != "leave").sum())
