@@ -112,7 +112,6 @@ def test_member_list_accepts_subsets(dm):
 def test_reboot_required_takes_effect_at_reboot(dm):
     """RebootRequired keeps the old value in effect until reboot()."""
     comp, var = ComponentKey("OCPPCommCtrlr"), VariableKey("NetworkConfigurationPriority")
-    dm.find(comp, var).values_list = ("0", "1")
     assert dm.set(comp, var, "1,0").status is SetStatus.REBOOT_REQUIRED
     assert dm.get(comp, var).value == "0"
     changed = dm.reboot()

@@ -416,7 +416,9 @@ def _report_row(var: Variable) -> dict[str, object]:
         if attr.mutability is not Mutability.WRITE_ONLY:
             item["value"] = attr.value
         attributes.append(item)
-    characteristics: dict[str, object] = {"data_type": var.data_type.value, "supports_monitoring": False}
+    # The 2.0.1 JSON schema has no passwordString (the prose does): a password is reported as a string.
+    data_type = DataType.STRING if var.data_type is DataType.PASSWORD_STRING else var.data_type
+    characteristics: dict[str, object] = {"data_type": data_type.value, "supports_monitoring": False}
     if var.unit is not None:
         characteristics["unit"] = var.unit
     if var.min_limit is not None:
@@ -589,7 +591,8 @@ def standard_device_model(
             _Spec("HeartbeatInterval", INT, str(heartbeat_interval_s), unit="s", min_limit=1),
             _Spec("MessageTimeout", INT, "30", RO, instance="Default", unit="s"),
             _Spec("NetworkProfileConnectionAttempts", INT, "3", min_limit=1),
-            _Spec("NetworkConfigurationPriority", SL, "0", values_list=("0",), reboot_required=True),
+            # Both slots name the context's CSMS URL; the order takes effect at the next boot.
+            _Spec("NetworkConfigurationPriority", SL, "0", values_list=("0", "1"), reboot_required=True),
             _Spec("OfflineThreshold", INT, "60", unit="s", min_limit=0),
             _Spec("ResetRetries", INT, "2", min_limit=0),
             _Spec("RetryBackOffRandomRange", INT, "10", unit="s", min_limit=0),
