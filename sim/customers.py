@@ -39,7 +39,7 @@ class Account:
         self.wtp_per_kwh = wtp_per_kwh
         self.plan = -1
         self.review_t_s = np.inf  # the first review comes 30 days after the first session
-        self.history: deque[tuple[float, int, tuple[int, int, int, int]]] = deque()  # (t_s, site, list cents)
+        self.history: deque[tuple[float, int, tuple[int, int, int, int]]] = deque()  # (settled t_s, site, cents)
         self.nth = 0
         self.points = 0.0
 
@@ -116,14 +116,14 @@ class Customers:
         plan = self.plans[acct.plan]
         return plan if plan.sites is None or site_id in plan.sites else None
 
-    def savings_cents(self, plan: MembershipPlan, acct: Account) -> int:
-        """What `plan`'s discounts would have saved on `acct`'s sessions in its history window."""
+    def savings_cents(self, plan: MembershipPlan, acct: Account, before_t_s: float = np.inf) -> int:
+        """What `plan`'s discounts would have saved on `acct`'s kept sessions settled before `before_t_s`."""
         d = plan.discount
         fracs = (d.energy_frac, d.time_frac, d.session_fee_frac, d.idle_frac)
         site_ids = [s.id for s in self.scenario.network.sites]
         total = 0
-        for _, site, comps in acct.history:
-            if plan.sites is None or site_ids[site] in plan.sites:
+        for t_s, site, comps in acct.history:
+            if t_s < before_t_s and (plan.sites is None or site_ids[site] in plan.sites):
                 total += sum(cents(c * f / 100.0) for c, f in zip(comps, fracs, strict=True))
         return total
 
@@ -135,7 +135,7 @@ class Customers:
                 acct.history.popleft()
             best, best_net, best_savings = -1, 0, 0
             for i, plan in enumerate(self.plans):
-                savings = self.savings_cents(plan, acct)
+                savings = self.savings_cents(plan, acct, at)
                 net = savings - cents(plan.monthly_fee)
                 if net > best_net:  # strictly pays off
                     best, best_net, best_savings = i, net, savings
@@ -156,7 +156,11 @@ class Customers:
             acct.review_t_s = at + REVIEW_S
 
     def record(self, acct: Account, t_s: float, site: int, comps: tuple[int, int, int, int]) -> None:
-        """Keep a settled session's list-price components (cents) for the reviews."""
+        """Keep the list-price components (cents) of a session settled at `t_s`, for the reviews.
+
+        Sessions count by when they were settled (the end of the session), so the sessions
+        of a review's month are all known when it is held, and the history stays in time order.
+        """
         if acct.review_t_s == np.inf:
             acct.review_t_s = t_s + REVIEW_S
         acct.history.append((t_s, site, comps))

@@ -765,7 +765,7 @@ class _Simulation:
         rec = settle(charges, s.schedule.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
                      self.customers.method(visit))  # fmt: skip
         if acct is not None:
-            self.customers.record(acct, s.plug_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
+            self.customers.record(acct, end_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
         return rec, charges.idle_min
 
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
