@@ -104,6 +104,20 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
             rows.append(
                 ("demand-response compliance", f"{grid['dr_compliance_pct']:.1f} % of {grid['dr_events']} events")
             )
+    rev = kpis.get("revenue")
+    if rev is not None:
+        price = rev["average_price_per_kwh"]
+        rows += [
+            ("average price paid", f"{price:,.3f} {cur}/kWh" if price is not None else "–"),
+            ("margin", f"{rev['margin']:,.2f} {cur}"),
+        ]
+        if rev["members_joined"] or rev["payment_failures"] or rev["sessions_priced_out"]:
+            rows.append(
+                (
+                    "members / payment failures / priced out",
+                    f"{rev['members_joined']:,} / {rev['payment_failures']:,} / {rev['sessions_priced_out']:,}",
+                )
+            )
     svc = kpis.get("serviceability")
     if svc is not None:
         fix = svc["first_time_fix_rate"]

@@ -173,3 +173,18 @@ def test_yaml_anchors_and_merge_keys():
 
     merged = yaml.load("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  q: 3\n", Loader=_UniqueKeyLoader)  # noqa: S506
     assert merged["b"] == {"p": 1, "q": 3}
+
+
+def test_revenue_sections_name_the_field_and_the_fix(tmp_path):
+    """A bad time of day, tiers not starting at 0, a plan without a population: each names its path and the fix."""
+    data = scenario_data(
+        tariff={"periods": [{"start": "25:00", "end": "06:00"}], "time_tiers": [{"from_kw": 50, "price_per_min": 1}]},
+        memberships=[{"name": "plus", "monthly_fee": 5}],
+        pricing={"kind": "occupancy", "floor_per_kwh": 0.6, "ceiling_per_kwh": 0.3},
+    )
+    problems = "\n".join(_problems(tmp_path, data))
+    assert "tariff.periods[0].start: '25:00' is not a time of day; write HH:MM" in problems
+    assert "tariff.time_tiers: the first time tier must start at from_kw: 0" in problems
+    assert "pricing: ceiling_per_kwh (=0.3) must be >= floor_per_kwh" in problems
+    data = scenario_data(memberships=[{"name": "plus", "monthly_fee": 5}])
+    assert "set drivers.population" in "\n".join(_problems(tmp_path, data))

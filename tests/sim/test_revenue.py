@@ -246,3 +246,43 @@ def test_demand_charge_is_rate_times_monthly_peak(tmp_path):
     assert k["revenue"]["margin"] == pytest.approx(
         k["revenue"]["revenue"] - k["revenue"]["energy_cost"] - k["revenue"]["demand_charge"], abs=0.011
     )
+
+
+def test_pricing_policies_are_linear_between_floor_and_ceiling():
+    """Occupancy 3 of 4 ports between 20 % → floor and 100 % → ceiling; demand counts the queue; energy price × markup."""
+    from sim.config.revenue import DemandPricing, EnergyPricePricing, OccupancyPricing
+    from sim.managers.base import EvseStatus, EvseView, SiteView
+    from sim.managers.pricing import DynamicPricing
+
+    def view(in_use, waiting):
+        evses = tuple(EvseView(f"e{i}", "c", EvseStatus.CHARGING, 11, math.inf, 0, f"s{i}" if i < in_use else None)
+                      for i in range(4))  # fmt: skip
+        return SiteView("a", 100, evses, waiting=waiting)
+
+    band = {"floor_per_kwh": 0.3, "ceiling_per_kwh": 0.7, "low_frac": 0.2, "high_frac": 1.0}
+    occ = DynamicPricing(OccupancyPricing(kind="occupancy", **band), {})
+    assert occ.price_per_kwh(view(3, 5), 0.0) == round(0.3 + 0.4 * (0.75 - 0.2) / 0.8, 2)
+    assert occ.price_per_kwh(view(0, 0), 0.0) == 0.3
+    dem = DynamicPricing(DemandPricing(kind="demand_based", **band), {})
+    assert dem.price_per_kwh(view(3, 1), 0.0) == 0.7  # (3 + 1) / 4 = 100 %
+    follow = DynamicPricing(EnergyPricePricing(kind="follow_energy_price", floor_per_kwh=0.2, ceiling_per_kwh=0.8,
+                                               markup=2.0, adder_per_kwh=0.1), {})  # fmt: skip
+    assert follow.price_per_kwh(view(0, 0), 0.15) == 0.4
+    assert follow.price_per_kwh(view(0, 0), 0.5) == 0.8  # capped at the ceiling
+
+
+def test_points_loyalty_redeems_after_enough_spending():
+    """1 point per unit paid; 100 points take 5.00 off the next session."""
+    plan = MembershipPlan.model_validate(
+        {
+            "name": "p",
+            "monthly_fee": 1,
+            "loyalty": {"kind": "points", "points_per_unit": 1, "redeem_points": 100, "redeem_value": 5},
+        }  # fmt: skip
+    )
+    customers = Customers(make_scenario(memberships=[PLAN], drivers={"population": 1}), {}, {})
+    acct = Account(0, -1, math.inf)
+    assert customers.loyalty(acct, plan, 6000) == 0  # earns 60
+    assert customers.loyalty(acct, plan, 4000) == 0  # earns 40: 100
+    assert customers.loyalty(acct, plan, 2000) == 500  # redeems, then earns 15
+    assert acct.points == 15
