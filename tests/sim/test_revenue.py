@@ -249,7 +249,7 @@ def test_demand_charge_is_rate_times_monthly_peak(tmp_path):
 
 
 def test_pricing_policies_are_linear_between_floor_and_ceiling():
-    """Occupancy 3 of 4 ports between 20 % → floor and 100 % → ceiling; demand counts the queue; energy price × markup."""
+    """Occupancy: 3 of 4 ports in use, floor at 20 %, ceiling at 100 %; demand adds the queue; energy price × markup."""
     from sim.config.revenue import DemandPricing, EnergyPricePricing, OccupancyPricing
     from sim.managers.base import EvseStatus, EvseView, SiteView
     from sim.managers.pricing import DynamicPricing
