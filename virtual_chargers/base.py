@@ -339,8 +339,9 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         reboot = asyncio.ensure_future(self._reboot.wait())
         try:
             await asyncio.wait({receiver, session, reboot}, return_when=asyncio.FIRST_COMPLETED)
-            if session.done() and not session.cancelled() and session.exception() is not None:
-                self.ctx.log.violation(self.spec.id, "session", repr(session.exception()))
+            failed = session.exception() if session.done() and not session.cancelled() else None
+            if failed is not None and not isinstance(failed, OfflineError):  # a lost connection breaks no rule
+                self.ctx.log.violation(self.spec.id, "session", repr(failed))
         finally:
             self.online.clear()
             self.accepted = False
