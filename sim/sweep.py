@@ -89,6 +89,7 @@ _REPORT_KPIS = (
     "network.energy_delivered_kwh",
     "network.peak_kw",
     "network.revenue",
+    "revenue.margin",
     "serviceability.port_uptime_mean_pct",
 )
 
@@ -618,7 +619,7 @@ def _variant_problem(
 
 
 def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
-    """KPI columns of a run: ``network.<kpi>``, ``sites.<id>.<kpi>``, ``serviceability.<kpi>``.
+    """KPI columns of a run: ``network.<kpi>``, ``sites.<id>.<kpi>``, ``serviceability.<kpi>``, ``revenue.<kpi>``.
 
     Only numbers (and None, as NaN) are kept; nested tables such as the serviceability
     fault modes are left to the run's own files.
@@ -635,9 +636,10 @@ def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
         for name, value in site.items():
             if scalar(value):
                 out[f"sites.{site_id}.{name}"] = math.nan if value is None else float(value)
-    for name, value in (kpis.get("serviceability") or {}).items():
-        if scalar(value):
-            out[f"serviceability.{name}"] = math.nan if value is None else float(value)
+    for section in ("serviceability", "revenue"):
+        for name, value in (kpis.get(section) or {}).items():
+            if scalar(value):
+                out[f"{section}.{name}"] = math.nan if value is None else float(value)
     return out
 
 
@@ -940,8 +942,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def default_kpis(table: pd.DataFrame) -> list[str]:
-    """The network and serviceability KPI columns of a sweep table (site columns left out)."""
-    return [c for c in table.columns if c.startswith(("network.", "serviceability."))]
+    """The network, serviceability and revenue KPI columns of a sweep table (site columns left out)."""
+    return [c for c in table.columns if c.startswith(("network.", "serviceability.", "revenue."))]
 
 
 def report_kpis(table: pd.DataFrame, chosen: Sequence[str] | None = None) -> list[str]:
