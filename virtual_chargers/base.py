@@ -371,7 +371,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.booted.set()
         while True:
             await self.clock.sleep(self.heartbeat_interval_s)
-            with contextlib.suppress(CsmsCallError, TimeoutError):
+            with contextlib.suppress(CsmsCallError, TimeoutError, OCPPError):
                 await self.send_heartbeat()
 
     async def _do_reboot(self) -> None:
@@ -420,7 +420,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 continue
             try:
                 await self.send_queued(msg)
-            except CsmsCallError:
+            except (CsmsCallError, OCPPError):  # a CallError, or an answer that broke the schema (a violation)
                 if q.failed_attempt(msg.seq) >= self.transaction_attempts():
                     q.done(msg.seq)
                     self.ctx.log.summary.queued_dropped += 1
