@@ -27,8 +27,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
-from ocpp.messages import MessageType
+from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import best_match
+from ocpp.exceptions import (
+    FormatViolationError,
+    OccurrenceConstraintViolationError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    TypeConstraintViolationError,
+)
+from ocpp.messages import MessageType, get_validator
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as LibChargePoint
 from ocpp.v201 import call, call_result
@@ -85,6 +93,19 @@ _TRIGGERABLE = {
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _schema_error(action: str, error: SchemaError) -> OCPPError:
+    """The 2.0.1 CallError for a payload that breaks the ``action`` schema."""
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    details = {"cause": f"{action} {where}: {error.message}"[:500]}
+    if error.validator == "type":
+        return TypeConstraintViolationError(details=details)
+    if error.validator in ("required", "minItems", "maxItems"):
+        return OccurrenceConstraintViolationError(details=details)
+    if error.validator in ("enum", "minimum", "maximum", "maxLength", "minLength", "pattern"):
+        return PropertyConstraintViolationError(details=details)
+    return FormatViolationError(details=details)
 
 
 @dataclass
@@ -223,6 +244,19 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         frame = [MessageType.CallError, uid, problem[0], problem[1], {}]
         with contextlib.suppress(Exception):
             await self._send(json.dumps(frame, separators=(",", ":")))
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """Check a CALL against its schema with 2.0.1's error codes before the library handles it.
+
+        The library answers every schema breach but a wrong type with FormatViolation or ProtocolError;
+        2.0.1 distinguishes a value outside its enumeration or range (PropertyConstraintViolation), a
+        missing or surplus occurrence (OccurrenceConstraintViolation) and a wrong type.
+        """
+        if msg.action in self.route_map:
+            error = best_match(get_validator(MessageType.Call, msg.action, self.ocpp_version).iter_errors(msg.payload))
+            if error is not None:
+                raise _schema_error(msg.action, error)
+        return await super()._handle_call(msg)
 
     # ------------------------------------------------------------------ boot, heartbeat, status
 

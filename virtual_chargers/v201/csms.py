@@ -76,7 +76,10 @@ class Csms201Records:
         authorizations: (station, idToken) asked for.
         heartbeats: Heartbeats per station.
         data_transfers: (station, DataTransfer payload).
-        events: Awaken on every received message, for tests that wait for something.
+        scripted: action → answers to give instead of the normal one, oldest first: a payload (sent
+            as a CallResult without schema checks) or a string (sent as the whole frame, ``{id}``
+            replaced by the request's message id). For tests of a CSMS that breaks the protocol.
+        changed: Notified on every received message, for tests that wait for something.
     """
 
     registration: str = "Accepted"
@@ -92,6 +95,7 @@ class Csms201Records:
     authorizations: list[tuple[str, str]] = field(default_factory=list)
     heartbeats: dict[str, int] = field(default_factory=dict)
     data_transfers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    scripted: dict[str, list[Any]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def transactions(self, charger: str | None = None) -> dict[str, list[TxEventRecord]]:
@@ -168,7 +172,14 @@ class Csms201Handler(ChargePoint):
             if waiter is not None and not waiter.done():
                 waiter.set_result(msg)
                 return
-        await super().route_message(raw_msg)
+        if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2 and self.records.scripted.get(str(msg[2])):
+            answer = self.records.scripted[str(msg[2])].pop(0)
+            if isinstance(answer, str):
+                await self._send(answer.replace("{id}", str(msg[1])))
+            else:
+                await self._send(json.dumps([3, msg[1], answer], separators=(",", ":")))
+        else:
+            await super().route_message(raw_msg)
         await self.records._notify()
 
     async def _send(self, message: str) -> None:
