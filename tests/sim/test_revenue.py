@@ -286,3 +286,35 @@ def test_points_loyalty_redeems_after_enough_spending():
     assert customers.loyalty(acct, plan, 4000) == 0  # earns 40: 100
     assert customers.loyalty(acct, plan, 2000) == 500  # redeems, then earns 15
     assert acct.points == 15
+
+
+def test_revenue_runs_are_byte_identical(tmp_path):
+    """Same scenario and seed with every revenue feature on: identical result files."""
+    site_b = {"id": "b", "lat": 52.01, "lon": 4.01, "capacity_kw": 50.0,
+              "chargers": [{"model": "ac", "count": 2, "power_kw": 11.0, "current": "ac"}]}  # fmt: skip
+    data = make_scenario().model_dump(mode="json")
+    network = {"sites": [*data["network"]["sites"], site_b]}
+    s = make_scenario(
+        horizon_days=35,
+        network=network,
+        tariff={
+            "price_per_kwh": 0.5,
+            "idle_fee_per_min": 0.2,
+            "periods": [{"start": "17:00", "end": "21:00", "price_per_kwh": 0.7}],
+        },  # fmt: skip
+        pricing={"kind": "demand_based", "floor_per_kwh": 0.3, "ceiling_per_kwh": 0.8, "sites": ["b"]},
+        drivers={
+            "population": 30,
+            "site_choice": {"radius_km": 5},
+            "price_response": {"reference_price_per_kwh": 0.4, "shift_share": 0.5},
+        },  # fmt: skip
+        memberships=[PLAN],
+        payments=PAYMENTS,
+    )
+    write_results(simulate(s), tmp_path / "a")
+    write_results(simulate(s), tmp_path / "b")
+    for name in ("sessions.parquet", "invoices.parquet", "tariffs.parquet", "kpis.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    sessions = pd.read_parquet(tmp_path / "a" / "sessions.parquet")
+    assert (sessions["site_id"] == "b").any()
+    assert (sessions["detour_km"] > 0).any()
