@@ -34,6 +34,7 @@ examples:
   chargetwin schema > scenario.schema.json                 JSON Schema for your editor
   chargetwin report out/small_city                         render the report again
   chargetwin sweep scenarios/sweeps/managers.yaml          variants × seeds on all cores, with a report
+  chargetwin compare out/run_a out/run_b                   two runs' KPIs side by side
 """
 
 
@@ -201,6 +202,27 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """Show two runs' KPIs side by side and write comparison.md/.html."""
+    from reports.compare import compare_runs
+
+    out = Path(args.out) if args.out else Path("out") / f"compare-{Path(args.run_a).name}-vs-{Path(args.run_b).name}"
+    try:
+        comparison, folder = compare_runs(Path(args.run_a), Path(args.run_b), out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    table = Table(title=f"A: {args.run_a}   B: {args.run_b}", header_style="bold")
+    for name in ("KPI", "A", "B", "B − A", "change"):
+        table.add_column(name, justify="left" if name == "KPI" else "right")
+    for row in comparison.table().rows:
+        table.add_row(*row)
+    console.print(table)
+    if not comparison.same_arrivals:
+        console.print("note: the runs differ in scenario, seed, start or horizon, so their drivers differ too")
+    console.print(f"comparison: {folder}")
+    return 0
+
+
 def _sweep_progress(console: Console) -> tuple[Callable[[Any], None], Callable[[], None]]:
     """A bar of runs done, failed and time left; shown only on a terminal, so logs and tests stay quiet."""
     state: dict[str, Any] = {}
@@ -356,6 +378,11 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--compare", nargs=2, metavar=("A", "B"), help="paired difference B − A (variant id or label)")
     swp.add_argument("--reports", action="store_true", help="also render each run's report (slower)")
     swp.set_defaults(func=cmd_sweep)
+    cmp = sub.add_parser("compare", help="two results folders' KPIs side by side (e.g. a CSMS against a manager)")
+    cmp.add_argument("run_a", help="results folder A")
+    cmp.add_argument("run_b", help="results folder B")
+    cmp.add_argument("--out", help="where to write comparison.md/.html (default: out/compare-A-vs-B)")
+    cmp.set_defaults(func=cmd_compare)
     from virtual_chargers.cli import add_subcommands
 
     add_subcommands(sub)  # chargers, csms
