@@ -41,6 +41,7 @@ from sim.managers.base import (
     EvseStatus,
     EvseView,
     NetworkManager,
+    NetworkView,
     PriceChanged,
     Reset,
     ScheduleMaintenance,
@@ -63,7 +64,7 @@ from sim.sessions import Cause, EventKind, Outcome, Session, State
 from sim.tariffs import BusyClock, Record, TariffSchedule, session_charges, settle
 from sim.units import S_PER_DAY
 
-__all__ = ["SESSION_FLOATS", "RunTables", "simulate"]
+__all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
@@ -835,15 +836,75 @@ class _Simulation:
             self.reliability.finish(t_s)
         self.customers.finish(t_s)
 
-    def run(self, progress: Callable[[float], None] | None) -> None:
-        horizon_s = self.scenario.horizon_s
-        day = 1
-        while self.env.now < horizon_s:
-            self.env.run(until=min(day * S_PER_DAY, horizon_s))
-            day += 1
-            if progress is not None:
-                progress(self.env.now / horizon_s)
-        self.finish(horizon_s)
+
+class Simulation:
+    """A run advanced from outside, step by step: for runs paced against the wall clock with a real backend.
+
+    `advance` moves simulated time forward; between two calls the caller may `apply` the
+    commands a backend sent and add `demand_response` signals, which take effect at the
+    current simulated time. `simulate` is this run straight through.
+    """
+
+    def __init__(self, scenario: Scenario, manager: NetworkManager | None = None) -> None:
+        """Build the run of `scenario`, with `manager` in place of the scenario's if given."""
+        self._t0 = time.perf_counter()
+        models = demand.fleet_models(scenario)
+        self._sim = _Simulation(scenario, models, demand.generate(scenario, models), manager)
+        self._next_dr_id = 1_000_000  # ids of signals added while running, after the scenario's own
+        self.scenario = scenario
+
+    @property
+    def t_s(self) -> float:
+        """Current simulated time."""
+        return float(self._sim.env.now)
+
+    @property
+    def view(self) -> NetworkView:
+        """The network as a manager sees it now."""
+        return self._sim.view
+
+    def advance(self, t_s: float) -> None:
+        """Process every event up to `t_s` (at most the horizon); simulated time is then `t_s`."""
+        until = min(t_s, self.scenario.horizon_s)
+        if until > self._sim.env.now:
+            self._sim.env.run(until=until)
+
+    def apply(self, commands: Sequence[Command]) -> None:
+        """Carry out a backend's commands now, as if the manager had answered an event with them."""
+        self._sim._apply(commands, self._sim.env.now)
+
+    def demand_response(self, site_id: SiteId, start_t_s: float, end_t_s: float, cap_kw: float) -> None:
+        """A grid operator's cap on a site from `start_t_s` (not before now) to `end_t_s`, announced now."""
+        sim = self._sim
+        now = sim.env.now
+        start = max(start_t_s, now)
+        if end_t_s <= start:
+            return
+        window = DrWindow(self._next_dr_id, sim.site_index[site_id], now, start, end_t_s, cap_kw, None, False)
+        self._next_dr_id += 1
+        sim.env.timeout(0.0, window).callbacks.append(sim._dr_notify)
+        sim.env.timeout(start - now, window).callbacks.append(sim._dr_start)
+
+    def finish(self) -> RunTables:
+        """Close the run at the horizon (or now, if earlier) and return its tables."""
+        sim = self._sim
+        sim.finish(min(float(sim.env.now), self.scenario.horizon_s))
+        return RunTables(
+            self.scenario,
+            sim.models,
+            sim.sites,
+            sim.evses,
+            sim.profiles.profiles,
+            sim.sessions.arrays(),
+            sim.events.arrays(),
+            sim.intervals.arrays(),
+            time.perf_counter() - self._t0,
+            sim.reliability.record() if sim.reliability is not None else None,
+            sim.dr.arrays(),
+            sim.prices,
+            sim.customers.invoices.arrays(),
+            sim.tariff_changes.arrays(),
+        )
 
 
 def simulate(
@@ -859,23 +920,12 @@ def simulate(
         manager: A network manager of your own in place of the scenario's `manager` (the
             scenario's maintenance operator, if any, still runs beside it).
     """
-    t0 = time.perf_counter()
-    models = demand.fleet_models(scenario)
-    sim = _Simulation(scenario, models, demand.generate(scenario, models), manager)
-    sim.run(progress)
-    return RunTables(
-        scenario,
-        models,
-        sim.sites,
-        sim.evses,
-        sim.profiles.profiles,
-        sim.sessions.arrays(),
-        sim.events.arrays(),
-        sim.intervals.arrays(),
-        time.perf_counter() - t0,
-        sim.reliability.record() if sim.reliability is not None else None,
-        sim.dr.arrays(),
-        sim.prices,
-        sim.customers.invoices.arrays(),
-        sim.tariff_changes.arrays(),
-    )
+    run = Simulation(scenario, manager)
+    horizon_s = scenario.horizon_s
+    day = 1
+    while run.t_s < horizon_s:
+        run.advance(day * S_PER_DAY)
+        day += 1
+        if progress is not None:
+            progress(run.t_s / horizon_s)
+    return run.finish()
