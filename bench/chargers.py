@@ -43,7 +43,9 @@ async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Pat
             spec = ChargerSpec(f"CP{i + 1:05d}", (ConnectorSpec(22.0),))
             await fleet.add_spec(spec, config={"MeterValueSampleInterval": "10"})
             await asyncio.sleep(fleet.clock.to_wall_s(30.0) / chargers)  # boots spread over a heartbeat interval
-        await fleet.wait_all_booted(120)
+        while (online := sum(c.online.is_set() for c in fleet.chargers.values())) < chargers:
+            print(f"  {online}/{chargers} online, {fleet.log.summary.connects} connects", flush=True)
+            await asyncio.sleep(5)
         for cp in fleet.chargers.values():
             await cp.plug_in(1, ev, "BENCH")
             await asyncio.sleep(fleet.clock.to_wall_s(10.0) / chargers)  # samples spread over the interval
