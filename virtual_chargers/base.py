@@ -403,11 +403,16 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
 
     @staticmethod
     async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
-        pending = [t for t in list(tasks) if not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        cancelled = [t for t in list(tasks) if not t.done()]
+        pending = set(cancelled)
+        while pending:
+            for t in pending:
+                t.cancel()
+            # Python 3.11's asyncio.wait_for swallows a cancellation that races with its result (the
+            # library's call() then waits its whole response timeout for the next answer): cancel again.
+            _, pending = await asyncio.wait(pending, timeout=0.2)
+        if cancelled:
+            await asyncio.gather(*cancelled, return_exceptions=True)
 
     async def _deliver_queue(self) -> None:
         """Send queued transaction messages in order, one at a time, retrying on CallErrors."""
