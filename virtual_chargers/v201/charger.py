@@ -447,7 +447,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             needs["dc_charging_parameters"] = {
                 "ev_max_current": int(kw_to_amps(max_kw, c.spec.voltage_v, 1)),
                 "ev_max_voltage": int(c.spec.voltage_v),
-                "energy_amount": int(need_wh),
+                "energy_amount": round(need_wh),
                 "ev_max_power": int(kw_to_w(max_kw)),
                 "state_of_charge": int(round(c.meter.soc_frac * 100)),
                 "ev_energy_capacity": int(ev.model.capacity_kwh * 1000),
@@ -457,7 +457,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             phases = c.meter.phases
             needs["requested_energy_transfer"] = "AC_three_phase" if phases == 3 else "AC_single_phase"
             needs["ac_charging_parameters"] = {
-                "energy_amount": int(need_wh),
+                "energy_amount": round(need_wh),
                 "ev_min_current": 6,
                 "ev_max_current": int(kw_to_amps(ev.model.ac_max_kw, c.spec.voltage_v, phases)),
                 "ev_max_voltage": int(c.spec.voltage_v),
