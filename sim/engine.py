@@ -859,6 +859,11 @@ class Simulation:
         return float(self._sim.env.now)
 
     @property
+    def next_event_t_s(self) -> float:
+        """Simulated time of the next scheduled event (inf when none is left)."""
+        return float(self._sim.env.peek())
+
+    @property
     def view(self) -> NetworkView:
         """The network as a manager sees it now."""
         return self._sim.view
@@ -873,14 +878,21 @@ class Simulation:
         """Carry out a backend's commands now, as if the manager had answered an event with them."""
         self._sim._apply(commands, self._sim.env.now)
 
-    def demand_response(self, site_id: SiteId, start_t_s: float, end_t_s: float, cap_kw: float) -> None:
-        """A grid operator's cap on a site from `start_t_s` (not before now) to `end_t_s`, announced now."""
+    def demand_response(
+        self, site_id: SiteId, start_t_s: float, end_t_s: float, cap_kw: float | None, shed_kw: float | None = None
+    ) -> None:
+        """A grid operator's cap (or shed from the load at its start) on a site, announced now.
+
+        It holds from `start_t_s` (not before now) to `end_t_s`.
+        """
+        if (cap_kw is None) == (shed_kw is None):
+            raise ValueError("give exactly one of cap_kw or shed_kw")
         sim = self._sim
         now = sim.env.now
         start = max(start_t_s, now)
         if end_t_s <= start:
             return
-        window = DrWindow(self._next_dr_id, sim.site_index[site_id], now, start, end_t_s, cap_kw, None, False)
+        window = DrWindow(self._next_dr_id, sim.site_index[site_id], now, start, end_t_s, cap_kw, shed_kw, False)
         self._next_dr_id += 1
         sim.env.timeout(0.0, window).callbacks.append(sim._dr_notify)
         sim.env.timeout(start - now, window).callbacks.append(sim._dr_start)

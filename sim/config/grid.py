@@ -17,6 +17,7 @@ __all__ = [
     "DemandResponseEvent",
     "EnergyPrice",
     "Grid",
+    "OpenAdr",
     "PriceFlat",
     "PriceSeries",
     "PriceTou",
@@ -105,11 +106,30 @@ class RandomDemandResponse(StrictModel):
         return self
 
 
+class OpenAdr(StrictModel):
+    """Demand-response events from a real OpenADR 2.0b server (VTN), received by the twin's VEN.
+
+    The run is then paced against the wall clock at `speed` (simulated seconds per second):
+    an event's times are wall-clock times, met by the simulation at the matching simulated
+    time. SIMPLE level signals cap a site at `simple_level_cap_frac[level]` of its limit;
+    LOAD_CONTROL x-loadControlCapacity caps it at that fraction, x-loadControlSetpoint at
+    that many kW, and x-loadControlLevelOffset sheds that many kW from the load at the start.
+    """
+
+    vtn_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8080/OpenADR2/Simple/2.0b")
+    ven_name: str = Field(default="chargetwin", min_length=1)
+    policy: Literal["opt_in", "opt_out"] = Field(default="opt_in", description="answer to every event")
+    speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
+    simple_level_cap_frac: list[float] = Field(default=[1.0, 0.75, 0.5, 0.25], min_length=4, max_length=4)
+    report_interval_s: float = Field(default=60.0, gt=0, description="wall-clock seconds between load reports")
+
+
 class DemandResponse(StrictModel):
-    """Scheduled and random demand-response events."""
+    """Scheduled and random demand-response events, and an OpenADR server to take more from."""
 
     events: list[DemandResponseEvent] = []
     random: RandomDemandResponse | None = None
+    openadr: OpenAdr | None = None
 
 
 class SolarPV(StrictModel):

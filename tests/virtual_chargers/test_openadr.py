@@ -1,0 +1,100 @@
+"""The OpenADR round trip: a real openleadr VTN on loopback pushes events to the twin's VEN in a paced run."""
+
+import asyncio
+import socket
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sim.config.grid import OpenAdr
+from sim.engine import Simulation
+from sim.metrics import build_tables
+from tests.conftest import make_scenario
+from virtual_chargers.clock import SimClock
+from virtual_chargers.openadr import TwinVen
+from virtual_chargers.pacing import Pacer
+
+openleadr = pytest.importorskip("openleadr")
+# The openleadr library's own use of aiohttp, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:It is recommended to use web.AppKey")
+
+SPEED = 3600.0  # a simulated hour per wall-clock second
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def round_trip():
+    port = free_port()
+    vtn = openleadr.OpenADRServer(vtn_id="grid-operator", http_host="127.0.0.1", http_port=port,
+                                  requested_poll_freq=timedelta(seconds=0.5), show_fingerprint=False)  # fmt: skip
+    opts, reports, registered = [], [], asyncio.Event()
+
+    async def on_registration(info):
+        registered.set()
+        return "ven-twin", "reg-1"
+
+    async def on_register_report(ven_id, resource_id, measurement, unit, scale, min_sampling_interval,
+                                 max_sampling_interval):  # fmt: skip
+        async def on_update(data):
+            reports.extend((resource_id, value) for _, value in data)
+
+        return on_update, timedelta(seconds=1)
+
+    async def on_opt(ven_id, event_id, opt_type):
+        opts.append((event_id, opt_type))
+
+    vtn.add_handler("on_create_party_registration", on_registration)
+    vtn.add_handler("on_register_report", on_register_report)
+    await vtn.run_async()
+    scenario = make_scenario(horizon_days=0.5, manager={"kind": "equal_share"},
+                             demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 10.0},
+                                      "dwell_min": 240}])  # fmt: skip
+    clock = SimClock(SPEED, scenario.start)
+    pacer = Pacer(Simulation(scenario), clock)
+    cfg = OpenAdr(vtn_url=f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", report_interval_s=1.0, speed=SPEED)
+    ven = TwinVen(cfg, pacer)
+    run_task = asyncio.create_task(pacer.run())
+    try:
+        await ven.start()
+        await asyncio.wait_for(registered.wait(), 10)
+        now, sim_now = datetime.now(UTC), clock.t_s()
+        windows = [
+            (now + timedelta(seconds=3), timedelta(seconds=2), "simple", "level", 2.0),  # 50 % of 100 kW
+            (now + timedelta(seconds=7), timedelta(seconds=2), "LOAD_CONTROL", "x-loadControlSetpoint", 15.0),
+        ]
+        for k, (start, duration, name, kind, payload) in enumerate(windows):
+            vtn.add_event(ven_id="ven-twin", signal_name=name, signal_type=kind, event_id=f"e{k}",
+                          intervals=[{"dtstart": start, "duration": duration, "signal_payload": payload}],
+                          callback=on_opt)  # fmt: skip
+        tables = await asyncio.wait_for(run_task, 60)
+    finally:
+        pacer.stop()
+        await ven.stop()
+        await vtn.stop()
+    return tables, windows, (now, sim_now), opts, reports, ven
+
+
+def test_openadr_events_cap_the_simulated_load():
+    """Two VTN events become caps at the matching simulated times; the VTN gets the opt-ins and load reports."""
+    tables, windows, (now, sim_now), opts, reports, ven = asyncio.run(round_trip())
+    dr = tables.dr
+    assert dr is not None
+    assert sorted(dr["cap_kw"].tolist()) == [15.0, 50.0]
+    steps = build_tables(tables).load_steps
+    for (start, duration, *_), a, b, cap in zip(windows, dr["start_t_s"], dr["end_t_s"], dr["cap_kw"], strict=True):
+        # The simulated time at which the wall clock reads the event's start (to within 50 ms of wall time).
+        assert a == pytest.approx(sim_now + (start - now).total_seconds() * SPEED, abs=0.05 * SPEED)
+        assert b - a == pytest.approx(duration.total_seconds() * SPEED, rel=1e-6)
+        inside = steps[(steps["t_s"] >= a) & (steps["t_s"] < b)]
+        assert inside["power_kw"].max() <= cap + 1e-6
+    # The windows are 4 wall seconds apart, so 4 simulated hours apart.
+    assert dr["start_t_s"][1] - dr["start_t_s"][0] == pytest.approx(4 * SPEED, abs=0.01 * SPEED)
+    assert steps["power_kw"].max() > 50.0  # outside the events the load was above both caps
+    assert sorted(opts) == [("e0", "optIn"), ("e1", "optIn")]
+    assert [r.opt for r in ven.received] == ["optIn", "optIn"]
+    assert {site for site, _ in reports} == {"a"}
+    assert len(reports) >= 2
