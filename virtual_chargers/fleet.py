@@ -44,6 +44,7 @@ class PlannedSession:
     ev: EVSession
     dwell_s: float
     id_tag: str
+    iso15118: bool = False  # the EV tells its departure and energy need (2.0.1 NotifyEVChargingNeeds)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
             soc_in = float(a.soc_in_frac[k])
             ev = EVSession(models[int(a.model[k])], soc_in, max(soc_in, float(a.target_soc_frac[k])))
             serial += 1
-            sessions[charger_index].append(PlannedSession(t_s, connector_id, ev, dwell_s, f"EV{serial:08d}"))
+            sessions[charger_index].append(
+                PlannedSession(t_s, connector_id, ev, dwell_s, f"EV{serial:08d}", bool(a.iso15118[k]))
+            )
         plans.extend(PlannedCharger(s, tuple(ss)) for s, ss in zip(specs, sessions, strict=True))
     return plans
 
@@ -147,7 +150,10 @@ async def _drive(charger: Any, clock: SimClock, sessions: Sequence[PlannedSessio
         if c.ev is not None:
             continue  # the previous EV is still there (its unplug is pending)
         try:
-            await charger.plug_in(s.connector_id, s.ev, s.id_tag)
+            if s.iso15118 and charger.ocpp_version == "2.0.1":
+                await charger.plug_in(s.connector_id, s.ev, s.id_tag, iso15118=True, departure_s=s.dwell_s)
+            else:
+                await charger.plug_in(s.connector_id, s.ev, s.id_tag)
         except ValueError:
             continue
         charger.spawn(_leave(charger, clock, s))

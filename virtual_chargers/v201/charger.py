@@ -67,7 +67,7 @@ from virtual_chargers.v201.device_model import (
 )
 from virtual_chargers.v201.smart_charging import PURPOSES, ProfileError, StationProfiles, profile_from_ocpp
 
-__all__ = ["V201Charger"]
+__all__ = ["KEYS_16", "V201Charger"]
 
 _UNITS = {
     "Energy.Active.Import.Register": ("Wh", "Outlet"),
@@ -89,6 +89,28 @@ _TRIGGERABLE = {
     "StatusNotification",
     "TransactionEvent",
 }
+
+
+# 1.6 configuration keys the fleet, the CLI's --config and the pytest plugin may give, as 2.0.1 variables.
+KEYS_16 = {
+    "HeartbeatInterval": "OCPPCommCtrlr.HeartbeatInterval",
+    "MeterValueSampleInterval": "SampledDataCtrlr.TxUpdatedInterval",
+    "MeterValuesSampledData": "SampledDataCtrlr.TxUpdatedMeasurands",
+    "StopTxnSampledData": "SampledDataCtrlr.TxEndedMeasurands",
+    "ClockAlignedDataInterval": "AlignedDataCtrlr.Interval",
+    "MeterValuesAlignedData": "AlignedDataCtrlr.Measurands",
+    "TransactionMessageAttempts": "OCPPCommCtrlr.MessageAttempts[TransactionEvent]",
+    "TransactionMessageRetryInterval": "OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]",
+    "ConnectionTimeOut": "TxCtrlr.EVConnectionTimeOut",
+    "StopTransactionOnInvalidId": "TxCtrlr.StopTxOnInvalidId",
+    "AuthorizeRemoteTxRequests": "AuthCtrlr.AuthorizeRemoteStart",
+    "LocalAuthorizeOffline": "AuthCtrlr.LocalAuthorizeOffline",
+    "LocalPreAuthorize": "AuthCtrlr.LocalPreAuthorize",
+    "AllowOfflineTxForUnknownId": "AuthCtrlr.OfflineTxForUnknownIdEnabled",
+    "ChargeProfileMaxStackLevel": "SmartChargingCtrlr.ProfileStackLevel",
+    "ChargingScheduleMaxPeriods": "SmartChargingCtrlr.PeriodsPerSchedule",
+}
+"""1.6 key → ``Component.Variable[Instance]`` of the 2.0.1 device model."""
 
 
 def _snake(name: str) -> str:
@@ -132,6 +154,8 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             ReadOnly ones too, as a station's configuration. Invalid values raise ValueError.
         default_ev: The EV a remote start or a bare `plug_in` plugs in.
         firmware_step_s: Simulated seconds each firmware step (download, install) takes.
+        config: What the fleet, the CLI and the pytest plugin pass for both versions: ``Component.Variable``
+            names, or 1.6 keys that have a 2.0.1 variable (`KEYS_16`).
     """
 
     subprotocol: ClassVar[str] = "ocpp2.0.1"
@@ -152,6 +176,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         variables: Mapping[str, str] | None = None,
         default_ev: EVSession = DEFAULT_EV,
         firmware_step_s: float = 60.0,
+        config: Mapping[str, str] | None = None,
     ) -> None:
         """A stopped station; `run` brings it up."""
         self.dm: DeviceModel = standard_device_model(
@@ -165,6 +190,14 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             basic_auth_password=ctx.password or "",
             identity=spec.id,
         )
+        for key, value in (config or {}).items():
+            name = KEYS_16.get(key, key)
+            if "." not in name:
+                raise ValueError(
+                    f"config: {key} is a 1.6 key without a 2.0.1 variable here; give Component.Variable "
+                    f"(e.g. SampledDataCtrlr.TxUpdatedInterval) or one of {', '.join(sorted(KEYS_16))}"
+                )
+            self._configure(name, value)
         for name, value in (variables or {}).items():
             self._configure(name, value)
         self.default_ev = default_ev
