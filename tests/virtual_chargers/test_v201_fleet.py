@@ -55,3 +55,17 @@ def test_unknown_16_key_fails_fast(arun: Any) -> None:
                 await fleet.add("CS3", ocpp="2.0.1", start=False, variables={"TxCtrlr.TxStartPoint": "Sometime"})
 
     arun(scenario())
+
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE_201 = Path(__file__).resolve().parents[2] / "virtual_chargers" / "examples" / "test_my_csms_201.py"
+
+
+def test_pytest_plugin_runs_the_201_example(pytester: pytest.Pytester) -> None:
+    """``--csms-ocpp 2.0.1``: the ``virtual_charger`` fixture gives 2.0.1 stations and the 2.0.1 example passes."""
+    pytester.makepyfile(test_example=EXAMPLE_201.read_text())
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--csms-speed", "600", "--csms-ocpp", "2.0.1", "-W", "error"
+    )
+    result.assert_outcomes(passed=1)
