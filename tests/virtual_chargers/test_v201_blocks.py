@@ -156,6 +156,14 @@ def test_authorization_start_points_and_stops(arun: Any, tmp_path: Path) -> None
             tx2 = [e for e in rec.tx_events if e.payload.get("evse", {}).get("id") == 2]
             assert len(tx2) == 1  # Started on plug-in, and nothing more: no authorization, no energy
             assert cp.connectors[2].meter.charging is False
+            # Nobody authorizes it within TxCtrlr.EVConnectionTimeOut (120 s): it ends (EVConnectTimeout, Timeout).
+            tx2_id = tx2[0].transaction_id
+            await rec.wait_for(lambda: rec.transactions("CS1")[tx2_id][-1].event_type == "Ended", 10)
+            timeout = rec.transactions("CS1")[tx2_id][-1]
+            assert (timeout.trigger_reason, timeout.payload["transactionInfo"]["stoppedReason"]) == (
+                "EVConnectTimeout",
+                "Timeout",
+            )
             await cp.unplug(2)
             await cp.unplug(1)
             await fleet.wait_queues_empty(10)

@@ -213,6 +213,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         self._reset_when_idle = False
         self._pending_report: tuple[int, list[dict[str, object]]] | None = None
         self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending or Rejected
+        self._reconnect_after_answer = False
         self._txs: dict[int, _Tx] = {}
         self._authorized: dict[int, dict[str, Any]] = {}  # EVSE → token presented before a transaction
         super().__init__(spec, ctx)
@@ -436,12 +437,21 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             self._start_tx(c, "CablePluggedIn")
         elif c.tx_ref is not None:
             self._tx_event(c, "Updated", "CablePluggedIn")
+        if c.tx_ref is not None:
+            self.spawn(self._ev_connection_timeout(c, c.tx_ref))
         token = self._token(id_tag)
         if not await self.authorize(token):
             return
         if iso15118:
             await self.send_charging_needs(c, departure_s)
         self._authorized_on(c, token, "Authorized")
+
+    async def _ev_connection_timeout(self, c: Connector, tx_id: str) -> None:
+        """End a transaction started on plug-in that no token authorized within TxCtrlr.EVConnectionTimeOut."""
+        await self.clock.sleep(self.dm.int_value("TxCtrlr", "EVConnectionTimeOut"))
+        tx = self._txs.get(c.id)
+        if tx is not None and tx.id == tx_id and tx.id_token is None:
+            await self.end_transaction(c, "EVConnectTimeout", "Timeout")
 
     async def unplug(self, connector_id: int = 1) -> None:
         """The EV leaves: the transaction ends (EVCommunicationLost, EVDisconnected) and the EVSE frees up."""
@@ -839,13 +849,15 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         elif name == ("securityctrlr", "basicauthpassword"):
             self.ctx.log.add_secret(value)
             self.password = value
-            if self.ctx.security.profile in (1, 2):
-                # A.2: reconnect with the new password once the answer is out.
-                self.spawn(self._reconnect_soon())
+            # A.2: reconnect with the new password once the answer is out (see `after_set_variables`).
+            self._reconnect_after_answer = self.ctx.security.profile in (1, 2)
 
-    async def _reconnect_soon(self) -> None:
-        await asyncio.sleep(0.05)
-        await self._close_ws()
+    @after(Action.set_variables)
+    def after_set_variables(self, **kwargs: Any) -> None:
+        """Reconnect when the basic-auth password changed."""
+        if self._reconnect_after_answer:
+            self._reconnect_after_answer = False
+            self.spawn(self._close_ws())
 
     @on(Action.get_base_report)
     def on_get_base_report(self, request_id: int, report_base: str, **kwargs: Any) -> Any:
