@@ -147,3 +147,42 @@ def test_frames_we_send_follow_the_schemas(arun: Any, tmp_path: Path) -> None:
             _validate_payload(Call(c[1], c[2], c[3]), "2.0.1")  # raises on a schema breach
 
     arun(scenario())
+
+
+def test_transaction_event_retried_per_message_attempts_then_dropped(arun: Any, tmp_path: Path) -> None:
+    """A refused TransactionEvent is tried MessageAttempts times, waiting interval x attempt, then dropped."""
+
+    async def scenario() -> None:
+        seen: list[tuple[int, float]] = []  # (seqNo, wall time) of every TransactionEvent the CSMS received
+
+        def on_frame(station: str, direction: str, raw: str) -> None:
+            frame = json.loads(raw)
+            if direction == "rx" and frame[0] == 2 and frame[2] == "TransactionEvent":
+                seen.append((frame[3]["seqNo"], fleet.clock.t_s()))
+
+        async with (
+            Csms(on_frame=on_frame) as csms,
+            ChargerSet(csms.url, speed=SPEED, state_dir=tmp_path) as fleet,
+        ):
+            rec = csms.records201
+            cp = await fleet.add(
+                "CS1",
+                ocpp="2.0.1",
+                variables={
+                    "OCPPCommCtrlr.MessageAttempts[TransactionEvent]": "3",
+                    "OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]": "30",
+                },
+            )
+            await fleet.wait_booted(cp)
+            rec.scripted["TransactionEvent"] = ['[4, "{id}", "InternalError", "busy", {}]'] * 3
+            await cp.plug_in(1)
+            await rec.wait_for(lambda: len(rec.tx_events) >= 1, 10)
+            assert [s for s, _ in seen[:4]] == [0, 0, 0, 1]  # Started three times, then given up
+            waits_s = [b - a for (_, a), (_, b) in zip(seen[:2], seen[1:3], strict=True)]
+            assert 30 <= waits_s[0] < 45  # interval x 1
+            assert 60 <= waits_s[1] < 75  # interval x 2
+            assert fleet.log.summary.queued_dropped == 1
+            assert fleet.log.summary.call_errors_received["InternalError"] == 3
+            assert rec.tx_events[0].seq_no == 1
+
+    arun(scenario())
