@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import figures, grid_figures, service_figures
+from reports import figures, grid_figures, revenue_figures, service_figures
 from reports.document import FigureRef, Report, Section, to_html, to_markdown
 from reports.kpi_tables import (
     dr_events_table,
@@ -156,9 +156,12 @@ def _grid_section(grid: GridResults, results: Results) -> Section:
     return Section("Grid", tables, _grid_figures(grid, results))
 
 
-def _sections(results: Results) -> list[Section]:
-    """Serviceability, then grid, each when the results have it; the grid last so older reports stay a prefix."""
-    sections = []
+def _sections(results: Results, revenue: revenue_figures.RevenueResults | None) -> list[Section]:
+    """Revenue, serviceability, then grid, each when the results have it; the grid last so older reports stay a prefix.
+
+    Revenue comes first and always: a folder written before revenue results gets a sentence saying so.
+    """
+    sections = [revenue_figures.revenue_section(revenue, results)]
     if results.service is not None:
         tables = [
             service_table(results.service.kpis, results.currency),
@@ -189,7 +192,7 @@ def render(results_dir: Path) -> Path:
             sites_table(results.site_kpis, results.site_names, results.currency),
         ],
         figures=_figures(results),
-        sections=_sections(results),
+        sections=_sections(results, revenue_figures.load_revenue(results_dir)),
     )
     for figure in [*report.figures, *(figure for section in report.sections for figure in section.figures)]:
         (results_dir / figure.file_name).write_bytes(figure.png)
