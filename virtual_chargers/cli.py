@@ -243,6 +243,10 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
         csms.records16.heartbeat_interval_s = args.heartbeat_interval
         csms.records16.registration = args.registration
         csms.records16.rejected_tags.update(args.reject_tag)
+        if csms.records201 is not None:
+            csms.records201.boot_interval_s = args.heartbeat_interval
+            csms.records201.registration = args.registration
+            csms.records201.rejected_tokens.update(args.reject_tag)
         try:
             await csms.start()
         except OSError as exc:
@@ -264,4 +268,10 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
             log.close()
     rec = csms.records16
     console.print(f"boots {len(rec.boots)}, transactions {len(rec.transactions)}, meter values {len(rec.meter_values)}")
+    if csms.records201 is not None and csms.records201.boots:
+        r2 = csms.records201
+        console.print(
+            f"OCPP 2.0.1: boots {len(r2.boots)}, transactions {len(r2.transactions())}, "
+            f"TransactionEvents {len(r2.tx_events)}, EV charging needs {len(r2.charging_needs)}"
+        )
     return 0
