@@ -215,7 +215,6 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending or Rejected
         self._reconnect_after_answer = False
         self._txs: dict[int, _Tx] = {}
-        self._authorized: dict[int, dict[str, Any]] = {}  # EVSE → token presented before a transaction
         super().__init__(spec, ctx)
         self.profiles = StationProfiles({c.id: c.profile_set for c in self.connectors.values()})
         self.heartbeat_interval_s = float(self.dm.int_value("OCPPCommCtrlr", "HeartbeatInterval"))
@@ -456,7 +455,6 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
     async def unplug(self, connector_id: int = 1) -> None:
         """The EV leaves: the transaction ends (EVCommunicationLost, EVDisconnected) and the EVSE frees up."""
         c = self._connector(connector_id)
-        self._authorized.pop(c.id, None)
         stops = bool(_STOP_ON_UNPLUG & set(self._stop_points())) or self.dm.bool_value(
             "TxCtrlr", "StopTxOnEVSideDisconnect"
         )
@@ -687,7 +685,6 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         )
         self.ctx.log.summary.transactions_ended += 1
         del self._txs[c.id]
-        self._authorized.pop(c.id, None)
         c.tx_ref = c.tx_id = c.id_tag = None
         c.tx_start_t_s = None
         c.profile_set.stop_transaction()
