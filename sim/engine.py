@@ -225,11 +225,11 @@ class _Simulation:
             self.manager = CompositeManager([self.manager, DynamicPricing(scenario.pricing, site_tariffs)])
         self.choice = scenario.drivers.site_choice
         self.response = scenario.drivers.price_response
-        self.nearby = self._nearby(scenario) if self.choice is not None else []
         self.site_kw = [  # the fastest DC and AC port of each site
             tuple(max((e.max_kw for e in s.evses if e.dc is dc), default=0.0) for dc in (True, False))
             for s in self.sites
         ]
+        self.nearby = self._nearby(scenario) if self.choice is not None else []
         self.ev_dc_kw = [max(p for _, p in m.dc_curve) for m in models]
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
@@ -250,17 +250,24 @@ class _Simulation:
         self.env.timeout(0.0, "start").callbacks.append(self._on_timer)
 
     def _nearby(self, scenario: Scenario) -> list[list[tuple[int, float]]]:
-        """For each site, the sites within the choice radius and their distance (km), itself first."""
+        """For each site, the sites within the choice radius and their distance (km), itself first.
+
+        Only sites offering the same kind of charging count: a driver heading for a fast (DC)
+        site looks for fast sites, one heading for an AC-only site for AC-only sites.
+        """
         assert self.choice is not None
         lat = np.radians([c.lat for c in scenario.network.sites])
         lon = np.radians([c.lon for c in scenario.network.sites])
         dlat, dlon = lat[:, None] - lat[None, :], lon[:, None] - lon[None, :]
         h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
         km = 2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-        return [
-            [(i, 0.0)] + [(j, float(km[i, j])) for j in range(len(lat)) if j != i and km[i, j] <= self.choice.radius_km]
-            for i in range(len(lat))
-        ]
+        fast = [dc_kw > 0 for dc_kw, _ in self.site_kw]
+        radius_km = self.choice.radius_km
+        out = []
+        for i in range(len(lat)):
+            others = [(j, float(km[i, j])) for j in range(len(lat)) if j != i and km[i, j] <= radius_km]
+            out.append([(i, 0.0)] + [(j, d) for j, d in others if fast[j] == fast[i]])
+        return out
 
     # ------------------------------------------------------------ processes
 

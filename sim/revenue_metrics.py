@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from sim.engine import RunTables
+from sim.managers.pricing import priced
+from sim.tariffs import TariffSchedule
 
 __all__ = ["COMPONENTS", "invoices_frame", "revenue_kpis", "tariffs_frame"]
 
@@ -46,18 +48,47 @@ def invoices_frame(run: RunTables) -> pd.DataFrame:
 
 
 def tariffs_frame(run: RunTables) -> pd.DataFrame:
-    """Every price per kWh a site showed: the starting tariffs at t_s = 0, then each `SetTariff`."""
+    """Every change of the price per kWh a site showed: at t_s = 0, at time-of-use boundaries, at `SetTariff`.
+
+    Rows are in time order per site; where two rows share a time, the last holds.
+    """
     scenario = run.scenario
-    t0 = [0.0] * len(run.sites)
-    p0 = [(c.tariff or scenario.tariff).price_per_kwh for c in scenario.network.sites]
+    horizon_s = scenario.horizon_s
+    priced_ids = set()
+    if scenario.pricing is not None:
+        priced_ids = set(scenario.pricing.sites or [c.id for c in scenario.network.sites])
     ch = run.tariff_changes or {"t_s": np.array([]), "price_per_kwh": np.array([]), "site": np.array([], dtype=int)}
+    t_s: list[float] = []
+    codes: list[int] = []
+    prices: list[float] = []
+    layouts: dict = {}
+    for k, site in enumerate(scenario.network.sites):
+        base = site.tariff or scenario.tariff
+        if site.id in priced_ids:
+            base = priced(base)
+        mine = ch["site"] == k
+        segments = [(0.0, base.price_per_kwh)] + list(zip(ch["t_s"][mine].tolist(), ch["price_per_kwh"][mine].tolist(),
+                                                          strict=True))  # fmt: skip
+        tou = any(p.price_per_kwh is not None for p in base.periods)
+        for i, (a, price) in enumerate(segments):
+            t_s.append(a)
+            prices.append(price)
+            if tou:  # time of use moves the price within the segment
+                b = segments[i + 1][0] if i + 1 < len(segments) else horizon_s
+                sched = TariffSchedule(base.model_copy(update={"price_per_kwh": price}), scenario.start, layouts)
+                prices[-1] = sched.at(a).per_kwh
+                for t in sched.changes(a, b):
+                    t_s.append(t)
+                    prices.append(sched.at(t + 1.0).per_kwh)
+            codes += [k] * (len(t_s) - len(codes))
     sites = [s.site_id for s in run.sites]
-    codes = np.concatenate([np.arange(len(sites)), ch["site"].astype(np.int64)])
     return pd.DataFrame(
         {
-            "t_s": np.concatenate([t0, ch["t_s"]]),
-            "site_id": pd.Categorical.from_codes(codes, categories=pd.Index(sites, dtype=str)),
-            "price_per_kwh": np.concatenate([p0, ch["price_per_kwh"]]),
+            "t_s": np.asarray(t_s, dtype=float),
+            "site_id": pd.Categorical.from_codes(
+                np.asarray(codes, dtype=np.int64), categories=pd.Index(sites, dtype=str)
+            ),
+            "price_per_kwh": np.asarray(prices, dtype=float),
         }
     )
 
@@ -94,11 +125,13 @@ def revenue_kpis(
     loyalty = float(sessions["loyalty_discount"].sum())
     amounts = float(sessions["amount_charged"].sum())
     revenue = amounts + membership_fees - session_fees - membership_payment_fees
-    energy_cost = float(grid["network"]["energy_cost"])
-    demand = float(grid["network"]["demand_charge"])
-    costs = energy_cost + demand + maintenance_cost
+    energy_cost = _money(grid["network"]["energy_cost"])
+    demand = _money(grid["network"]["demand_charge"])
+    maintenance_cost = _money(maintenance_cost)
+    costs = energy_cost + demand + maintenance_cost  # of the reported (rounded) costs, so the margin adds up
     energy_kwh = float(billed["energy_delivered_kwh"].sum())
-    local_hour = (scenario.start.hour + billed["plug_t_s"] / 3600.0).astype(int) % 24
+    day_s = scenario.start.hour * 3600 + scenario.start.minute * 60 + scenario.start.second
+    local_hour = ((day_s + billed["plug_t_s"]) // 3600).astype(int) % 24
     by_hour = billed.groupby(local_hour)["amount_charged"].sum().reindex(range(24), fill_value=0.0)
     attempts = int(sessions["plug_t_s"].notna().sum()) + int((sessions["cause"] == "payment").sum())
     failures = int((sessions["cause"] == "payment").sum())
@@ -136,7 +169,7 @@ def revenue_kpis(
         "margin": _money(revenue - costs),
         "demand_charge_share_of_cost": demand / costs if costs > 0 else 0.0,
         "average_price_per_kwh": amounts / energy_kwh if energy_kwh > 0 else None,
-        "revenue_per_port_per_day": _money(amounts / len(ports) / days) if len(ports) else 0.0,
+        "revenue_per_port_per_day": _money((amounts - session_fees) / len(ports) / days) if len(ports) else 0.0,
         "revenue_by_local_hour": [_money(x) for x in by_hour.to_numpy()],
         "payment_attempts": attempts,
         "payment_failures": failures,

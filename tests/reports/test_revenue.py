@@ -38,13 +38,17 @@ from tests.reports.test_serviceability import SERVICE_FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 NAN = float("nan")
-# Site a (the conftest site, AC and a shared DC charger) and a second AC site b 1.3 km away.
+# Site a (the conftest site, AC and a shared DC charger) and a second site b 1.3 km away, with AC and one
+# DC charger too (drivers choose only among sites offering the same kind of charging).
 SITE_B = {
     "id": "b",
     "lat": 52.01,
     "lon": 4.01,
     "capacity_kw": 50.0,
-    "chargers": [{"model": "ac", "count": 2, "connectors": 2, "power_kw": 11.0, "current": "ac"}],
+    "chargers": [
+        {"model": "ac", "count": 2, "connectors": 2, "power_kw": 11.0, "current": "ac"},
+        {"model": "dc", "count": 1, "power_kw": 50.0, "current": "dc"},
+    ],
 }
 DEMAND = [
     {
@@ -149,7 +153,8 @@ def test_the_run_exercises_every_part_of_revenue(revenue_dir: Path) -> None:
     tariffs = pd.read_parquet(revenue_dir / "tariffs.parquet")
     assert {0.35, 0.7} <= set(sessions["price_per_kwh"].dropna().round(2))  # both time-of-use periods
     assert (tariffs["site_id"] == "a").sum() > 10  # occupancy pricing at site a
-    assert (tariffs["site_id"] == "b").sum() == 1  # b keeps its starting price
+    b = tariffs[tariffs["site_id"] == "b"]
+    assert set(b["price_per_kwh"].round(2)) == {0.35, 0.5, 0.7}  # b is not priced dynamically: time of use only
     assert kpis["components"]["idle_charge"] > 0
     for key in ("member_discount", "loyalty_discount", "membership_fees", "payment_fees", "energy_cost"):
         assert kpis[key] > 0, key
