@@ -377,7 +377,7 @@ def revenue_table(kpis: Mapping[str, Any], currency: str) -> Table:
         ("Margin", money(kpis["margin"])),
         ("Demand charges, share of cost", _percent(kpis["demand_charge_share_of_cost"])),
         ("Average price paid", _price(currency)(kpis["average_price_per_kwh"])),
-        ("Session amounts per port per day", money(kpis["revenue_per_port_per_day"])),
+        ("Session revenue per port per day (after payment fees)", money(kpis["revenue_per_port_per_day"])),
         ("Payment attempts", _count(kpis["payment_attempts"])),
         ("Payment failures", f"{_count(kpis['payment_failures'])} ({_percent(kpis['payment_failure_share'])})"),
         ("Members joined", _count(kpis["members_joined"])),
