@@ -55,6 +55,7 @@ from virtual_chargers.faults import (
 from virtual_chargers.framelog import FrameLog
 from virtual_chargers.meter import EVSession, Meter
 from virtual_chargers.txqueue import QueuedMessage, TxStore
+from virtual_chargers.wire import from_frame, handle_call, snake_keys, to_wire, validate
 
 __all__ = [
     "ChargerContext",
@@ -222,8 +223,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self._slow_until_t_s = -math.inf
         self._slow_delay_s = 0.0
         self._missing_until_t_s = -math.inf
-        self._pending_uid: str | None = None
-        self._error_uids: set[str] = set()
+        self._pending_uid: str | None = None  # our request in flight
+        self._reply: asyncio.Future[Any] | None = None  # its answer, set by `route_message`
         super().__init__(spec.id, None, response_timeout=ctx.response_timeout_s)
 
     # ------------------------------------------------------------------ protocol hooks
@@ -331,7 +332,6 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.last_connect_error = None
         self._ws = ws
         self._connection = ws
-        self._response_queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pending_uid = None
         self.ctx.log.summary.connects += 1
         receiver = asyncio.ensure_future(self._receive(ws))
@@ -449,7 +449,9 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
     async def request(self, payload: Any) -> Any:
         """Send a request (an ``ocpp.<version>.call`` dataclass) and return the CSMS's answer.
 
-        The request is validated against the official schema before it leaves.
+        The request is validated against the official schema before it leaves, and so is the answer
+        (`virtual_chargers.wire`: the library's schema files, precompiled). The round trip is timed
+        from the frame leaving to its answer arriving.
 
         Raises:
             OfflineError: No connection.
@@ -460,25 +462,47 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         if self._ws is None:
             raise OfflineError(f"{self.spec.id} has no connection")
         action = type(payload).__name__
+        body = validate(self.ocpp_version, MessageType.Call, action, to_wire(payload))
         uid = str(uuid.uuid4())
-        started = time.perf_counter()
+        frame = [MessageType.Call, uid, action, body]
         try:
-            result = await self.call(payload, suppress=False, unique_id=uid)
-        except TimeoutError:
-            self.ctx.log.timeout(action)
-            raise
+            async with self._call_lock:
+                reply = self._reply = asyncio.get_running_loop().create_future()
+                self._pending_uid = uid
+                started = time.perf_counter()
+                await self._send_frame(frame)
+                try:
+                    response = await asyncio.wait_for(reply, self._response_timeout)
+                except TimeoutError:
+                    self.ctx.log.timeout(action)
+                    timeout_s = self._response_timeout
+                    raise TimeoutError(f"{self.spec.id}: no answer to {action} within {timeout_s} s") from None
+                rtt_s = time.perf_counter() - started
         except ConnectionClosed as exc:
             raise OfflineError(f"{self.spec.id}: connection closed during {action}") from exc
-        except OCPPError as exc:
-            if uid in self._error_uids:
-                self._error_uids.discard(uid)
-                raise CsmsCallError(action, exc) from None
-            self.ctx.log.violation(self.spec.id, f"invalid {action} response", f"{exc.code}: {exc.description}")
-            raise
         finally:
             self._pending_uid = None
-        self.ctx.log.rtt(action, time.perf_counter() - started)
-        return result
+            self._reply = None
+        if response.message_type_id == MessageType.CallError:
+            raise CsmsCallError(action, response.to_exception())
+        try:
+            validate(self.ocpp_version, MessageType.CallResult, action, response.payload)
+        except OCPPError as exc:
+            self.ctx.log.violation(self.spec.id, f"invalid {action} response", f"{exc.code}: {exc.description}")
+            raise
+        self.ctx.log.rtt(action, rtt_s)
+        return getattr(self._call_result, action)(**snake_keys(response.payload))
+
+    async def _send_frame(self, frame: list[Any]) -> None:
+        """Log and send a frame we built (no need to parse it again)."""
+        ws = self._ws
+        if ws is None:
+            raise OfflineError(f"{self.spec.id} has no connection")
+        message = json.dumps(frame, separators=(",", ":"))
+        self.ctx.log.frame(self.spec.id, "tx", message, frame)
+        self.history.append(("tx", frame))
+        self._history_changed.set()
+        await ws.send(message)
 
     async def _send(self, message: str) -> None:
         """Log and send a frame; CallErrors get this version's code and count as CSMS violations."""
@@ -487,8 +511,6 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             raise OfflineError(f"{self.spec.id} has no connection")
         if message.startswith("[4,"):
             message = self._call_error_frame(message)
-        elif message.startswith("[2,"):
-            self._pending_uid = json.loads(message)[1]
         msg = self.ctx.log.frame(self.spec.id, "tx", message)
         if msg is not None:
             self.history.append(("tx", msg))
@@ -510,7 +532,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             self.history.append(("rx", parsed))
             self._history_changed.set()
         try:
-            msg = unpack(raw_msg)
+            msg = from_frame(parsed) if parsed is not None else unpack(raw_msg)
         except OCPPError as exc:
             uid = parsed[1] if parsed and len(parsed) > 1 and isinstance(parsed[1], str) else "-1"
             code = self.format_violation if exc.code == "FormatViolation" else exc.code
@@ -530,9 +552,12 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 self.spec.id, "unexpected response", f"response {msg.unique_id!r} to no request of ours in flight"
             )
             return
-        if msg.message_type_id == MessageType.CallError:
-            self._error_uids.add(msg.unique_id)
-        self._response_queue.put_nowait(msg)
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(msg)
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """Run the ``@on`` handler of a CSMS request and answer it (see `virtual_chargers.wire.handle_call`)."""
+        return await handle_call(self, msg)
 
     async def _handle_incoming(self, msg: Any, delay_s: float) -> None:
         if delay_s:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocpp.exceptions import OCPPError
+from ocpp.messages import MessageType, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
@@ -29,6 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from virtual_chargers.clock import ocpp_time
+from virtual_chargers.wire import from_frame, handle_call
 
 __all__ = ["Csms", "Csms16Handler", "Csms16Records", "Transaction16"]
 
@@ -146,8 +149,22 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
                 if not waiter.done():
                     waiter.set_result(msg)
                 return
-        await super().route_message(raw_msg)
+        try:
+            message = from_frame(msg) if isinstance(msg, list) else unpack(raw_msg)
+        except OCPPError:
+            return  # not OCPP-J: dropped, as the library does
+        if message.message_type_id == MessageType.Call:
+            try:
+                await self._handle_call(message)
+            except OCPPError as error:
+                await self._send(message.create_call_error(error).to_json())
+        else:
+            self._response_queue.put_nowait(message)
         await self.records._notify()
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """The library's handling with precompiled schemas (`virtual_chargers.wire.handle_call`)."""
+        return await handle_call(self, msg)
 
     async def _send(self, message: str) -> None:
         if self._on_frame is not None:

@@ -160,7 +160,8 @@ def _mask_payload(action: str | None, payload: Any) -> Any:
     if not isinstance(payload, dict):
         return payload
     masked = False
-    if payload.get("key") in SECRET_KEYS and "value" in payload:
+    key = payload.get("key")
+    if isinstance(key, str) and key in SECRET_KEYS and "value" in payload:  # GetConfiguration's key is a list
         payload = {**payload, "value": _MASK}
         masked = True
     for list_key, name_path in (("setVariableData", ("variable", "name")), ("configurationKey", ("key",))):
@@ -203,12 +204,17 @@ class FrameLog:
         if secret and secret not in self._secrets:
             self._secrets.append(secret)
 
-    def frame(self, charger: str, direction: str, raw: str) -> list[Any] | None:
-        """Record one frame sent (``"tx"``) or received (``"rx"``); return it parsed (None if not JSON)."""
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            msg = None
+    def frame(self, charger: str, direction: str, raw: str, parsed: list[Any] | None = None) -> list[Any] | None:
+        """Record one frame sent (``"tx"``) or received (``"rx"``); return it parsed (None if not JSON).
+
+        ``parsed``: the frame as a list when the caller built it (it is then not parsed again).
+        """
+        msg: Any = parsed
+        if msg is None:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                msg = None
         counts = self.summary.sent if direction == "tx" else self.summary.received
         action = None
         if isinstance(msg, list) and len(msg) >= 3:

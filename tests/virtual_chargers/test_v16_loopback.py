@@ -41,6 +41,7 @@ def test_boot_authorize_transaction_with_meter_values_and_stop(arun: Any, tmp_pa
             statuses = [p["status"] for c, p in rec.statuses if p["connectorId"] == 1]
             assert statuses[:3] == ["Available", "Preparing", "Charging"]
             assert statuses[-1] == "Available"
+            await fleet.wait_queues_empty(10)  # the CSMS recorded the stop; its answer may still be on the way
             assert fleet.log.summary.transactions_confirmed == 1
 
     arun(scenario())

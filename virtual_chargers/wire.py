@@ -1,0 +1,219 @@
+"""OCPP-J payloads on the wire, fast: the official schemas precompiled, and key-name conversions cached.
+
+The `ocpp` library validates every request and response with `jsonschema` and converts every key
+between camelCase and snake_case with regular expressions; at a thousand chargers that is most of the
+emulator's CPU. Here the same schema files the library ships (``ocpp/v16/schemas``,
+``ocpp/v201/schemas``) are compiled once per message type with `fastjsonschema`, and a schema breach
+raises the same `ocpp.exceptions` error the library would (type → TypeConstraintViolation, surplus
+property → FormatViolation, missing property → ProtocolError…). Key conversions call the library's own
+functions once per distinct key and remember the answer, so names come out exactly as the library
+spells them.
+
+The three 1.6 schemas with a ``multipleOf`` (floats with one decimal) are left to the library, which
+parses those with `decimal.Decimal` to get the precision right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import ocpp
+from ocpp.charge_point import _raise_key_error, camel_to_snake_case, snake_to_camel_case
+from ocpp.exceptions import (
+    FormatViolationError,
+    NotImplementedError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    TypeConstraintViolationError,
+)
+from ocpp.messages import Call, CallError, CallResult, MessageType, _validate_payload
+
+__all__ = ["from_frame", "handle_call", "snake_keys", "to_wire", "validate"]
+
+_SCHEMA_ROOT = Path(ocpp.__file__).resolve().parent
+_Validator = Callable[[Any], Any]
+_validators: dict[tuple[str, int, str], _Validator | None] = {}  # None: leave it to the library
+_camel: dict[str, str] = {}
+_snake: dict[str, str] = {}
+
+
+def _schema_path(ocpp_version: str, message_type_id: int, action: str) -> Path:
+    name = action
+    if message_type_id == MessageType.CallResult:
+        name += "Response"
+    elif ocpp_version != "1.6":
+        name += "Request"
+    return _SCHEMA_ROOT / f"v{ocpp_version.replace('.', '')}" / "schemas" / f"{name}.json"
+
+
+def _compile(ocpp_version: str, message_type_id: int, action: str) -> _Validator | None:
+    try:
+        text = _schema_path(ocpp_version, message_type_id, action).read_text(encoding="utf-8-sig")
+    except OSError:
+        raise NotImplementedError(details={"cause": f"Failed to validate action: {action}"}) from None
+    if '"multipleOf"' in text:
+        return None
+    # No format checks and no defaults filled in: the library's Draft4Validator does neither.
+    return fastjsonschema.compile(json.loads(text), use_default=False, use_formats=False)  # type: ignore[no-any-return]
+
+
+def validate(ocpp_version: str, message_type_id: int, action: str, payload: dict[str, Any]) -> Any:
+    """Check ``payload`` of a Call or CallResult of ``action`` against the official schema.
+
+    Returns the payload to send: ``payload`` itself, or for a ``multipleOf`` schema the library's copy
+    with `decimal.Decimal` numbers (which its JSON encoder writes with one decimal).
+
+    Raises:
+        OCPPError: The error the `ocpp` library raises for the same breach.
+    """
+    key = (ocpp_version, message_type_id, action)
+    try:
+        check = _validators[key]
+    except KeyError:
+        check = _validators[key] = _compile(ocpp_version, message_type_id, action)
+    if check is None:
+        msg = Call("-", action, payload) if message_type_id == MessageType.Call else CallResult("-", payload, action)
+        _validate_payload(msg, ocpp_version)
+        return msg.payload
+    try:
+        check(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _ocpp_error(action, payload, exc) from None
+    return payload
+
+
+def _ocpp_error(action: str, payload: Any, exc: fastjsonschema.JsonSchemaValueException) -> OCPPError:
+    details = {"cause": exc.message}
+    if exc.rule in ("type", "maxLength"):
+        return TypeConstraintViolationError(details=details)  # type: ignore[no-any-return]
+    if exc.rule == "additionalProperties":
+        return FormatViolationError(details=details)  # type: ignore[no-any-return]
+    if exc.rule == "required":
+        return ProtocolError(details=details)  # type: ignore[no-any-return]
+    return FormatViolationError(  # type: ignore[no-any-return]
+        details={"cause": f"Payload '{payload}' for action '{action}' is not valid: {exc.message}"}
+    )
+
+
+def _camel_key(key: str) -> str:
+    try:
+        return _camel[key]
+    except KeyError:
+        out = _camel[key] = next(iter(snake_to_camel_case({key: None})))
+        return out
+
+
+def _snake_key(key: str) -> str:
+    try:
+        return _snake[key]
+    except KeyError:
+        out = _snake[key] = next(iter(camel_to_snake_case({key: None})))
+        return out
+
+
+def to_wire(value: Any) -> Any:
+    """A request or response dataclass as its JSON payload: camelCase keys, None values left out.
+
+    The same as the library's ``remove_nones(snake_to_camel_case(serialize_as_dict(payload)))``.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if v is not None:
+                out[_camel_key(f.name)] = to_wire(v)
+        return out
+    if isinstance(value, dict):
+        return {_camel_key(k): to_wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_wire(v) for v in value if v is not None]
+    return value
+
+
+def snake_keys(value: Any) -> Any:
+    """A received payload with snake_case keys, as the library's ``camel_to_snake_case``."""
+    if isinstance(value, dict):
+        return {_snake_key(k): snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snake_keys(v) for v in value]
+    return value
+
+
+def from_frame(msg: list[Any]) -> Call | CallResult | CallError:
+    """A parsed OCPP-J frame as the library's message object, as ``ocpp.messages.unpack`` (without re-parsing).
+
+    Raises:
+        OCPPError: The frame is not a Call, CallResult or CallError (the same error ``unpack`` raises).
+    """
+    if not msg:
+        raise ProtocolError(details={"cause": "Message does not contain MessageTypeId"})
+    for cls in (Call, CallResult, CallError):
+        if msg[0] == cls.message_type_id:
+            try:
+                return cls(*msg[1:])  # type: ignore[no-any-return]
+            except TypeError:
+                raise ProtocolError(details={"cause": "Message is missing elements."}) from None
+    raise PropertyConstraintViolationError(details={"cause": f"MessageTypeId '{msg[0]}' isn't valid"})
+
+
+_wants_uid_cache: dict[Any, bool] = {}
+
+
+def _wants_uid(handler: Any) -> bool:
+    func = getattr(handler, "__func__", handler)
+    try:
+        return _wants_uid_cache[func]
+    except KeyError:
+        out = _wants_uid_cache[func] = "call_unique_id" in inspect.signature(handler).parameters
+        return out
+
+
+async def handle_call(cp: Any, msg: Call) -> Any:
+    """``ocpp.ChargePoint._handle_call`` with precompiled schemas and cached key conversions.
+
+    Runs the ``@on`` handler of ``msg.action`` on ``cp``, sends its answer (or a CallError when the handler
+    raises) and then runs the ``@after`` handler, as the library does.
+
+    Raises:
+        OCPPError: The request breaks its schema, or no handler takes the action.
+    """
+    version = cp._ocpp_version
+    try:
+        handlers = cp.route_map[msg.action]
+    except KeyError:
+        _raise_key_error(msg.action, version)
+        return None
+    skip = handlers.get("_skip_schema_validation", False)
+    if not skip:
+        validate(version, MessageType.Call, msg.action, msg.payload)
+    kwargs = snake_keys(msg.payload)
+    handler = handlers.get("_on_action")
+    if handler is None:
+        _raise_key_error(msg.action, version)
+        return None
+    try:
+        response = handler(**kwargs, call_unique_id=msg.unique_id) if _wants_uid(handler) else handler(**kwargs)
+        if inspect.isawaitable(response):
+            response = await response
+    except Exception as exc:  # the handler's failure is the CSMS's answer, as in the library
+        await cp._send(msg.create_call_error(exc).to_json())
+        return None
+    payload = to_wire(response)
+    if not skip:
+        payload = validate(version, MessageType.CallResult, msg.action, payload)
+    await cp._send(msg.create_call_result(payload).to_json())
+    after = handlers.get("_after_action")
+    if after is None:
+        return response
+    result = after(**kwargs, call_unique_id=msg.unique_id) if _wants_uid(after) else after(**kwargs)
+    if inspect.isawaitable(result):
+        asyncio.ensure_future(result)
+    return result
