@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from virtual_chargers.connection import SecurityConfig, SecurityError
+from virtual_chargers.connection import SecurityConfig, SecurityError, client_ssl_context, load_password
 from virtual_chargers.faults import FaultTimeline, load_faults
 from virtual_chargers.framelog import FrameLog, Summary
 
@@ -84,8 +84,9 @@ def add_subcommands(sub: Any) -> None:
 
 
 def _security(args: argparse.Namespace) -> SecurityConfig:
+    """The security settings, with the password and TLS files checked now (not in a worker process later)."""
     try:
-        return SecurityConfig(
+        security = SecurityConfig(
             profile=args.security_profile,
             password_env=args.password_env,
             password_file=args.password_file,
@@ -93,8 +94,11 @@ def _security(args: argparse.Namespace) -> SecurityConfig:
             cert_file=args.cert,
             key_file=args.key,
         )
+        load_password(security)
+        client_ssl_context(security)
     except SecurityError as exc:
         raise _usage(str(exc)) from None
+    return security
 
 
 def _config(items: list[str]) -> dict[str, str]:
@@ -238,7 +242,9 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
         if log is not None:
             log.frame(charger, direction, raw)
 
-    async def serve() -> Csms:
+    served: list[Csms] = []
+
+    async def serve() -> None:
         csms = Csms(args.host, args.port, ssl_context=ssl_context, on_frame=on_frame if log else None)
         csms.records16.heartbeat_interval_s = args.heartbeat_interval
         csms.records16.registration = args.registration
@@ -251,6 +257,7 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
             await csms.start()
         except OSError as exc:
             raise _usage(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); try another --port") from None
+        served.append(csms)
         console.print(f"CSMS listening on {csms.url} (OCPP {', '.join(csms.subprotocols())}); Ctrl-C stops it")
         try:
             if args.duration is not None:
@@ -259,13 +266,17 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
                 await asyncio.Event().wait()
         finally:
             await csms.stop()
-        return csms
 
     try:
-        csms = asyncio.run(serve())
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how it is meant to stop: say what it saw
     finally:
         if log is not None:
             log.close()
+    if not served:
+        return 1
+    csms = served[0]
     rec = csms.records16
     console.print(f"boots {len(rec.boots)}, transactions {len(rec.transactions)}, meter values {len(rec.meter_values)}")
     if csms.records201 is not None and csms.records201.boots:
