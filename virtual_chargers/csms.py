@@ -23,7 +23,7 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError
 from ocpp.messages import MessageType, unpack
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.server import Server, ServerConnection, basic_auth, serve
@@ -33,11 +33,77 @@ from websockets.typing import Subprotocol
 from virtual_chargers.clock import ocpp_time
 from virtual_chargers.wire import from_frame, handle_call
 
-__all__ = ["Csms", "Csms16Handler", "Csms16Records", "Transaction16"]
+__all__ = ["CapRule", "Csms", "Csms16Handler", "Csms16Records", "Transaction16"]
 
 
 def _now() -> str:
     return ocpp_time(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class CapRule:
+    """A smart-charging rule of the reference CSMS: cap every connector to ``limit_kw`` from ``start`` to ``end``.
+
+    Times are ``HH:MM`` at ``utc_offset`` (e.g. ``+01:00``), every day; an ``end`` before the ``start``
+    runs past midnight. The cap is sent as a daily recurring profile in W: a TxDefaultProfile for the
+    whole charger (connector 0) on every boot, or a TxProfile on the connector of every transaction
+    that starts (``on="transaction"``).
+    """
+
+    limit_kw: float
+    start: str = "17:00"
+    end: str = "20:00"
+    utc_offset: str = "+00:00"
+    on: str = "boot"
+    profile_id: int = 1700
+    stack_level: int = 1
+
+    def __post_init__(self) -> None:
+        """Fail fast on a rule no charger could follow."""
+        if not self.limit_kw >= 0:
+            raise ValueError(f"limit_kw(={self.limit_kw}) must be >= 0")
+        if self.on not in ("boot", "transaction"):
+            raise ValueError(f"on(={self.on!r}) must be 'boot' or 'transaction'")
+        if self.window_s() == 0:
+            raise ValueError(f"start and end are both {self.start}: the window would be empty")
+        self.anchor()
+
+    @classmethod
+    def parse(cls, text: str, on: str = "boot") -> CapRule:
+        """``KW@HH:MM-HH:MM`` with an optional UTC offset, e.g. ``7@17:00-20:00+01:00``."""
+        try:
+            kw, _, window = text.partition("@")
+            start, _, rest = window.partition("-")
+            end, offset = rest[:5], rest[5:] or "+00:00"
+            return cls(float(kw), start, end, offset, on)
+        except ValueError as exc:
+            raise ValueError(f"cap {text!r}: write KW@HH:MM-HH:MM[+HH:MM], e.g. 7@17:00-20:00+01:00 ({exc})") from None
+
+    def anchor(self) -> datetime:
+        """The first start of the window (a fixed past day: only its time of day matters to a daily profile)."""
+        return datetime.fromisoformat(f"2000-01-01T{self.start}:00{self.utc_offset}")
+
+    def window_s(self) -> int:
+        """Length of the window in seconds."""
+        start = datetime.fromisoformat(f"2000-01-01T{self.start}:00{self.utc_offset}")
+        end = datetime.fromisoformat(f"2000-01-01T{self.end}:00{self.utc_offset}")
+        return int((end - start).total_seconds()) % 86400
+
+    def profile16(self, purpose: str = "TxDefaultProfile") -> dict[str, Any]:
+        """The rule as a 1.6 ``csChargingProfiles`` (camelCase)."""
+        return {
+            "chargingProfileId": self.profile_id,
+            "stackLevel": self.stack_level,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Recurring",
+            "recurrencyKind": "Daily",
+            "chargingSchedule": {
+                "startSchedule": ocpp_time(self.anchor()),
+                "duration": self.window_s(),
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(self.limit_kw * 1000.0, 1)}],
+            },
+        }
 
 
 @dataclass
@@ -64,6 +130,8 @@ class Csms16Records:
         starts, stops, meter_values, statuses, firmware, diagnostics, data_transfers: (charger, payload).
         authorizations: (charger, idTag).
         heartbeats: Heartbeats per charger.
+        cap_rule: A smart-charging rule sent to every charger (None: no smart charging).
+        profiles_sent: (charger, connector, status of the answer or the error) of every profile the rule sent.
         changed: Notified on every received message, for tests that wait for something.
     """
 
@@ -81,6 +149,8 @@ class Csms16Records:
     data_transfers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     authorizations: list[tuple[str, str]] = field(default_factory=list)
     heartbeats: dict[str, int] = field(default_factory=dict)
+    cap_rule: CapRule | None = None
+    profiles_sent: list[tuple[str, int, str]] = field(default_factory=list)  # (charger, connector, status)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -133,6 +203,7 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
         self._on_frame = on_frame
         self._raw_replies: dict[str, asyncio.Future[list[Any]]] = {}
         self._wire: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def route_message(self, raw_msg: str) -> None:
         """Record the frame, hand replies to `send_raw` waiters, then route as the library does."""
@@ -195,6 +266,27 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
             current_time=_now(), interval=self.records.heartbeat_interval_s, status=self.records.registration
         )
 
+    @after(Action.boot_notification)
+    def after_boot_notification(self, **kwargs: Any) -> None:
+        """Send the cap rule's TxDefaultProfile to the whole charger."""
+        rule = self.records.cap_rule
+        if rule is not None and rule.on == "boot" and self.records.registration == "Accepted":
+            self._spawn(self._send_cap(0, rule.profile16("TxDefaultProfile")))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_cap(self, connector_id: int, profile: dict[str, Any]) -> None:
+        try:
+            res = await self.set_charging_profile(connector_id, profile)
+            status = str(res.status)
+        except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+            status = type(exc).__name__
+        self.records.profiles_sent.append((self.id, connector_id, status))
+        await self.records._notify()
+
     @on(Action.heartbeat)
     def on_heartbeat(self) -> Any:
         """Count it."""
@@ -223,6 +315,13 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
         self.records.transactions[tx_id] = Transaction16(tx_id, self.id, self._wire)
         self.records.starts.append((self.id, self._wire))
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self._tag_info(id_tag))
+
+    @after(Action.start_transaction)
+    def after_start_transaction(self, connector_id: int, **kwargs: Any) -> None:
+        """Send the cap rule's TxProfile to the transaction's connector."""
+        rule = self.records.cap_rule
+        if rule is not None and rule.on == "transaction":
+            self._spawn(self._send_cap(connector_id, rule.profile16("TxProfile")))
 
     @on(Action.stop_transaction)
     def on_stop_transaction(self, transaction_id: int, **kwargs: Any) -> Any:

@@ -26,6 +26,7 @@ from pydantic import (
 
 from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
 from sim.config.grid import Grid
+from sim.config.ocpp import OcppManager
 from sim.config.revenue import Drivers, MembershipPlan, Payments, Pricing, Tariff
 from sim.config.serviceability import Serviceability
 from sim.ev import PRESETS, EVModel, check_curve
@@ -35,6 +36,7 @@ __all__ = [
     "EqualShareManager",
     "FleetEntry",
     "ManagerConfig",
+    "OcppManager",
     "Scenario",
     "ScenarioError",
     "SyntheticDemand",
@@ -310,7 +312,8 @@ ManagerConfig = Annotated[
     | EarliestDeadlineFirstManager
     | LeastLaxityFirstManager
     | PriceResponsiveManager
-    | PeakShavingManager,
+    | PeakShavingManager
+    | OcppManager,
     Field(discriminator="kind"),
 ]
 
@@ -475,6 +478,7 @@ _TAGS = {
     "least_laxity_first",
     "price_responsive",
     "peak_shaving",
+    "ocpp",
     "reactive",
     "preventive",
     "occupancy",

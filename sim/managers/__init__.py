@@ -7,6 +7,7 @@ from sim.config import (
     EqualShareManager,
     FirstComeFirstServedManager,
     LeastLaxityFirstManager,
+    OcppManager,
     PeakShavingManager,
     PriceResponsiveManager,
     UncontrolledManager,
@@ -32,6 +33,13 @@ def _smart(cfg, price_at: PriceAt) -> NetworkManager:  # noqa: ANN001 - any smar
     )
 
 
+def _needs_pacing(cfg, price_at: PriceAt) -> NetworkManager:  # noqa: ANN001
+    raise ValueError(
+        f"manager kind ocpp puts the CSMS at {cfg.csms} in the loop: run the scenario paced, with "
+        "`chargetwin run SCENARIO` or virtual_chargers.paced_run.run_paced, not in-process"
+    )
+
+
 REGISTRY: dict[type, Callable[..., NetworkManager]] = {
     UncontrolledManager: lambda cfg, price_at: Uncontrolled(),
     EqualShareManager: lambda cfg, price_at: EqualShare(),
@@ -40,6 +48,7 @@ REGISTRY: dict[type, Callable[..., NetworkManager]] = {
     LeastLaxityFirstManager: _smart,
     PriceResponsiveManager: _smart,
     PeakShavingManager: _smart,
+    OcppManager: _needs_pacing,
 }
 
 

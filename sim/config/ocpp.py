@@ -1,0 +1,63 @@
+"""The `ocpp` manager: a real CSMS in the manager slot, reached through virtual OCPP chargers.
+
+The run is then paced against the wall clock at `speed`; every simulated charger becomes a
+virtual charger of `virtual_chargers/` connected to `csms`, and what the CSMS sends flows back
+into the simulation as commands (see `virtual_chargers.bridge`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from sim.config.base import StrictModel
+
+__all__ = ["OcppManager", "OcppSecurity"]
+
+
+class OcppSecurity(StrictModel):
+    """How the virtual chargers authenticate to the CSMS (OCPP security profiles 0-3).
+
+    Passwords come from an environment variable or a file, never from the scenario.
+    Relative paths are relative to the scenario file.
+    """
+
+    profile: Literal[0, 1, 2, 3] = 0
+    password_env: str | None = Field(default=None, description="environment variable holding the basic-auth password")
+    password_file: Path | None = Field(default=None, description="file whose first line is the password")
+    ca_file: Path | None = Field(default=None, description="CA bundle that signed the CSMS certificate")
+    cert_file: Path | None = Field(default=None, description="client certificate, PEM (profile 3)")
+    key_file: Path | None = Field(default=None, description="client private key, PEM (profile 3)")
+
+    @field_validator("password_file", "ca_file", "cert_file", "key_file")
+    @classmethod
+    def _relative_to_scenario(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None or path.is_absolute():
+            return path
+        return Path((info.context or {}).get("base_dir", ".")) / path
+
+    @model_validator(mode="after")
+    def _complete(self) -> OcppSecurity:
+        if self.profile in (1, 2) and self.password_env is None and self.password_file is None:
+            raise ValueError(f"security profile {self.profile} needs password_env or password_file")
+        if self.profile == 3 and self.cert_file is None:
+            raise ValueError("security profile 3 needs cert_file (and key_file unless the key is in it)")
+        return self
+
+
+class OcppManager(StrictModel):
+    """A CSMS manages the network: the simulated chargers speak OCPP to it, paced at `speed`."""
+
+    kind: Literal["ocpp"]
+    csms: str = Field(pattern=r"^wss?://", description="CSMS websocket URL; chargers add /<charger id>")
+    ocpp: Literal["1.6", "2.0.1"] = "1.6"
+    speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
+    security: OcppSecurity = OcppSecurity()
+    response_timeout_s: float = Field(default=30.0, gt=0, description="wall seconds to wait for a CSMS answer")
+    meter_interval_s: float = Field(default=60.0, ge=0, description="simulated seconds between MeterValues")
+    warn_lag_s: float = Field(default=1.0, gt=0, description="warn when the simulation is this far (wall s) behind")
+    config: dict[str, str] = Field(
+        default={}, description="configuration keys (1.6) or Component.Variable (2.0.1) of every charger"
+    )

@@ -1,0 +1,222 @@
+"""A CSMS as the network manager: the reference CSMS drives a paced run through virtual OCPP chargers.
+
+The runs are small (one site, 2 chargers × 2 connectors) and fast (half a simulated day in ~9 s of wall
+time), on 127.0.0.1 with port 0; every wait is bounded and everything started is stopped.
+"""
+
+import asyncio
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim.config.ocpp import OcppManager
+from sim.engine import simulate
+from sim.ids import ChargerId
+from sim.managers.base import SetChargingProfile, Timer
+from sim.metrics import sessions_frame
+from sim.results import write_results
+from tests.conftest import make_scenario
+from virtual_chargers.clock import SimClock
+from virtual_chargers.csms import CapRule, Csms
+from virtual_chargers.paced_run import PacedRun, write_paced_results
+from virtual_chargers.v16.profiles import from_ocpp
+from virtual_chargers.wire import snake_keys
+
+SPEED = 5000.0  # half a simulated day in 8.6 s of wall time
+CAP_KW = 7.0
+RULE = CapRule(CAP_KW, "17:00", "20:00", "+01:00")
+WINDOW = (5 * 3600.0, 8 * 3600.0)  # 17:00-20:00 when the scenario starts at 12:00 +01:00
+
+
+def scenario(csms_url: str, **manager: object):
+    """One site, two 2-connector 22 kW AC chargers, from noon: the cap window is 5-8 h into the run."""
+    return make_scenario(
+        name="bridge",
+        seed=11,
+        start="2026-03-02T12:00:00+01:00",
+        horizon_days=0.5,
+        network={
+            "sites": [
+                {
+                    "id": "a",
+                    "lat": 52.0,
+                    "lon": 4.0,
+                    "capacity_kw": 1000.0,
+                    "chargers": [{"model": "ac22", "count": 2, "connectors": 2, "power_kw": 22.0, "current": "ac"}],
+                }
+            ]
+        },
+        fleet=[{"preset": "tesla_model_3_lr", "share": 1}, {"preset": "renault_zoe_ze50", "share": 1}],
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 2.0},
+                "dwell_min": {"dist": "uniform", "low": 60, "high": 240},
+                "max_queue": 1,
+            }
+        ],
+        manager={
+            "kind": "ocpp",
+            "csms": csms_url,
+            "speed": SPEED,
+            "response_timeout_s": 5.0,
+            "meter_interval_s": 300,
+            **manager,
+        },
+    )
+
+
+class CapAtStart:
+    """The in-process equivalent of the reference CSMS's rule: the same TxDefaultProfile on every charger at 0."""
+
+    def __init__(self, scenario) -> None:
+        clock = SimClock(1.0, scenario.start)
+        ocpp = snake_keys(RULE.profile16("TxDefaultProfile"))
+        self.profile = from_ocpp(ocpp, clock.t_s_of, 230.0, 3)
+        self.chargers = [ChargerId(f"a.{n:02d}") for n in (1, 2)]
+
+    def handle(self, event, network):
+        """Every charger's profile at the start, nothing else."""
+        if isinstance(event, Timer) and event.name == "start":
+            return [SetChargingProfile(self.profile, charger_id=c) for c in self.chargers]
+        return ()
+
+
+def port_power_samples(tables, step_s: float = 60.0):
+    """(t_s, evse index, power_kw) every `step_s` inside every recorded charging interval."""
+    iv = tables.intervals
+    rows = []
+    for t0, t1, tau0, evse, p in zip(iv["t0_s"], iv["t1_s"], iv["tau0_s"], iv["evse"], iv["profile"], strict=True):
+        prof = tables.profiles[p]
+        t = np.arange(t0, t1, step_s)
+        rows.extend((float(x), int(evse), float(prof.power_at(prof.soc_at(tau0 + x - t0)))) for x in t)
+    return rows
+
+
+async def paced_with_csms(tmp_path: Path, restart_at_s: float | None = None):
+    """Run the scenario against the reference CSMS with the cap rule; optionally restart the CSMS mid-run."""
+    csms = await Csms(response_timeout_s=5.0).start()
+    csms.records16.cap_rule = RULE
+    runner = PacedRun(
+        scenario(csms.url),
+        frames_path=tmp_path / "frames.jsonl",
+        state_dir=tmp_path / "state",
+        boot_timeout_s=10.0,
+        drain_timeout_s=15.0,
+    )
+    task = asyncio.ensure_future(runner.run())
+    restarted = None
+    try:
+        if restart_at_s is not None:
+            await asyncio.wait_for(runner.started.wait(), 15)
+            assert runner.clock is not None
+            await runner.clock.sleep_until(restart_at_s)
+            port = csms.port
+            await csms.stop()  # every charger loses its connection
+            await runner.clock.sleep(1800.0)  # down for half a simulated hour
+            restarted = Csms(port=port, response_timeout_s=5.0)
+            restarted.records16 = csms.records16  # its database survived the restart
+            await restarted.start()
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        runner.stop()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await csms.stop()
+        if restarted is not None:
+            await restarted.stop()
+    return result, csms.records16
+
+
+def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
+    """The CSMS's 7 kW 17:00-20:00 TxDefaultProfile caps every simulated connector in exactly that window.
+
+    Its KPIs equal those of an in-process manager sending the same profile at time 0. Tolerance,
+    derived: the CSMS's profile reaches the simulation when the chargers boot (a few simulated
+    minutes at most, asserted below), and a profile binds only inside its window, five hours later;
+    every arrival and every interval is then the same, so only float rounding may differ (1e-9).
+    """
+    result, records = arun(paced_with_csms(tmp_path), timeout_s=90)
+    tables = result.tables
+
+    # Every charger got the profile and accepted it, before the window opened.
+    assert sorted(c for c, _, status in records.profiles_sent if status == "Accepted") == ["a.01", "a.02"]
+    qa = result.qa
+    assert qa is not None
+    assert qa["bridge"]["commands_applied"] == {"SetChargingProfile": 2}
+    events = sessions_frame(tables)
+    assert len(events) > 10
+
+    samples = port_power_samples(tables)
+    inside = [p for t, _, p in samples if WINDOW[0] <= t < WINDOW[1]]
+    outside = [p for t, _, p in samples if not WINDOW[0] <= t < WINDOW[1]]
+    assert inside
+    assert max(inside) <= CAP_KW + 1e-9
+    assert max(outside) > CAP_KW + 1.0  # outside the window the EVs draw 11 or 22 kW
+    # the cap binds from 17:00 on the dot: an interval open across 17:00 is closed there
+    iv = tables.intervals
+    assert not np.any((iv["t0_s"] < WINDOW[0] - 1e-9) & (iv["t1_s"] > WINDOW[0] + 1e-9))
+
+    # Same arrivals, the same profile in-process: the same sessions and KPIs.
+    base = simulate(tables.scenario, manager=CapAtStart(tables.scenario))
+    paced_sessions, base_sessions = sessions_frame(tables), sessions_frame(base)
+    assert len(paced_sessions) == len(base_sessions)
+    np.testing.assert_allclose(
+        paced_sessions["energy_delivered_kwh"], base_sessions["energy_delivered_kwh"], rtol=1e-9, atol=1e-9
+    )
+    paced_kpis = write_paced_results(result, tmp_path / "paced")
+    base_kpis = write_results(base, tmp_path / "inprocess")
+    for key in ("sessions_served", "energy_delivered_kwh", "unmet_energy_kwh", "peak_kw", "revenue"):
+        assert paced_kpis["network"][key] == pytest.approx(base_kpis["network"][key], rel=1e-9, abs=1e-9), key
+
+    # The folder is a results folder plus the frame log, the QA summary and the pacing figures.
+    folder = tmp_path / "paced"
+    assert (folder / "ocpp_frames.jsonl").stat().st_size > 0
+    assert (folder / "qa_summary.json").is_file()
+    pacing = paced_kpis["pacing"]
+    assert pacing["speed"] == SPEED
+    assert pacing["steps"] > 100
+    assert pacing["lag_p50_s"] <= pacing["lag_p99_s"] <= pacing["lag_max_s"]
+
+    # The CSMS saw every session as a transaction, with the twin's energy.
+    served = paced_sessions[paced_sessions["evse_id"].notna()]
+    assert len(records.transactions) == len(served)
+    assert qa["timeouts"] == {}
+    assert qa["csms_violations"] == 0
+
+
+def test_csms_restart_mid_run_loses_no_session(tmp_path, arun):
+    """The CSMS restarts mid-run: the run goes on, the chargers reconnect, every session reaches the CSMS."""
+    result, records = arun(paced_with_csms(tmp_path, restart_at_s=3 * 3600.0), timeout_s=90)
+    tables = result.tables
+    sessions = sessions_frame(tables)
+    plugged = sessions[sessions["evse_id"].notna()].reset_index(drop=True)
+    qa = result.qa
+    assert qa is not None
+    assert qa["connects"] >= 4  # both chargers reconnected
+    assert qa["disconnects"] >= 2
+    assert len({c for c, _ in records.boots}) == 2
+    assert len(records.boots) >= 4
+    assert result.drained
+    # Every session on a connector is a transaction of the CSMS, with the twin's energy to the Wh.
+    assert len(records.transactions) == len(plugged)
+    done = plugged[plugged["outcome"] != "ongoing"]
+    stopped = [t for t in records.transactions.values() if t.stop is not None]
+    assert len(stopped) == len(done)
+    csms_kwh = sorted((t.stop["meterStop"] - t.start["meterStart"]) / 1000.0 for t in stopped)
+    np.testing.assert_allclose(csms_kwh, sorted(done["energy_delivered_kwh"]), atol=2e-3)
+    # Some transactions started while the CSMS was down and were delivered after it came back.
+    assert qa["queued_delivered_after_reconnect"] >= 1
+    assert math.isfinite(result.lag["lag_max_s"])
+
+
+def test_ocpp_manager_needs_a_paced_run():
+    """An in-process run of a scenario whose manager is a CSMS says how to run it."""
+    s = scenario("ws://127.0.0.1:1")
+    assert isinstance(s.manager, OcppManager)
+    with pytest.raises(ValueError, match="paced"):
+        simulate(s)

@@ -1,0 +1,684 @@
+"""The bridge: a real CSMS in the manager slot, through one virtual OCPP charger per simulated charger.
+
+`Bridge` is the `NetworkManager` of a paced run (`virtual_chargers.paced_run`). What the simulation
+knows that a CSMS learns from chargers reaches the CSMS as OCPP messages: a `SessionStarted` plugs an
+EV into the matching virtual charger (Authorize, StartTransaction), a `SessionStopped` unplugs it
+(StopTransaction), a fault or an outage makes the connector Faulted, an EV that is full SuspendedEV.
+`handle` never waits: it queues these per charger, in order, and returns at once.
+
+The chargers do not simulate EVs of their own: each connector's meter (`TwinMeter`) reads the
+simulation's connector, so the register, the power and the status the CSMS sees are the twin's.
+
+What the CSMS sends the chargers flows back into the simulation as commands, submitted to the
+`Pacer` and applied at the simulated time they arrive, once the charger has accepted them:
+
+=================================  ===============================================================
+CSMS → charger (accepted)          simulation command
+=================================  ===============================================================
+SetChargingProfile                 `SetChargingProfile` (connector 0 / EVSE 0: the whole charger)
+ClearChargingProfile               `ClearChargingProfile`
+RemoteStop / RequestStop, Unlock   `SetPowerLimit(evse, 0)`: the session draws no more power; the
+                                   EV stays plugged in until its driver leaves (transaction ends)
+RemoteStart / RequestStart         only for an EV that is plugged in without a transaction (after a
+                                   remote stop): `SetPowerLimit(evse, inf)`, it charges again. Every
+                                   EV that plugs in starts its session by itself, so a remote start
+                                   on an empty connector is Rejected.
+ChangeAvailability                 `ChangeAvailability` now (Accepted) or when the session ends
+                                   (Scheduled)
+Reset                              `Reset` when the scenario has serviceability (its reboot time, a
+                                   reset may clear a fault); otherwise the ports are out of service
+                                   (`ChangeAvailability`) until the charger has booted again
+DataTransfer vendorId=chargetwin,  `SetTariff` for the charger's site: ``data`` is a JSON object of
+messageId=SetTariff                tariff fields (e.g. ``{"price_per_kwh": 0.39}``) over the site's
+                                   current tariff; the next driver sees it
+=================================  ===============================================================
+
+The CSMS's authorization answers do not turn drivers away: the simulation decides who charges,
+and chargers authorize offline (AllowOfflineTxForUnknownId) when the CSMS is down, so every session
+reaches the CSMS once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+from pydantic import ValidationError
+
+from sim.charging_profiles import ChargingProfilePurpose
+from sim.config import Scenario
+from sim.config.ocpp import OcppManager
+from sim.config.revenue import Tariff
+from sim.ev import EVModel
+from sim.ids import ChargerId, EvseId, SessionId, SiteId
+from sim.managers.base import (
+    ChangeAvailability,
+    ClearChargingProfile,
+    Command,
+    Event,
+    EvseStatus,
+    EvseView,
+    FaultReported,
+    NetworkView,
+    Reset,
+    SessionStarted,
+    SessionStopped,
+    SetChargingProfile,
+    SetPowerLimit,
+    SetTariff,
+    StatusChanged,
+)
+from virtual_chargers.base import ChargerSpec, Connector, ConnectorSpec, VirtualCharger
+from virtual_chargers.clock import SimClock
+from virtual_chargers.connection import SecurityConfig, client_ssl_context, load_password
+from virtual_chargers.meter import EVSession, Meter, MeterReading, kw_to_w
+from virtual_chargers.testing import ChargerSet
+from virtual_chargers.v16 import V16Charger
+from virtual_chargers.v16.charger import DEFAULT_EV
+
+__all__ = ["Bridge", "Port", "TwinMeter", "security_of"]
+
+log = logging.getLogger(__name__)
+
+TARIFF_VENDOR = "chargetwin"
+TARIFF_MESSAGE = "SetTariff"
+_STATUS_16 = {
+    EvseStatus.CHARGING: "Charging",
+    EvseStatus.SUSPENDED_EV: "SuspendedEV",
+    EvseStatus.SUSPENDED_EVSE: "SuspendedEVSE",
+}
+
+
+def security_of(cfg: OcppManager) -> SecurityConfig:
+    """The scenario's security section as the chargers' `SecurityConfig`."""
+    s = cfg.security
+    return SecurityConfig(s.profile, s.password_env, s.password_file, s.ca_file, s.cert_file, s.key_file)
+
+
+@dataclass
+class Port:
+    """One simulated connector and the virtual connector that speaks for it."""
+
+    evse_id: EvseId
+    site_id: SiteId
+    index: int  # position among the site's connectors in a `SiteView`
+    charger_id: ChargerId
+    connector_id: int
+    register_wh: float = 0.0  # energy of the sessions already ended on this connector
+    pinned_wh: float | None = None  # the register at the instant of the event being told to the CSMS
+    charger: VirtualCharger | None = None
+
+
+class TwinMeter(Meter):
+    """A connector's meter that reads the simulation's connector instead of simulating an EV."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, spec: ConnectorSpec, read: Callable[[], tuple[float, EvseView | None]]) -> None:
+        """A meter of a connector rated ``spec``; ``read()`` gives (register Wh, the connector's view)."""
+        super().__init__(spec.max_power_kw, spec.dc, spec.voltage_v, spec.phases, _NO_PROFILES)
+        self._read = read
+
+    def advance(self, t_s: float) -> None:
+        """Nothing to integrate: the simulation does it."""
+
+    def _rebuild(self, t_s: float) -> None:
+        self._profile = None
+
+    def power_kw(self) -> float:
+        """The simulated connector's power now."""
+        _, view = self._read()
+        return view.power_kw if view is not None and view.session_id is not None else 0.0
+
+    def full(self) -> bool:
+        """The simulated EV reached its target."""
+        _, view = self._read()
+        return view is not None and view.status is EvseStatus.SUSPENDED_EV
+
+    def read(self, t_s: float) -> MeterReading:
+        """The simulated register (the sessions delivered on the connector so far) and power."""
+        energy_wh, view = self._read()
+        power_w = 0.0 if self.stuck or view is None or view.session_id is None else kw_to_w(view.power_kw)
+        return MeterReading(
+            energy_wh=round(energy_wh + self.jump_wh, 1),
+            power_w=round(power_w, 1),
+            current_a=round(power_w / (self.voltage_v * self.phases), 2),
+            voltage_v=self.voltage_v,
+            soc_pct=None,
+        )
+
+
+class _NoProfiles:
+    def get(self, *args: Any) -> None:  # pragma: no cover - a TwinMeter never builds a charge profile
+        raise AssertionError("a TwinMeter has no EV of its own")
+
+
+_NO_PROFILES: Any = _NoProfiles()
+
+
+@dataclass
+class BridgeStats:
+    """What crossed the bridge: commands by kind, commands the simulation refused, op failures."""
+
+    commands: Counter[str] = field(default_factory=Counter)
+    refused: list[str] = field(default_factory=list)
+    op_errors: list[str] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "commands_applied": dict(sorted(self.commands.items())),
+            "commands_refused": self.refused[:50],
+            "commands_refused_count": len(self.refused),
+            "events_forwarded": dict(sorted(self.events.items())),
+            "charger_op_errors": self.op_errors[:50],
+        }
+
+
+class Bridge:
+    """The network manager of a paced run with a CSMS: forwards events to virtual chargers, applies the CSMS's commands.
+
+    Args:
+        scenario: The run's scenario (its network gives the chargers; its tariffs the base of price updates).
+        cfg: The scenario's `ocpp` manager section.
+        clock: The run's clock, shared with the `Pacer`, so OCPP timestamps are simulated time.
+        log_path: JSONL frame log (None: counts only).
+        state_dir: Folder of the persisted transaction queues (None: in memory).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        cfg: OcppManager,
+        clock: SimClock,
+        *,
+        log_path: Path | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        """Plan the chargers; `start` connects them (inside the run's event loop)."""
+        self.scenario = scenario
+        self.cfg = cfg
+        self.clock = clock
+        self.log_path = log_path
+        self.state_dir = state_dir
+        self.stats = BridgeStats()
+        self.ports: dict[EvseId, Port] = {}
+        self.specs: dict[ChargerId, ChargerSpec] = {}
+        self.site_of: dict[ChargerId, SiteId] = {}
+        self.tariffs = {SiteId(s.id): s.tariff or scenario.tariff for s in scenario.network.sites}
+        self.fleet: ChargerSet | None = None
+        self._submit: Callable[[Callable[[Any], None]], None] | None = None
+        self._view: NetworkView | None = None
+        self._ops: dict[ChargerId, asyncio.Queue[Callable[[], Awaitable[None]]]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._held: set[EvseId] = set()  # out of service by the CSMS's ChangeAvailability or a reset
+        self._scheduled_inoperative: set[EvseId] = set()
+        self._resetting: dict[ChargerId, list[EvseId]] = {}
+        self._plan(scenario)
+
+    def _plan(self, scenario: Scenario) -> None:
+        """Chargers and connectors with the simulation's ids (see `sim.hardware.build_sites`)."""
+        for site in scenario.network.sites:
+            n, index = 0, 0
+            for group in site.chargers:
+                dc = group.current == "dc"
+                spec = ConnectorSpec(group.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+                for _ in range(group.count):
+                    n += 1
+                    charger_id = ChargerId(f"{site.id}.{n:02d}")
+                    self.specs[charger_id] = ChargerSpec(
+                        charger_id, (spec,) * group.connectors, vendor=TARIFF_VENDOR, model=group.model
+                    )
+                    self.site_of[charger_id] = SiteId(site.id)
+                    for c in range(1, group.connectors + 1):
+                        evse_id = EvseId(f"{charger_id}.{c}")
+                        self.ports[evse_id] = Port(evse_id, SiteId(site.id), index, charger_id, c)
+                        index += 1
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def attach(self, submit: Callable[[Callable[[Any], None]], None], view: NetworkView) -> None:
+        """Where the CSMS's commands go (`Pacer.submit`) and the view the meters read."""
+        self._submit = submit
+        self._view = view
+
+    async def start(self) -> None:
+        """Create and start one virtual charger per simulated charger."""
+        security = security_of(self.cfg)
+        password = load_password(security)
+        self.fleet = ChargerSet(
+            self.cfg.csms,
+            clock=self.clock,
+            state_dir=self.state_dir,
+            log_path=self.log_path,
+            security=security,
+            password=password,
+            ssl_context=client_ssl_context(security),
+            seed=self.scenario.seed,
+            response_timeout_s=self.cfg.response_timeout_s,
+        )
+        cls = _charger_class(self.cfg.ocpp)
+        config = self._config()
+        for charger_id, spec in self.specs.items():
+            charger = cls(spec, self.fleet.ctx, bridge=self, config=dict(config))
+            for c in charger.connectors.values():
+                port = self.ports[EvseId(f"{charger_id}.{c.id}")]
+                port.charger = charger
+                c.meter = TwinMeter(c.spec, self._reader(port))
+            self.fleet.chargers[charger_id] = charger
+            self.fleet.start(charger)
+            queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+            self._ops[charger_id] = queue
+            self._workers.append(asyncio.ensure_future(self._work(charger_id, queue)))
+
+    def _config(self) -> dict[str, str]:
+        interval = str(int(round(self.cfg.meter_interval_s)))
+        if self.cfg.ocpp == "1.6":
+            base = {"MeterValueSampleInterval": interval, "AllowOfflineTxForUnknownId": "true"}
+        else:
+            base = {"SampledDataCtrlr.TxUpdatedInterval": interval}
+        return {**base, **self.cfg.config}
+
+    async def wait_online(self, timeout_s: float) -> bool:
+        """Wait (wall seconds) until every charger's boot is accepted; False if some are not by then."""
+        assert self.fleet is not None
+        try:
+            await self.fleet.wait_all_booted(timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, drain_timeout_s: float = 10.0) -> bool:
+        """Finish the queued work, deliver the queued transaction messages (bounded), stop the chargers.
+
+        Returns False when something was still undelivered after ``drain_timeout_s`` wall seconds.
+        """
+        drained = True
+        deadline = time.monotonic() + drain_timeout_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._ops.values())), drain_timeout_s)
+        if self.fleet is not None:
+            try:
+                await self.fleet.wait_queues_empty(max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                drained = False
+        for w in self._workers:
+            w.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        if self.fleet is not None:
+            for charger in self.fleet.chargers.values():
+                self.stats.op_errors.extend(f"{charger.spec.id}: {e!r}" for e in charger.errors)
+            await self.fleet.close()
+        return drained
+
+    @property
+    def summary(self) -> Any:
+        """The frame log's `Summary` (QA counts, round trips, timeouts, violations)."""
+        assert self.fleet is not None
+        return self.fleet.log.summary
+
+    # ------------------------------------------------------------------ simulation → CSMS
+
+    def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
+        """Queue what ``event`` means for the virtual chargers; return commands only the event releases."""
+        self._view = network
+        if isinstance(event, SessionStarted):
+            port = self.ports[event.evse_id]
+            start_wh, ev = port.register_wh, self._ev_of(port)
+            self._op(port, lambda: self._plug(port, event.session_id, start_wh, ev))
+        elif isinstance(event, SessionStopped):
+            port = self.ports[event.evse_id]
+            port.register_wh += event.energy_kwh * 1000.0
+            stop_wh = port.register_wh
+            self._op(port, lambda: self._unplug(port, stop_wh))
+            if event.evse_id in self._scheduled_inoperative:
+                self._scheduled_inoperative.discard(event.evse_id)
+                self._held.add(event.evse_id)
+                self.stats.commands["ChangeAvailability"] += 1
+                return [ChangeAvailability(event.evse_id, False)]
+        elif isinstance(event, StatusChanged):
+            port = self.ports[event.evse_id]
+            if event.status is EvseStatus.FAULTED and event.evse_id not in self._held:
+                self._op(port, lambda: self._fault(port, "OtherError", only_if_clear=True))
+            elif event.status is EvseStatus.AVAILABLE and event.evse_id not in self._held:
+                self._op(port, lambda: self._fault(port, None))
+            elif event.status is EvseStatus.SUSPENDED_EV:
+                self._op(port, lambda: self._refresh(port))
+        elif isinstance(event, FaultReported):
+            code = _error_code_16(event.error_code)
+            for evse_id in event.evse_ids:
+                self._op(self.ports[evse_id], functools.partial(self._fault, self.ports[evse_id], code))
+        else:
+            return ()
+        self.stats.events[type(event).__name__] += 1
+        return ()
+
+    def _ev_of(self, port: Port) -> tuple[EVSession, float | None]:
+        """The EV to plug in: for ISO 15118 EVs one whose need is the twin's, with its departure."""
+        view = self._port_view(port)
+        if view is None or view.energy_need_kwh is None:
+            return DEFAULT_EV, None
+        need_kwh = max(view.energy_need_kwh, 1e-3)
+        ev_max_kw = view.ev_max_kw or view.max_power_kw
+        model = EVModel("twin", need_kwh, min(ev_max_kw, 50.0), ((0.0, ev_max_kw), (1.0, ev_max_kw)))
+        known = view.departure_t_s is not None and view.plug_t_s is not None
+        departure_s = view.departure_t_s - view.plug_t_s if known else None  # type: ignore[operator]
+        return EVSession(model, 0.0, 1.0), departure_s
+
+    def _op(self, port: Port, op: Callable[[], Awaitable[None]]) -> None:
+        self._ops[port.charger_id].put_nowait(op)
+
+    async def _work(self, charger_id: ChargerId, queue: asyncio.Queue[Callable[[], Awaitable[None]]]) -> None:
+        """Run one charger's ops in the order the simulation produced them."""
+        while True:
+            op = await queue.get()
+            try:
+                await op()
+            except Exception as exc:  # a charger op must not stop the others
+                self.stats.op_errors.append(f"{charger_id}: {exc!r}")
+                log.warning("virtual charger %s: %r", charger_id, exc)
+            finally:
+                queue.task_done()
+
+    async def _plug(
+        self, port: Port, session_id: SessionId, start_wh: float, ev: tuple[EVSession, float | None]
+    ) -> None:
+        charger, c = self._connector(port)
+        if c.ev is not None:
+            await charger.unplug(c.id)
+        port.pinned_wh = start_wh
+        try:
+            session, departure_s = ev
+            if departure_s is not None and charger.ocpp_version == "2.0.1":
+                await charger.plug_in(c.id, session, f"SIM{session_id:08d}", iso15118=True, departure_s=departure_s)
+            else:
+                await charger.plug_in(c.id, session, f"SIM{session_id:08d}")
+        finally:
+            port.pinned_wh = None
+
+    async def _unplug(self, port: Port, stop_wh: float) -> None:
+        charger, c = self._connector(port)
+        if c.ev is None:
+            return
+        port.pinned_wh = stop_wh
+        try:
+            await charger.unplug(c.id)
+        finally:
+            port.pinned_wh = None
+
+    async def _refresh(self, port: Port) -> None:
+        charger, c = self._connector(port)
+        if c.tx_ref is not None:
+            await charger.refresh_status(c)
+
+    async def _fault(self, port: Port, error_code: str | None, only_if_clear: bool = False) -> None:
+        charger, c = self._connector(port)
+        if error_code is None:
+            if c.fault is not None:
+                c.fault = None
+                await charger.on_connector_fault(c, None)
+            return
+        if only_if_clear and c.fault is not None:
+            return
+        c.fault = error_code
+        await charger.on_connector_fault(c, error_code)
+
+    def _connector(self, port: Port) -> tuple[Any, Connector]:
+        charger = port.charger
+        assert charger is not None
+        return charger, charger.connectors[port.connector_id]
+
+    def _port_view(self, port: Port) -> EvseView | None:
+        if self._view is None:
+            return None
+        return self._view.site(port.site_id).evses[port.index]
+
+    def _reader(self, port: Port) -> Callable[[], tuple[float, EvseView | None]]:
+        def read() -> tuple[float, EvseView | None]:
+            view = self._port_view(port)
+            if port.pinned_wh is not None:
+                return port.pinned_wh, view
+            energy_kwh = view.energy_kwh if view is not None and view.session_id is not None else 0.0
+            return port.register_wh + energy_kwh * 1000.0, view
+
+        return read
+
+    def sim_status(self, charger_id: str, connector_id: int) -> EvseStatus | None:
+        """The simulated connector's status (None before the run has a view)."""
+        view = self._port_view(self.ports[EvseId(f"{charger_id}.{connector_id}")])
+        return view.status if view is not None else None
+
+    # ------------------------------------------------------------------ CSMS → simulation
+
+    def command(self, *commands: Command) -> None:
+        """Apply the CSMS's ``commands`` at the simulated time the pacer next reaches."""
+        if self._submit is None:
+            raise RuntimeError("the bridge is not attached to a pacer")
+        names = [type(c).__name__ for c in commands]
+
+        def apply(sim: Any) -> None:
+            try:
+                sim.apply(list(commands))
+            except (ValueError, KeyError) as exc:
+                self.stats.refused.append(f"t={sim.t_s:.0f} {', '.join(names)}: {exc}")
+                log.warning("the simulation refused %s from the CSMS: %s", ", ".join(names), exc)
+                return
+            self.stats.commands.update(names)
+
+        self._submit(apply)
+
+    def port(self, charger_id: str, connector_id: int) -> Port:
+        """The port behind a charger's connector (1.6) or EVSE (2.0.1)."""
+        return self.ports[EvseId(f"{charger_id}.{connector_id}")]
+
+    def evse_ids(self, charger_id: str, connector_id: int) -> list[EvseId]:
+        """The simulated connectors a connector id addresses (0: all of the charger's)."""
+        spec = self.specs[ChargerId(charger_id)]
+        ids = range(1, len(spec.connectors) + 1) if connector_id == 0 else [connector_id]
+        return [EvseId(f"{charger_id}.{i}") for i in ids]
+
+    def availability(self, charger_id: str, connector_id: int, operative: bool, scheduled: Sequence[int]) -> None:
+        """The CSMS changed availability: now for the connectors without a transaction, later for ``scheduled``."""
+        commands: list[Command] = []
+        for evse_id in self.evse_ids(charger_id, connector_id):
+            if operative:
+                self._scheduled_inoperative.discard(evse_id)
+                self._held.discard(evse_id)
+                commands.append(ChangeAvailability(evse_id, True))
+            elif self.ports[evse_id].connector_id in scheduled:
+                self._scheduled_inoperative.add(evse_id)
+            else:
+                self._held.add(evse_id)
+                commands.append(ChangeAvailability(evse_id, False))
+        if commands:
+            self.command(*commands)
+
+    def reset(self, charger_id: str) -> None:
+        """The CSMS reset a charger: the simulation's reset, or its ports out of service until it boots."""
+        if self.scenario.serviceability is not None:
+            self.command(Reset(ChargerId(charger_id)))
+            return
+        ports = [e for e in self.evse_ids(charger_id, 0) if e not in self._held]
+        self._held.update(ports)
+        self._resetting[ChargerId(charger_id)] = ports
+        self.command(*(ChangeAvailability(e, False) for e in ports))
+
+    def booted(self, charger_id: str) -> None:
+        """A charger finished booting: ports a reset took out of service serve again."""
+        ports = self._resetting.pop(ChargerId(charger_id), [])
+        for e in ports:
+            self._held.discard(e)
+        if ports:
+            self.command(*(ChangeAvailability(e, True) for e in ports))
+
+    def set_tariff(self, charger_id: str, data: Any) -> bool:
+        """A price from the CSMS (DataTransfer SetTariff): the site's tariff with these fields; False if invalid."""
+        site_id = self.site_of[ChargerId(charger_id)]
+        try:
+            fields = json.loads(data) if isinstance(data, str) else data
+            if not isinstance(fields, dict):
+                return False
+            tariff = Tariff.model_validate({**self.tariffs[site_id].model_dump(), **fields})
+        except (ValueError, ValidationError):
+            return False
+        self.tariffs[site_id] = tariff
+        self.command(SetTariff(site_id, tariff))
+        return True
+
+
+# ---------------------------------------------------------------------- the chargers
+
+
+class TwinCharger16(V16Charger):
+    """A 1.6 charger of a bridged run: what the CSMS makes it do is also done to the simulated charger."""
+
+    def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
+        """A stopped charger that reports to and through ``bridge``."""
+        self.bridge = bridge
+        super().__init__(spec, ctx, **kwargs)
+
+    async def after_boot(self) -> None:
+        """Statuses as usual; ports a reset took out of service serve again."""
+        self.bridge.booted(self.spec.id)
+        await super().after_boot()
+
+    def _charging_status(self, c: Connector) -> str:
+        status = self.bridge.sim_status(self.spec.id, c.id)
+        if c.fault is None and status in _STATUS_16:
+            return _STATUS_16[status]
+        return super()._charging_status(c)
+
+    async def refresh_status(self, c: Connector) -> None:
+        """Report the transaction's status as the simulation has it now."""
+        await self.set_status(c, self._charging_status(c))
+
+    def _sim_profile_command(self, connector_id: int, profile: dict[str, Any]) -> Command:
+        c = self.connectors.get(connector_id) or next(iter(self.connectors.values()))
+        converted = self._profile(profile, c)
+        if connector_id == 0:
+            return SetChargingProfile(converted, charger_id=ChargerId(self.spec.id))
+        return SetChargingProfile(converted, evse_id=self.bridge.port(self.spec.id, connector_id).evse_id)
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        """SetChargingProfile: installed here and on the simulated connector(s)."""
+        res = V16Charger.on_set_charging_profile(self, connector_id, cs_charging_profiles)
+        if res.status == "Accepted":
+            self.bridge.command(self._sim_profile_command(connector_id, cs_charging_profiles))
+        return res
+
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(
+        self,
+        id: int | None = None,  # noqa: A002
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> Any:
+        """ClearChargingProfile: here and on the simulated connector(s)."""
+        res = V16Charger.on_clear_charging_profile(self, id, connector_id, charging_profile_purpose, stack_level)
+        if res.status == "Accepted":
+            purpose = ChargingProfilePurpose(charging_profile_purpose) if charging_profile_purpose else None
+            if connector_id:
+                target: dict[str, Any] = {"evse_id": self.bridge.port(self.spec.id, connector_id).evse_id}
+            else:
+                target = {"charger_id": ChargerId(self.spec.id)}
+            self.bridge.command(ClearChargingProfile(**target, profile_id=id, purpose=purpose, stack_level=stack_level))
+        return res
+
+    def _stop_power(self, c: Connector) -> None:
+        self.bridge.command(SetPowerLimit(self.bridge.port(self.spec.id, c.id).evse_id, 0.0))
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id: int) -> Any:
+        """RemoteStopTransaction: the simulated session stops drawing power."""
+        c = self._by_tx_id(transaction_id)
+        res = V16Charger.on_remote_stop(self, transaction_id)
+        if res.status == "Accepted" and c is not None:
+            self._stop_power(c)
+        return res
+
+    @on(Action.unlock_connector)
+    def on_unlock_connector(self, connector_id: int) -> Any:
+        """UnlockConnector: a running transaction ends, so the simulated session stops drawing power."""
+        c = self.connectors.get(connector_id)
+        running = c is not None and c.tx_ref is not None
+        res = V16Charger.on_unlock_connector(self, connector_id)
+        if running and c is not None:
+            self._stop_power(c)
+        return res
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start(
+        self, id_tag: str, connector_id: int | None = None, charging_profile: dict[str, Any] | None = None
+    ) -> Any:
+        """RemoteStartTransaction: only for a plugged-in EV without a transaction; it charges again."""
+        candidates = [connector_id] if connector_id else list(self.connectors)
+        plugged = [
+            i for i in candidates if i in self.connectors and self.connectors[i].ev is not None
+            and self.connectors[i].tx_ref is None
+        ]  # fmt: skip
+        if not plugged:
+            return call_result.RemoteStartTransaction(status="Rejected")
+        res = V16Charger.on_remote_start(self, id_tag, plugged[0], charging_profile)
+        if res.status == "Accepted":
+            self.bridge.command(SetPowerLimit(self.bridge.port(self.spec.id, plugged[0]).evse_id, math.inf))
+        return res
+
+    @on(Action.reset)
+    def on_reset(self, type: str) -> Any:  # noqa: A002 - the OCPP field name
+        """Reset: Accepted; the simulated charger is reset too."""
+        res = V16Charger.on_reset(self, type)
+        self.bridge.reset(self.spec.id)
+        return res
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id: int, type: str) -> Any:  # noqa: A002
+        """ChangeAvailability: the simulated connectors follow, at once or when their session ends."""
+        res = await V16Charger.on_change_availability(self, connector_id, type)
+        if res.status in ("Accepted", "Scheduled"):
+            scheduled = [c.id for c in self.connectors.values() if c.pending_operative is False]
+            self.bridge.availability(self.spec.id, connector_id, type == "Operative", scheduled)
+        return res
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
+        """DataTransfer chargetwin/SetTariff: the price the site's next driver sees."""
+        if vendor_id == TARIFF_VENDOR and message_id == TARIFF_MESSAGE:
+            ok = self.bridge.set_tariff(self.spec.id, data)
+            return call_result.DataTransfer(status="Accepted" if ok else "Rejected")
+        return V16Charger.on_data_transfer(self, vendor_id, message_id, data)
+
+
+def _charger_class(ocpp: str) -> type[Any]:
+    if ocpp == "1.6":
+        return TwinCharger16
+    from virtual_chargers.bridge201 import TwinCharger201
+
+    return TwinCharger201
+
+
+def _error_code_16(code: str) -> str:
+    """The simulation's fault error code as a 1.6 ChargePointErrorCode (OtherError when 1.6 has no such code)."""
+    return code if code in _ERROR_CODES_16 else "OtherError"
+
+
+_ERROR_CODES_16 = frozenset({
+    "ConnectorLockFailure", "EVCommunicationError", "GroundFailure", "HighTemperature", "InternalError",
+    "LocalListConflict", "OtherError", "OverCurrentFailure", "OverVoltage", "PowerMeterFailure",
+    "PowerSwitchFailure", "ReaderFailure", "ResetFailure", "UnderVoltage", "WeakSignal",
+})  # fmt: skip
