@@ -7,13 +7,14 @@ and MeterValues every 10 s of simulated time, at 10× speed, for 2 wall minutes.
     python bench/chargers.py [--chargers 1000] [--speed 10] [--wall-s 120]
 
 Prints requests and frames per second, emulator CPU seconds per 1,000 requests (and its share of one
-core), and round-trip percentiles per action.
+core), the CSMS's CPU, the machine's load average, and round-trip percentiles per action.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -35,7 +36,16 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Path) -> None:
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds of another process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Path, csms_pid: int) -> None:
     ev = EVSession(PRESETS["ford_f150_lightning_er"], 0.05, 1.0)  # 131 kWh at 22 kW: charges all run long
     async with ChargerSet(url, speed=speed, state_dir=state, response_timeout_s=30) as fleet:
         started = time.perf_counter()
@@ -45,24 +55,35 @@ async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Pat
             await asyncio.sleep(fleet.clock.to_wall_s(30.0) / chargers)  # boots spread over a heartbeat interval
         while (online := sum(c.online.is_set() for c in fleet.chargers.values())) < chargers:
             print(f"  {online}/{chargers} online, {fleet.log.summary.connects} connects", flush=True)
+            if time.perf_counter() - started > 300:
+                raise SystemExit(f"only {online}/{chargers} chargers online after 300 s")
             await asyncio.sleep(5)
-        for cp in fleet.chargers.values():
-            await cp.plug_in(1, ev, "BENCH")
-            await asyncio.sleep(fleet.clock.to_wall_s(10.0) / chargers)  # samples spread over the interval
+
+        async def plug(i: int, cp: object) -> None:
+            await fleet.clock.sleep(10.0 * i / chargers)  # samples spread over the interval
+            await cp.plug_in(1, ev, "BENCH")  # type: ignore[attr-defined]
+
+        await asyncio.wait_for(asyncio.gather(*(plug(i, cp) for i, cp in enumerate(fleet.chargers.values()))), 300)
+        gc.collect()
+        gc.freeze()  # as `virtual_chargers.fleet` does: the chargers live as long as the run
         print(f"{chargers} chargers booted and charging after {time.perf_counter() - started:.1f} s")
         s = fleet.log.summary
         await asyncio.sleep(5)  # settle: boot storm and status notifications are over
         s.rtt_s.clear()
         sent0, recv0, cpu0, t0 = sum(s.sent.values()), sum(s.received.values()), _cpu_s(), time.perf_counter()
+        csms_cpu0, load0 = _proc_cpu_s(csms_pid), os.getloadavg()[0]
         await asyncio.sleep(wall_s)
         sent, recv = sum(s.sent.values()) - sent0, sum(s.received.values()) - recv0
         cpu, wall = _cpu_s() - cpu0, time.perf_counter() - t0
+        csms_cpu, load1 = _proc_cpu_s(csms_pid) - csms_cpu0, os.getloadavg()[0]
         requests = sum(len(v) for v in s.rtt_s.values())
         print(f"measured {wall:.1f} s wall = {wall * speed:,.0f} simulated s at {speed:g}×")
         print(f"requests answered: {requests:,} ({requests / wall:,.0f}/s); frames sent+received {sent + recv:,}")
         print(f"  ({(sent + recv) / wall:,.0f}/s)")
         per_1000 = cpu / requests * 1000
         print(f"emulator CPU: {cpu:.1f} s = {cpu / wall:.0%} of one core; {per_1000:.3f} CPU s per 1,000 requests")
+        print(f"CSMS CPU: {csms_cpu:.1f} s = {csms_cpu / wall:.0%} of one core")
+        print(f"machine load average (1 min) {load0:.1f} at the start, {load1:.1f} at the end, {os.cpu_count()} cores")
         for action in sorted(s.rtt_s):
             q = s.rtt_percentiles_ms(action)
             n = len(s.rtt_s[action])
@@ -78,9 +99,10 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--wall-s", type=float, default=120.0)
     args = parser.parse_args()
-    exe = Path(sys.executable).with_name("chargetwin")
+    root = str(Path(__file__).resolve().parents[1])  # the CSMS of this tree, not of whatever is installed
+    boot = f"import sys; sys.path.insert(0, {root!r}); from sim.cli import main; sys.exit(main())"
     csms = subprocess.Popen(
-        [str(exe), "csms", "--port", "0", "--heartbeat-interval", "30"],
+        [sys.executable, "-c", boot, "csms", "--port", "0", "--heartbeat-interval", "30"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
@@ -94,7 +116,7 @@ def main() -> None:
         state = Path("out/bench-chargers-state")
         for f in state.glob("*"):
             f.unlink()
-        asyncio.run(bench(m.group(1), args.chargers, args.speed, args.wall_s, state))
+        asyncio.run(bench(m.group(1), args.chargers, args.speed, args.wall_s, state, csms.pid))
     finally:
         csms.terminate()
         csms.wait(timeout=30)

@@ -211,7 +211,9 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.last_connect_error: str | None = None
         self.password = ctx.password  # basic-auth password; the CSMS may rotate it (AuthorizationKey)
         self.errors: list[BaseException] = []  # unexpected errors of the charger's own tasks (bugs, not the CSMS)
-        self.history: deque[tuple[str, list[Any]]] = deque(maxlen=ctx.history)
+        # (direction, frame as sent or received): text, parsed only when asked, so that a thousand chargers'
+        # histories are not millions of objects for the garbage collector to walk (its pauses were the RTT tail)
+        self.history: deque[tuple[str, str | list[Any]]] = deque(maxlen=ctx.history)
         self._history_changed = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._bg: set[asyncio.Task[Any]] = set()  # live as long as the charger (meter loops, faults)
@@ -500,7 +502,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             raise OfflineError(f"{self.spec.id} has no connection")
         message = json.dumps(frame, separators=(",", ":"))
         self.ctx.log.frame(self.spec.id, "tx", message, frame)
-        self.history.append(("tx", frame))
+        self.history.append(("tx", message))
         self._history_changed.set()
         await ws.send(message)
 
@@ -511,9 +513,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             raise OfflineError(f"{self.spec.id} has no connection")
         if message.startswith("[4,"):
             message = self._call_error_frame(message)
-        msg = self.ctx.log.frame(self.spec.id, "tx", message)
-        if msg is not None:
-            self.history.append(("tx", msg))
+        if self.ctx.log.frame(self.spec.id, "tx", message) is not None:
+            self.history.append(("tx", message))
             self._history_changed.set()
         await ws.send(message)
 
@@ -529,7 +530,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         """Handle one frame from the CSMS; nothing it sends can stop the charger."""
         parsed = self.ctx.log.frame(self.spec.id, "rx", raw_msg)
         if parsed is not None:
-            self.history.append(("rx", parsed))
+            self.history.append(("rx", raw_msg))
             self._history_changed.set()
         try:
             msg = from_frame(parsed) if parsed is not None else unpack(raw_msg)
@@ -572,13 +573,24 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ helpers for tests and the fleet
 
+    def _calls(self, direction: str, action: str) -> list[dict[str, Any]]:
+        """Payloads of the requests ``action`` in the history, sent (``"tx"``) or received (``"rx"``)."""
+        out = []
+        for d, frame in self.history:
+            if d != direction or (isinstance(frame, str) and f'"{action}"' not in frame):
+                continue
+            m = json.loads(frame) if isinstance(frame, str) else frame
+            if isinstance(m, list) and len(m) == 4 and m[0] == MessageType.Call and m[2] == action:
+                out.append(m[3])
+        return out
+
     def sent(self, action: str) -> list[dict[str, Any]]:
         """Payloads of the requests with ``action`` this charger sent (latest ``ctx.history`` frames)."""
-        return [m[3] for d, m in self.history if d == "tx" and m[0] == MessageType.Call and m[2] == action]
+        return self._calls("tx", action)
 
     def received(self, action: str) -> list[dict[str, Any]]:
         """Payloads of the requests with ``action`` the CSMS sent this charger."""
-        return [m[3] for d, m in self.history if d == "rx" and m[0] == MessageType.Call and m[2] == action]
+        return self._calls("rx", action)
 
     async def wait_for(
         self,
@@ -595,11 +607,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         """
 
         def matches() -> list[dict[str, Any]]:
-            return [
-                m[3]
-                for d, m in self.history
-                if d == direction and m[0] == MessageType.Call and m[2] == action and (where is None or where(m[3]))
-            ]
+            return [p for p in self._calls(direction, action) if where is None or where(p)]
 
         async def poll() -> dict[str, Any]:
             while True:

@@ -83,7 +83,7 @@ class TxStore:
         commit_window_s: Wall seconds of changes committed together (0: each change at once, synchronously).
     """
 
-    def __init__(self, path: Path | None = None, commit_window_s: float = 0.02) -> None:
+    def __init__(self, path: Path | None = None, commit_window_s: float = 0.01) -> None:
         """Open or create the database."""
         if commit_window_s < 0:
             raise ValueError(f"commit_window_s(={commit_window_s}) must be >= 0")

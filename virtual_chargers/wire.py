@@ -19,7 +19,6 @@ import asyncio
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,18 +123,29 @@ def to_wire(value: Any) -> Any:
 
     The same as the library's ``remove_nones(snake_to_camel_case(serialize_as_dict(payload)))``.
     """
-    if is_dataclass(value) and not isinstance(value, type):
+    cls = type(value)
+    if cls is dict:
+        return {_camel_key(k): to_wire(v) for k, v in value.items() if v is not None}
+    if cls is list:
+        return [to_wire(v) for v in value if v is not None]
+    if cls in _SCALARS:
+        return value
+    dc_fields = getattr(cls, "__dataclass_fields__", None)
+    if dc_fields is not None:
         out = {}
-        for f in fields(value):
-            v = getattr(value, f.name)
+        for name in dc_fields:
+            v = getattr(value, name)
             if v is not None:
-                out[_camel_key(f.name)] = to_wire(v)
+                out[_camel_key(name)] = to_wire(v)
         return out
     if isinstance(value, dict):
         return {_camel_key(k): to_wire(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [to_wire(v) for v in value if v is not None]
     return value
+
+
+_SCALARS = frozenset({str, int, float, bool})
 
 
 def snake_keys(value: Any) -> Any:
