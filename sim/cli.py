@@ -35,6 +35,8 @@ examples:
   chargetwin report out/small_city                         render the report again
   chargetwin sweep scenarios/sweeps/managers.yaml          variants × seeds on all cores, with a report
   chargetwin compare out/run_a out/run_b                   two runs' KPIs side by side
+  chargetwin run scenarios/csms_smart_charging.yaml --csms ws://127.0.0.1:9000 --speed 600
+                                                           a CSMS as the manager, paced
 """
 
 
@@ -152,6 +154,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     scenario = load_scenario(args.scenario, seed=args.seed, horizon_days=args.days)
     out = Path(args.out) if args.out else Path("out") / scenario.name
+    if args.csms or args.speed or scenario.manager.kind == "ocpp" or scenario.grid.demand_response.openadr:
+        from virtual_chargers.paced_run import cmd_run_paced
+
+        return cmd_run_paced(scenario, out, args, console, _summary, _render_report)
     update, stop = _lazy_progress(console, f"simulating {scenario.name}")
     try:
         run = simulate(scenario, progress=update)
@@ -355,6 +361,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results folder (default: out/<scenario name>)")
     run.add_argument("--seed", type=int, help="override the scenario seed")
     run.add_argument("--days", type=float, help="override horizon_days")
+    run.add_argument("--csms", metavar="URL", help="a CSMS as the network manager (ws:// or wss://): a paced run")
+    run.add_argument("--speed", type=float, help="simulated seconds per wall second of a paced run")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario", help="scenario YAML file")

@@ -309,6 +309,12 @@ class Bridge:
         """
         drained = True
         deadline = time.monotonic() + drain_timeout_s
+        if self.fleet is not None:  # the run is over: transactions still open send no more meter values
+            for charger in self.fleet.chargers.values():
+                for c in charger.connectors.values():
+                    if c.meter_task is not None:
+                        c.meter_task.cancel()
+                        c.meter_task = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._ops.values())), drain_timeout_s)
         if self.fleet is not None:

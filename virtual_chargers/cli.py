@@ -80,6 +80,15 @@ def add_subcommands(sub: Any) -> None:
     cs.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain + key (PEM): wss://")
     cs.add_argument("--duration", type=float, metavar="WALL_S", help="stop after this many wall seconds")
     cs.add_argument("--log", type=Path, metavar="FILE", help="JSONL frame log")
+    cs.add_argument(
+        "--cap",
+        metavar="KW@HH:MM-HH:MM[+HH:MM]",
+        help="smart charging: cap every connector, daily, e.g. 7@17:00-20:00+01:00 (1.6 chargers)",
+    )
+    cs.add_argument(
+        "--cap-on", choices=["boot", "transaction"], default="boot",
+        help="send the cap as a TxDefaultProfile on boot (default) or a TxProfile on each transaction",
+    )  # fmt: skip
     cs.set_defaults(func=cmd_csms)
 
 
@@ -227,7 +236,7 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
 def cmd_csms(args: argparse.Namespace, console: Console) -> int:
     """Run the reference CSMS until interrupted (or ``--duration``)."""
     from virtual_chargers.clock import SimClock
-    from virtual_chargers.csms import Csms
+    from virtual_chargers.csms import CapRule, Csms
 
     ssl_context = None
     if args.tls_cert is not None:
@@ -237,6 +246,10 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
         except (OSError, ssl.SSLError) as exc:
             raise _usage(f"--tls-cert {args.tls_cert}: cannot load it ({exc})") from None
     log = FrameLog(SimClock(1.0), args.log) if args.log else None
+    try:
+        cap_rule = CapRule.parse(args.cap, args.cap_on) if args.cap else None
+    except ValueError as exc:
+        raise _usage(f"--cap: {exc}") from None
 
     def on_frame(charger: str, direction: str, raw: str) -> None:
         if log is not None:
@@ -249,6 +262,7 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
         csms.records16.heartbeat_interval_s = args.heartbeat_interval
         csms.records16.registration = args.registration
         csms.records16.rejected_tags.update(args.reject_tag)
+        csms.records16.cap_rule = cap_rule
         if csms.records201 is not None:
             csms.records201.boot_interval_s = args.heartbeat_interval
             csms.records201.registration = args.registration

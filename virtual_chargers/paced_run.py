@@ -29,7 +29,7 @@ from virtual_chargers.bridge import Bridge
 from virtual_chargers.clock import SimClock
 from virtual_chargers.pacing import Pacer
 
-__all__ = ["PacedResult", "PacedRun", "needs_pacing", "run_paced", "write_paced_results"]
+__all__ = ["PacedResult", "PacedRun", "cmd_run_paced", "needs_pacing", "run_paced", "write_paced_results"]
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +204,95 @@ def write_paced_results(
     kpis = write_results(result.tables, out_dir, finish=add)
     kpis.update(extra)
     return kpis
+
+
+def _with_overrides(scenario: Scenario, csms: str | None, speed: float | None) -> Scenario:
+    """The scenario with ``--csms`` and ``--speed`` applied; ValueError says what does not fit."""
+    manager = scenario.manager
+    if csms is not None:
+        if not csms.startswith(("ws://", "wss://")):
+            raise ValueError(f"--csms {csms}: must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:9000")
+        if isinstance(manager, OcppManager):
+            manager = manager.model_copy(update={"csms": csms})
+        else:
+            manager = OcppManager(kind="ocpp", csms=csms)
+    if speed is not None:
+        if not speed > 0:
+            raise ValueError(f"--speed(={speed}) must be > 0")
+        if isinstance(manager, OcppManager):
+            manager = manager.model_copy(update={"speed": speed})
+        elif scenario.grid.demand_response.openadr is not None:
+            dr = scenario.grid.demand_response
+            assert dr.openadr is not None
+            openadr = dr.openadr.model_copy(update={"speed": speed})
+            grid = scenario.grid.model_copy(update={"demand_response": dr.model_copy(update={"openadr": openadr})})
+            return scenario.model_copy(update={"grid": grid})
+        else:
+            raise ValueError("--speed paces a run with a real backend: give --csms URL, or a scenario with one")
+    return scenario.model_copy(update={"manager": manager})
+
+
+def cmd_run_paced(
+    scenario: Scenario,
+    out: Path,
+    args: Any,
+    console: Any,
+    summary_table: Callable[[dict[str, Any], str], Any],
+    render: Callable[[Path], None],
+) -> int:
+    """`chargetwin run` of a scenario with a CSMS or an OpenADR server: paced, then the usual folder and report."""
+    from sim.cli import UsageError, _lazy_progress
+    from virtual_chargers.connection import SecurityError
+
+    try:
+        scenario = _with_overrides(scenario, args.csms, args.speed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    speed = speed_of(scenario)
+    backends = []
+    if isinstance(scenario.manager, OcppManager):
+        backends.append(f"CSMS {scenario.manager.csms} (OCPP {scenario.manager.ocpp})")
+    if scenario.grid.demand_response.openadr is not None:
+        backends.append(f"OpenADR VTN {scenario.grid.demand_response.openadr.vtn_url}")
+    wall_s = scenario.horizon_s / speed
+    wall = f"{wall_s / 60.0:,.1f} min" if wall_s >= 60 else f"{wall_s:.1f} s"
+    console.print(
+        f"{scenario.name}: paced at {speed:g}× ({wall} of wall time) with {' and '.join(backends)}",
+        markup=False,
+        highlight=False,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = out.parent / f".{out.name}.frames.jsonl"
+    update, stop = _lazy_progress(console, f"pacing {scenario.name}")
+    try:
+        try:
+            result = asyncio.run(run_paced(scenario, frames_path=frames, progress=update))
+        except SecurityError as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            stop()
+        with console.status("writing results and report"):
+            kpis = write_paced_results(result, out, finish=render)
+    finally:
+        frames.unlink(missing_ok=True)
+    console.print(summary_table(kpis, f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
+                                      f"{scenario.manager.kind} paced at {speed:g}×"))  # fmt: skip
+    lag = result.lag
+    console.print(
+        f"lag behind the wall clock: p50 {lag['lag_p50_s'] * 1000:.1f} ms, p99 {lag['lag_p99_s'] * 1000:.1f} ms, "
+        f"max {lag['lag_max_s']:.2f} s"
+        + (f"; fell behind {lag['warnings']} time(s): lower --speed" if lag["warnings"] else ""),
+        markup=False,
+        highlight=False,
+    )
+    if result.qa is not None:
+        o = kpis["ocpp"]
+        console.print(
+            f"OCPP: {o['transactions_started']} transactions ({o['transactions_confirmed']} confirmed), "
+            f"{o['csms_timeouts']} CSMS timeouts, {o['csms_violations']} violations, commands applied "
+            f"{o['commands_applied'] or 'none'}, refused {o['commands_refused']}; frames: {out / FRAMES_FILE}",
+            markup=False,
+            highlight=False,
+        )
+    console.print(f"report: {out / 'report.html'}")
+    return 0

@@ -5,18 +5,22 @@ time), on 127.0.0.1 with port 0; every wait is bounded and everything started is
 """
 
 import asyncio
+import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sim.cli import main
+from sim.config import load_scenario
 from sim.config.ocpp import OcppManager
 from sim.engine import simulate
 from sim.ids import ChargerId
 from sim.managers.base import SetChargingProfile, Timer
 from sim.metrics import sessions_frame
-from sim.results import write_results
+from sim.results import RESULT_FILES, write_results
 from tests.conftest import make_scenario
 from virtual_chargers.clock import SimClock
 from virtual_chargers.csms import CapRule, Csms
@@ -220,3 +224,116 @@ def test_ocpp_manager_needs_a_paced_run():
     assert isinstance(s.manager, OcppManager)
     with pytest.raises(ValueError, match="paced"):
         simulate(s)
+
+
+async def scripted_csms_commands(tmp_path: Path):
+    """The CSMS remote-stops, remote-starts, changes availability, pushes a price and resets, mid-run."""
+    csms = await Csms(response_timeout_s=5.0).start()
+    runner = PacedRun(scenario(csms.url, meter_interval_s=600), state_dir=tmp_path / "state", boot_timeout_s=10.0)
+    task = asyncio.ensure_future(runner.run())
+    rec = csms.records16
+    answers = {}
+    try:
+        await asyncio.wait_for(runner.started.wait(), 15)
+
+        def running():
+            return [t for t in rec.transactions.values() if t.stop is None and t.charger == "a.01"]
+
+        await rec.wait_for(lambda: bool(running()), 10)
+        tx = running()[0]
+        connector = tx.start["connectorId"]
+        a01, a02 = csms.handlers["a.01"], csms.handlers["a.02"]
+        answers["stop"] = (await a01.remote_stop(tx.transaction_id)).status
+        await rec.wait_for(lambda: tx.stop is not None, 10)
+        answers["start"] = (await a01.remote_start("DRIVER-APP", connector)).status
+        assert runner.bridge is not None
+        empty = [i for i, c in runner.bridge.fleet.chargers["a.02"].connectors.items() if c.ev is None]
+        answers["start_empty"] = (await a02.remote_start("DRIVER-APP", empty[0])).status if empty else "no empty port"
+        answers["price"] = (await a01.data_transfer("chargetwin", "SetTariff", '{"price_per_kwh": 0.99}')).status
+        answers["bad_price"] = (await a01.data_transfer("chargetwin", "SetTariff", '{"price_per_kwh": -1}')).status
+        answers["inoperative"] = (await a02.change_availability(2, "Inoperative")).status
+        answers["reset"] = (await a02.reset("Soft")).status
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        runner.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        await csms.stop()
+    return result, runner, answers, tx, connector
+
+
+def test_csms_commands_change_the_simulation(tmp_path, arun):
+    """Remote stop and start, availability, a price and a reset from the CSMS become simulation commands."""
+    result, runner, answers, tx, connector = arun(scripted_csms_commands(tmp_path), timeout_s=90)
+    assert answers["stop"] == "Accepted"
+    assert answers["start"] == "Accepted"  # the EV is still plugged in: it charges again
+    assert answers["start_empty"] in ("Rejected", "no empty port")  # no EV: every driver starts by plugging in
+    assert answers["price"] == "Accepted"
+    assert answers["bad_price"] == "Rejected"
+    assert answers["inoperative"] in ("Accepted", "Scheduled")
+    assert answers["reset"] == "Accepted"
+    tables = result.tables
+    events = tables.events
+    evse = next(i for i, e in enumerate(tables.evses) if e.evse_id == f"a.01.{connector}")
+    limits = events["value"][(events["event"] == 3) & (events["evse"] == evse)].tolist()
+    assert limits[:2] == [0.0, math.inf]  # stopped, then started again
+    assert 0.99 in tables.tariff_changes["price_per_kwh"].tolist()
+    applied = result.qa["bridge"]["commands_applied"]
+    assert applied["SetTariff"] == 1
+    assert applied["ChangeAvailability"] >= 3  # a.02.2 out; a.02.1 out for the reboot and back
+    assert result.qa["bridge"]["commands_refused_count"] == 0
+    # at the end a.02's first connector serves again after the reboot; the second stays out of service
+    view = runner.pacer.simulation.view.site("a")
+    status = {e.evse_id: e.status.value for e in view.evses}
+    assert status["a.02.2"] == "Faulted"
+    assert status["a.02.1"] != "Faulted"
+
+
+class CsmsThread:
+    """The reference CSMS in its own thread and event loop, for a command-line run in this one."""
+
+    def __enter__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.csms = asyncio.run_coroutine_threadsafe(Csms(response_timeout_s=5.0).start(), self.loop).result(10)
+        self.csms.records16.cap_rule = RULE
+        return self.csms
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self.csms.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_run_command_with_a_csms(tmp_path, scenarios_dir, capsys):
+    """`chargetwin run SCENARIO --csms URL --speed S` writes a full results folder, frames, QA and lag."""
+    out = tmp_path / "out"
+    with CsmsThread() as csms:
+        path = scenarios_dir / "csms" / "csms_smart_charging.yaml"
+        argv = ["run", str(path), "--csms", csms.url, "--speed", "20000", "--days", "1", "--out", str(out)]
+        assert main(argv) == 0
+        assert len(csms.records16.boots) == 6
+    for f in (*RESULT_FILES, "report.md", "report.html", "ocpp_frames.jsonl", "qa_summary.json"):
+        assert (out / f).is_file(), f
+    kpis = json.loads((out / "kpis.json").read_text())
+    assert kpis["pacing"]["speed"] == 20000
+    assert kpis["ocpp"]["transactions_started"] > 0
+    assert json.loads((out / "manifest.json").read_text())["manager"] == "ocpp"
+    printed = capsys.readouterr().out
+    assert "lag behind the wall clock" in printed
+    assert "report.html" in printed
+
+
+def test_least_laxity_twin_differs_only_in_the_manager(scenarios_dir):
+    """The in-process twin of the CSMS scenario has the same arrivals: only its manager differs."""
+    a = load_scenario(scenarios_dir / "csms" / "csms_smart_charging.yaml").model_dump(exclude={"manager"})
+    b = load_scenario(scenarios_dir / "csms" / "least_laxity_first.yaml").model_dump(exclude={"manager"})
+    assert a == b
+
+
+def test_run_command_refuses_a_bad_csms_url(scenarios_dir, capsys):
+    """A --csms that is not a websocket URL is one line and exit code 2."""
+    path = scenarios_dir / "csms" / "csms_smart_charging.yaml"
+    assert main(["run", str(path), "--csms", "http://127.0.0.1:9000"]) == 2
+    assert "ws://" in capsys.readouterr().err
