@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import ssl
 import time
@@ -233,6 +234,19 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+async def _keep_gc_pauses_short(interval_s: float = 2.0) -> None:
+    """Collect, then freeze what survived, every ``interval_s``.
+
+    The CSMS's records only grow (a thousand chargers add a million objects in minutes); a full collection
+    walks them all and stalls every connection for hundreds of ms. Frozen, they are skipped, and each
+    collection here only walks what the last interval made.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        gc.collect()
+        gc.freeze()
+
+
 def cmd_csms(args: argparse.Namespace, console: Console) -> int:
     """Run the reference CSMS until interrupted (or ``--duration``)."""
     from virtual_chargers.clock import SimClock
@@ -272,6 +286,7 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
         except OSError as exc:
             raise _usage(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); try another --port") from None
         served.append(csms)
+        tidy = asyncio.ensure_future(_keep_gc_pauses_short())
         console.print(f"CSMS listening on {csms.url} (OCPP {', '.join(csms.subprotocols())}); Ctrl-C stops it")
         try:
             if args.duration is not None:
@@ -279,6 +294,8 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
             else:
                 await asyncio.Event().wait()
         finally:
+            tidy.cancel()
+            gc.unfreeze()
             await csms.stop()
 
     try:
