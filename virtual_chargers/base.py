@@ -461,10 +461,16 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             TimeoutError: No answer within the response timeout.
             OCPPError: The answer broke the schema (also recorded as a CSMS violation).
         """
+        return await self.request_wire(type(payload).__name__, to_wire(payload))
+
+    async def request_wire(self, action: str, body: dict[str, Any]) -> Any:
+        """`request` with the payload as it goes on the wire (camelCase, no None values), e.g. a queued one.
+
+        Returns the answer as the library's ``call_result`` dataclass; raises as `request` does.
+        """
         if self._ws is None:
             raise OfflineError(f"{self.spec.id} has no connection")
-        action = type(payload).__name__
-        body = validate(self.ocpp_version, MessageType.Call, action, to_wire(payload))
+        body = validate(self.ocpp_version, MessageType.Call, action, body)
         uid = str(uuid.uuid4())
         frame = [MessageType.Call, uid, action, body]
         try:

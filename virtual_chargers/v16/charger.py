@@ -55,12 +55,6 @@ _UNITS = {
     "Power.Offered": ("W", "Outlet"),
     "Current.Offered": ("A", "Outlet"),
 }
-_TX_ACTIONS = {"StartTransaction": call.StartTransaction, "StopTransaction": call.StopTransaction}
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
-
 
 class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
     """An emulated OCPP 1.6J charge point.
@@ -360,9 +354,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 payload["transactionId"] = int(tx_id)
             elif msg.action == "MeterValues":
                 payload.pop("transactionId", None)  # its StartTransaction was given up: no id to give
-        kwargs = {_snake(k): v for k, v in payload.items()}
-        request = _TX_ACTIONS.get(msg.action, call.MeterValues)(**kwargs)
-        res = await self.request(request)
+        res = await self.request_wire(msg.action, payload)
         if msg.action == "StartTransaction" and msg.tx_ref is not None:
             self.queue.set_tx_id(msg.tx_ref, str(res.transaction_id))
             for c in self.connectors.values():
