@@ -337,3 +337,57 @@ def test_run_command_refuses_a_bad_csms_url(scenarios_dir, capsys):
     path = scenarios_dir / "csms" / "csms_smart_charging.yaml"
     assert main(["run", str(path), "--csms", "http://127.0.0.1:9000"]) == 2
     assert "ws://" in capsys.readouterr().err
+
+
+async def paced_201(tmp_path: Path):
+    """2.0.1 stations, every EV speaking ISO 15118; the CSMS caps a.01 to 7 kW (W, the whole station) at once."""
+    csms = await Csms(response_timeout_s=5.0).start()
+    s = scenario(csms.url, ocpp="2.0.1")
+    fleet = [{"preset": "tesla_model_3_lr", "share": 1, "iso15118_share": 1.0}]
+    s = s.model_copy(update={"fleet": make_scenario(fleet=fleet).fleet})
+    runner = PacedRun(s, state_dir=tmp_path / "state", boot_timeout_s=10.0)
+    task = asyncio.ensure_future(runner.run())
+    try:
+        await asyncio.wait_for(runner.started.wait(), 15)
+        profile = {
+            "id": 5,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Absolute",
+            "charging_schedule": [
+                {
+                    "id": 1,
+                    "start_schedule": "2026-03-02T11:00:00Z",
+                    "charging_rate_unit": "W",
+                    "charging_schedule_period": [{"start_period": 0, "limit": 7000.0}],
+                }
+            ],
+        }
+        handler = await csms.wait_connected("a.01", 10)
+        answer = (await handler.set_charging_profile(0, profile)).status
+        result = await asyncio.wait_for(task, 60)
+    finally:
+        runner.stop()
+        await asyncio.gather(task, return_exceptions=True)
+        await csms.stop()
+    return result, csms.records201, answer
+
+
+def test_ocpp_201_stations_carry_the_twins_sessions_and_needs(tmp_path, arun):
+    """With 2.0.1 every session is a transaction with the EV's ISO 15118 need; a station-wide profile caps it."""
+    result, records, answer = arun(paced_201(tmp_path), timeout_s=90)
+    assert answer == "Accepted"
+    tables = result.tables
+    sessions = sessions_frame(tables)
+    plugged = sessions[sessions["evse_id"].notna()]
+    assert len(records.transactions()) == len(plugged)
+    assert len(records.charging_needs) == len(plugged)
+    needs_wh = sorted(n["chargingNeeds"]["acChargingParameters"]["energyAmount"] for _, n in records.charging_needs)
+    want_wh = sorted(round(x * 1000) for x in plugged["energy_requested_kwh"])
+    np.testing.assert_allclose(needs_wh, want_wh, atol=1.0)
+    assert result.qa["bridge"]["commands_applied"] == {"SetChargingProfile": 1}
+    a01 = [i for i, e in enumerate(tables.evses) if e.charger.charger_id == "a.01"]
+    samples = port_power_samples(tables)
+    # the profile went out once the stations were online, within a few simulated minutes of the start
+    assert max(p for t, e, p in samples if e in a01 and t >= 1800.0) <= CAP_KW + 1e-9
+    assert max(p for _, e, p in samples if e not in a01) > CAP_KW + 1.0

@@ -1,0 +1,147 @@
+"""The 2.0.1 station of a bridged run (see `virtual_chargers.bridge` for what maps to what)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import call_result
+from ocpp.v201.enums import Action
+
+from sim.charging_profiles import ChargingProfilePurpose
+from sim.ids import ChargerId
+from sim.managers.base import ClearChargingProfile, EvseStatus, SetChargingProfile, SetPowerLimit
+from virtual_chargers.base import ChargerSpec, Connector
+from virtual_chargers.bridge import TARIFF_MESSAGE, TARIFF_VENDOR, Bridge
+from virtual_chargers.v201 import V201Charger  # type: ignore[attr-defined]
+from virtual_chargers.v201.smart_charging import PURPOSES, profile_from_ocpp
+
+__all__ = ["TwinCharger201"]
+
+_STATE_201 = {
+    EvseStatus.CHARGING: "Charging",
+    EvseStatus.SUSPENDED_EV: "SuspendedEV",
+    EvseStatus.SUSPENDED_EVSE: "SuspendedEVSE",
+}
+
+
+class TwinCharger201(V201Charger):  # type: ignore[misc]
+    """A 2.0.1 station of a bridged run: what the CSMS makes it do is also done to the simulated charger."""
+
+    def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
+        """A stopped station that reports to and through ``bridge``."""
+        self.bridge = bridge
+        super().__init__(spec, ctx, **kwargs)
+
+    async def after_boot(self) -> None:
+        """Statuses as usual; ports a reset took out of service serve again."""
+        self.bridge.booted(self.spec.id)
+        await super().after_boot()
+
+    def _charging_state(self, c: Connector) -> str:
+        state = super()._charging_state(c)
+        if state in ("Charging", "SuspendedEV", "SuspendedEVSE"):
+            sim = self.bridge.sim_status(self.spec.id, c.id)
+            return _STATE_201.get(sim, state) if sim is not None else state
+        return state
+
+    async def refresh_status(self, c: Connector) -> None:
+        """Report the transaction's charging state as the simulation has it now."""
+        self._report_charging_state(c)
+
+    def _evse(self, evse_id: int) -> Any:
+        return self.bridge.port(self.spec.id, evse_id).evse_id
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **kwargs: Any) -> Any:
+        """SetChargingProfile: installed here and on the simulated connector(s)."""
+        res = V201Charger.on_set_charging_profile(self, evse_id, charging_profile, **kwargs)
+        if res.status == "Accepted":
+            c = self.connectors.get(evse_id) or next(iter(self.connectors.values()))
+            p = profile_from_ocpp(charging_profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases)
+            if evse_id == 0:
+                self.bridge.command(SetChargingProfile(p, charger_id=ChargerId(self.spec.id)))
+            else:
+                self.bridge.command(SetChargingProfile(p, evse_id=self._evse(evse_id)))
+        return res
+
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(
+        self,
+        charging_profile_id: int | None = None,
+        charging_profile_criteria: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """ClearChargingProfile: here and on the simulated connector(s)."""
+        res = V201Charger.on_clear_charging_profile(self, charging_profile_id, charging_profile_criteria, **kwargs)
+        if res.status == "Accepted":
+            criteria = charging_profile_criteria or {}
+            name = criteria.get("charging_profile_purpose")
+            purpose: ChargingProfilePurpose | None = PURPOSES[name] if name else None
+            evse_id = criteria.get("evse_id")
+            target: dict[str, Any] = (
+                {"evse_id": self._evse(evse_id)} if evse_id else {"charger_id": ChargerId(self.spec.id)}
+            )
+            self.bridge.command(
+                ClearChargingProfile(
+                    **target, profile_id=charging_profile_id, purpose=purpose, stack_level=criteria.get("stack_level")
+                )
+            )
+        return res
+
+    @on(Action.request_stop_transaction)
+    def on_request_stop_transaction(self, transaction_id: str, **kwargs: Any) -> Any:
+        """RequestStopTransaction: the simulated session stops drawing power."""
+        c = self._by_tx_id(transaction_id)
+        res = V201Charger.on_request_stop_transaction(self, transaction_id, **kwargs)
+        if res.status == "Accepted" and c is not None:
+            self.bridge.command(SetPowerLimit(self._evse(c.id), 0.0))
+        return res
+
+    @on(Action.request_start_transaction)
+    def on_request_start_transaction(
+        self,
+        id_token: dict[str, Any],
+        remote_start_id: int,
+        evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """RequestStartTransaction: only for a plugged-in EV without an authorized transaction; it charges again."""
+        candidates = [evse_id] if evse_id else list(self.connectors)
+        plugged = [i for i in candidates if i in self.connectors and self.connectors[i].ev is not None]
+        if not plugged:
+            return call_result.RequestStartTransaction(status="Rejected")
+        res = V201Charger.on_request_start_transaction(
+            self, id_token, remote_start_id, plugged[0], charging_profile, **kwargs
+        )
+        if res.status == "Accepted":
+            self.bridge.command(SetPowerLimit(self._evse(plugged[0]), math.inf))
+        return res
+
+    @on(Action.reset)
+    def on_reset(self, type: str, evse_id: int | None = None, **kwargs: Any) -> Any:  # noqa: A002
+        """Reset of the station: the simulated charger is reset too (an EVSE reset only ends its transaction)."""
+        res = V201Charger.on_reset(self, type, evse_id, **kwargs)
+        if res.status == "Accepted" and evse_id is None:
+            self.bridge.reset(self.spec.id)
+        return res
+
+    @on(Action.change_availability)
+    def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """ChangeAvailability: the simulated connectors follow, at once or when their session ends."""
+        res = V201Charger.on_change_availability(self, operational_status, evse, **kwargs)
+        if res.status in ("Accepted", "Scheduled"):
+            scheduled = [c.id for c in self.connectors.values() if c.pending_operative is False]
+            evse_id = int(evse.get("id", 0)) if evse else 0
+            self.bridge.availability(self.spec.id, evse_id, operational_status == "Operative", scheduled)
+        return res
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **kwargs: Any) -> Any:
+        """DataTransfer chargetwin/SetTariff: the price the site's next driver sees."""
+        if vendor_id == TARIFF_VENDOR and message_id == TARIFF_MESSAGE:
+            ok = self.bridge.set_tariff(self.spec.id, data)
+            return call_result.DataTransfer(status="Accepted" if ok else "Rejected")
+        return V201Charger.on_data_transfer(self, vendor_id, message_id, data, **kwargs)
