@@ -2,7 +2,9 @@
 
 A scenario gives the chargers (one per charger of each site's groups, connectors as configured) and
 the EVs: `sim.demand.generate` draws the arrivals, each goes to the first free connector of its site
-(an arrival finding none leaves, as a driver who balks) and stays its dwell time. The quick form
+and stays its dwell time. An arrival finding none joins the site's queue (first come, first served) and
+plugs in when a connector frees up, unless that is later than its patience (it reneges) or its site's
+``max_queue`` drivers are already waiting (it balks), as in the simulation. The quick form
 ``--count N`` gives N single-connector 22 kW AC chargers whose EVs arrive at random (seeded) times.
 
 Everything runs in one asyncio process, or is split over ``processes`` worker processes, each with its
@@ -46,6 +48,7 @@ class PlannedSession:
     dwell_s: float
     id_tag: str
     iso15118: bool = False  # the EV tells its departure and energy need (2.0.1 NotifyEVChargingNeeds)
+    wait_s: float = 0.0  # how long it queued for a connector before ``t_s``
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,22 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
         ports = [(i, c + 1) for i, s in enumerate(specs) for c in range(len(s.connectors))]
         free_at = np.zeros(len(ports))
         sessions: list[list[PlannedSession]] = [[] for _ in specs]
+        queued_until: list[float] = []  # plug-in times of the drivers who queued, in arrival order
         a = arrivals.get(site.id)
         for k in range(len(a) if a is not None else 0):
             assert a is not None
-            t_s = float(a.t_s[k])
+            arrival_t_s = t_s = float(a.t_s[k])
             free = np.flatnonzero(free_at <= t_s)
-            if len(free) == 0:
-                continue
-            p = int(free[0])
+            if len(free) > 0:
+                p = int(free[0])
+            else:
+                # ports are promised first come, first served: the earliest to free up is this driver's
+                waiting = sum(1 for u in queued_until if u > t_s)
+                p = int(np.argmin(free_at))
+                t_s = float(free_at[p])
+                if waiting >= int(a.max_queue[k]) or t_s - arrival_t_s > float(a.patience_s[k]):
+                    continue  # balks at the queue, or would renege before a connector frees up
+                queued_until.append(t_s)
             dwell_s = float(a.dwell_s[k])
             free_at[p] = t_s + dwell_s + 1.0
             charger_index, connector_id = ports[p]
@@ -115,7 +126,9 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
             ev = EVSession(models[int(a.model[k])], soc_in, max(soc_in, float(a.target_soc_frac[k])))
             serial += 1
             sessions[charger_index].append(
-                PlannedSession(t_s, connector_id, ev, dwell_s, f"EV{serial:08d}", bool(a.iso15118[k]))
+                PlannedSession(
+                    t_s, connector_id, ev, dwell_s, f"EV{serial:08d}", bool(a.iso15118[k]), t_s - arrival_t_s
+                )
             )
         plans.extend(PlannedCharger(s, tuple(ss)) for s, ss in zip(specs, sessions, strict=True))
     return plans
@@ -148,8 +161,12 @@ async def _drive(charger: Any, clock: SimClock, sessions: Sequence[PlannedSessio
     for s in sessions:
         await clock.sleep_until(s.t_s)
         c = charger.connectors[s.connector_id]
-        if c.ev is not None:
-            continue  # the previous EV is still there (its unplug is pending)
+        for _ in range(60):
+            if c.ev is None:
+                break
+            await clock.sleep(1.0)  # the previous EV leaves at this very moment (a queued driver follows it)
+        else:
+            continue  # still taken a simulated minute later: this driver gives up
         try:
             if s.iso15118 and charger.ocpp_version == "2.0.1":
                 await charger.plug_in(s.connector_id, s.ev, s.id_tag, iso15118=True, departure_s=s.dwell_s)
