@@ -87,6 +87,11 @@ class Customers:
             u = r.random((n, 3)).tolist()
             self._visits[site_index[site_id]] = (ids.tolist(), methods.tolist(), wtp.tolist(), u)
         self.invoices = Table(floats=("t_s", "amount", "payment_fee", "savings"), ints=("driver_id", "plan", "action"))
+        # Nothing per visit matters without a population, payments, site choice or price response:
+        # every arrival is then the same anonymous customer, and no visit object is made.
+        self._anonymous: Visit | None = None
+        if cfg.population is None and not self.methods and response is None and cfg.site_choice is None:
+            self._anonymous = Visit(-1, None, -1, np.inf, 1.0, 0.0, 1.0)
 
     def _methods(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if not self.methods:
@@ -96,6 +101,8 @@ class Customers:
 
     def visit(self, site: int, k: int) -> Visit:
         """The customer of the `k`-th arrival at site number `site`."""
+        if self._anonymous is not None:
+            return self._anonymous
         ids, methods, wtp, u = self._visits[site]
         driver_id = ids[k]
         acct = self.accounts[driver_id] if driver_id >= 0 else None

@@ -61,7 +61,7 @@ from sim.recorder import Table
 from sim.rng import stream
 from sim.serviceability import Reliability, ServiceRecord
 from sim.sessions import Cause, EventKind, Outcome, Session, State
-from sim.tariffs import BusyClock, Record, TariffSchedule, session_charges, settle
+from sim.tariffs import BusyClock, Record, TariffSchedule, plain_record, session_charges, settle
 from sim.units import S_PER_DAY
 
 __all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
@@ -754,23 +754,29 @@ class _Simulation:
     def _bill(self, s: Session, end_t_s: float) -> tuple[Record, float] | None:
         """Settle a session that was plugged in: its charge detail record in cents, and its idle minutes."""
         evse = s.evse
-        if evse is None or s.schedule is None:
+        sched = s.schedule
+        if evse is None or sched is None:
             return None
-        schedules = [(s.plug_t_s, s.schedule)]
-        if not s.schedule.tariff.fixed_at_start:
+        visit = s.visit
+        assert visit is not None
+        if sched.plain and s.plan is None and visit.account is None:
+            full_s = s.full_t_s + sched.tariff.idle_grace_min * 60.0
+            idle_min = (end_t_s - max(full_s, s.plug_t_s)) / 60.0 if full_s < end_t_s else 0.0
+            rec = plain_record(sched.prices[0], s.energy_kwh, end_t_s - s.plug_t_s, self.customers.method(visit))
+            return rec, idle_min
+        schedules = [(s.plug_t_s, sched)]
+        if not sched.tariff.fixed_at_start:
             history = self.tariff_history[evse.site.index]
             first = max(i for i, (t, _) in enumerate(history) if t <= s.plug_t_s)
             schedules += [h for h in history[first + 1 :] if h[0] < end_t_s]
         energy_kwh = s.energy_kwh
         charges = session_charges(schedules, s.plug_t_s, end_t_s, s.full_t_s, s.intervals, energy_kwh,
                                   self.busy[evse.site.index])  # fmt: skip
-        visit = s.visit
-        assert visit is not None
         acct, plan = visit.account, s.plan
         loyalty = None
         if acct is not None and plan is not None and plan.loyalty is not None:
             loyalty = lambda amount: self.customers.loyalty(acct, plan, amount)  # noqa: E731
-        rec = settle(charges, s.schedule.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
+        rec = settle(charges, sched.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
                      self.customers.method(visit))  # fmt: skip
         if acct is not None:
             self.customers.record(acct, end_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
@@ -877,9 +883,12 @@ class Simulation:
 
     def advance(self, t_s: float) -> None:
         """Process every event up to `t_s` (at most the horizon); simulated time is then `t_s`."""
+        env = self._sim.env
         until = min(t_s, self.scenario.horizon_s)
-        if until > self._sim.env.now:
-            self._sim.env.run(until=until)
+        if until > env.now:
+            env.run(until=until)
+        while env.peek() <= until:  # SimPy stops before the other events at `until`: take them too
+            env.step()
 
     def apply(self, commands: Sequence[Command]) -> None:
         """Carry out a backend's commands now, as if the manager had answered an event with them."""

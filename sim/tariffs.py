@@ -30,6 +30,7 @@ __all__ = [
     "TariffSchedule",
     "cents",
     "payment_fee_cents",
+    "plain_record",
     "session_charges",
     "settle",
 ]
@@ -100,6 +101,10 @@ class TariffSchedule:
         self._m0 = start.weekday() * 1440 + start.hour * 60 + start.minute + start.second / 60
         self._layout: _Layout | None = None
         self.constant = not tariff.periods  # one price set at all times
+        p = self.prices[0]
+        # Energy, one time price and a session fee only: a session's record is a few products.
+        self.plain = (self.constant and len(p.tier_per_min) == 1 and p.idle_per_min == 0 and tariff.fixed_at_start
+                      and tariff.min_charge == 0 and tariff.max_charge is None)  # fmt: skip
         if tariff.periods:
             key = id(tariff.periods)
             cache = layouts if layouts is not None else {}
@@ -278,6 +283,19 @@ class Record:
     def gross(self) -> int:
         """List price after the minimum and maximum, before discounts."""
         return self.energy + self.time + self.session_fee + self.idle + self.cap_adjustment
+
+
+def plain_record(prices: Prices, energy_kwh: float, plugged_s: float, method: PaymentMethod | None) -> Record:
+    """The record of a session under a plain tariff (see `TariffSchedule.plain`) for a driver without a plan.
+
+    The same numbers as `settle(session_charges(...))`, without the segments.
+    """
+    # `cents` inlined (every amount here is >= 0): this runs once per session.
+    e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
+    t = int(prices.tier_per_min[0] * plugged_s / 60.0 * 100.0 + 0.5 + 1e-9)
+    f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
+    amount = e + t + f
+    return Record(e, t, f, 0, 0, 0, 0, amount, payment_fee_cents(method, amount))
 
 
 def payment_fee_cents(method: PaymentMethod | None, amount_cents: int) -> int:

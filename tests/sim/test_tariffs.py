@@ -4,10 +4,12 @@ import datetime as dt
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.config.revenue import EveryNth, MemberDiscount, PaymentMethod, Points, Tariff
 from sim.ev import ChargeProfile
-from sim.tariffs import BusyClock, Charges, TariffSchedule, cents, session_charges, settle
+from sim.tariffs import BusyClock, Charges, TariffSchedule, cents, plain_record, session_charges, settle
 
 MONDAY = dt.datetime(2026, 3, 2, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 H = 3600.0
@@ -137,3 +139,25 @@ def test_seconds_at_or_above_zero_is_the_charging_time():
     p = ChargeProfile(((0.0, 50.0), (0.5, 120.0), (0.8, 60.0), (1.0, 10.0)), 100.0, 77.0)
     assert p.seconds_at_or_above(0.1, 0.95, 0.0) == pytest.approx(p.time_at(0.95) - p.time_at(0.1))
     assert p.seconds_at_or_above(0.1, 0.95, 101.0) == 0.0  # capped at 100 kW
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    per_kwh=st.floats(0, 2),
+    per_min=st.floats(0, 1),
+    fee=st.floats(0, 3),
+    plugged_h=st.floats(0.01, 10),
+    charging_frac=st.floats(0.01, 1),
+)
+def test_plain_record_is_the_general_settlement(per_kwh, per_min, fee, plugged_h, charging_frac):
+    """The shortcut for plain tariffs gives the record the segment-by-segment settlement gives."""
+    tariff = Tariff(price_per_kwh=per_kwh, price_per_min=per_min, session_fee=fee)
+    sched = TariffSchedule(tariff, MONDAY)
+    assert sched.plain
+    end = plugged_h * H
+    charge_to = end * charging_frac
+    charges = bill(tariff, 0.0, end, charge_to)
+    energy = charge_to / H * 10.0
+    method = PaymentMethod(method="app", share=1, fee_pct=1.4, fee_fixed=0.05)
+    general = settle(charges, tariff, energy > 0, None, None, method)
+    assert plain_record(sched.prices[0], energy, end, method) == general
