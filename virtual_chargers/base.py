@@ -94,7 +94,11 @@ class ConnectorSpec:
 
 @dataclass(frozen=True)
 class ChargerSpec:
-    """What a charger is: its id (the last part of its URL), connectors and identity strings."""
+    """What a charger is: its id (the last part of its URL), connectors and identity strings.
+
+    ``shared_power_kw``: a cabinet whose connectors share this power, split equally among those drawing
+    (as `sim.hardware` does); None: every connector has its own rating.
+    """
 
     id: str
     connectors: tuple[ConnectorSpec, ...] = (ConnectorSpec(22.0),)
@@ -102,6 +106,7 @@ class ChargerSpec:
     model: str = "virtual"
     serial: str | None = None
     firmware: str = "1.0.0"
+    shared_power_kw: float | None = None
 
     def __post_init__(self) -> None:
         """Fail fast on an id the URL cannot carry or a charger without connectors."""
@@ -109,6 +114,8 @@ class ChargerSpec:
             raise ValueError(f"charger id {self.id!r} must be non-empty without '/', '?', '#' or spaces")
         if not self.connectors:
             raise ValueError(f"charger {self.id}: needs at least one connector")
+        if self.shared_power_kw is not None and not self.shared_power_kw > 0:
+            raise ValueError(f"charger {self.id}: shared_power_kw(={self.shared_power_kw}) must be > 0")
 
 
 @dataclass
@@ -158,19 +165,21 @@ class Connector:
         self.meter_start_wh = 0.0
         self.reservation_id: int | None = None
         self._limit_t_s = 0.0
+        self.share_kw = math.inf  # this connector's part of a shared cabinet's power
         self.meter_task: asyncio.Task[None] | None = None
 
     def sync(self, t_s: float) -> None:
         """Bring the meter up to ``t_s`` under the installed profiles, breakpoint by breakpoint."""
         profiles, tx_start = self.profile_set.profiles, self.profile_set.tx_start_t_s
         t = self._limit_t_s
+        share_kw = self.share_kw
         if profiles:
             while (nxt := next_change_t_s(profiles, t, tx_start)) <= t_s:
-                self.meter.set_limit_kw(limit_at(profiles, nxt, tx_start), nxt)
+                self.meter.set_limit_kw(min(limit_at(profiles, nxt, tx_start), share_kw), nxt)
                 t = nxt
-            self.meter.set_limit_kw(limit_at(profiles, t_s, tx_start), t_s)
+            self.meter.set_limit_kw(min(limit_at(profiles, t_s, tx_start), share_kw), t_s)
         else:
-            self.meter.set_limit_kw(math.inf, t_s)
+            self.meter.set_limit_kw(share_kw, t_s)
         self.meter.advance(t_s)
         self._limit_t_s = max(self._limit_t_s, t_s)
 
@@ -631,10 +640,32 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ meter and faults
 
+    def share_power(self) -> None:
+        """Split a shared cabinet's power equally among the connectors drawing it, from now on.
+
+        Called when a transaction starts or stops, a connector faults or clears, and before each meter
+        sample (an EV that became full stops drawing). Without ``spec.shared_power_kw``: nothing.
+        """
+        total_kw = self.spec.shared_power_kw
+        if total_kw is None:
+            return
+        t_s = self.clock.t_s()
+        connectors = list(self.connectors.values())
+        for c in connectors:
+            c.sync(t_s)  # energy up to now under the old shares
+        drawing = [c for c in connectors if c.tx_ref is not None and c.fault is None and c.meter.charging]
+        drawing = [c for c in drawing if not c.meter.full()]
+        share_kw = total_kw / len(drawing) if len(drawing) > 1 else total_kw
+        for c in connectors:
+            if c.share_kw != share_kw:
+                c.share_kw = share_kw
+                c.sync(t_s)
+
     def start_meter_loop(self, connector: Connector) -> None:
         """Sample ``connector`` every `meter_interval_s` while its transaction runs."""
         if connector.meter_task is not None:
             connector.meter_task.cancel()
+        self.share_power()
         connector.meter_task = self.spawn(self._meter_loop(connector))
 
     async def _meter_loop(self, connector: Connector) -> None:
@@ -642,6 +673,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             interval_s = self.meter_interval_s()
             await self.clock.sleep(interval_s if interval_s > 0 else 3600.0)
             if connector.tx_ref is not None and interval_s > 0:
+                self.share_power()
                 await self.sample_meter(connector)
 
     def schedule_faults(self, faults: Iterable[Fault]) -> None:

@@ -96,9 +96,15 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
         for group in site.chargers:
             dc = _dc(group.current)
             connector = ConnectorSpec(group.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+            shared_kw = group.power_kw if group.shared and group.connectors > 1 else None
             for _ in range(group.count):
                 specs.append(
-                    ChargerSpec(f"{site.id}-{len(specs) + 1:03d}", (connector,) * group.connectors, model=group.model)
+                    ChargerSpec(
+                        f"{site.id}-{len(specs) + 1:03d}",
+                        (connector,) * group.connectors,
+                        model=group.model,
+                        shared_power_kw=shared_kw,
+                    )
                 )
         ports = [(i, c + 1) for i, s in enumerate(specs) for c in range(len(s.connectors))]
         free_at = np.zeros(len(ports))

@@ -165,7 +165,7 @@ def test_meter_stuck_freezes_the_register_then_it_counts_again(arun: Any, tmp_pa
             assert len({e for e, _ in stuck}) == 1
             assert all(w == 0 for _, w in stuck)
             after = [e for t, e, _ in samples if t > 960]
-            assert after[-1] > stuck[0][0] + 1000
+            assert after[-1] > stuck[0][0] + 500  # counting again (the default EV takes 11 kW AC)
 
     arun(scenario())
 

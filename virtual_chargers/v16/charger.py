@@ -307,6 +307,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         if c.meter_task is not None and c.meter_task is not asyncio.current_task():
             c.meter_task.cancel()
         c.meter_task = None
+        self.share_power()
         if c.pending_operative is not None:
             c.operative, c.pending_operative = c.pending_operative, None
         await self.set_status(c, self._idle_status(c))
@@ -385,10 +386,12 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         c.sync(t_s)
         if error_code is not None:
             c.meter.suspend(t_s)
+            self.share_power()
             await self.set_status(c, "Faulted", error_code)
             return
         if c.tx_ref is not None:
             c.meter.start(t_s)
+            self.share_power()
             await self.set_status(c, self._charging_status(c))
         else:
             await self.set_status(c, self._idle_status(c))
