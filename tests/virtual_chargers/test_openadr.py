@@ -6,13 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sim.config.grid import OpenAdr
-from sim.engine import Simulation
 from sim.metrics import build_tables
 from tests.conftest import make_scenario
-from virtual_chargers.clock import SimClock
-from virtual_chargers.openadr import TwinVen
-from virtual_chargers.pacing import Pacer
+from virtual_chargers.paced_run import PacedRun
 
 openleadr = pytest.importorskip("openleadr")
 # The openleadr library's own use of aiohttp, not ours.
@@ -50,17 +46,18 @@ async def round_trip():
     vtn.add_handler("on_create_party_registration", on_registration)
     vtn.add_handler("on_register_report", on_register_report)
     await vtn.run_async()
+    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "report_interval_s": 1.0, "speed": SPEED}
     scenario = make_scenario(horizon_days=0.5, manager={"kind": "equal_share"},
                              demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 10.0},
-                                      "dwell_min": 240}])  # fmt: skip
-    clock = SimClock(SPEED, scenario.start)
-    pacer = Pacer(Simulation(scenario), clock)
-    cfg = OpenAdr(vtn_url=f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", report_interval_s=1.0, speed=SPEED)
-    ven = TwinVen(cfg, pacer)
-    run_task = asyncio.create_task(pacer.run())
+                                      "dwell_min": 240}],
+                             grid={"demand_response": {"openadr": openadr}})  # fmt: skip
+    paced = PacedRun(scenario)  # the paced run `chargetwin run` makes of a scenario with an OpenADR server
+    run_task = asyncio.create_task(paced.run())
     try:
-        await ven.start()
+        await asyncio.wait_for(paced.started.wait(), 20)
         await asyncio.wait_for(registered.wait(), 10)
+        clock = paced.clock
+        assert clock is not None
         now, sim_now = datetime.now(UTC), clock.t_s()
         windows = [
             (now + timedelta(seconds=3), timedelta(seconds=2), "simple", "level", 2.0),  # 50 % of 100 kW
@@ -70,17 +67,16 @@ async def round_trip():
             vtn.add_event(ven_id="ven-twin", signal_name=name, signal_type=kind, event_id=f"e{k}",
                           intervals=[{"dtstart": start, "duration": duration, "signal_payload": payload}],
                           callback=on_opt)  # fmt: skip
-        tables = await asyncio.wait_for(run_task, 60)
+        result = await asyncio.wait_for(run_task, 60)
     finally:
-        pacer.stop()
-        await ven.stop()
+        paced.stop()
         await vtn.stop()
-    return tables, windows, (now, sim_now), opts, reports, ven
+    return result.tables, windows, (now, sim_now), opts, reports, result.openadr
 
 
 def test_openadr_events_cap_the_simulated_load():
     """Two VTN events become caps at the matching simulated times; the VTN gets the opt-ins and load reports."""
-    tables, windows, (now, sim_now), opts, reports, ven = asyncio.run(round_trip())
+    tables, windows, (now, sim_now), opts, reports, received = asyncio.run(round_trip())
     dr = tables.dr
     assert dr is not None
     assert sorted(dr["cap_kw"].tolist()) == [15.0, 50.0]
@@ -96,6 +92,6 @@ def test_openadr_events_cap_the_simulated_load():
     assert dr["end_t_s"][1] - dr["end_t_s"][0] == pytest.approx(4 * SPEED, abs=0.01 * SPEED)
     assert steps["power_kw"].max() > 50.0  # outside the events the load was above both caps
     assert sorted(opts) == [("e0", "optIn"), ("e1", "optIn")]
-    assert [r.opt for r in ven.received] == ["optIn", "optIn"]
+    assert [r["opt"] for r in received] == ["optIn", "optIn"]
     assert {site for site, _ in reports} == {"a"}
     assert len(reports) >= 2
