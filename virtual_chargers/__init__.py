@@ -12,12 +12,17 @@ and `virtual_chargers.v201`):
   ``kw_to_amps``, ``kw_to_w``, ``w_to_kw`` (the only place OCPP units meet kW).
 - `framelog.FrameLog(clock, path, secrets)`: JSONL frames (``frame(charger, "tx"|"rx", raw)``),
   ``rtt``, ``timeout``, ``violation``; ``summary`` is a mergeable `framelog.Summary`.
-- `txqueue.TxStore(path)` → ``queue(charger) -> TxQueue``: persisted, ordered, bounded transaction
-  messages (``put``, ``peek``, ``done``, ``failed_attempt``, ``set_tx_id``/``tx_id``).
+- `txqueue.TxStore(path, commit_window_s)` → ``queue(charger) -> TxQueue``: persisted, ordered, bounded
+  transaction messages (``put``, ``peek``, ``done``, ``failed_attempt``, ``set_tx_id``/``tx_id``); a writer
+  thread commits each window with fsync, and ``peek`` shows a message only once it is on disk.
+- `wire`: ``validate(version, message_type_id, action, payload)`` against the official schemas the `ocpp`
+  library ships (precompiled, the library's error classes), ``to_wire``/``snake_keys`` (the library's key
+  names, cached), ``from_frame``, ``handle_call`` (the library's CALL handling on that fast path).
 - `connection.SecurityConfig(profile, password_env, password_file, ca_file, cert_file, key_file)`,
   ``load_password``, ``client_ssl_context``, `connection.Backoff` (seeded jitter), ``connect_charger``.
 - `faults.load_faults(path) -> FaultTimeline` (``for_charger(id)``), fault kinds as pydantic models.
 - `base.VirtualCharger(spec: ChargerSpec, ctx: ChargerContext)`: ``run()``, ``stop()``, ``request(call)``,
+  ``request_wire(action, payload)``, ``share_power()`` (a ``ChargerSpec.shared_power_kw`` cabinet),
   ``enqueue(action, payload, tx_ref)``, ``plug_in``/``unplug``, ``wait_for(action)``, ``sent(action)``,
   ``received(action)``, ``apply_fault``/``schedule_faults``, ``request_reboot(hard)``; subclasses
   implement ``boot``, ``after_boot``, ``send_heartbeat``, ``send_queued``, ``plug_in``, ``unplug``,
@@ -30,7 +35,8 @@ and `virtual_chargers.v201`):
 - `pytest_plugin`: the ``--csms`` option and the ``virtual_charger`` fixture (a pytest11 entry point).
 
 `ocpp.messages.ASYNC_VALIDATION` is switched off on import: the library would otherwise validate every
-frame in a thread pool, which costs more than the validation itself at a thousand chargers.
+frame in a thread pool, which costs more than the validation itself at a thousand chargers (its path
+still validates what `wire` leaves to it: the three 1.6 schemas with ``multipleOf``).
 """
 
 import ocpp.messages
