@@ -60,8 +60,11 @@ def _compile(ocpp_version: str, message_type_id: int, action: str) -> _Validator
         raise NotImplementedError(details={"cause": f"Failed to validate action: {action}"}) from None
     if '"multipleOf"' in text:
         return None
-    # No format checks and no defaults filled in: the library's Draft4Validator does neither.
-    return fastjsonschema.compile(json.loads(text), use_default=False, use_formats=False)  # type: ignore[no-any-return]
+    definition = json.loads(text)
+    # The library checks every schema, the 2.0.1 ones (draft 6) too, with a Draft4Validator: the same rules
+    # here (in draft 4, 1.0 is not an integer), no format checks and no defaults filled in.
+    definition["$schema"] = "http://json-schema.org/draft-04/schema#"
+    return fastjsonschema.compile(definition, use_default=False, use_formats=False)  # type: ignore[no-any-return]
 
 
 def validate(ocpp_version: str, message_type_id: int, action: str, payload: dict[str, Any]) -> Any:

@@ -51,6 +51,8 @@ def test_responses_and_201_and_multiple_of_schemas() -> None:
     with pytest.raises(FormatViolationError):
         validate("1.6", MessageType.CallResult, "BootNotification", {**ok, "status": "Maybe"})
     validate("2.0.1", MessageType.Call, "Heartbeat", {})
+    with pytest.raises(TypeConstraintViolationError):  # the library checks 2.0.1 with draft 4 rules too
+        validate("2.0.1", MessageType.CallResult, "BootNotification", {**ok, "interval": 1.0})
     with pytest.raises(ProtocolError):
         validate("2.0.1", MessageType.Call, "BootNotification", {"reason": "PowerUp"})
     schedule = {
