@@ -24,7 +24,7 @@ def _power_w(mv: dict[str, Any]) -> float:
 
 
 def test_two_evs_share_the_cabinet_and_one_gets_it_all_when_the_other_leaves(arun: Any, tmp_path: Path) -> None:
-    """150 kW cabinet: one EV draws 150 kW; two draw 75 kW each; when one leaves the other is back at 150 kW."""
+    """150 kW cabinet: one EV draws more than half; two draw 75 kW each; when one leaves the other gets more again."""
 
     async def scenario() -> None:
         dc = ConnectorSpec(150.0, dc=True, voltage_v=400.0, phases=1)
@@ -45,7 +45,7 @@ def test_two_evs_share_the_cabinet_and_one_gets_it_all_when_the_other_leaves(aru
 
             await cp.plug_in(1, EV)
             await samples(1, 2)
-            assert last_w(1) == 150000.0
+            assert 75000.0 < last_w(1) <= 150000.0  # what the EV takes at its SoC, up to the cabinet's 150 kW
             await cp.plug_in(2, EV)
             await samples(1, 2)
             await samples(2, 1)
@@ -53,7 +53,7 @@ def test_two_evs_share_the_cabinet_and_one_gets_it_all_when_the_other_leaves(aru
             assert last_w(2) == 75000.0
             await cp.unplug(1)
             await samples(2, 2)
-            assert last_w(2) == 150000.0
+            assert 75000.0 < last_w(2) <= 150000.0
             assert cp.connectors[1].meter.power_kw() == 0.0
 
     arun(scenario())

@@ -89,8 +89,8 @@ def test_update_firmware_steps_follow_the_sim_clock_then_reboot_with_the_new_ver
             fleet.log.flush()
             t = [t for t, _ in _frames(log_path, "FirmwareStatusNotification")]
             assert t[0] >= retrieve.timestamp() - 1
-            assert step_s <= t[1] - t[0] < step_s * 1.3  # download
-            assert step_s <= t[3] - t[2] < step_s * 1.3  # install
+            assert step_s <= t[1] - t[0] < step_s * 2  # download (plus the round trip of the first status)
+            assert step_s <= t[3] - t[2] < step_s * 2  # install
 
             # failure paths: the download fails on every attempt; the install fails
             rec.firmware.clear()
