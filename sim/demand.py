@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sim import ev_side
 from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_H, S_PER_MIN
@@ -45,6 +46,7 @@ class SiteArrivals:
     leave_when_charged: np.ndarray
     max_queue: np.ndarray
     iso15118: np.ndarray  # the EV tells its departure and need (ISO 15118)
+    ev: ev_side.EvArrivals | None = None  # connectors, vehicle data, attempts (with an ev_side section)
 
     def __len__(self) -> int:
         """Number of arrivals."""
@@ -133,6 +135,7 @@ def _synthetic(
     dwell_rng = stream(scenario.seed, f"dwell:{tag}")
     dwell = d.dwell_min.draw(dwell_rng, n) * S_PER_MIN
     patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
+    iso = _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model)
     return SiteArrivals(
         t,
         model,
@@ -142,7 +145,8 @@ def _synthetic(
         patience,
         np.full(n, d.leave_when_charged),
         np.full(n, d.max_queue, dtype=np.int32),
-        _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model),
+        iso,
+        ev_side.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso),
     )
 
 
@@ -162,6 +166,7 @@ def _trace(
     dwell = (df["departure"] - df["arrival"]).dt.total_seconds().to_numpy()
     patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
     iso = _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model)
+    ev = ev_side.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso)
     out = {}
     for site in dict.fromkeys(sites):
         m = sites == site
@@ -176,6 +181,7 @@ def _trace(
             np.zeros(int(m.sum()), dtype=bool),
             np.full(int(m.sum()), d.max_queue, dtype=np.int32),
             iso[m][order],
+            ev.take(np.flatnonzero(m)[order]) if ev is not None else None,
         )
     return out
 
@@ -183,9 +189,11 @@ def _trace(
 def _merge(parts: list[SiteArrivals]) -> SiteArrivals:
     if len(parts) == 1:
         return parts[0]
-    cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in SiteArrivals.__dataclass_fields__}
+    cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in SiteArrivals.__dataclass_fields__ if f != "ev"}
     order = np.argsort(cols["t_s"], kind="stable")
-    return SiteArrivals(**{f: c[order] for f, c in cols.items()})
+    evs = [p.ev for p in parts if p.ev is not None]
+    ev = ev_side.EvArrivals.concat(evs).take(order) if evs else None
+    return SiteArrivals(**{f: c[order] for f, c in cols.items()}, ev=ev)
 
 
 def generate(scenario: Scenario, models: list[EVModel]) -> dict[str, SiteArrivals]:

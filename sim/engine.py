@@ -24,6 +24,7 @@ from sim.config import Scenario
 from sim.customers import Customers
 from sim.drivers import Choice, Driver, DriverModel, energy_factor
 from sim.ev import ChargeProfile, EVModel, ProfileCache
+from sim.ev_side import EvRecord, EvSide, EvState
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -40,6 +41,7 @@ from sim.managers.base import (
     Event,
     EvseStatus,
     EvseView,
+    NeedsSource,
     NetworkManager,
     NetworkView,
     PriceChanged,
@@ -97,12 +99,13 @@ SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as wri
 SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
                 "payment_method", "plan")  # fmt: skip
 _EARTH_KM = 6371.0
-CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED = (
+CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
     EvseStatus.SUSPENDED_EVSE,
     EvseStatus.AVAILABLE,
     EvseStatus.FAULTED,
+    EvseStatus.PREPARING,
 )
 
 
@@ -124,6 +127,7 @@ class RunTables:
     prices: PriceSignal | None = None
     invoices: dict[str, np.ndarray] | None = None
     tariff_changes: dict[str, np.ndarray] | None = None
+    ev: EvRecord | None = None
 
 
 class _View:
@@ -136,6 +140,7 @@ class _View:
         self._sites = sites
         self._prices = prices
         self._profiles = profiles  # the EV's own limit on a connector is its profile there, uncapped
+        self.ev_side: EvSide | None = None  # what the manager knows of EVs, with an ev_side section
 
     def price_at(self, t_s: float) -> float:
         return self._prices.at(t_s)
@@ -158,6 +163,10 @@ class _View:
                 views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
                                       charger_max_kw))  # fmt: skip
                 continue
+            if s.ev is not None:
+                assert self.ev_side is not None
+                views.append(self.ev_side.vehicle_data.evse_view(e, s, s.ev, now, charger_max_kw))
+                continue
             soc, power_kw = s.soc_frac, 0.0
             if s.profile is not None:
                 soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
@@ -179,6 +188,11 @@ class _View:
                     s.depart_t_s if known else None,
                     (s.target_soc_frac - soc) * capacity_kwh if known else None,
                     self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc) if known else None,
+                    NeedsSource.ISO15118 if known else NeedsSource.ESTIMATE,
+                    soc if known else None,
+                    capacity_kwh if known else None,
+                    s.target_soc_frac if known else None,
+                    0.0 if known else None,
                 )
             )
         dr_cap_kw = min(site.dr_caps, default=math.inf)
@@ -231,6 +245,9 @@ class _Simulation:
         ]
         self.nearby = self._nearby(scenario) if self.choice is not None else []
         self.ev_dc_kw = [max(p for _, p in m.dc_curve) for m in models]
+        self.ev_side: EvSide | None = None
+        if scenario.ev_side is not None:
+            self.ev_side = self.view.ev_side = EvSide(scenario, self.sites, self.evses, self, self.profiles)
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
         self.sessions = Table(floats=SESSION_FLOATS, ints=SESSION_INTS)
@@ -275,8 +292,9 @@ class _Simulation:
         env = self.env
         for lo in range(0, len(arr), _CHUNK):
             hi = lo + _CHUNK
+            t = arr.t_s[lo:hi].tolist()
             rows = zip(
-                arr.t_s[lo:hi].tolist(),
+                t,
                 arr.model[lo:hi].tolist(),
                 arr.soc_in_frac[lo:hi].tolist(),
                 arr.target_soc_frac[lo:hi].tolist(),
@@ -285,11 +303,12 @@ class _Simulation:
                 arr.max_queue[lo:hi].tolist(),
                 arr.leave_when_charged[lo:hi].tolist(),
                 arr.iso15118[lo:hi].tolist(),
+                arr.ev.states(lo, hi) if arr.ev is not None else [None] * len(t),
                 strict=True,
             )
-            for k, (t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso) in enumerate(rows, lo):
+            for k, (t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso, ev) in enumerate(rows, lo):
                 yield env.timeout(t_s - env.now)
-                self._arrive(site, k, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso)
+                self._arrive(site, k, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso, ev)
 
     def _dr_notify(self, event: simpy.Event) -> None:
         w = cast(DrWindow, event.value)
@@ -345,12 +364,14 @@ class _Simulation:
         max_queue: int,
         leave: bool,
         iso15118: bool,
+        ev: EvState | None = None,
     ) -> None:
         driver = Driver(self.drivers, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
         s.iso15118 = iso15118
         s.visit = visit = self.customers.visit(site.index, k)
         self.next_session_id += 1
+        s.ev = ev
         if visit.account is not None:
             self.customers.review(visit.account, t_s)
         if self.choice is not None and len(self.nearby[site.index]) > 1:
@@ -399,26 +420,42 @@ class _Simulation:
         s.arrival_t_s = t_s
         if self.response is not None and not self._accept_price(s, t_s):
             return
+        if s.ev is not None:
+            assert self.ev_side is not None
+            self.ev_side.arrive(s, site, t_s)  # only ports the EV can use
+            return
         free = site.free
         while True:  # each failed attempt takes a port out of service, so this ends
             choice = s.driver.choose(len(free), len(site.queue))
             if choice is Choice.PLUG:
                 k = 0 if len(free) == 1 else s.driver.pick_port([e.max_kw for e in free])
-                if self._try_plug(s, free.pop(k), t_s):
+                if self.try_plug(s, free.pop(k), t_s):
                     return
             elif choice is Choice.QUEUE:
-                site.queue.append(s)
-                self.busy[site.index].update(True, t_s)
-                self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
-                self.env.timeout(s.driver.patience_s, s).callbacks.append(self._on_renege)
+                self.enqueue(s, site, t_s)
                 return
             else:
-                s.state = State.DONE
-                self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
                 if s.failed_attempts:
                     s.cause = Cause.FAULTED_PORT
-                self._record(s, Outcome.FAILED if s.failed_attempts else Outcome.BALKED, math.nan)
+                self.leave(s, site, t_s, Outcome.FAILED if s.failed_attempts else Outcome.BALKED)
                 return
+
+    def enqueue(self, s: Session, site: SiteState, t_s: float) -> None:
+        """`s` waits in the site's queue until a port is free or its patience runs out."""
+        site.queue.append(s)
+        self.busy[site.index].update(True, t_s)
+        self._event(t_s, EventKind.QUEUED, site.index, -1, s.session_id, math.nan)
+        self.env.timeout(s.driver.patience_s, s).callbacks.append(self._on_renege)
+
+    def leave(self, s: Session, site: SiteState, t_s: float, outcome: Outcome) -> None:
+        """`s` leaves without charging (balked, failed attempts, or no port fits its EV)."""
+        s.state = State.DONE
+        self._event(t_s, EventKind.BALKED, site.index, -1, s.session_id, math.nan)
+        self._record(s, outcome, math.nan)
+
+    def queue_changed(self, site: SiteState, t_s: float) -> None:
+        """A driver joined or left the site's queue other than by `enqueue` or reneging."""
+        self.busy[site.index].update(bool(site.queue), t_s)
 
     def _accept_price(self, s: Session, t_s: float) -> bool:
         """Above their willingness to pay a driver shifts or leaves; below it they may ask for less energy."""
@@ -441,17 +478,25 @@ class _Simulation:
         s.target_soc_frac = s.soc_in_frac + (s.target_soc_frac - s.soc_in_frac) * factor
         return True
 
-    def _try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
+    def try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
         """Plug `s` into `evse`; True when the driver is done choosing ports.
 
-        A silently failed port makes it a failed attempt (the driver tries again); a refused
-        payment ends the session as failed and hands the port to the next driver.
+        A silently failed port, or with an ev_side section a failed handshake or refused
+        certificate, makes it a failed attempt (the driver may try again); a refused payment
+        ends the session as failed and hands the port to the next driver.
         """
         if evse.silent_faults:
             assert self.reliability is not None
             s.failed_attempts += 1
             self.reliability.failed_attempt(evse, s.session_id, t_s)
+            if s.ev is not None:
+                assert self.ev_side is not None
+                self.ev_side.fault_attempt(s, evse, t_s)
             return False
+        if s.ev is not None:
+            assert self.ev_side is not None
+            if not self.ev_side.start(s, evse, t_s):
+                return False
         assert s.visit is not None
         method = self.customers.method(s.visit)
         if method is not None and s.visit.u_payment < method.failure_prob:
@@ -465,11 +510,14 @@ class _Simulation:
 
     def _release(self, evse: Evse, t_s: float) -> None:
         """A free, serviceable port: the first waiting driver takes it, or it joins the free list."""
+        if self.ev_side is not None:
+            self.ev_side.release(evse, t_s)  # the first waiting driver whose EV fits it
+            return
         site = evse.site
         while site.queue and evse.blocks == 0:
             s = site.queue.popleft()
             self.busy[site.index].update(bool(site.queue), t_s)
-            if self._try_plug(s, evse, t_s):
+            if self.try_plug(s, evse, t_s):
                 return
             site.queue.appendleft(s)
             self.busy[site.index].update(True, t_s)
@@ -501,7 +549,10 @@ class _Simulation:
             evse.profiles.start_transaction(t_s)
             evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
         wants = s.target_soc_frac > s.soc_frac
-        if wants:
+        if wants and s.ev is not None and s.ev.auth_s > 0:
+            evse.status = PREPARING  # power flows once the session is authorised
+            self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
+        elif wants:
             evse.status = CHARGING
             evse.charger.drawing += 1
         else:
@@ -519,6 +570,20 @@ class _Simulation:
         if evse.profiles is not None:
             self._follow_profiles(evse, t_s)  # wake up at the profiles' next change
 
+    def _on_authorized(self, event: simpy.Event) -> None:
+        """Authorisation done: the session starts drawing power."""
+        s = cast(Session, event.value)
+        evse = s.evse
+        if s.state is not State.PLUGGED or evse is None or evse.status is not PREPARING:
+            return  # left or interrupted meanwhile
+        t_s = self.env.now
+        self._set_status(evse, CHARGING)
+        self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, CHARGING))
+        if evse.status is CHARGING:
+            self._open(s, evse, t_s)
+            if evse.charger.shared:
+                self._replan_siblings(evse, t_s)
+
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
         """Start an interval at the connector's current cap, or pause the session at a zero cap."""
         cap = evse.cap_kw()
@@ -526,6 +591,8 @@ class _Simulation:
             self._set_status(evse, SUSPENDED_EVSE)
             return
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
+        if s.ev is not None:
+            s.ev.on_open(s, t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
 
@@ -533,6 +600,8 @@ class _Simulation:
         evse = s.evse
         assert evse is not None
         t0_s, tau0_s, pid = s.close(t_s)
+        if s.ev is not None:
+            s.ev.on_close(s, t_s)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
 
@@ -831,6 +900,9 @@ class _Simulation:
                 s.shift_s,
             )
         )
+        if s.ev is not None:
+            assert self.ev_side is not None
+            self.ev_side.record(s, outcome)
         if outcome is not Outcome.ONGOING:
             s.driver.remove()
 
@@ -844,6 +916,9 @@ class _Simulation:
                 self._record(s, Outcome.ONGOING, math.nan)
         for site in self.sites:
             for s in site.queue:
+                self._record(s, Outcome.ONGOING, math.nan)
+        if self.ev_side is not None:
+            for s in self.ev_side.in_transit.values():  # on their way to another site
                 self._record(s, Outcome.ONGOING, math.nan)
         if self.reliability is not None:
             self.reliability.finish(t_s)
@@ -932,6 +1007,7 @@ class Simulation:
             sim.prices,
             sim.customers.invoices.arrays(),
             sim.tariff_changes.arrays(),
+            sim.ev_side.result() if sim.ev_side is not None else None,
         )
 
 

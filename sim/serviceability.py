@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.hardware import Charger, Evse, SiteState
 
-__all__ = ["REPAIRED_BY", "VISIT_KINDS", "PortControl", "Reliability", "ServiceRecord"]
+__all__ = ["REPAIRED_BY", "VISIT_KINDS", "PortControl", "Reliability", "ServiceRecord", "haversine_km"]
 
 REPAIRED_BY = ("none", "reset", "technician", "self", "maintenance")  # outage end causes
 _NONE, _RESET, _TECH, _SELF, _MAINT = range(5)
@@ -126,7 +126,8 @@ class _Crew:
     technicians: list[Technician] = field(default_factory=list)
 
 
-def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two points given in degrees."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
@@ -230,7 +231,7 @@ class Reliability:
         self.crew_of_site = [
             min(
                 range(len(self.crews)),
-                key=lambda c: _haversine_km(
+                key=lambda c: haversine_km(
                     s.lat, s.lon, self.crews[c].config.depot.lat, self.crews[c].config.depot.lon
                 ),
             )
@@ -502,7 +503,7 @@ class Reliability:
             lat, lon = crew.config.depot.lat, crew.config.depot.lon
         else:
             lat, lon = self.site_coords[tech.location]
-        km = _haversine_km(lat, lon, *self.site_coords[site_index]) * self.cfg.travel.detour_factor
+        km = haversine_km(lat, lon, *self.site_coords[site_index]) * self.cfg.travel.detour_factor
         return km / self.cfg.travel.speed_kmh * S_PER_H
 
     def _technician(self, crew: _Crew, tech: Technician) -> Generator[simpy.Event, Any, None]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sim.customers import Visit
     from sim.drivers import Driver
     from sim.ev import ChargeProfile, EVModel
+    from sim.ev_side import EvState
     from sim.hardware import Evse, SiteState
     from sim.tariffs import Interval, TariffSchedule
 
@@ -37,9 +38,10 @@ class Outcome(enum.IntEnum):
     BALKED = 1
     RENEGED = 2
     ONGOING = 3
-    FAILED = 4  # left after failed attempts on silently faulted ports
+    FAILED = 4  # left after failed attempts (silently faulted ports; with ev_side also handshakes, certificates)
     INTERRUPTED = 5  # the port went down during the session
     PRICED_OUT = 6  # the price was above what the driver would pay
+    INCOMPATIBLE = 7  # no port at the site fits the EV (ev_side)
 
 
 class Cause(enum.IntEnum):
@@ -48,6 +50,8 @@ class Cause(enum.IntEnum):
     NONE = 0
     FAULTED_PORT = 1  # every port tried was silently faulted
     PAYMENT = 2  # the payment was refused
+    INTEROP = 3  # every handshake failed (ev_side)
+    AUTHORIZATION = 4  # a Plug & Charge certificate was refused, and the driver has no other way to pay (ev_side)
 
 
 class Session:
@@ -62,6 +66,7 @@ class Session:
         "detour_km",
         "driver",
         "dwell_s",
+        "ev",
         "evse",
         "failed_attempts",
         "full_t_s",
@@ -129,6 +134,7 @@ class Session:
         self.plan: MembershipPlan | None = None  # the driver's plan at plug-in, where valid
         self.detour_km = 0.0
         self.shift_s = 0.0
+        self.ev: EvState | None = None  # connectors, vehicle data and attempts, with an ev_side section
 
     def open(self, profile: ChargeProfile, t_s: float) -> float:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""

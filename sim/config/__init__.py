@@ -24,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from sim.compat import Connector, check_connector
 from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
+from sim.config.ev_side import Adapter, EvSide, check_ev_side
 from sim.config.grid import Grid
 from sim.config.ocpp import OcppManager
 from sim.config.revenue import Drivers, MembershipPlan, Payments, Pricing, Tariff
@@ -64,6 +66,13 @@ class ChargerGroup(StrictModel):
         default=False,
         description="the charger's power_kw is shared among its connectors (a DC cabinet)",
     )
+    connector: Connector | None = Field(default=None, description="standard; none: the ev_side market's for current")
+
+    @model_validator(mode="after")
+    def _connector_fits_current(self) -> ChargerGroup:
+        if self.connector is not None:
+            check_connector(self.connector, self.current)
+        return self
 
 
 class Site(StrictModel):
@@ -127,11 +136,23 @@ class FleetEntry(StrictModel):
     iso15118_share: float = Field(
         default=0.0, ge=0, le=1, description="share of these EVs that tell the charger their departure and need"
     )
+    inlets: list[Connector] | None = Field(default=None, description="none: the preset's in the ev_side market")
+    family: str | None = Field(default=None, min_length=1, description="EV family for interop; none: the preset's")
+    adapters: list[Adapter] = Field(default_factory=list, description="adapters some drivers carry")
+    telematics_share: float = Field(default=0.0, ge=0, le=1, description="share reporting through OEM telematics")
+    plug_and_charge_share: float = Field(default=0.0, ge=0, le=1, description="share with a contract certificate")
 
     @model_validator(mode="after")
     def _one_source(self) -> FleetEntry:
         if (self.preset is None) == (self.model is None):
             raise ValueError("give exactly one of preset or model")
+        if self.plug_and_charge_share > self.iso15118_share:
+            raise ValueError(
+                f"Plug & Charge runs over ISO 15118: plug_and_charge_share (={self.plug_and_charge_share}) "
+                f"must be <= iso15118_share (={self.iso15118_share})"
+            )
+        if len({a.connector for a in self.adapters}) != len(self.adapters):
+            raise ValueError("adapters: one entry per connector")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; known presets: {', '.join(sorted(PRESETS))}")
         return self
@@ -339,6 +360,7 @@ class Scenario(StrictModel):
     drivers: Drivers = Drivers()
     memberships: list[MembershipPlan] = []
     payments: Payments | None = Field(default=None, description="payment methods; none: payments never fail, no fees")
+    ev_side: EvSide | None = Field(default=None, description="connectors, vehicle data, interop; none: all compatible")
 
     @field_validator("start", mode="before")
     @classmethod
@@ -418,6 +440,11 @@ class Scenario(StrictModel):
         names = [p.name for p in self.memberships]
         if len(set(names)) != len(names):
             raise ValueError(f"membership plan names must be unique, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _ev_side_fits(self) -> Scenario:
+        check_ev_side(self)
         return self
 
     @property

@@ -38,6 +38,7 @@ __all__ = [
     "Tick",
     "EvseStatus",
     "EvseView",
+    "NeedsSource",
     "NetworkManager",
     "NetworkView",
     "SessionStarted",
@@ -58,6 +59,7 @@ class EvseStatus(enum.Enum):
     CHARGING = "Charging"
     SUSPENDED_EVSE = "SuspendedEVSE"
     SUSPENDED_EV = "SuspendedEV"
+    PREPARING = "Preparing"  # plugged in, not yet authorised
     FAULTED = "Faulted"
     UNAVAILABLE = "Unavailable"
 
@@ -308,12 +310,24 @@ Command = (
 # ---------------------------------------------------------------- views
 
 
+class NeedsSource(enum.Enum):
+    """Where the manager's knowledge of an EV's state and needs comes from."""
+
+    ISO15118 = "iso15118"  # the EV told the charger, and OCPP 2.0.1 passed it on: live
+    TELEMATICS = "telematics"  # the carmaker's feed: late by `data_age_s`, and possibly wrong
+    ESTIMATE = "estimate"  # nothing known: the manager has to assume
+
+
 @dataclass(frozen=True, slots=True)
 class EvseView:
     """One connector as a CSMS would know it.
 
-    `departure_t_s`, `energy_need_kwh` (still to deliver) and `ev_max_kw` are known only
-    for EVs that say so over ISO 15118; otherwise they are None and a manager estimates.
+    `departure_t_s`, `energy_need_kwh` (still to deliver), `soc_frac`, `capacity_kwh` and
+    `target_soc_frac` are known only for EVs that report them — over ISO 15118 (and OCPP
+    2.0.1), or through the carmaker's telematics, as `needs_source` says; otherwise they are
+    None and a manager estimates. A telematics `soc_frac` is the vehicle `data_age_s` ago;
+    its `energy_need_kwh` is that report less the energy metered since. `ev_max_kw` comes
+    with ISO 15118 only.
     """
 
     evse_id: EvseId
@@ -329,6 +343,11 @@ class EvseView:
     departure_t_s: float | None = None
     energy_need_kwh: float | None = None
     ev_max_kw: float | None = None
+    needs_source: NeedsSource = NeedsSource.ESTIMATE
+    soc_frac: float | None = None
+    capacity_kwh: float | None = None
+    target_soc_frac: float | None = None
+    data_age_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
