@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 __all__ = [
+    "EV_OUTCOME_COLORS",
     "occupancy_figure",
     "outcome_counts",
     "outcomes_figure",
@@ -29,6 +30,8 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 OUTCOME_COLORS = {"served": "#2a9d8f", "ongoing": "#8ab17d", "reneged": "#e9c46a", "balked": "#e76f51"}
 FAULT_OUTCOME_COLORS = {"interrupted": "#b5838d", "failed": "#6d597a"}
 """Outcomes of runs with serviceability; kpis.json does not count them per site."""
+EV_OUTCOME_COLORS = {"incompatible": "#264653"}
+"""Outcomes of runs with an ev_side section; kpis.json does not count them per site either."""
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -99,7 +102,8 @@ def outcome_counts(
     """Sessions per site (rows, in the given order) and outcome (columns, in stacking order).
 
     The outcomes kpis.json counts per site come from there; "interrupted" and "failed" are counted
-    from sessions' site_id and outcome, and are columns only when the run has any of them.
+    from sessions' site_id and outcome, and are columns only when the run has any of them; so is
+    "incompatible" (runs with an ev_side section).
     """
     counts = pd.DataFrame(
         {outcome: [site_kpis[site_id][f"sessions_{outcome}"] for site_id in site_ids] for outcome in OUTCOME_COLORS},
@@ -107,17 +111,18 @@ def outcome_counts(
         dtype=float,
     )
     outcome = sessions["outcome"].astype(str)
-    if outcome.isin(list(FAULT_OUTCOME_COLORS)).any():
-        site = sessions["site_id"].astype(str)
-        for name in FAULT_OUTCOME_COLORS:
-            per_site = site[outcome == name].value_counts()
-            counts[name] = per_site.reindex(counts.index, fill_value=0).to_numpy(dtype=float)
+    for group in (FAULT_OUTCOME_COLORS, EV_OUTCOME_COLORS):
+        if outcome.isin(list(group)).any():
+            site = sessions["site_id"].astype(str)
+            for name in group:
+                per_site = site[outcome == name].value_counts()
+                counts[name] = per_site.reindex(counts.index, fill_value=0).to_numpy(dtype=float)
     return counts
 
 
 def outcomes_figure(counts: pd.DataFrame) -> Figure:
     """Stacked horizontal bars of session outcomes per site (``outcome_counts``), in row order from the top."""
-    colors = OUTCOME_COLORS | FAULT_OUTCOME_COLORS
+    colors = OUTCOME_COLORS | FAULT_OUTCOME_COLORS | EV_OUTCOME_COLORS
     figure = Figure(figsize=(10, 1.4 + 0.3 * max(len(counts), 1)), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     positions = np.arange(len(counts))

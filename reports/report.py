@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports import figures, grid_figures, revenue_figures, service_figures
+from reports import ev_figures, figures, grid_figures, revenue_figures, service_figures
 from reports.document import FigureRef, Report, Section, to_html, to_markdown
+from reports.ev_tables import ev_sites_table, ev_table, needs_table
 from reports.kpi_tables import (
     dr_events_table,
     fault_modes_table,
@@ -17,7 +18,7 @@ from reports.kpi_tables import (
     sites_table,
 )
 from reports.occupancy import occupancy_week_hour
-from reports.results import GridResults, Results, ServiceResults, load_results
+from reports.results import EvResults, GridResults, Results, ServiceResults, load_results
 
 __all__ = ["render"]
 
@@ -156,8 +157,32 @@ def _grid_section(grid: GridResults, results: Results) -> Section:
     return Section("Grid", tables, _grid_figures(grid, results))
 
 
+def _ev_section(ev: EvResults, results: Results) -> Section:
+    """EV-side KPIs, compatibility per site, energy against the need, the interop heatmap and the misses per site."""
+    k = ev.kpis
+    tables = [
+        ev_table(k),
+        ev_sites_table(k["sites"], results.site_names, sites_by_arrivals(results.site_kpis)),
+        needs_table(k["energy_vs_need"]),
+    ]
+    counts = ev_figures.compat_counts(k["sites"])
+    misses_caption = "Compatibility misses per site and what followed: lost, redirected to another site, or waited."
+    if (n_more := sum(1 for s in k["sites"].values() if s["compat_misses"]) - len(counts)) > 0:
+        misses_caption += f" The {len(counts)} sites with the most misses; {n_more} more in kpis.json."
+    figures_ = [
+        FigureRef(
+            "interop_heatmap.png",
+            "Handshake success per EV family and charger model: colour and first line, first attempt; second line,"
+            " after retries on the same port (visits); grey: no visit.",
+            figures.png_bytes(ev_figures.interop_heatmap_figure(ev_figures.interop_matrix(k["interop_by_pair"]))),
+        ),
+        FigureRef("compat_misses.png", misses_caption, figures.png_bytes(ev_figures.compat_figure(counts))),
+    ]
+    return Section("EV side", tables, figures_)
+
+
 def _sections(results: Results, revenue: revenue_figures.RevenueResults | None) -> list[Section]:
-    """Revenue, serviceability, then grid, each when the results have it; the grid last so older reports stay a prefix.
+    """Revenue, serviceability, grid, then the EV side, each when the results have it; the EV side last.
 
     Revenue comes first and always: a folder written before revenue results gets a sentence saying so.
     """
@@ -170,6 +195,8 @@ def _sections(results: Results, revenue: revenue_figures.RevenueResults | None) 
         sections.append(Section("Serviceability", tables, _service_figures(results.service, results)))
     if results.grid is not None:
         sections.append(_grid_section(results.grid, results))
+    if results.ev is not None:
+        sections.append(_ev_section(results.ev, results))
     return sections
 
 

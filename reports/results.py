@@ -12,12 +12,23 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-__all__ = ["GRID_LOAD_COLUMNS", "GridResults", "SERVICE_FILES", "Results", "ServiceResults", "load_results"]
+__all__ = [
+    "EV_FILES",
+    "GRID_LOAD_COLUMNS",
+    "EvResults",
+    "GridResults",
+    "SERVICE_FILES",
+    "Results",
+    "ServiceResults",
+    "load_results",
+]
 
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 """The tables a run with serviceability writes besides kpis.json's "serviceability" key."""
 GRID_LOAD_COLUMNS = ("site_id", "t_s", "power_kw", "capacity_kw", "limit_kw", "dr_cap_kw", "grid_kw")
 """The load.parquet columns the grid figures use; runs with kpis.json's "grid" key write them."""
+EV_FILES = ("ev_sessions.parquet", "plug_attempts.parquet")
+"""The tables a run with an ev_side section writes besides kpis.json's "ev_side" key."""
 DR_EVENT_COLUMNS = ("event_id", "site_id", "start_t_s", "end_t_s", "cap_kw", "max_kw", "mean_grid_kw", "compliance_pct")
 
 
@@ -48,6 +59,13 @@ class GridResults:
 
 
 @dataclass(frozen=True)
+class EvResults:
+    """A run's EV-side results: the report draws on kpis.json's "ev_side" object alone."""
+
+    kpis: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Results:
     """One run as the report sees it; the tables hold only the columns the figures use."""
 
@@ -71,6 +89,8 @@ class Results:
     """None when the run had no serviceability model."""
     grid: GridResults | None = None
     """None for results written before grid results existed."""
+    ev: EvResults | None = None
+    """None when the run had no ev_side section."""
 
 
 def _load_service(results_dir: Path, kpis: dict[str, Any]) -> ServiceResults | None:
@@ -106,6 +126,15 @@ def _load_grid(results_dir: Path, kpis: dict[str, Any]) -> GridResults | None:
     )
 
 
+def _load_ev(results_dir: Path, kpis: dict[str, Any]) -> EvResults | None:
+    """The EV-side results, None without kpis.json's "ev_side" key; a missing table is an error."""
+    if "ev_side" not in kpis:
+        return None
+    if missing := [name for name in EV_FILES if not (results_dir / name).is_file()]:
+        raise FileNotFoundError(f"kpis.json has EV-side KPIs but {results_dir} lacks {', '.join(missing)}")
+    return EvResults(kpis=kpis["ev_side"])
+
+
 def load_results(results_dir: Path) -> Results:
     """Read ``results_dir``; a missing file or key is an error, not a silent default."""
     manifest = json.loads((results_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -134,4 +163,5 @@ def load_results(results_dir: Path) -> Results:
         ),
         service=_load_service(results_dir, kpis),
         grid=_load_grid(results_dir, kpis),
+        ev=_load_ev(results_dir, kpis),
     )

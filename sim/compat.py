@@ -24,7 +24,7 @@ those). A preset not sold in a market has no inlets there: the scenario must giv
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "accepts_mask",
     "bit",
     "check_connector",
+    "check_connectors",
+    "group_connectors",
     "connector_names",
     "default_connector",
     "preset_family",
@@ -130,6 +132,31 @@ def check_connector(connector: str, current: str) -> None:
         raise ValueError(
             f"connector {connector} is not a {current} connector; {current} chargers have {', '.join(fits)}"
         )
+
+
+def check_connectors(connector: str | Sequence[str] | None, connectors: int, current: str) -> None:
+    """Raise ValueError unless a charger group's `connector` (one, or one per connector) fits it."""
+    if connector is None:
+        return
+    if isinstance(connector, str):
+        check_connector(connector, current)
+        return
+    if len(connector) != connectors:
+        raise ValueError(
+            f"connector lists {len(connector)} standards for {connectors} connectors; give one per connector, "
+            "or one standard for all"
+        )
+    for c in connector:
+        check_connector(c, current)
+
+
+def group_connectors(connector: str | Sequence[str] | None, connectors: int, market: str, current: str) -> list[str]:
+    """The standard of each connector of one charger of a group."""
+    if connector is None:
+        return [default_connector(market, current)] * connectors
+    if isinstance(connector, str):
+        return [connector] * connectors
+    return list(connector)
 
 
 def default_connector(market: str, current: str) -> str:

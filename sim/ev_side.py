@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 import simpy
 
-from sim.compat import accepts_mask, bit, default_connector
+from sim.compat import accepts_mask, bit, group_connectors
 from sim.config.ev_side import entry_family, entry_inlets, fleet_families
 from sim.drivers import Choice
 from sim.managers.base import NeedsSource
@@ -274,10 +274,9 @@ class EvSide:
         self.charger_models = list(dict.fromkeys(g.model for g in groups))
         self.port_connector: list[str] = []
         self.port_model: list[int] = []
-        for g in groups:
-            n = g.count * g.connectors
-            self.port_connector += [g.connector or default_connector(cfg.market, g.current)] * n
-            self.port_model += [self.charger_models.index(g.model)] * n
+        for g in groups:  # in `build_sites` order: groups, chargers, connectors
+            self.port_connector += group_connectors(g.connector, g.connectors, cfg.market, g.current) * g.count
+            self.port_model += [self.charger_models.index(g.model)] * (g.count * g.connectors)
         assert len(self.port_connector) == len(evses), "ports are built in scenario order"
         self.port_bit = [bit(c) for c in self.port_connector]
         self.site_mask = [0] * len(sites)
@@ -435,14 +434,13 @@ class EvSide:
             if cause == _NONE:
                 return True
             s.failed_attempts += 1
-            ev.last_cause = ev.fail_cause = cause
-            ev.tried.append(evse.index)
-            ev.exhausted = cause == _CERTIFICATE  # refused everywhere: the certificate is the EV's
-            return False
-        ev.last_cause = ev.fail_cause = _INTEROP
+            break
+        else:
+            cause = _INTEROP
+        ev.last_cause = ev.fail_cause = cause
         ev.tried.append(evse.index)
-        ev.ports_failed += 1
-        ev.exhausted = ev.ports_failed >= self.ports_tried
+        ev.ports_failed += 1  # at most `ports_tried` visits, so `interop_u` has enough numbers
+        ev.exhausted = cause == _CERTIFICATE or ev.ports_failed >= self.ports_tried  # a certificate fails anywhere
         return False
 
     def _authorize(self, ev: EvState, evse: Evse) -> int:

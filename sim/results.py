@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import grid_metrics, metrics, revenue_metrics, service_metrics
+from sim import ev_metrics, grid_metrics, metrics, revenue_metrics, service_metrics
 from sim.engine import RunTables
 
-__all__ = ["RESULT_FILES", "SERVICE_FILES", "write_results"]
+__all__ = ["EV_FILES", "RESULT_FILES", "SERVICE_FILES", "write_results"]
 
 RESULT_FILES = (
     "scenario.yaml",
@@ -39,6 +39,7 @@ RESULT_FILES = (
     "tariffs.parquet",
 )
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
+EV_FILES = ("ev_sessions.parquet", "plug_attempts.parquet")
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
 
 
@@ -77,6 +78,15 @@ def _write_service(run: RunTables, sessions: Any, tmp: Path) -> dict[str, Any]:
     ):
         _write_parquet(df, tmp / f"{name}.parquet")
     return service_metrics.service_kpis(run, sessions, outages, uptime, attempts, visits, crews)
+
+
+def _write_ev(run: RunTables, sessions: Any, tmp: Path) -> dict[str, Any]:
+    """Write the EV-side tables and return their KPIs."""
+    ev_sessions = ev_metrics.ev_sessions_frame(run)
+    attempts = ev_metrics.plug_attempts_frame(run)
+    _write_parquet(ev_sessions, tmp / "ev_sessions.parquet")
+    _write_parquet(attempts, tmp / "plug_attempts.parquet")
+    return ev_metrics.ev_kpis(run, sessions, ev_sessions, attempts)
 
 
 def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
@@ -134,6 +144,8 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         maintenance = k["serviceability"]["maintenance_cost"] if run.service is not None else 0.0
         k["revenue"] = revenue_metrics.revenue_kpis(run, sessions, invoices, ports, k["grid"], maintenance)
         k["network"]["revenue"] = k["revenue"]["revenue"]  # sessions, memberships and payment fees together
+        if run.ev is not None:
+            k["ev_side"] = _write_ev(run, sessions, tmp)
         _write_json(k, tmp / "kpis.json")
         if finish is not None:
             finish(tmp)

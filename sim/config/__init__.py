@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.compat import Connector, check_connector
+from sim.compat import Connector, check_connectors
 from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
 from sim.config.ev_side import Adapter, EvSide, check_ev_side
 from sim.config.grid import Grid
@@ -66,12 +66,13 @@ class ChargerGroup(StrictModel):
         default=False,
         description="the charger's power_kw is shared among its connectors (a DC cabinet)",
     )
-    connector: Connector | None = Field(default=None, description="standard; none: the ev_side market's for current")
+    connector: Connector | list[Connector] | None = Field(
+        default=None, description="standard, or one per connector; none: the ev_side market's for the current"
+    )
 
     @model_validator(mode="after")
-    def _connector_fits_current(self) -> ChargerGroup:
-        if self.connector is not None:
-            check_connector(self.connector, self.current)
+    def _connector_fits(self) -> ChargerGroup:
+        check_connectors(self.connector, self.connectors, self.current)
         return self
 
 
