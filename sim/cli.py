@@ -136,9 +136,24 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
             ("crew utilization / travel share", f"{svc['crew_utilization']:.1%} / {svc['crew_travel_share']:.1%}"),
             ("maintenance cost", f"{svc['maintenance_cost']:,.2f} {cur}"),
         ]
+    ev = kpis.get("ev_side", {}).get("network")
+    if ev is not None:
+        rows += _ev_rows(ev)
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _ev_rows(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    def share(x: float | None) -> str:
+        return f"{x:.1%}" if x is not None else "–"
+
+    return [
+        ("compatibility misses / lost", f"{ev['compat_misses']:,} / {ev['sessions_lost_to_compat']:,}"),
+        ("first-attempt / after-retry success", f"{share(ev['first_attempt_success_rate'])} / "
+                                                f"{share(ev['success_after_retries_rate'])}"),
+        ("sessions with known needs", share(ev["known_needs_share"])),
+    ]  # fmt: skip
 
 
 def _render_report(results_dir: Path) -> None:
