@@ -379,8 +379,8 @@ def test_plug_and_charge_only_where_the_charger_takes_it():
     assert (s.loc[~on_old & s["plug_and_charge"] & s["plug_t_s"].notna(), "auth_method"] == "plug_and_charge").all()
 
 
-def test_silent_faults_and_handshakes_share_one_attempts_table():
-    """A silently faulted port is a failed attempt of cause fault, counted as in the serviceability table."""
+def test_silent_faults_and_handshakes_share_one_attempts_table(tmp_path):
+    """A silently faulted port is a failed attempt of cause fault; sessions lost to downtime leave interop out."""
     mode = {
         "error_code": "InternalError",
         "ttf": {"dist": "exponential", "mtbf_days": 3},
@@ -392,7 +392,8 @@ def test_silent_faults_and_handshakes_share_one_attempts_table():
     crews = [{"id": "c", "technicians": 1, "depot": {"lat": 37.3, "lon": -121.9},
               "shift": {"start_h": 0, "end_h": 24, "days": [0, 1, 2, 3, 4, 5, 6]}}]  # fmt: skip
     run = simulate(make_scenario(
-        horizon_days=10, ev_side={"market": "na", "interop": {"failure_prob": 0.1}}, fleet=NA_FLEET[:2],
+        horizon_days=10, ev_side={"market": "na", "interop": {"failure_prob": 0.4, "ports_tried": 1}},
+        fleet=NA_FLEET[:2],
         network={"sites": [_site("a", [_dc("dc", "ccs1", count=3), _dc("dn", "nacs", count=3)])]},
         demand=[_demand("a", 2.0)],
         serviceability={"fault_modes": {"m": mode}, "hardware": {"dc": ["m"], "dn": ["m"]}, "crews": crews},
@@ -403,6 +404,11 @@ def test_silent_faults_and_handshakes_share_one_attempts_table():
     assert (attempts["cause"] == "interop").sum() > 0
     assert (~faults["ok"]).all()
     assert (faults["attempt"] == 1).all()
+    s = build_tables(run).sessions.merge(ev_sessions_frame(run), on="session_id")
+    interop_only = (s["outcome"] == "failed") & ~s["session_id"].isin(faults["session_id"])
+    assert interop_only.sum() > 0
+    lost = (s["outcome"] == "interrupted") | ((s["outcome"] == "failed") & ~interop_only)
+    assert write_results(run, tmp_path / "out")["serviceability"]["sessions_lost"] == lost.sum()
 
 
 # ---------------------------------------------------------------- scenario input
