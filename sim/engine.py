@@ -57,6 +57,7 @@ from sim.managers.base import (
     StatusChanged,
     Tick,
     Timer,
+    VehicleView,
 )
 from sim.managers.pricing import DynamicPricing
 from sim.recorder import Table
@@ -188,11 +189,7 @@ class _View:
                     s.depart_t_s if known else None,
                     (s.target_soc_frac - soc) * capacity_kwh if known else None,
                     self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc) if known else None,
-                    NeedsSource.ISO15118 if known else NeedsSource.ESTIMATE,
-                    soc if known else None,
-                    capacity_kwh if known else None,
-                    s.target_soc_frac if known else None,
-                    0.0 if known else None,
+                    VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0) if known else None,
                 )
             )
         dr_cap_kw = min(site.dr_caps, default=math.inf)

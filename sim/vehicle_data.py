@@ -22,7 +22,7 @@ import math
 from typing import TYPE_CHECKING
 
 from sim.ids import SessionId
-from sim.managers.base import EvseView, NeedsSource
+from sim.managers.base import EvseView, NeedsSource, VehicleView
 
 if TYPE_CHECKING:
     from sim.config.ev_side import EvSide
@@ -89,13 +89,14 @@ class VehicleData:
         if source is _ISO:
             ev_max_kw = self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc)
             need_kwh = (s.target_soc_frac - soc) * capacity_kwh
-            return EvseView(*head, s.depart_t_s, need_kwh, ev_max_kw, source, soc, capacity_kwh, s.target_soc_frac, 0.0)
+            vehicle = VehicleView(source, soc, capacity_kwh, s.target_soc_frac, 0.0)
+            return EvseView(*head, s.depart_t_s, need_kwh, ev_max_kw, vehicle)
         if source is _TELEMATICS:
             report_t_s = self.report_t_s(ev, t_s)
             true_then = soc_at(s, ev, report_t_s)
             reported = min(1.0, max(0.0, true_then + ev.soc_error_frac))
             metered_since_kwh = (soc - true_then) * capacity_kwh
             need_kwh = max(0.0, (s.target_soc_frac - reported) * capacity_kwh - metered_since_kwh)
-            return EvseView(*head, s.depart_t_s, need_kwh, None, source, reported, capacity_kwh, s.target_soc_frac,
-                            t_s - report_t_s)  # fmt: skip
+            vehicle = VehicleView(source, reported, capacity_kwh, s.target_soc_frac, t_s - report_t_s)
+            return EvseView(*head, s.depart_t_s, need_kwh, None, vehicle)
         return EvseView(*head)

@@ -36,6 +36,7 @@ __all__ = [
     "ScheduleMaintenance",
     "SetChargingProfile",
     "Tick",
+    "VehicleView",
     "EvseStatus",
     "EvseView",
     "NeedsSource",
@@ -319,15 +320,29 @@ class NeedsSource(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class VehicleView:
+    """What an EV reported of itself, where it came from, and how old it is.
+
+    Over ISO 15118 (and OCPP 2.0.1) it is live; through telematics `soc_frac` is the
+    vehicle `data_age_s` ago (and may be off).
+    """
+
+    source: NeedsSource
+    soc_frac: float
+    capacity_kwh: float
+    target_soc_frac: float
+    data_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class EvseView:
     """One connector as a CSMS would know it.
 
-    `departure_t_s`, `energy_need_kwh` (still to deliver), `soc_frac`, `capacity_kwh` and
-    `target_soc_frac` are known only for EVs that report them — over ISO 15118 (and OCPP
+    `departure_t_s`, `energy_need_kwh` (still to deliver) and `vehicle` (state of charge,
+    capacity, target) are known only for EVs that report them — over ISO 15118 (and OCPP
     2.0.1), or through the carmaker's telematics, as `needs_source` says; otherwise they are
-    None and a manager estimates. A telematics `soc_frac` is the vehicle `data_age_s` ago;
-    its `energy_need_kwh` is that report less the energy metered since. `ev_max_kw` comes
-    with ISO 15118 only.
+    None and a manager estimates. A telematics `energy_need_kwh` is the reported need less
+    the energy metered since the report. `ev_max_kw` comes with ISO 15118 only.
     """
 
     evse_id: EvseId
@@ -343,11 +358,12 @@ class EvseView:
     departure_t_s: float | None = None
     energy_need_kwh: float | None = None
     ev_max_kw: float | None = None
-    needs_source: NeedsSource = NeedsSource.ESTIMATE
-    soc_frac: float | None = None
-    capacity_kwh: float | None = None
-    target_soc_frac: float | None = None
-    data_age_s: float | None = None
+    vehicle: VehicleView | None = None  # one field, not five: views are built at every event
+
+    @property
+    def needs_source(self) -> NeedsSource:
+        """Where the EV's needs come from; `ESTIMATE` when nothing is known."""
+        return self.vehicle.source if self.vehicle is not None else NeedsSource.ESTIMATE
 
 
 @dataclass(frozen=True, slots=True)

@@ -239,8 +239,10 @@ class _Recorder:
         if isinstance(event, SessionStarted | SessionStopped | StatusChanged):
             for e in network.site(event.site_id).evses:
                 if e.session_id is not None:
-                    self.rows.append((network.t_s, int(e.session_id), e.needs_source, e.soc_frac, e.data_age_s,
-                                      e.energy_need_kwh, e.departure_t_s, e.energy_kwh))  # fmt: skip
+                    v = e.vehicle
+                    soc, age = (v.soc_frac, v.data_age_s) if v is not None else (None, None)
+                    self.rows.append((network.t_s, int(e.session_id), e.needs_source, soc, age, e.energy_need_kwh,
+                                      e.departure_t_s, e.energy_kwh))  # fmt: skip
         return ()
 
 
