@@ -619,10 +619,10 @@ def _variant_problem(
 
 
 def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
-    """KPI columns of a run: ``network.<kpi>``, ``sites.<id>.<kpi>``, ``serviceability.<kpi>``, ``revenue.<kpi>``.
+    """KPI columns of a run: ``network.``, ``sites.<id>.``, ``serviceability.``, ``revenue.``, ``ev_side.<kpi>``.
 
     Only numbers (and None, as NaN) are kept; nested tables such as the serviceability
-    fault modes are left to the run's own files.
+    fault modes or the EV side's pairs and sites are left to the run's own files.
     """
 
     def scalar(value: Any) -> bool:
@@ -640,6 +640,9 @@ def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
         for name, value in (kpis.get(section) or {}).items():
             if scalar(value):
                 out[f"{section}.{name}"] = math.nan if value is None else float(value)
+    for name, value in (kpis.get("ev_side") or {}).get("network", {}).items():
+        if scalar(value):
+            out[f"ev_side.{name}"] = math.nan if value is None else float(value)
     return out
 
 
@@ -942,8 +945,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def default_kpis(table: pd.DataFrame) -> list[str]:
-    """The network, serviceability and revenue KPI columns of a sweep table (site columns left out)."""
-    return [c for c in table.columns if c.startswith(("network.", "serviceability.", "revenue."))]
+    """The network, serviceability, revenue and EV-side KPI columns of a sweep table (site columns left out)."""
+    return [c for c in table.columns if c.startswith(("network.", "serviceability.", "revenue.", "ev_side."))]
 
 
 def report_kpis(table: pd.DataFrame, chosen: Sequence[str] | None = None) -> list[str]:
@@ -979,7 +982,7 @@ def summarize(table: pd.DataFrame, kpis: Sequence[str] | None = None, confidence
     Args:
         table: A sweep table (`SweepResult.table` or sweep.parquet); any numeric column,
             including one you add, can be a KPI.
-        kpis: KPI columns; default every network and serviceability KPI.
+        kpis: KPI columns; default every network, serviceability, revenue and EV-side KPI.
         confidence: Two-sided confidence level of the interval.
 
     Returns:
@@ -1029,7 +1032,7 @@ def paired_difference(
         table: A sweep table.
         a: The reference variant: its id, label or a part of its label only it has.
         b: The variant compared with `a`.
-        kpis: KPI columns; default every network and serviceability KPI.
+        kpis: KPI columns; default every network, serviceability, revenue and EV-side KPI.
         confidence: Two-sided confidence level.
 
     Returns:
