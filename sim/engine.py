@@ -157,6 +157,7 @@ class _View:
         site = self._sites[site_id]
         now = self._env.now
         views = []
+        vehicles: dict[EvseId, VehicleView] = {}
         for e in site.evses:
             s = e.session
             charger_max_kw = e.charger.power_kw if e.charger.shared else math.inf
@@ -166,7 +167,10 @@ class _View:
                 continue
             if s.ev is not None:
                 assert self.ev_side is not None
-                views.append(self.ev_side.vehicle_data.evse_view(e, s, s.ev, now, charger_max_kw))
+                view, vehicle = self.ev_side.vehicle_data.evse_view(e, s, s.ev, now, charger_max_kw)
+                views.append(view)
+                if vehicle is not None:
+                    vehicles[e.evse_id] = vehicle
                 continue
             soc, power_kw = s.soc_frac, 0.0
             if s.profile is not None:
@@ -189,12 +193,13 @@ class _View:
                     s.depart_t_s if known else None,
                     (s.target_soc_frac - soc) * capacity_kwh if known else None,
                     self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc) if known else None,
-                    VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0) if known else None,
                 )
             )
+            if known:
+                vehicles[e.evse_id] = VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0)
         dr_cap_kw = min(site.dr_caps, default=math.inf)
         return SiteView(site.site_id, site.capacity_kw, tuple(views), min(site.grid_limit_kw, dr_cap_kw), dr_cap_kw,
-                        self._prices.at(now), now, len(site.queue))  # fmt: skip
+                        self._prices.at(now), now, len(site.queue), vehicles)  # fmt: skip
 
 
 class _Simulation:

@@ -75,8 +75,10 @@ class VehicleData:
         phase = ev.report_phase_s
         return phase + math.floor((seen_s - phase) / self.interval_s) * self.interval_s
 
-    def evse_view(self, e: Evse, s: Session, ev: EvState, t_s: float, charger_max_kw: float) -> EvseView:
-        """The connector `e` with session `s` as the manager sees it at `t_s`."""
+    def evse_view(
+        self, e: Evse, s: Session, ev: EvState, t_s: float, charger_max_kw: float
+    ) -> tuple[EvseView, VehicleView | None]:
+        """The connector `e` with session `s` as the manager sees it at `t_s`, and what the EV reported."""
         soc, power_kw = s.soc_frac, 0.0
         if s.profile is not None:
             soc = min(s.profile.soc_at(s.tau0_s + t_s - s.t0_s), s.target_soc_frac)
@@ -90,7 +92,7 @@ class VehicleData:
             ev_max_kw = self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc)
             need_kwh = (s.target_soc_frac - soc) * capacity_kwh
             vehicle = VehicleView(source, soc, capacity_kwh, s.target_soc_frac, 0.0)
-            return EvseView(*head, s.depart_t_s, need_kwh, ev_max_kw, vehicle)
+            return EvseView(*head, s.depart_t_s, need_kwh, ev_max_kw), vehicle
         if source is _TELEMATICS:
             report_t_s = self.report_t_s(ev, t_s)
             true_then = soc_at(s, ev, report_t_s)
@@ -98,5 +100,5 @@ class VehicleData:
             metered_since_kwh = (soc - true_then) * capacity_kwh
             need_kwh = max(0.0, (s.target_soc_frac - reported) * capacity_kwh - metered_since_kwh)
             vehicle = VehicleView(source, reported, capacity_kwh, s.target_soc_frac, t_s - report_t_s)
-            return EvseView(*head, s.depart_t_s, need_kwh, None, vehicle)
-        return EvseView(*head)
+            return EvseView(*head, s.depart_t_s, need_kwh), vehicle
+        return EvseView(*head), None

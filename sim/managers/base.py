@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
@@ -338,11 +338,11 @@ class VehicleView:
 class EvseView:
     """One connector as a CSMS would know it.
 
-    `departure_t_s`, `energy_need_kwh` (still to deliver) and `vehicle` (state of charge,
-    capacity, target) are known only for EVs that report them — over ISO 15118 (and OCPP
-    2.0.1), or through the carmaker's telematics, as `needs_source` says; otherwise they are
-    None and a manager estimates. A telematics `energy_need_kwh` is the reported need less
-    the energy metered since the report. `ev_max_kw` comes with ISO 15118 only.
+    `departure_t_s` and `energy_need_kwh` (still to deliver) are known only for EVs that
+    report them — over ISO 15118 (and OCPP 2.0.1), or through the carmaker's telematics,
+    as `SiteView.vehicle` says with the rest of the report; otherwise they are None and a
+    manager estimates. A telematics `energy_need_kwh` is the reported need less the energy
+    metered since the report. `ev_max_kw` comes with ISO 15118 only.
     """
 
     evse_id: EvseId
@@ -358,12 +358,6 @@ class EvseView:
     departure_t_s: float | None = None
     energy_need_kwh: float | None = None
     ev_max_kw: float | None = None
-    vehicle: VehicleView | None = None  # one field, not five: views are built at every event
-
-    @property
-    def needs_source(self) -> NeedsSource:
-        """Where the EV's needs come from; `ESTIMATE` when nothing is known."""
-        return self.vehicle.source if self.vehicle is not None else NeedsSource.ESTIMATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +376,18 @@ class SiteView:
     price_per_kwh: float = 0.0
     t_s: float = 0.0
     waiting: int = 0  # drivers queueing for a port
+    # What EVs reported, by connector: here rather than in every `EvseView`, which are built
+    # for every connector at every event and cost a little more with each field.
+    vehicles: Mapping[EvseId, VehicleView] = field(default_factory=dict)
+
+    def vehicle(self, evse_id: EvseId) -> VehicleView | None:
+        """What the EV on `evse_id` reported of itself (state of charge, target, age), None if nothing."""
+        return self.vehicles.get(evse_id)
+
+    def needs_source(self, evse_id: EvseId) -> NeedsSource:
+        """Where the manager's knowledge of the EV on `evse_id` comes from; `ESTIMATE` when nothing is known."""
+        v = self.vehicles.get(evse_id)
+        return v.source if v is not None else NeedsSource.ESTIMATE
 
 
 class NetworkView(Protocol):

@@ -240,12 +240,13 @@ class _Recorder:
 
     def handle(self, event, network):
         if isinstance(event, SessionStarted | SessionStopped | StatusChanged):
-            for e in network.site(event.site_id).evses:
+            site = network.site(event.site_id)
+            for e in site.evses:
                 if e.session_id is not None:
-                    v = e.vehicle
+                    v = site.vehicle(e.evse_id)
                     soc, age = (v.soc_frac, v.data_age_s) if v is not None else (None, None)
-                    self.rows.append((network.t_s, int(e.session_id), e.needs_source, soc, age, e.energy_need_kwh,
-                                      e.departure_t_s, e.energy_kwh))  # fmt: skip
+                    self.rows.append((network.t_s, int(e.session_id), site.needs_source(e.evse_id), soc, age,
+                                      e.energy_need_kwh, e.departure_t_s, e.energy_kwh))  # fmt: skip
         return ()
 
 
