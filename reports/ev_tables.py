@@ -12,7 +12,8 @@ __all__ = ["ev_sites_table", "ev_table", "needs_table"]
 
 _SOURCES = (("iso15118", "ISO 15118"), ("telematics", "Telematics"), ("estimate", "Estimated"),
             ("known", "Known (either)"))  # fmt: skip
-_METHODS = (("plug_and_charge", "Plug & Charge"), ("rfid", "RFID"), ("app", "App"), ("credit_card", "Credit card"))
+_METHODS = (("plug_and_charge", "Plug & Charge"), ("rfid", "RFID"), ("app", "the app"), ("contactless", "a card"),
+            ("qr", "a QR code"), ("unknown", "a way not modelled"))  # fmt: skip
 
 
 def _count_share(count: Any, share: Any) -> str:

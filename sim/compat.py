@@ -25,7 +25,7 @@ those). A preset not sold in a market has no inlets there: the scenario must giv
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CONNECTORS",
@@ -44,6 +44,10 @@ __all__ = [
     "group_connectors",
     "connector_names",
     "default_connector",
+    "entry_family",
+    "entry_inlets",
+    "fleet_entries",
+    "fleet_families",
     "preset_family",
     "preset_inlets",
 ]
@@ -172,3 +176,38 @@ def preset_family(preset: str) -> str:
 def preset_inlets(preset: str, market: str) -> tuple[str, ...] | None:
     """The preset's inlets in `market`, None when it is not sold there."""
     return PRESET_EV_SIDE[preset][1].get(market)
+
+
+# ---------------------------------------------------------------- fleet entries (typed loosely: no config import)
+
+
+def entry_inlets(entry: Any, market: str) -> tuple[str, ...] | None:
+    """A fleet entry's inlets: written, the preset's in `market`, or for a written-out model the market's own."""
+    if entry.inlets is not None:
+        return tuple(entry.inlets)
+    if entry.preset is not None:
+        return preset_inlets(entry.preset, market)
+    dc, ac = MARKET_DEFAULTS[market]["dc"], MARKET_DEFAULTS[market]["ac"]
+    return (dc,) if ac in INLET_ACCEPTS[dc] else (dc, ac)
+
+
+def entry_family(entry: Any) -> str:
+    """A fleet entry's EV family: written, the preset's, or the model's name."""
+    if entry.family is not None:
+        return str(entry.family)
+    if entry.preset is not None:
+        return preset_family(entry.preset)
+    return str(entry.model.name)
+
+
+def fleet_entries(scenario: Any) -> list[tuple[str, Any]]:
+    """Every fleet entry of the scenario with its YAML path: the scenario fleet first, then each demand's."""
+    out = [(f"fleet[{i}]", e) for i, e in enumerate(scenario.fleet)]
+    for k, d in enumerate(scenario.demand):
+        out += [(f"demand[{k}].fleet[{i}]", e) for i, e in enumerate(d.fleet or [])]
+    return out
+
+
+def fleet_families(scenario: Any) -> list[str]:
+    """Every EV family of the scenario's fleets, in order of first mention (scenario fleet first)."""
+    return list(dict.fromkeys(entry_family(e) for _, e in fleet_entries(scenario)))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from sim import ev_side
+from sim import ev_arrivals
 from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_H, S_PER_MIN
@@ -46,7 +46,7 @@ class SiteArrivals:
     leave_when_charged: np.ndarray
     max_queue: np.ndarray
     iso15118: np.ndarray  # the EV tells its departure and need (ISO 15118)
-    ev: ev_side.EvArrivals | None = None  # connectors, vehicle data, attempts (with an ev_side section)
+    ev: ev_arrivals.EvArrivals | None = None  # connectors, vehicle data, attempts (with an ev_side section)
 
     def __len__(self) -> int:
         """Number of arrivals."""
@@ -146,7 +146,7 @@ def _synthetic(
         np.full(n, d.leave_when_charged),
         np.full(n, d.max_queue, dtype=np.int32),
         iso,
-        ev_side.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso),
+        ev_arrivals.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso),
     )
 
 
@@ -166,7 +166,7 @@ def _trace(
     dwell = (df["departure"] - df["arrival"]).dt.total_seconds().to_numpy()
     patience = d.patience_min.draw(stream(scenario.seed, f"patience:{tag}"), n) * S_PER_MIN
     iso = _draw_iso15118(stream(scenario.seed, f"ev_info:{tag}"), d.fleet or scenario.fleet, index, model)
-    ev = ev_side.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso)
+    ev = ev_arrivals.draw(scenario, d.fleet or scenario.fleet, tag, index, model, iso)
     out = {}
     for site in dict.fromkeys(sites):
         m = sites == site
@@ -192,7 +192,7 @@ def _merge(parts: list[SiteArrivals]) -> SiteArrivals:
     cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in SiteArrivals.__dataclass_fields__ if f != "ev"}
     order = np.argsort(cols["t_s"], kind="stable")
     evs = [p.ev for p in parts if p.ev is not None]
-    ev = ev_side.EvArrivals.concat(evs).take(order) if evs else None
+    ev = ev_arrivals.EvArrivals.concat(evs).take(order) if evs else None
     return SiteArrivals(**{f: c[order] for f, c in cols.items()}, ev=ev)
 
 

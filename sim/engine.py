@@ -21,10 +21,12 @@ import simpy
 from sim import demand
 from sim.charging_profiles import ProfileSet, limit_at, next_change_t_s
 from sim.config import Scenario
+from sim.config.revenue import PaymentMethod
 from sim.customers import Customers
 from sim.drivers import Choice, Driver, DriverModel, energy_factor
 from sim.ev import ChargeProfile, EVModel, ProfileCache
-from sim.ev_side import EvRecord, EvSide, EvState
+from sim.ev_arrivals import EvState
+from sim.ev_side import PLUG_AND_CHARGE, EvRecord, EvSide
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -404,6 +406,10 @@ class _Simulation:
         assert c is not None
         assert s.visit is not None
         options = self.nearby[s.site.index]
+        if s.ev is not None:  # the driver's app lists only sites with a connector their EV fits
+            assert self.ev_side is not None
+            ev = s.ev
+            options = [o for o in options if self.ev_side.fits(o[0], ev)] or options[:1]
         utilities = []
         for j, km in options:
             site = self.sites[j]
@@ -459,6 +465,20 @@ class _Simulation:
         """A driver joined or left the site's queue other than by `enqueue` or reneging."""
         self.busy[site.index].update(bool(site.queue), t_s)
 
+    def reach(self, s: Session, site: SiteState, t_s: float, km: float) -> None:
+        """`s` drove `km` to `site` (a redirect to a port its EV fits) and arrives there now."""
+        s.site = site
+        s.detour_km += km
+        self._reach(s, t_s)
+
+    def _payment(self, s: Session) -> tuple[PaymentMethod | None, int]:
+        """How `s` pays, and that method's code: the driver's method, or Plug & Charge if its certificate started it."""
+        if s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE:
+            assert self.ev_side is not None
+            return self.ev_side.pnc_payment, self.ev_side.pnc_code
+        assert s.visit is not None
+        return self.customers.method(s.visit), s.visit.method
+
     def _accept_price(self, s: Session, t_s: float) -> bool:
         """Above their willingness to pay a driver shifts or leaves; below it they may ask for less energy."""
         r = self.response
@@ -500,7 +520,7 @@ class _Simulation:
             if not self.ev_side.start(s, evse, t_s):
                 return False
         assert s.visit is not None
-        method = self.customers.method(s.visit)
+        method = self._payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
         if method is not None and s.visit.u_payment < method.failure_prob:
             s.state = State.DONE
             s.cause = Cause.PAYMENT
@@ -593,8 +613,6 @@ class _Simulation:
             self._set_status(evse, SUSPENDED_EVSE)
             return
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
-        if s.ev is not None:
-            s.ev.on_open(s, t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
 
@@ -602,8 +620,6 @@ class _Simulation:
         evse = s.evse
         assert evse is not None
         t0_s, tau0_s, pid = s.close(t_s)
-        if s.ev is not None:
-            s.ev.on_close(s, t_s)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
 
@@ -833,7 +849,7 @@ class _Simulation:
         if sched.plain and s.plan is None and visit.account is None:
             full_s = s.full_t_s + sched.tariff.idle_grace_min * 60.0
             idle_min = (end_t_s - max(full_s, s.plug_t_s)) / 60.0 if full_s < end_t_s else 0.0
-            rec = plain_record(sched.prices[0], s.energy_kwh, end_t_s - s.plug_t_s, self.customers.method(visit))
+            rec = plain_record(sched.prices[0], s.energy_kwh, end_t_s - s.plug_t_s, self._payment(s)[0])
             return rec, idle_min
         schedules = [(s.plug_t_s, sched)]
         if not sched.tariff.fixed_at_start:
@@ -848,7 +864,7 @@ class _Simulation:
         if acct is not None and plan is not None and plan.loyalty is not None:
             loyalty = lambda amount: self.customers.loyalty(acct, plan, amount)  # noqa: E731
         rec = settle(charges, sched.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
-                     self.customers.method(visit))  # fmt: skip
+                     self._payment(s)[0])  # fmt: skip
         if acct is not None:
             self.customers.record(acct, end_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
         return rec, charges.idle_min
@@ -860,7 +876,7 @@ class _Simulation:
         bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s)
         visit = s.visit
         assert visit is not None
-        method = self.customers.method(visit)
+        method, method_code = self._payment(s)
         self.sessions.add_ints(
             (
                 s.session_id,
@@ -871,7 +887,7 @@ class _Simulation:
                 s.cause,
                 s.failed_attempts,
                 visit.driver_id,
-                visit.method,
+                method_code,
                 self.customers.plans.index(s.plan) if s.plan is not None else -1,
             )
         )
@@ -904,7 +920,7 @@ class _Simulation:
         )
         if s.ev is not None:
             assert self.ev_side is not None
-            self.ev_side.record(s, outcome)
+            self.ev_side.record(s)
         if outcome is not Outcome.ONGOING:
             s.driver.remove()
 

@@ -66,7 +66,6 @@ def ev_sessions_frame(run: RunTables) -> pd.DataFrame:
             "auth_method": _cat(e["auth_method"], AUTH_METHODS),
             "auth_s": e["auth_s"],
             "visits": e["visits"],
-            "fail_cause": _cat(e["fail_cause"], CAUSES),
         }
     ).sort_values("session_id", kind="stable", ignore_index=True)
 
@@ -170,7 +169,7 @@ def _compat(frame: pd.DataFrame) -> dict[str, Any]:
 def ev_kpis(run: RunTables, sessions: pd.DataFrame, ev_sessions: pd.DataFrame, attempts: pd.DataFrame) -> dict:
     """The ``ev_side`` section of kpis.json."""
     assert run.scenario.ev_side is not None
-    both = sessions[["session_id", "site_id", "outcome", "plug_t_s", "energy_requested_kwh",
+    both = sessions[["session_id", "site_id", "outcome", "cause", "plug_t_s", "energy_requested_kwh",
                      "energy_delivered_kwh"]].merge(ev_sessions, on="session_id", validate="one_to_one")  # fmt: skip
     both["miss_site_id"] = (
         both["origin_site_id"].astype(str).where(both["origin_site_id"].notna(), both["site_id"].astype(str))
@@ -193,9 +192,9 @@ def ev_kpis(run: RunTables, sessions: pd.DataFrame, ev_sessions: pd.DataFrame, a
         "interop_failure_rate": _rate(float(working["interop_failures"].sum()), float(working["handshakes"].sum())),
         "first_attempt_success_rate": _rate(float(working["first_ok"].sum()), len(working)),
         "success_after_retries_rate": _rate(float(working["any_ok"].sum()), len(working)),
-        "sessions_failed_interop": int(((both["outcome"] == "failed") & (both["fail_cause"] == "interop")).sum()),
+        "sessions_failed_interop": int(((both["outcome"] == "failed") & (both["cause"] == "interop")).sum()),
         "sessions_failed_authorization": int(
-            ((both["outcome"] == "failed") & both["fail_cause"].isin(["certificate", "no_auth_method"])).sum()
+            ((both["outcome"] == "failed") & (both["cause"] == "authorization")).sum()
         ),
         "known_needs_share": _rate(float((plugged["needs_source"] != "estimate").sum()), len(plugged)),
         "needs_source_share": {s: float(source_share[s]) if source_share is not None else None for s in NEEDS_SOURCES},

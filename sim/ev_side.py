@@ -1,8 +1,8 @@
 """EV-side integration at run time: usable ports, handshakes, authorisation, redirects, records.
 
-With an `ev_side` section every arrival carries an `EvState`: the connectors its EV can use
-(inlets and the adapters its driver carries), its family, whether it reports through
-telematics, its Plug & Charge certificate and its handshake random numbers. Then
+With an `ev_side` section every arrival carries an `EvState` (`sim.ev_arrivals`): the
+connectors its EV can use, its family, whether it reports through telematics, its Plug &
+Charge certificate and its handshake random numbers. Then
 
 - a driver only plugs into a port whose connector the EV can use. Finding free ports but
   none usable is a *compatibility miss*: the driver waits, drives to the nearest site
@@ -11,214 +11,54 @@ telematics, its Plug & Charge certificate and its handshake random numbers. Then
 - each plug-in is a *visit* of up to ``1 + retries`` handshakes on that port, each failing
   with the pair's probability (EV family × charger model). After ``ports_tried`` ports
   failed, the driver leaves (outcome ``failed``, cause ``interop``).
-- a successful handshake is authorised: Plug & Charge where the charger takes it and the
-  certificate is valid, else the driver's method; the time from plug-in to power is the
-  method's ``start_s`` (Plug & Charge's, plus the fallback's after a refused certificate).
-  A Plug & Charge driver with no other method leaves when the certificate is refused.
+- a successful handshake is authorised (with ``ev_side.authorization``): Plug & Charge
+  where the charger takes it and the certificate is valid, else the driver's payment
+  method (the ``payments`` section's); power flows after that way's ``start_s``
+  (Plug & Charge's, plus the other way's after a refused certificate). Plug & Charge is
+  then the session's payment method, with its own fees. A Plug & Charge driver with no
+  other way to pay leaves when the certificate is refused (cause ``authorization``).
 
-Every random number is drawn up front per arrival from streams of their own
-(``ev_side:adapters:<tag>``, ``ev_side:telematics:<tag>``, ``ev_side:auth:<tag>``,
-``ev_side:interop:<tag>``), so switching one feature on changes neither the arrivals nor
-the other features' draws.
+Every random number is drawn up front per arrival (`sim.ev_arrivals`), so switching one
+feature on changes neither the arrivals nor the other features' draws.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 import simpy
 
-from sim.compat import accepts_mask, bit, group_connectors
-from sim.config.ev_side import entry_family, entry_inlets, fleet_families
+from sim.compat import bit, fleet_families, group_connectors
+from sim.config.revenue import PaymentMethod
 from sim.drivers import Choice
 from sim.managers.base import NeedsSource
 from sim.recorder import Table
-from sim.rng import stream
 from sim.serviceability import haversine_km
-from sim.sessions import Outcome
+from sim.sessions import Cause, Outcome
 from sim.vehicle_data import VehicleData, needs_source
 
 if TYPE_CHECKING:
-    from sim.config import FleetEntry, Scenario
+    from sim.config import Scenario
     from sim.ev import ProfileCache
+    from sim.ev_arrivals import EvState
     from sim.hardware import Evse, SiteState
     from sim.sessions import Session
 
-__all__ = ["AUTH_METHODS", "CAUSES", "NEEDS_SOURCES", "EvArrivals", "EvRecord", "EvSide", "EvState", "draw"]
+__all__ = ["AUTH_METHODS", "CAUSES", "NEEDS_SOURCES", "PLUG_AND_CHARGE", "EvRecord", "EvSide"]
 
-CAUSES = ("none", "fault", "interop", "certificate", "no_auth_method", "incompatible")
-"""Why an attempt failed, or a session ended without charging."""
-_NONE, _FAULT, _INTEROP, _CERTIFICATE, _NO_METHOD, _INCOMPATIBLE = range(len(CAUSES))
-AUTH_METHODS = ("none", "rfid", "app", "credit_card", "plug_and_charge")
-_PNC = AUTH_METHODS.index("plug_and_charge")
+CAUSES = ("none", "fault", "interop", "certificate", "no_auth_method")
+"""Why a plug-in attempt failed."""
+_NONE, _FAULT, _INTEROP, _CERTIFICATE, _NO_METHOD = range(len(CAUSES))
+_SESSION_CAUSE = {_FAULT: Cause.FAULTED_PORT, _INTEROP: Cause.INTEROP, _CERTIFICATE: Cause.AUTHORIZATION,
+                  _NO_METHOD: Cause.AUTHORIZATION}  # fmt: skip
+AUTH_METHODS = ("none", "app", "rfid", "contactless", "qr", "plug_and_charge", "unknown")
+"""How a session was started: not modelled (no authorization section), a payment method, or unknown (no payments)."""
+PLUG_AND_CHARGE = _PNC = AUTH_METHODS.index("plug_and_charge")
+"""`EvState.auth_method` of a session its contract certificate started."""
 NEEDS_SOURCES = tuple(source.value for source in NeedsSource)
 _SOURCE_CODE = {source: i for i, source in enumerate(NeedsSource)}
-
-
-class EvState:
-    """One arrival's EV-side facts and what happened to them: usable ports, attempts, authorisation."""
-
-    __slots__ = (
-        "accepts", "auth_method", "auth_s", "certificate_ok", "compat_miss", "exhausted", "fail_cause", "fallback",
-        "family", "inlets", "interop_u", "last_cause", "method", "next_u", "origin_site", "plug_and_charge",
-        "ports_failed", "redirect_s", "report_phase_s", "soc_error_frac", "telematics", "trace", "tried", "visits",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        inlets: int,
-        accepts: int,
-        family: int,
-        telematics: bool,
-        soc_error_frac: float,
-        report_phase_s: float,
-        plug_and_charge: bool,
-        certificate_ok: bool,
-        fallback: bool,
-        method: int,
-        interop_u: list[float],
-    ) -> None:
-        """The drawn facts of one arrival; nothing has happened yet."""
-        self.inlets = inlets  # connectors the EV takes without an adapter (mask)
-        self.accepts = accepts  # ... and with the adapters its driver carries
-        self.family = family
-        self.telematics = telematics
-        self.soc_error_frac = soc_error_frac
-        self.report_phase_s = report_phase_s
-        self.plug_and_charge = plug_and_charge
-        self.certificate_ok = certificate_ok
-        self.fallback = fallback  # has a method besides Plug & Charge
-        self.method = method  # that method (index in AUTH_METHODS)
-        self.interop_u = interop_u
-        self.next_u = 0
-        self.tried: list[int] = []  # ports this driver will not try again
-        self.ports_failed = 0
-        self.exhausted = False  # gave up: leaves instead of trying another port
-        self.visits = 0
-        self.compat_miss = False
-        self.origin_site = -1  # the site the driver left for this one, if redirected
-        self.redirect_s = 0.0
-        self.auth_method = 0
-        self.auth_s = 0.0
-        self.fail_cause = _NONE
-        self.last_cause = _NONE
-        # (t_s, soc_frac, profile or None, tau0_s) at every interval start and end, for telematics reports
-        self.trace: list[tuple[float, float, Any, float]] | None = [] if telematics else None
-
-    def on_open(self, s: Session, t_s: float) -> None:
-        """A charging interval began (kept for telematics reports of the past)."""
-        if self.trace is not None:
-            self.trace.append((t_s, s.soc_frac, s.profile, s.tau0_s))
-
-    def on_close(self, s: Session, t_s: float) -> None:
-        """A charging interval ended: the SoC stays where it is until the next."""
-        if self.trace is not None:
-            self.trace.append((t_s, s.soc_frac, None, 0.0))
-
-
-@dataclass(frozen=True)
-class EvArrivals:
-    """The EV-side draws of a site's arrivals, in arrival order, as columns."""
-
-    inlets: np.ndarray
-    accepts: np.ndarray
-    family: np.ndarray
-    telematics: np.ndarray
-    soc_error_frac: np.ndarray
-    report_phase_s: np.ndarray
-    plug_and_charge: np.ndarray
-    certificate_ok: np.ndarray
-    fallback: np.ndarray
-    method: np.ndarray
-    interop_u: np.ndarray  # (arrivals, handshakes a driver can make at most); 0 columns without interop failures
-
-    def __len__(self) -> int:
-        """Number of arrivals."""
-        return len(self.inlets)
-
-    def take(self, rows: np.ndarray) -> EvArrivals:
-        """The arrivals at `rows` (an index array or a mask), in that order."""
-        return EvArrivals(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
-
-    @staticmethod
-    def concat(parts: Sequence[EvArrivals]) -> EvArrivals:
-        """The arrivals of `parts`, one after another."""
-        return EvArrivals(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(EvArrivals)})
-
-    def states(self, lo: int, hi: int) -> list[EvState]:
-        """`EvState`s of the arrivals ``lo:hi``."""
-        cols = [getattr(self, f.name)[lo:hi].tolist() for f in fields(self)]
-        return [EvState(*row) for row in zip(*cols, strict=True)]
-
-
-def draw(
-    scenario: Scenario, entries: list[FleetEntry], tag: str, index: dict[str, int], model: np.ndarray, iso: np.ndarray
-) -> EvArrivals | None:
-    """Draw the EV-side facts of arrivals of vehicle `model` (codes in `index`) from the fleet `entries`."""
-    cfg = scenario.ev_side
-    if cfg is None:
-        return None
-    n, n_models = len(model), len(index)
-    families = fleet_families(scenario)
-    width = max((len(e.adapters) for e in entries), default=0)
-    inlets = np.zeros(n_models, dtype=np.int64)
-    family = np.zeros(n_models, dtype=np.int64)
-    telematics_share = np.zeros(n_models)
-    pnc_given_iso = np.zeros(n_models)
-    adapter_bit = np.zeros((n_models, width), dtype=np.int64)
-    adapter_share = np.zeros((n_models, width))
-    for e in entries:  # as for iso15118_share: a model listed twice takes its last entry
-        m = index[e.ev_model().name]
-        own = entry_inlets(e, cfg.market)
-        assert own is not None  # the scenario check refuses a preset without inlets in the market
-        inlets[m] = accepts_mask(own)
-        family[m] = families.index(entry_family(e))
-        telematics_share[m] = e.telematics_share
-        pnc_given_iso[m] = e.plug_and_charge_share / e.iso15118_share if e.iso15118_share > 0 else 0.0
-        for j, a in enumerate(e.adapters):
-            adapter_bit[m, j], adapter_share[m, j] = bit(a.connector), a.share
-    u = stream(scenario.seed, f"ev_side:adapters:{tag}").random((n, width))
-    carried = np.where(u < adapter_share[model], adapter_bit[model], 0)
-    accepts = inlets[model] | np.bitwise_or.reduce(carried, axis=1, initial=0)
-
-    tel = cfg.telematics
-    rng = stream(scenario.seed, f"ev_side:telematics:{tag}")
-    u_tel, u_wrong, u_phase = rng.random((3, n))
-    reports = u_tel < telematics_share[model]
-    wrong = reports & (u_wrong < tel.wrong_share)
-    soc_error = np.where(wrong, tel.soc_error_frac.draw(rng, n), 0.0)
-
-    auth = cfg.authorization
-    u_pnc, u_cert, u_fallback, u_method = stream(scenario.seed, f"ev_side:auth:{tag}").random((4, n))
-    if auth is None:
-        pnc, cert_ok, fallback = np.zeros(n, dtype=bool), np.ones(n, dtype=bool), np.ones(n, dtype=bool)
-        method = np.zeros(n, dtype=np.int64)
-    else:
-        pnc = iso & (u_pnc < pnc_given_iso[model])
-        cert_ok = u_cert >= auth.plug_and_charge.certificate_failure_prob
-        fallback = ~pnc | (u_fallback < auth.plug_and_charge.fallback_share)
-        share = np.array([m.share for m in auth.methods])
-        k = np.minimum(np.searchsorted(np.cumsum(share) / share.sum(), u_method, side="right"), len(share) - 1)
-        method = np.array([AUTH_METHODS.index(m.method) for m in auth.methods], dtype=np.int64)[k]
-
-    interop = cfg.interop
-    handshakes = (1 + interop.retries) * interop.ports_tried if interop.active else 0
-    return EvArrivals(
-        inlets[model],
-        accepts,
-        family[model],
-        reports,
-        soc_error,
-        u_phase * tel.report_interval_s,
-        pnc,
-        cert_ok,
-        fallback,
-        method,
-        stream(scenario.seed, f"ev_side:interop:{tag}").random((n, handshakes)),
-    )
 
 
 # ---------------------------------------------------------------- run time
@@ -243,6 +83,10 @@ class Plugging(Protocol):
 
     def queue_changed(self, site: SiteState, t_s: float) -> None:
         """A driver joined or left the site's queue other than by `enqueue` or reneging."""
+        ...
+
+    def reach(self, s: Session, site: SiteState, t_s: float, km: float) -> None:
+        """`s` drove `km` to `site` and arrives there now."""
         ...
 
 
@@ -292,7 +136,11 @@ class EvSide:
         self.auth = auth
         pnc_models = auth.plug_and_charge.charger_models if auth is not None else None
         self.port_pnc = [pnc_models is None or self.charger_models[m] in pnc_models for m in self.port_model]
-        self.start_s = {AUTH_METHODS.index(m.method): m.start_s for m in auth.methods} if auth is not None else {}
+        self.method_names = [m.method for m in scenario.payments.methods] if scenario.payments is not None else []
+        pnc = auth.plug_and_charge if auth is not None else None
+        self.pnc_payment = PaymentMethod(method="plug_and_charge", share=1.0, fee_pct=pnc.fee_pct if pnc else 0.0,
+                                         fee_fixed=pnc.fee_fixed if pnc else 0.0)  # fmt: skip
+        self.pnc_code = len(self.method_names)  # after the payments section's methods in the sessions table
         self.site_coords = [(s.lat, s.lon) for s in scenario.network.sites]
         self._nearest: dict[tuple[int, int], tuple[int, float] | None] = {}
         self.in_transit: dict[int, Session] = {}
@@ -303,7 +151,7 @@ class EvSide:
         self.sessions = Table(
             floats=("auth_s", "redirect_s"),
             ints=("session_id", "family", "inlets", "accepts", "adapter_used", "compat_miss", "origin_site",
-                  "needs_source", "auth_method", "fail_cause", "telematics", "plug_and_charge", "visits"),
+                  "needs_source", "auth_method", "telematics", "plug_and_charge", "visits"),
         )  # fmt: skip
 
     # ------------------------------------------------------------ drivers
@@ -334,6 +182,7 @@ class EvSide:
                 if ev.last_cause != _FAULT:  # the port works: it is free for the next driver
                     free.insert(k, evse)
                 if ev.exhausted:
+                    s.cause = _SESSION_CAUSE[ev.fail_cause]
                     sim.leave(s, site, t_s, Outcome.FAILED)
                     return
             elif choice is Choice.QUEUE:
@@ -341,6 +190,8 @@ class EvSide:
                 return
             else:
                 if not (ev.compat_miss and self._redirect(s, site, t_s)):
+                    if s.failed_attempts:
+                        s.cause = _SESSION_CAUSE[ev.fail_cause]
                     sim.leave(s, site, t_s, Outcome.FAILED if s.failed_attempts else Outcome.BALKED)
                 return
 
@@ -362,6 +213,7 @@ class EvSide:
             if self.sim.try_plug(s, evse, t_s):
                 return
             if ev.exhausted:
+                s.cause = _SESSION_CAUSE[ev.fail_cause]
                 self.sim.leave(s, site, t_s, Outcome.FAILED)  # done: its renege timer finds it gone
             else:
                 queue.insert(i, s)
@@ -369,6 +221,10 @@ class EvSide:
                 i += 1
         if evse.blocks == 0:
             site.free.append(evse)
+
+    def fits(self, site: int, ev: EvState) -> bool:
+        """Whether site number `site` has a port the EV can use (busy or not)."""
+        return bool(self.site_mask[site] & ev.accepts)
 
     def _redirect(self, s: Session, site: SiteState, t_s: float) -> bool:
         """Send the driver to the nearest site within the radius with a usable connector; False if none."""
@@ -385,25 +241,22 @@ class EvSide:
                 for j in range(len(self.sites))
                 if j != site.index and self.site_mask[j] & ev.accepts
             )
-            near = [(j, km) for km, j in options if km <= redirect.radius_km]
-            self._nearest[key] = (
-                (near[0][0], near[0][1] * redirect.detour_factor / redirect.speed_kmh * 3600.0) if near else None
-            )
+            near = [(j, km * redirect.detour_factor) for km, j in options if km <= redirect.radius_km]
+            self._nearest[key] = near[0] if near else None
         target = self._nearest[key]
         if target is None:
             return False
-        j, travel_s = target
+        j, road_km = target
         ev.origin_site = site.index
-        ev.redirect_s = travel_s
+        ev.redirect_s = road_km / redirect.speed_kmh * 3600.0
         self.in_transit[s.session_id] = s
-        self.sim.env.timeout(travel_s, (s, self.sites[j])).callbacks.append(self._arrive_redirected)
+        self.sim.env.timeout(ev.redirect_s, (s, self.sites[j], road_km)).callbacks.append(self._arrive_redirected)
         return True
 
     def _arrive_redirected(self, event: simpy.Event) -> None:
-        s, site = cast("tuple[Session, SiteState]", event.value)
+        s, site, road_km = cast("tuple[Session, SiteState, float]", event.value)
         del self.in_transit[s.session_id]
-        s.site = site
-        self.arrive(s, site, self.sim.env.now)
+        self.sim.reach(s, site, self.sim.env.now, road_km)  # as any arrival: the price, then the ports
 
     # ------------------------------------------------------------ attempts
 
@@ -429,7 +282,7 @@ class EvSide:
                     s.failed_attempts += 1
                     self._attempt(t_s, s, evse, attempt, False, _INTEROP)
                     continue
-            cause = self._authorize(ev, evse)
+            cause = self._authorize(s, ev, evse)
             self._attempt(t_s, s, evse, attempt, cause == _NONE, cause)
             if cause == _NONE:
                 return True
@@ -443,13 +296,14 @@ class EvSide:
         ev.exhausted = cause == _CERTIFICATE or ev.ports_failed >= self.ports_tried  # a certificate fails anywhere
         return False
 
-    def _authorize(self, ev: EvState, evse: Evse) -> int:
+    def _authorize(self, s: Session, ev: EvState, evse: Evse) -> int:
         """Set how the session is authorised and how long that takes; return a failure cause or `_NONE`."""
-        if self.auth is None:
+        auth = self.auth
+        if auth is None:
             return _NONE
         pnc_s = 0.0
         if ev.plug_and_charge and self.port_pnc[evse.index]:
-            pnc_s = self.auth.plug_and_charge.start_s
+            pnc_s = auth.plug_and_charge.start_s
             if ev.certificate_ok:
                 ev.auth_method, ev.auth_s = _PNC, pnc_s
                 return _NONE
@@ -457,7 +311,9 @@ class EvSide:
                 return _CERTIFICATE
         elif not ev.fallback:
             return _NO_METHOD  # a Plug & Charge-only driver at a charger without it
-        ev.auth_method, ev.auth_s = ev.method, pnc_s + self.start_s[ev.method]
+        k = s.visit.method if s.visit is not None else -1
+        name = self.method_names[k] if k >= 0 else "unknown"
+        ev.auth_method, ev.auth_s = AUTH_METHODS.index(name), pnc_s + getattr(auth.start_s, name)
         return _NONE
 
     def _attempt(self, t_s: float, s: Session, evse: Evse, attempt: int, ok: bool, cause: int) -> None:
@@ -469,17 +325,16 @@ class EvSide:
 
     # ------------------------------------------------------------ records
 
-    def record(self, s: Session, outcome: Outcome) -> None:
+    def record(self, s: Session) -> None:
         """One row of the EV-side sessions table, as `s` ends."""
         ev = s.ev
         assert ev is not None
-        cause = ev.fail_cause if outcome is Outcome.FAILED else _INCOMPATIBLE if outcome is Outcome.INCOMPATIBLE else 0
         evse = s.evse
         adapter_used = evse is not None and not self.port_bit[evse.index] & ev.inlets
         source = needs_source(s.iso15118, ev.telematics, self.iso_reaches_csms)
         self.sessions.add_floats((ev.auth_s, ev.redirect_s))
         self.sessions.add_ints((s.session_id, ev.family, ev.inlets, ev.accepts, int(adapter_used), int(ev.compat_miss),
-                                ev.origin_site, _SOURCE_CODE[source], ev.auth_method, cause, int(ev.telematics),
+                                ev.origin_site, _SOURCE_CODE[source], ev.auth_method, int(ev.telematics),
                                 int(ev.plug_and_charge), ev.visits))  # fmt: skip
 
     def result(self) -> EvRecord:

@@ -159,8 +159,10 @@ def sessions_frame(run: RunTables) -> pd.DataFrame:
 
 
 def payment_methods(run: RunTables) -> list[str]:
-    """The scenario's payment method names, in code order."""
-    return [m.method for m in run.scenario.payments.methods] if run.scenario.payments else []
+    """The scenario's payment method names, in code order; then Plug & Charge where EVs can pay with it."""
+    names: list[str] = [m.method for m in run.scenario.payments.methods] if run.scenario.payments else []
+    ev = run.scenario.ev_side
+    return [*names, "plug_and_charge"] if ev is not None and ev.authorization is not None else names
 
 
 def events_frame(run: RunTables) -> pd.DataFrame:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sim.customers import Visit
     from sim.drivers import Driver
     from sim.ev import ChargeProfile, EVModel
-    from sim.ev_side import EvState
+    from sim.ev_arrivals import EvState
     from sim.hardware import Evse, SiteState
     from sim.tariffs import Interval, TariffSchedule
 

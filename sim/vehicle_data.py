@@ -27,7 +27,7 @@ from sim.managers.base import EvseView, NeedsSource, VehicleView
 if TYPE_CHECKING:
     from sim.config.ev_side import EvSide
     from sim.ev import ProfileCache
-    from sim.ev_side import EvState
+    from sim.ev_arrivals import EvState
     from sim.hardware import Evse
     from sim.sessions import Session
 
@@ -43,18 +43,14 @@ def needs_source(iso15118: bool, telematics: bool, iso_reaches_csms: bool) -> Ne
     return _TELEMATICS if telematics else _ESTIMATE
 
 
-def soc_at(s: Session, ev: EvState, t_s: float) -> float:
-    """The true state of charge of `s` at a past or present `t_s`, from its recorded charging pieces."""
-    trace = ev.trace
-    if not trace or t_s < trace[0][0]:
-        return s.soc_in_frac
-    j = len(trace) - 1
-    while trace[j][0] > t_s:  # reports are recent: scan back from the last piece
-        j -= 1
-    t0_s, soc0, profile, tau0_s = trace[j]
-    if profile is None:
-        return soc0
-    return min(profile.soc_at(tau0_s + t_s - t0_s), s.target_soc_frac)
+def soc_at(s: Session, t_s: float) -> float:
+    """The true state of charge of `s` at a past or present `t_s`, from its charging intervals."""
+    if s.profile is not None and t_s >= s.t0_s:
+        return min(s.profile.soc_at(s.tau0_s + t_s - s.t0_s), s.target_soc_frac)
+    for t0_s, t1_s, tau0_s, profile in reversed(s.intervals):  # reports are recent: the last intervals first
+        if t0_s <= t_s:
+            return min(profile.soc_at(tau0_s + min(t_s, t1_s) - t0_s), s.target_soc_frac)
+    return s.soc_in_frac
 
 
 class VehicleData:
@@ -95,7 +91,7 @@ class VehicleData:
             return EvseView(*head, s.depart_t_s, need_kwh, ev_max_kw), vehicle
         if source is _TELEMATICS:
             report_t_s = self.report_t_s(ev, t_s)
-            true_then = soc_at(s, ev, report_t_s)
+            true_then = soc_at(s, report_t_s)
             reported = min(1.0, max(0.0, true_then + ev.soc_error_frac))
             metered_since_kwh = (soc - true_then) * capacity_kwh
             need_kwh = max(0.0, (s.target_soc_frac - reported) * capacity_kwh - metered_since_kwh)

@@ -13,23 +13,28 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from sim.compat import DC_INLETS, INLET_ACCEPTS, MARKET_DEFAULTS, Connector, Market, preset_family, preset_inlets
+from sim.compat import (
+    DC_INLETS,
+    MARKET_DEFAULTS,
+    Connector,
+    Market,
+    entry_inlets,
+    fleet_entries,
+    fleet_families,
+)
 from sim.config.base import Distribution, Normal, StrictModel, within
 
 __all__ = [
     "Adapter",
-    "AuthMethod",
     "Authorization",
     "EvSide",
     "Interop",
     "InteropFailure",
     "PlugAndCharge",
     "Redirect",
+    "StartTimes",
     "Telematics",
     "check_ev_side",
-    "entry_family",
-    "entry_inlets",
-    "fleet_families",
 ]
 
 
@@ -88,45 +93,34 @@ class Interop(StrictModel):
         return self.failure_prob > 0 or any(p.failure_prob > 0 for p in self.pairs)
 
 
-class AuthMethod(StrictModel):
-    """How drivers without Plug & Charge start a session, and how long it takes."""
+class StartTimes(StrictModel):
+    """From plug-in to power, by the way a driver pays (the `payments` methods): authorisation and start."""
 
-    method: Literal["rfid", "app", "credit_card"]
-    share: float = Field(gt=0, description="relative weight among the methods")
-    start_s: float = Field(ge=0, description="from plug-in to power: authorisation and transaction start")
+    app: float = Field(default=60.0, ge=0)
+    rfid: float = Field(default=20.0, ge=0)
+    contactless: float = Field(default=45.0, ge=0)
+    qr: float = Field(default=50.0, ge=0)
+    unknown: float = Field(default=20.0, ge=0, description="drivers without a payment method (no payments section)")
 
 
 class PlugAndCharge(StrictModel):
-    """ISO 15118 Plug & Charge: the EV's contract certificate authorises the session."""
+    """ISO 15118 Plug & Charge: the EV's contract certificate authorises the session and pays for it."""
 
     start_s: float = Field(default=5.0, ge=0, description="from plug-in to power")
     certificate_failure_prob: float = Field(default=0.0, ge=0, le=1, description="a session's certificate is refused")
     fallback_share: float = Field(
-        default=1.0, ge=0, le=1, description="share of Plug & Charge drivers who can fall back to another method"
+        default=1.0, ge=0, le=1, description="share of Plug & Charge drivers who can also pay another way"
     )
     charger_models: list[str] | None = Field(default=None, description="charger models that accept it; none: all")
-
-
-def _default_methods() -> list[AuthMethod]:
-    return [
-        AuthMethod(method="rfid", share=0.6, start_s=20.0),
-        AuthMethod(method="app", share=0.3, start_s=60.0),
-        AuthMethod(method="credit_card", share=0.1, start_s=45.0),
-    ]
+    fee_pct: float = Field(default=0.0, ge=0, le=100, description="the contract provider's fee, percent of the amount")
+    fee_fixed: float = Field(default=0.0, ge=0, description="... and per session")
 
 
 class Authorization(StrictModel):
-    """Session start: the methods drivers use, and Plug & Charge."""
+    """Session start: how long each way of paying takes, and Plug & Charge as a way of paying."""
 
-    methods: list[AuthMethod] = Field(default_factory=_default_methods, min_length=1)
+    start_s: StartTimes = StartTimes()
     plug_and_charge: PlugAndCharge = PlugAndCharge()
-
-    @model_validator(mode="after")
-    def _unique(self) -> Authorization:
-        names = [m.method for m in self.methods]
-        if len(set(names)) != len(names):
-            raise ValueError(f"methods: each method once, got {', '.join(names)}")
-        return self
 
 
 class Redirect(StrictModel):
@@ -154,41 +148,10 @@ class EvSide(StrictModel):
 # ---------------------------------------------------------------- resolution and cross-checks
 
 
-def entry_inlets(entry: Any, market: str) -> tuple[str, ...] | None:
-    """A fleet entry's inlets: written, the preset's in `market`, or for a written-out model the market's own."""
-    if entry.inlets is not None:
-        return tuple(entry.inlets)
-    if entry.preset is not None:
-        return preset_inlets(entry.preset, market)
-    dc, ac = MARKET_DEFAULTS[market]["dc"], MARKET_DEFAULTS[market]["ac"]
-    return (dc,) if ac in INLET_ACCEPTS[dc] else (dc, ac)
-
-
-def entry_family(entry: Any) -> str:
-    """A fleet entry's EV family: written, the preset's, or the model's name."""
-    if entry.family is not None:
-        return str(entry.family)
-    if entry.preset is not None:
-        return preset_family(entry.preset)
-    return str(entry.model.name)
-
-
-def _fleets(scenario: Any) -> list[tuple[str, Any]]:
-    out = [(f"fleet[{i}]", e) for i, e in enumerate(scenario.fleet)]
-    for k, d in enumerate(scenario.demand):
-        out += [(f"demand[{k}].fleet[{i}]", e) for i, e in enumerate(d.fleet or [])]
-    return out
-
-
-def fleet_families(scenario: Any) -> list[str]:
-    """Every EV family of the scenario's fleets, in order of first mention (scenario fleet first)."""
-    return list(dict.fromkeys(entry_family(e) for _, e in _fleets(scenario)))
-
-
 def check_ev_side(scenario: Any) -> None:
     """Raise ValueError on EV-side settings that do not fit the rest of the scenario."""
     ev = scenario.ev_side
-    fleets = _fleets(scenario)
+    fleets = fleet_entries(scenario)
     groups = [
         (f"network.sites[{i}].chargers[{j}]", g)
         for i, site in enumerate(scenario.network.sites)

@@ -274,7 +274,7 @@ class MembershipPlan(StrictModel):
 class PaymentMethod(StrictModel):
     """How a driver pays: a share of drivers, a processing fee, a pre-authorization hold and a failure rate."""
 
-    method: Literal["app", "rfid", "contactless", "qr"]
+    method: Literal["app", "rfid", "contactless", "qr", "plug_and_charge"]
     share: float = Field(gt=0)
     fee_pct: float = Field(default=0.0, ge=0, le=100, description="percent of the amount")
     fee_fixed: float = Field(default=0.0, ge=0, description="per payment")
@@ -293,4 +293,9 @@ class Payments(StrictModel):
         names = [m.method for m in methods]
         if len(set(names)) != len(names):
             raise ValueError(f"each payment method may be listed once, got {names}")
+        if "plug_and_charge" in names:
+            raise ValueError(
+                "plug_and_charge is not drawn by share: the EV's contract certificate decides it; set its share per "
+                "fleet entry (plug_and_charge_share) and its fees in ev_side.authorization.plug_and_charge"
+            )
         return methods

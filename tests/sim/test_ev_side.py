@@ -118,13 +118,17 @@ def test_a_driver_drives_to_the_nearest_site_that_fits():
     data = {"network": {"sites": sites}, "fleet": [{"preset": "tesla_model_3_lr", "share": 1}], "horizon_days": 1,
             "demand": [_demand("ccs", 1.0)]}  # fmt: skip
     redirect = {"radius_km": 3.0, "speed_kmh": 30.0, "detour_factor": 1.25}
-    s = _plugged(simulate(make_scenario(**data, ev_side={"market": "na", "redirect": redirect})))
-    travel_s = haversine_km(*near, *far) * 1.25 / 30.0 * 3600.0
-    assert len(s) > 10
+    scenario = make_scenario(**data, ev_side={"market": "na", "redirect": redirect})
+    s = _plugged(simulate(scenario))
+    road_km = haversine_km(*near, *far) * 1.25
+    travel_s = road_km / 30.0 * 3600.0
+    first_arrival_t_s = generate(scenario, fleet_models(scenario))["ccs"].t_s  # session ids follow arrivals
+    assert len(s) == len(first_arrival_t_s) > 10
     assert (s["origin_site_id"] == "ccs").all()
     assert (s["site_id"] == "nacs").all()
     np.testing.assert_allclose(s["redirect_s"], travel_s, rtol=1e-12)
-    np.testing.assert_allclose(s["plug_t_s"], s["arrival_t_s"] + travel_s, rtol=1e-12)
+    np.testing.assert_allclose(s["detour_km"], road_km, rtol=1e-12)
+    np.testing.assert_allclose(s["plug_t_s"], first_arrival_t_s + travel_s, rtol=1e-12)  # arrival: at nacs
     assert s["compat_miss"].all()
     too_far = build_tables(simulate(make_scenario(**data, ev_side={"market": "na", "redirect": {"radius_km": 2.0}})))
     assert (too_far.sessions["outcome"] == "incompatible").all()
@@ -174,7 +178,7 @@ def test_first_attempt_and_retry_success_match_one_minus_p_and_one_minus_p_squar
     assert attempts.groupby(["session_id", "visit"]).size().max() == 2
     s = build_tables(run).sessions.merge(ev_sessions_frame(run), on="session_id")
     failed = s["outcome"] == "failed"
-    assert (s.loc[failed, "fail_cause"] == "interop").all()
+    assert (s.loc[failed, "cause"] == "interop").all()
     assert (s.loc[failed, "failed_attempts"] == 2).all()
     n_visits = int(pairs["visits"].sum())
     assert failed.sum() == n_visits - int(round((pairs["success_after_retries_rate"] * pairs["visits"]).sum()))
@@ -339,9 +343,10 @@ def test_every_manager_keeps_its_limits_with_late_and_wrong_vehicle_data(manager
 
 
 def _auth_run(plug_and_charge: dict, **entry):
-    auth = {"methods": [{"method": "rfid", "share": 1, "start_s": 20}], "plug_and_charge": plug_and_charge}
+    auth = {"start_s": {"rfid": 20}, "plug_and_charge": plug_and_charge}
     run = simulate(make_scenario(
         horizon_days=3, ev_side={"market": "eu", "authorization": auth},
+        payments={"methods": [{"method": "rfid", "share": 1, "fee_pct": 2.0}]},
         fleet=[{"preset": "kia_ev6_lr", "share": 1, "iso15118_share": 0.6, "plug_and_charge_share": 0.6, **entry}],
         network={"sites": [_site("a", [_dc("dc", "ccs2", count=8), _dc("dc_old", "ccs2", count=8)])]},
         demand=[_demand("a", 4.0)],
@@ -350,8 +355,8 @@ def _auth_run(plug_and_charge: dict, **entry):
 
 
 def test_plug_and_charge_starts_sooner_and_counts_as_a_payment_method():
-    """Power flows 5 s after plug-in with Plug & Charge, 20 s with RFID; the method is recorded per session."""
-    s, _ = _auth_run({"start_s": 5})
+    """Power flows 5 s after plug-in with Plug & Charge, 20 s with RFID; each pays its own fee as its method."""
+    s, _ = _auth_run({"start_s": 5, "fee_pct": 0.5})
     charged = s[s["charge_start_t_s"].notna()]
     pnc = charged["auth_method"] == "plug_and_charge"
     assert pnc.sum() > 50
@@ -360,6 +365,10 @@ def test_plug_and_charge_starts_sooner_and_counts_as_a_payment_method():
     np.testing.assert_allclose((charged["charge_start_t_s"] - charged["plug_t_s"])[pnc], 5.0, atol=1e-9)
     np.testing.assert_allclose((charged["charge_start_t_s"] - charged["plug_t_s"])[~pnc], 20.0, atol=1e-9)
     assert set(charged.loc[~pnc, "auth_method"].astype(str)) == {"rfid"}
+    assert (charged["payment_method"].astype(str) == charged["auth_method"].astype(str)).all()
+    paid = charged[charged["amount_charged"] > 0]
+    fee_pct = np.where(paid["payment_method"] == "plug_and_charge", 0.5, 2.0)
+    np.testing.assert_allclose(paid["payment_fee"], np.round(paid["amount_charged"] * fee_pct / 100, 2), atol=0.005)
 
 
 def test_refused_certificate_falls_back_or_fails():
@@ -371,7 +380,7 @@ def test_refused_certificate_falls_back_or_fails():
     np.testing.assert_allclose((s["charge_start_t_s"] - s["plug_t_s"])[fell_back], 25.0, atol=1e-9)
     failed = s[s["outcome"] == "failed"]
     assert len(failed) > 20
-    assert (failed["fail_cause"] == "certificate").all()
+    assert (failed["cause"] == "authorization").all()
     assert failed["plug_and_charge"].all()
     assert (failed["visits"] == 1).all()
 
@@ -413,7 +422,8 @@ def test_silent_faults_and_handshakes_share_one_attempts_table(tmp_path):
     s = build_tables(run).sessions.merge(ev_sessions_frame(run), on="session_id")
     interop_only = (s["outcome"] == "failed") & ~s["session_id"].isin(faults["session_id"])
     assert interop_only.sum() > 0
-    lost = (s["outcome"] == "interrupted") | ((s["outcome"] == "failed") & ~interop_only)
+    assert (s.loc[interop_only, "cause"] == "interop").all()
+    lost = (s["outcome"] == "interrupted") | ((s["outcome"] == "failed") & (s["cause"] == "faulted_port"))
     assert write_results(run, tmp_path / "out")["serviceability"]["sessions_lost"] == lost.sum()
 
 
@@ -474,3 +484,27 @@ def test_default_connectors_and_preset_inlets_follow_the_market():
     assert connector_names(accepts_mask(["ccs2"])) == ["ccs2", "type2"]
     plugged = _plugged(run)
     assert set(plugged["port_connector"]) == {"j1772"}  # the Leaf has no CCS1 inlet
+
+
+def test_site_choice_only_offers_sites_that_fit():
+    """With site choice a Tesla meant for a CCS1-only site picks the NACS site nearby: no miss, no redirect."""
+    near = (37.30, -121.90)
+    far = (37.30 + 2.2 / 111.2, -121.90)
+    sites = [_site("ccs", [_dc("dc", "ccs1", count=4)], *near), _site("nacs", [_dc("dc", "nacs", count=4)], *far)]
+    s = _plugged(simulate(make_scenario(
+        network={"sites": sites}, fleet=[{"preset": "tesla_model_3_lr", "share": 1}], horizon_days=1,
+        demand=[_demand("ccs", 1.0)], ev_side={"market": "na"}, drivers={"site_choice": {"radius_km": 5}},
+    )))  # fmt: skip
+    assert len(s) > 10
+    assert (s["site_id"] == "nacs").all()
+    assert not s["compat_miss"].any()
+    assert s["origin_site_id"].isna().all()
+    np.testing.assert_allclose(s["detour_km"], haversine_km(*near, *far), rtol=1e-9)
+
+
+def test_plug_and_charge_is_not_a_payment_method_to_draw(tmp_path):
+    """Listing plug_and_charge among the payment methods is an error that says where it is set instead."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario_data(payments={"methods": [{"method": "plug_and_charge", "share": 1}]})))
+    with pytest.raises(ScenarioError, match="plug_and_charge is not drawn by share"):
+        load_scenario(path)
