@@ -404,7 +404,12 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
     async def _receive(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
-                await self.route_message(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                try:
+                    await self.route_message(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                except (ConnectionClosed, OfflineError):
+                    raise
+                except Exception as exc:  # a bug of ours: record it, but do not stop listening (the charger went deaf)
+                    self.errors.append(exc)
 
     async def _close_ws(self) -> None:
         ws, self._ws = self._ws, None

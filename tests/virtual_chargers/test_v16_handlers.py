@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.messages import Call, _validate_payload
 
 from virtual_chargers.clock import ocpp_time, parse_ocpp_time
@@ -400,5 +401,32 @@ def test_data_transfer_both_ways(arun: Any, tmp_path: Path) -> None:
             assert rec.data_transfers == [
                 ("CP1", {"vendorId": "chargetwin", "messageId": "tariff", "data": '{"price": 0.39}'})
             ]
+
+    arun(scenario())
+
+
+def test_a_bug_while_handling_a_frame_is_recorded_and_the_charger_keeps_listening(arun: Any, tmp_path: Path) -> None:
+    """An exception of ours on a received frame lands in `errors`; the next request is answered as usual."""
+
+    async def scenario() -> None:
+        async with Csms(response_timeout_s=1.0) as csms, ChargerSet(csms.url, speed=SPEED, state_dir=tmp_path) as fleet:
+            cp = await fleet.add("CP1")
+            await fleet.wait_booted(cp)
+            h = await csms.wait_connected("CP1")
+            frame = cp.ctx.log.frame
+            calls = [0]
+
+            def failing_once(charger: str, direction: str, raw: str, parsed: Any = None) -> Any:
+                if direction == "rx" and "ClearCache" in raw and calls[0] == 0:
+                    calls[0] += 1
+                    raise RuntimeError("a bug in frame logging")
+                return frame(charger, direction, raw, parsed)
+
+            cp.ctx.log.frame = failing_once
+            with pytest.raises(TimeoutError):  # that frame was lost to the bug: the CSMS got no answer
+                await h.clear_cache()
+            assert (await h.clear_cache()).status == "Accepted"
+            assert [str(e) for e in cp.errors] == ["a bug in frame logging"]
+            cp.errors.clear()
 
     arun(scenario())
