@@ -64,7 +64,7 @@ from sim.managers.base import (
 from sim.managers.pricing import DynamicPricing
 from sim.recorder import Table
 from sim.rng import stream
-from sim.serviceability import Reliability, ServiceRecord
+from sim.serviceability import Reliability, ServiceRecord, haversine_km
 from sim.sessions import Cause, EventKind, Outcome, Session, State
 from sim.tariffs import BusyClock, Record, TariffSchedule, plain_record, session_charges, settle
 from sim.units import S_PER_DAY
@@ -101,7 +101,6 @@ SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as wri
 )
 SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
                 "payment_method", "plan")  # fmt: skip
-_EARTH_KM = 6371.0
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -277,17 +276,13 @@ class _Simulation:
         site looks for fast sites, one heading for an AC-only site for AC-only sites.
         """
         assert self.choice is not None
-        lat = np.radians([c.lat for c in scenario.network.sites])
-        lon = np.radians([c.lon for c in scenario.network.sites])
-        dlat, dlon = lat[:, None] - lat[None, :], lon[:, None] - lon[None, :]
-        h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
-        km = 2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+        at = [(c.lat, c.lon) for c in scenario.network.sites]
         fast = [dc_kw > 0 for dc_kw, _ in self.site_kw]
         radius_km = self.choice.radius_km
         out = []
-        for i in range(len(lat)):
-            others = [(j, float(km[i, j])) for j in range(len(lat)) if j != i and km[i, j] <= radius_km]
-            out.append([(i, 0.0)] + [(j, d) for j, d in others if fast[j] == fast[i]])
+        for i, here in enumerate(at):
+            others = [(j, haversine_km(*here, *there)) for j, there in enumerate(at) if j != i and fast[j] == fast[i]]
+            out.append([(i, 0.0)] + [(j, km) for j, km in others if km <= radius_km])
         return out
 
     # ------------------------------------------------------------ processes
