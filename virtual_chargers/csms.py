@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from virtual_chargers.clock import ocpp_time
-from virtual_chargers.wire import from_frame, handle_call
+from virtual_chargers.wire import RawReplies, from_frame, handle_call
 
 __all__ = ["CapRule", "Csms", "Csms16Handler", "Csms16Records", "Transaction16"]
 
@@ -179,7 +179,7 @@ class Csms16Records:
             self.changed.notify_all()
 
 
-class Csms16Handler(ChargePoint):  # type: ignore[misc]
+class Csms16Handler(RawReplies, ChargePoint):  # type: ignore[misc]
     """The CSMS end of one 1.6 charger's websocket.
 
     Args:
@@ -214,12 +214,8 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
         except ValueError:
             msg = None
         self._wire = msg[3] if isinstance(msg, list) and len(msg) == 4 and isinstance(msg[3], dict) else {}
-        if isinstance(msg, list) and len(msg) >= 2 and msg[0] in (3, 4):
-            waiter = self._raw_replies.pop(str(msg[1]), None)
-            if waiter is not None:
-                if not waiter.done():
-                    waiter.set_result(msg)
-                return
+        if self.take_reply(msg):
+            return
         try:
             message = from_frame(msg) if isinstance(msg, list) else unpack(raw_msg)
         except OCPPError:
@@ -241,20 +237,6 @@ class Csms16Handler(ChargePoint):  # type: ignore[misc]
         if self._on_frame is not None:
             self._on_frame("tx", message)
         await self._connection.send(message)
-
-    async def send_raw(self, text: str, reply_id: str | None = None, timeout_s: float = 5.0) -> list[Any] | None:
-        """Send ``text`` as is; with ``reply_id`` wait (wall ``timeout_s``) for the answer with that id."""
-        waiter: asyncio.Future[list[Any]] | None = None
-        if reply_id is not None:
-            waiter = asyncio.get_running_loop().create_future()
-            self._raw_replies[reply_id] = waiter
-        await self._send(text)
-        if waiter is None:
-            return None
-        try:
-            return await asyncio.wait_for(waiter, timeout_s)
-        finally:
-            self._raw_replies.pop(reply_id or "", None)
 
     # what chargers send ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from ocpp.exceptions import (
 )
 from ocpp.messages import Call, CallError, CallResult, MessageType, _validate_payload
 
-__all__ = ["from_frame", "handle_call", "snake_keys", "to_wire", "validate"]
+__all__ = ["RawReplies", "from_frame", "handle_call", "snake_keys", "to_wire", "validate"]
 
 _SCHEMA_ROOT = Path(ocpp.__file__).resolve().parent
 _Validator = Callable[[Any], Any]
@@ -230,3 +230,43 @@ async def handle_call(cp: Any, msg: Call) -> Any:
     if inspect.isawaitable(result):
         asyncio.ensure_future(result)
     return result
+
+
+class RawReplies:
+    """For a CSMS handler: send frames as they are and get their answers back by message id.
+
+    Tests use it to send what a schema-bound API would refuse (malformed or unexpected frames).
+    The handler provides ``_send(text)`` and calls `take_reply` on every frame it receives.
+    """
+
+    _raw_replies: dict[str, asyncio.Future[list[Any]]]
+    _send: Callable[[str], Awaitable[None]]  # the handler's: send one frame
+
+    def take_reply(self, msg: Any) -> bool:
+        """Hand a CallResult or CallError to the `send_raw` waiting for its id; True if one was."""
+        if not (isinstance(msg, list) and len(msg) >= 2 and msg[0] in (3, 4)):
+            return False
+        waiter = self._raw_replies.pop(str(msg[1]), None)
+        if waiter is None:
+            return False
+        if not waiter.done():
+            waiter.set_result(msg)
+        return True
+
+    async def send_raw(self, text: str, reply_id: str | None = None, timeout_s: float = 5.0) -> list[Any] | None:
+        """Send ``text`` as it is; with ``reply_id``, wait (wall ``timeout_s``) for the answer with that id.
+
+        Raises:
+            TimeoutError: No answer with ``reply_id`` came within ``timeout_s``.
+        """
+        waiter: asyncio.Future[list[Any]] | None = None
+        if reply_id is not None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._raw_replies[reply_id] = waiter
+        await self._send(text)
+        if waiter is None:
+            return None
+        try:
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._raw_replies.pop(reply_id or "", None)

@@ -21,6 +21,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from virtual_chargers.clock import ocpp_time
+from virtual_chargers.wire import RawReplies
 
 __all__ = ["Csms201Handler", "Csms201Records", "TxEventRecord"]
 
@@ -128,7 +129,7 @@ def _now() -> str:
     return ocpp_time(datetime.now(UTC))
 
 
-class Csms201Handler(ChargePoint):
+class Csms201Handler(RawReplies, ChargePoint):  # type: ignore[misc]
     """The CSMS end of one 2.0.1 station's websocket.
 
     Args:
@@ -167,11 +168,8 @@ class Csms201Handler(ChargePoint):
             msg = None
         # Handlers record the payload as it came on the wire, not the library's snake_case round trip.
         self._wire = msg[3] if isinstance(msg, list) and len(msg) == 4 and isinstance(msg[3], dict) else {}
-        if isinstance(msg, list) and len(msg) >= 2 and msg[0] in (3, 4):
-            waiter = self._raw_replies.pop(str(msg[1]), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(msg)
-                return
+        if self.take_reply(msg):
+            return
         if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2 and self.records.scripted.get(str(msg[2])):
             answer = self.records.scripted[str(msg[2])].pop(0)
             if isinstance(answer, str):
@@ -186,24 +184,6 @@ class Csms201Handler(ChargePoint):
         if self._on_frame is not None:
             self._on_frame("tx", message)
         await super()._send(message)
-
-    async def send_raw(self, text: str, reply_id: str | None = None, timeout_s: float = 5.0) -> list[Any] | None:
-        """Send ``text`` as it is; when ``reply_id`` is given, wait for the reply with that unique id.
-
-        Raises:
-            TimeoutError: When no reply with ``reply_id`` comes within ``timeout_s``.
-        """
-        waiter: asyncio.Future[list[Any]] | None = None
-        if reply_id is not None:
-            waiter = asyncio.get_running_loop().create_future()
-            self._raw_replies[reply_id] = waiter
-        await self._send(text)
-        if waiter is None:
-            return None
-        try:
-            return await asyncio.wait_for(waiter, timeout_s)
-        finally:
-            self._raw_replies.pop(reply_id or "", None)
 
     # Station → CSMS -----------------------------------------------------------------------------
 
