@@ -77,21 +77,24 @@ class Customers:
             methods = self._methods(rng, n)
             wtp = response.willingness_to_pay_per_kwh.draw(rng, n) if response else np.full(n, np.inf)
             self.accounts = [Account(i, int(m), float(w)) for i, (m, w) in enumerate(zip(methods, wtp, strict=True))]
-        self._visits: dict[int, tuple[list[int], list[int], list[float], list[list[float]]]] = {}
+        # Nothing per visit matters without a population, payments, site choice or price response:
+        # every arrival is then the same anonymous customer, and nothing is drawn or kept per visit.
+        self._anonymous: Visit | None = None
+        if cfg.population is None and not self.methods and response is None and cfg.site_choice is None:
+            self._anonymous = Visit(-1, None, -1, np.inf, 1.0, 0.0, 1.0)
+        # Per site, one array per attribute (numpy, not Python lists: a year of arrivals is millions).
+        self._visits: dict[int, tuple[np.ndarray, ...]] = {}
         for site_id, arr in arrivals.items():
+            if self._anonymous is not None:
+                break
             r = stream(scenario.seed, f"customers:{site_id}")
             n = len(arr)
             ids = r.choice(len(weights), size=n, p=weights) if weights is not None else np.full(n, -1)
             methods = self._methods(r, n)
             wtp = response.willingness_to_pay_per_kwh.draw(r, n) if response else np.full(n, np.inf)
-            u = r.random((n, 3)).tolist()
-            self._visits[site_index[site_id]] = (ids.tolist(), methods.tolist(), wtp.tolist(), u)
+            u = r.random((n, 3))
+            self._visits[site_index[site_id]] = (ids, methods, wtp, u[:, 0].copy(), u[:, 1].copy(), u[:, 2].copy())
         self.invoices = Table(floats=("t_s", "amount", "payment_fee", "savings"), ints=("driver_id", "plan", "action"))
-        # Nothing per visit matters without a population, payments, site choice or price response:
-        # every arrival is then the same anonymous customer, and no visit object is made.
-        self._anonymous: Visit | None = None
-        if cfg.population is None and not self.methods and response is None and cfg.site_choice is None:
-            self._anonymous = Visit(-1, None, -1, np.inf, 1.0, 0.0, 1.0)
 
     def _methods(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if not self.methods:
@@ -103,12 +106,13 @@ class Customers:
         """The customer of the `k`-th arrival at site number `site`."""
         if self._anonymous is not None:
             return self._anonymous
-        ids, methods, wtp, u = self._visits[site]
-        driver_id = ids[k]
+        ids, methods, wtp, u_payment, u_site, u_shift = self._visits[site]
+        driver_id = int(ids[k])
+        u = (float(u_payment[k]), float(u_site[k]), float(u_shift[k]))
         acct = self.accounts[driver_id] if driver_id >= 0 else None
         if acct is not None:
-            return Visit(driver_id, acct, acct.method, acct.wtp_per_kwh, *u[k])
-        return Visit(-1, None, methods[k], wtp[k], *u[k])
+            return Visit(driver_id, acct, acct.method, acct.wtp_per_kwh, *u)
+        return Visit(-1, None, int(methods[k]), float(wtp[k]), *u)
 
     def method(self, visit: Visit) -> PaymentMethod | None:
         """The visit's payment method, None without payments."""

@@ -266,13 +266,14 @@ def kpis(
         "network": _kpis_of(sessions, ports, network_load, horizon_s),
         "sites": {},
     }
-    by_site = {
-        name: dict(iter(frame.groupby("site_id", observed=False)))
-        for name, frame in (("sessions", sessions), ("ports", ports), ("load", load))
-    }
+    # Row positions per site, and one site's rows at a time: a copy of a year of sessions per site would double them.
+    rows = {name: frame.groupby("site_id", observed=False).indices for name, frame in
+            (("sessions", sessions), ("ports", ports), ("load", load))}  # fmt: skip
+    empty = np.zeros(0, dtype=np.int64)
     for site in run.sites:
         sid = site.site_id
-        k = _kpis_of(by_site["sessions"][sid], by_site["ports"][sid], by_site["load"][sid], horizon_s)
+        k = _kpis_of(*(frame.iloc[rows[name].get(sid, empty)] for name, frame in
+                       (("sessions", sessions), ("ports", ports), ("load", load))), horizon_s)  # fmt: skip
         k["peak_instant_kw"] = float(peak_instant_kw.get(sid, 0.0))
         k["capacity_kw"] = site.capacity_kw
         out["sites"][sid] = k

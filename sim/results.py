@@ -54,8 +54,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_ROW_GROUP = 262_144  # rows converted to Arrow at a time: a year of sessions is never copied whole
+
+
 def _write_parquet(df: Any, path: Path) -> None:
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, compression="zstd")
+    schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for lo in range(0, max(len(df), 1), _ROW_GROUP):
+            writer.write_table(pa.Table.from_pandas(df.iloc[lo : lo + _ROW_GROUP], schema=schema, preserve_index=False))
 
 
 def _write_json(data: Any, path: Path) -> None:
