@@ -104,7 +104,8 @@ class TariffSchedule:
         p = self.prices[0]
         # Energy, one time price and a session fee only: a session's record is a few products.
         self.plain = (self.constant and len(p.tier_per_min) == 1 and p.idle_per_min == 0 and tariff.fixed_at_start
-                      and tariff.min_charge == 0 and tariff.max_charge is None)  # fmt: skip
+                      and not tariff.idle_only_when_busy and tariff.min_charge == 0
+                      and tariff.max_charge is None)  # fmt: skip
         if tariff.periods:
             key = id(tariff.periods)
             cache = layouts if layouts is not None else {}
