@@ -1005,6 +1005,7 @@ class Simulation:
         """Close the run at the horizon (or now, if earlier) and return its tables."""
         sim = self._sim
         sim.finish(min(float(sim.env.now), self.scenario.horizon_s))
+        sim.sessions.sort_rows("session_id")  # recorded as sessions end; results list them by id
         return RunTables(
             self.scenario,
             sim.models,

@@ -140,7 +140,7 @@ def load_steps(run: RunTables) -> pd.DataFrame:
 def sessions_frame(run: RunTables) -> pd.DataFrame:
     """One row per arriving driver, in session id order."""
     s = run.sessions
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "session_id": s["session_id"],
             "site_id": _category(s["site"], [site.site_id for site in run.sites]),
@@ -154,8 +154,12 @@ def sessions_frame(run: RunTables) -> pd.DataFrame:
             "payment_method": _category(s["payment_method"], payment_methods(run)),
             "plan": _category(s["plan"], [p.name for p in run.scenario.memberships]),
             "arrival_time": _times(run, s["arrival_t_s"]),
-        }
-    ).sort_values("session_id", kind="stable", ignore_index=True)
+        },
+        copy=False,  # the engine's columns as they are: a year of sessions is not held twice
+    )
+    if not frame["session_id"].is_monotonic_increasing:
+        frame = frame.sort_values("session_id", kind="stable", ignore_index=True)
+    return frame
 
 
 def payment_methods(run: RunTables) -> list[str]:
@@ -272,8 +276,9 @@ def kpis(
     empty = np.zeros(0, dtype=np.int64)
     for site in run.sites:
         sid = site.site_id
-        k = _kpis_of(*(frame.iloc[rows[name].get(sid, empty)] for name, frame in
-                       (("sessions", sessions), ("ports", ports), ("load", load))), horizon_s)  # fmt: skip
+        site_sessions, site_ports, site_load = (frame.iloc[rows[name].get(sid, empty)] for name, frame in
+                                                (("sessions", sessions), ("ports", ports), ("load", load)))  # fmt: skip
+        k = _kpis_of(site_sessions, site_ports, site_load, horizon_s)
         k["peak_instant_kw"] = float(peak_instant_kw.get(sid, 0.0))
         k["capacity_kw"] = site.capacity_kw
         out["sites"][sid] = k

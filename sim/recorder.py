@@ -33,6 +33,19 @@ class Table:
         """Number of rows."""
         return len(self._f) // len(self.floats) if self.floats else len(self._i) // len(self.ints)
 
+    def sort_rows(self, by: str) -> None:
+        """Reorder the rows by the integer column `by` (stable), in place: no second table is kept."""
+        if not len(self):
+            return
+        ints = np.frombuffer(self._i, dtype=np.int64).reshape(-1, len(self.ints))
+        order = np.argsort(ints[:, self.ints.index(by)], kind="stable")
+        if np.array_equal(order, np.arange(len(order))):
+            return
+        ints[:] = ints[order]
+        if self.floats:
+            floats = np.frombuffer(self._f, dtype=np.float64).reshape(-1, len(self.floats))
+            floats[:] = floats[order]
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The columns as numpy arrays (strided views of the buffers, no copy)."""
         out: dict[str, np.ndarray] = {}
