@@ -833,7 +833,7 @@ class _Simulation:
         self.events.add_floats((t_s, value))
         self.events.add_ints((kind, site, evse, session_id))
 
-    def _bill(self, s: Session, end_t_s: float) -> tuple[Record, float] | None:
+    def _bill(self, s: Session, end_t_s: float, method: PaymentMethod | None) -> tuple[Record, float] | None:
         """Settle a session that was plugged in: its charge detail record in cents, and its idle minutes."""
         evse = s.evse
         sched = s.schedule
@@ -842,10 +842,7 @@ class _Simulation:
         visit = s.visit
         assert visit is not None
         if sched.plain and s.plan is None and visit.account is None:
-            full_s = s.full_t_s + sched.tariff.idle_grace_min * 60.0
-            idle_min = (end_t_s - max(full_s, s.plug_t_s)) / 60.0 if full_s < end_t_s else 0.0
-            rec = plain_record(sched.prices[0], s.energy_kwh, end_t_s - s.plug_t_s, self._payment(s)[0])
-            return rec, idle_min
+            return plain_record(sched, s.plug_t_s, end_t_s, s.full_t_s, s.energy_kwh, method)
         schedules = [(s.plug_t_s, sched)]
         if not sched.tariff.fixed_at_start:
             history = self.tariff_history[evse.site.index]
@@ -858,8 +855,7 @@ class _Simulation:
         loyalty = None
         if acct is not None and plan is not None and plan.loyalty is not None:
             loyalty = lambda amount: self.customers.loyalty(acct, plan, amount)  # noqa: E731
-        rec = settle(charges, sched.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty,
-                     self._payment(s)[0])  # fmt: skip
+        rec = settle(charges, sched.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty, method)
         if acct is not None:
             self.customers.record(acct, end_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
         return rec, charges.idle_min
@@ -868,10 +864,10 @@ class _Simulation:
         evse = s.evse
         energy_kwh = s.energy_kwh
         wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
-        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s)
+        method, method_code = self._payment(s)
+        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s, method)
         visit = s.visit
         assert visit is not None
-        method, method_code = self._payment(s)
         self.sessions.add_ints(
             (
                 s.session_id,

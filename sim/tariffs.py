@@ -225,7 +225,7 @@ def session_charges(
     """
     first = schedules[0][1]
     tariff = first.tariff
-    idle_from = full_t_s + tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else math.inf
+    idle_from = _idle_from(tariff, full_t_s)
     if len(schedules) == 1 and first.constant:  # one price set throughout: no segments
         p = first.prices[0]
         out = Charges(p.per_kwh * energy_kwh, _time_charge(p, intervals, plug_t_s, end_t_s), p.session_fee)
@@ -286,17 +286,32 @@ class Record:
         return self.energy + self.time + self.session_fee + self.idle + self.cap_adjustment
 
 
-def plain_record(prices: Prices, energy_kwh: float, plugged_s: float, method: PaymentMethod | None) -> Record:
-    """The record of a session under a plain tariff (see `TariffSchedule.plain`) for a driver without a plan.
+def _idle_from(tariff: Tariff, full_t_s: float) -> float:
+    """When idle time starts: the tariff's grace period after the battery was full (never if it was not)."""
+    return full_t_s + tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else math.inf
+
+
+def plain_record(
+    sched: TariffSchedule,
+    plug_t_s: float,
+    end_t_s: float,
+    full_t_s: float,
+    energy_kwh: float,
+    method: PaymentMethod | None,
+) -> tuple[Record, float]:
+    """The record and idle minutes of a session under a plain tariff (`TariffSchedule.plain`), driver without a plan.
 
     The same numbers as `settle(session_charges(...))`, without the segments.
     """
+    prices = sched.prices[0]
     # `cents` inlined (every amount here is >= 0): this runs once per session.
     e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
-    t = int(prices.tier_per_min[0] * plugged_s / 60.0 * 100.0 + 0.5 + 1e-9)
+    t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
     f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
     amount = e + t + f
-    return Record(e, t, f, 0, 0, 0, 0, amount, payment_fee_cents(method, amount))
+    idle_from = _idle_from(sched.tariff, full_t_s)
+    idle_min = (end_t_s - max(idle_from, plug_t_s)) / 60.0 if idle_from < end_t_s else 0.0
+    return Record(e, t, f, 0, 0, 0, 0, amount, payment_fee_cents(method, amount)), idle_min
 
 
 def payment_fee_cents(method: PaymentMethod | None, amount_cents: int) -> int:

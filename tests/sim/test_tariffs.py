@@ -160,4 +160,4 @@ def test_plain_record_is_the_general_settlement(per_kwh, per_min, fee, plugged_h
     energy = charge_to / H * 10.0
     method = PaymentMethod(method="app", share=1, fee_pct=1.4, fee_fixed=0.05)
     general = settle(charges, tariff, energy > 0, None, None, method)
-    assert plain_record(sched.prices[0], energy, end, method) == general
+    assert plain_record(sched, 0.0, end, math.nan, energy, method) == (general, charges.idle_min)
