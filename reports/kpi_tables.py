@@ -15,6 +15,7 @@ __all__ = [
     "dr_events_table",
     "fault_modes_by_outage",
     "fault_modes_table",
+    "per_site_table",
     "grid_sites_table",
     "grid_table",
     "network_table",
@@ -224,22 +225,37 @@ def grid_sites_table(
         ("Storage cycles", "storage_cycles", _number),
         ("DR compliance", "dr_compliance_pct", _pct),
     ]
-    ranked = [site_id for site_id in by_arrivals if site_id in grid_sites]
-    ranked += sorted(set(grid_sites) - set(ranked))
-    shown = ranked[:MAX_TABLE_SITES]
-    rows = [
-        (site_id, site_names.get(site_id, ""), *(fmt(grid_sites[site_id].get(key)) for _, key, fmt in columns))
-        for site_id in shown
-    ]
     note = (
         "Load factor: mean over peak EV load. PV self-consumption: share of PV generation not exported. Storage cycles:"
         " energy discharged over battery capacity. –: no PV, no battery or no demand-response events."
     )
-    if more := len(grid_sites) - len(shown):
+    return per_site_table("Grid per site", grid_sites, site_names, columns, by_arrivals, MAX_TABLE_SITES, note)
+
+
+def per_site_table(
+    title: str,
+    sites: Mapping[str, Mapping[str, Any]],
+    site_names: Mapping[str, str],
+    columns: Sequence[tuple[str, str, Callable[[Any], str]]],
+    by_arrivals: Sequence[str],
+    limit: int,
+    note: str,
+) -> Table:
+    """One row per site of a kpis.json "sites" section: ``(label, key, format)`` columns, at most `limit` rows.
+
+    Sites come in the order of ``by_arrivals`` (``sites_by_arrivals``), as in the Sites table; any others after,
+    by id. The note says how many sites were left out.
+    """
+    ranked = [site_id for site_id in by_arrivals if site_id in sites]
+    ranked += sorted(set(sites) - set(ranked))
+    shown = ranked[:limit]
+    rows = [
+        (site_id, site_names.get(site_id, ""), *(fmt(sites[site_id].get(key)) for _, key, fmt in columns))
+        for site_id in shown
+    ]
+    if more := len(sites) - len(shown):
         note = f"The {len(shown)} sites with the most arrivals; {more} more sites in kpis.json. " + note
-    return Table(
-        "Grid per site", ("Site", "Name", *(label for label, _, _ in columns)), rows, label_columns=2, note=note
-    )
+    return Table(title, ("Site", "Name", *(label for label, _, _ in columns)), rows, label_columns=2, note=note)
 
 
 def dr_events_table(events: pd.DataFrame, start: dt.datetime) -> Table:

@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from reports.document import FigureRef, Section, Table
 from reports.figures import DPI, png_bytes
-from reports.kpi_tables import _count, _missing, _money, _percent, sites_by_arrivals
+from reports.kpi_tables import _count, _missing, _money, _percent, per_site_table, sites_by_arrivals
 from reports.results import Results
 
 __all__ = [
@@ -428,21 +428,11 @@ def revenue_sites_table(
         ("Time utilization", "time_utilization", _percent),
         ("Break-even utilization", "break_even_utilization", _percent),
     ]
-    ranked = [site_id for site_id in by_arrivals if site_id in sites]
-    ranked += sorted(set(sites) - set(ranked))
-    shown = ranked[:MAX_BAR_SITES]
-    rows = [
-        (site_id, site_names.get(site_id, ""), *(fmt(sites[site_id].get(key)) for _, key, fmt in columns))
-        for site_id in shown
-    ]
     note = (
         "Revenue: session amounts − payment fees (membership fees are not per site). Break-even utilization: the time"
         " utilization at which revenue less energy cost would pay the demand charge; –: never at this margin."
     )
-    if more := len(sites) - len(shown):
-        note = f"The {len(shown)} sites with the most arrivals; {more} more sites in kpis.json. " + note
-    headers = ("Site", "Name", *(label for label, _, _ in columns))
-    return Table("Revenue per site", headers, rows, label_columns=2, note=note)
+    return per_site_table("Revenue per site", sites, site_names, columns, by_arrivals, MAX_BAR_SITES, note)
 
 
 # ---------------------------------------------------------------- the section
