@@ -63,6 +63,7 @@ class Customers:
     def __init__(self, scenario: Scenario, arrivals: dict[str, SiteArrivals], site_index: dict[str, int]) -> None:
         """Draw the population and, per site, who each arrival is and its uniforms."""
         self.scenario = scenario
+        self._site_ids = [s.id for s in scenario.network.sites]
         self.plans = scenario.memberships
         self.methods: list[PaymentMethod] = list(scenario.payments.methods) if scenario.payments else []
         cfg = scenario.drivers
@@ -131,7 +132,7 @@ class Customers:
         """What `plan`'s discounts would have saved on `acct`'s kept sessions settled before `before_t_s`."""
         d = plan.discount
         fracs = (d.energy_frac, d.time_frac, d.session_fee_frac, d.idle_frac)
-        site_ids = [s.id for s in self.scenario.network.sites]
+        site_ids = self._site_ids
         total = 0
         for t_s, site, comps in acct.history:
             if t_s < before_t_s and (plan.sites is None or site_ids[site] in plan.sites):
