@@ -430,6 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted; results folders already written are unchanged")
         return 130
+    except Exception as exc:
+        from sim.results import ResultsWriteError  # not at import: it loads the table libraries
+
+        if not isinstance(exc, ResultsWriteError):
+            raise
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":

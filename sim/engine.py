@@ -615,6 +615,8 @@ class _Simulation:
         evse = s.evse
         assert evse is not None
         t0_s, tau0_s, pid = s.close(t_s)
+        if t0_s >= self.scenario.horizon_s:  # opened by a change exactly at the horizon: outside the run
+            return
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
 

@@ -2,6 +2,9 @@
 
 Everything is written into a temporary folder beside the target and renamed into place
 at the end, so an existing results folder is either left as it was or replaced whole.
+When writing fails, what the run produced is kept: the tables written so far and the
+recorded run (``run.pickle``) go to ``<out>.partial`` beside the target, and
+`ResultsWriteError` says where.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import platform
 import shutil
 from collections.abc import Callable
@@ -23,7 +27,7 @@ import yaml
 from sim import ev_metrics, grid_metrics, metrics, revenue_metrics, service_metrics
 from sim.engine import RunTables
 
-__all__ = ["EV_FILES", "RESULT_FILES", "SERVICE_FILES", "write_results"]
+__all__ = ["EV_FILES", "PARTIAL_RUN_FILE", "RESULT_FILES", "SERVICE_FILES", "ResultsWriteError", "write_results"]
 
 RESULT_FILES = (
     "scenario.yaml",
@@ -40,7 +44,38 @@ RESULT_FILES = (
 )
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 EV_FILES = ("ev_sessions.parquet", "plug_attempts.parquet")
+PARTIAL_RUN_FILE = "run.pickle"
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
+
+
+class ResultsWriteError(RuntimeError):
+    """Writing a results folder failed; the message says where what the run produced was kept."""
+
+    def __init__(self, message: str, partial_dir: Path) -> None:
+        """``partial_dir`` holds the tables written so far and the recorded run."""
+        super().__init__(message)
+        self.partial_dir = partial_dir
+
+
+def _keep_partial(run: RunTables, out_dir: Path, tmp: Path, exc: Exception) -> ResultsWriteError:
+    """Move what was written to ``<out>.partial`` with the recorded run, and say so."""
+    partial = out_dir.parent / f"{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    tmp.rename(partial)
+    written = ", ".join(sorted(p.name for p in partial.iterdir())) or "none"
+    kept = f"the tables written so far ({written}) and the recorded run"
+    try:
+        with (partial / PARTIAL_RUN_FILE).open("wb") as f:
+            pickle.dump(run, f, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as pickle_exc:  # noqa: BLE001 - the first failure is the one to report
+        kept = f"the tables written so far ({written}; the recorded run could not be kept: {pickle_exc!r})"
+    else:
+        kept += f" ({PARTIAL_RUN_FILE}: sim.results.write_results(pickle.load(f), OUT) writes the folder again)"
+    message = (
+        f"writing the results to {out_dir} failed: {type(exc).__name__}: {exc}; {out_dir} was not changed; "
+        f"{kept} are in {partial}"
+    )
+    return ResultsWriteError(message, partial)
 
 
 @functools.cache
@@ -159,6 +194,12 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
             out_dir.rename(old)
         tmp.rename(out_dir)
         shutil.rmtree(old, ignore_errors=True)
+    except Exception as exc:
+        if not tmp.is_dir():
+            raise
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)  # failed between the two renames: the earlier folder goes back
+        raise _keep_partial(run, out_dir, tmp, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

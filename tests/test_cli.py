@@ -52,7 +52,38 @@ def test_failed_write_leaves_existing_results_untouched(tmp_path):
     with pytest.raises(RuntimeError):
         write_results(simulate(make_scenario(horizon_days=1, seed=1)), out, finish=fail)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir()] == ["o"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "o.partial"]  # what the failed run produced
+
+
+def test_failed_write_keeps_the_tables_written_so_far_and_the_recorded_run(tmp_path, monkeypatch, capsys):
+    """A failure midway through writing keeps the tables already written and the run, and says where; exit 1."""
+    import pickle
+
+    import sim.revenue_metrics
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario_data(horizon_days=1)))
+
+    def fail(run):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(sim.revenue_metrics, "invoices_frame", fail)  # written after sessions, before kpis
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    partial = tmp_path / "o.partial"
+    assert "No space left on device" in err
+    assert str(partial) in " ".join(err.split())
+    assert not (tmp_path / "o").exists()
+    kept = {p.name for p in partial.iterdir()}
+    assert {"events.parquet", "load.parquet", "sessions.parquet", "run.pickle"} <= kept
+    assert "kpis.json" not in kept
+    monkeypatch.undo()
+    with (partial / "run.pickle").open("rb") as f:
+        run = pickle.load(f)
+    write_results(run, tmp_path / "again")
+    write_results(simulate(make_scenario(horizon_days=1)), tmp_path / "fresh")
+    for name in ("sessions.parquet", "load.parquet", "kpis.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
 
 
 def test_report_rerenders_and_refuses_a_non_results_folder(tmp_path, capsys):

@@ -173,7 +173,7 @@ def write_paced_results(
     result: PacedResult, out_dir: Path, finish: Callable[[Path], None] | None = None
 ) -> dict[str, Any]:
     """The results folder of an in-process run plus the frame log, the QA summary and the pacing KPIs."""
-    from sim.results import write_results
+    from sim.results import ResultsWriteError, write_results
 
     extra: dict[str, Any] = {"pacing": result.pacing()}
     if result.qa is not None:
@@ -189,19 +189,26 @@ def write_paced_results(
     if result.openadr:
         extra["openadr"] = {"events": result.openadr}
 
+    def add_backends(folder: Path) -> None:
+        if result.qa is not None:
+            (folder / QA_FILE).write_text(json.dumps(result.qa, indent=2) + "\n", encoding="utf-8")
+        if result.frames_path is not None and result.frames_path.is_file():
+            shutil.copyfile(result.frames_path, folder / FRAMES_FILE)
+
     def add(tmp: Path) -> None:
         kpis_path = tmp / "kpis.json"
         kpis = json.loads(kpis_path.read_text(encoding="utf-8"))
         kpis.update(extra)
         kpis_path.write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
-        if result.qa is not None:
-            (tmp / QA_FILE).write_text(json.dumps(result.qa, indent=2) + "\n", encoding="utf-8")
-        if result.frames_path is not None and result.frames_path.is_file():
-            shutil.copyfile(result.frames_path, tmp / FRAMES_FILE)
+        add_backends(tmp)
         if finish is not None:
             finish(tmp)
 
-    kpis = write_results(result.tables, out_dir, finish=add)
+    try:
+        kpis = write_results(result.tables, out_dir, finish=add)
+    except ResultsWriteError as exc:  # the frame log and QA summary are kept with the rest
+        add_backends(exc.partial_dir)
+        raise
     kpis.update(extra)
     return kpis
 

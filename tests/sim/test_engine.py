@@ -5,7 +5,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose, SchedulePeriod
 from sim.engine import simulate
+from sim.managers.base import SessionStarted, SetChargingProfile
 from sim.metrics import BIN_S, build_tables
 from sim.results import write_results
 from tests.conftest import make_scenario
@@ -252,3 +254,30 @@ def test_demand_response_added_while_running_caps_the_site():
     assert len(inside) > 0
     assert inside["power_kw"].max() <= 20.0 + 1e-6
     assert before["power_kw"].max() > 20.0
+
+
+class _ChangeAtHorizon:
+    """Installs on every connector a TxDefaultProfile whose limit changes exactly at the horizon."""
+
+    def __init__(self, horizon_s: float) -> None:
+        periods = (SchedulePeriod(0.0, 1000.0), SchedulePeriod(horizon_s, 3.0))
+        self.profile = ChargingProfile(1, ChargingProfilePurpose.TX_DEFAULT, 0, periods, start_t_s=0.0)
+
+    def handle(self, event, network):
+        if isinstance(event, SessionStarted):
+            return [SetChargingProfile(self.profile, evse_id=event.evse_id)]
+        return ()
+
+
+def test_profile_change_exactly_at_the_horizon_does_not_extend_the_series(tmp_path):
+    """A limit change at the horizon records no interval there; the 15-minute load has one row per bin."""
+    s = make_scenario(horizon_days=1)
+    run = simulate(s, manager=_ChangeAtHorizon(s.horizon_s))
+    assert len(run.intervals["t0_s"]) > 0
+    assert (run.intervals["t0_s"] < s.horizon_s).all()
+    kpis = write_results(run, tmp_path / "o")
+    load = pd.read_parquet(tmp_path / "o" / "load.parquet")
+    assert len(load) == len(run.sites) * math.ceil(s.horizon_s / BIN_S)
+    sessions = pd.read_parquet(tmp_path / "o" / "sessions.parquet")
+    assert math.isclose(load["energy_kwh"].sum(), sessions["energy_delivered_kwh"].sum(), rel_tol=1e-9)
+    assert kpis["network"]["energy_delivered_kwh"] > 0
