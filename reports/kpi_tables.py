@@ -93,12 +93,20 @@ def _kpi_rows(currency: str) -> list[tuple[str, str, Callable[[Any], str]]]:
         ("Sessions served", "sessions_served", _count),
         ("Sessions balked", "sessions_balked", _count),
         ("Sessions reneged", "sessions_reneged", _count),
+        ("Sessions failed", "sessions_failed", _count),
+        ("Sessions interrupted", "sessions_interrupted", _count),
+        ("Sessions priced out", "sessions_priced_out", _count),
+        ("Sessions incompatible", "sessions_incompatible", _count),
         ("Sessions ongoing", "sessions_ongoing", _count),
+        ("Balked share", "balk_share", _percent),
+        ("Reneged share", "renege_share", _percent),
         ("Energy requested", "energy_requested_kwh", _energy),
         ("Energy delivered", "energy_delivered_kwh", _energy),
         ("Unmet energy", "unmet_energy_kwh", _energy),
-        ("Mean wait", "wait_mean_s", _minutes),
-        ("95th percentile wait", "wait_p95_s", _minutes),
+        ("Mean wait, all who queued", "wait_all_mean_s", _minutes),
+        ("95th percentile wait, all who queued", "wait_all_p95_s", _minutes),
+        ("Mean wait, plugged in", "wait_plugged_mean_s", _minutes),
+        ("95th percentile wait, plugged in", "wait_plugged_p95_s", _minutes),
         ("Time utilization", "time_utilization", _percent),
         ("Energy utilization", "energy_utilization", _percent),
         ("Peak power", "peak_kw", _power),
@@ -120,7 +128,10 @@ def sites_by_arrivals(site_kpis: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def sites_table(site_kpis: Mapping[str, Mapping[str, Any]], site_names: Mapping[str, str], currency: str) -> Table:
     """One row per site (the busiest ``MAX_TABLE_SITES``), KPIs as columns."""
     columns = [("Capacity", "capacity_kw", _power), *_kpi_rows(currency)]
-    columns = [c for c in columns if c[1] not in ("sessions_ongoing", "energy_requested_kwh", "unmet_energy_kwh")]
+    detail = ("sessions_failed", "sessions_interrupted", "sessions_priced_out", "sessions_incompatible",
+              "sessions_ongoing", "balk_share", "renege_share", "energy_requested_kwh", "unmet_energy_kwh",
+              "wait_plugged_mean_s", "wait_plugged_p95_s")  # fmt: skip
+    columns = [c for c in columns if c[1] not in detail]
     shown = sites_by_arrivals(site_kpis)[:MAX_TABLE_SITES]
     rows = [
         (site_id, site_names.get(site_id, ""), *(fmt(site_kpis[site_id][key]) for _, key, fmt in columns))

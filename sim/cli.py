@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sim.config import ScenarioError, load_scenario, scenario_schema
+from sim.sessions import Outcome
 
 __all__ = ["main"]
 
@@ -76,6 +77,21 @@ def _lazy_progress(
     return update, stop
 
 
+def _outcome_rows(n: dict[str, Any]) -> list[tuple[str, str]]:
+    """How the arrivals ended: served, balked and reneged always; other outcomes when any session had them."""
+    rows = [
+        (
+            "served / balked / reneged",
+            f"{n['sessions_served']:,} / {n['sessions_balked']:,} / {n['sessions_reneged']:,}",
+        )
+    ]
+    for outcome in Outcome:
+        key = f"sessions_{outcome.name.lower()}"
+        if outcome not in (Outcome.SERVED, Outcome.BALKED, Outcome.RENEGED) and n[key]:
+            rows.append((outcome.name.lower().replace("_", " "), f"{n[key]:,}"))
+    return rows
+
+
 def _summary(kpis: dict[str, Any], title: str) -> Table:
     n = kpis["network"]
     cur = kpis["currency"]
@@ -84,13 +100,14 @@ def _summary(kpis: dict[str, Any], title: str) -> Table:
     table.add_column("value", justify="right")
     rows = [
         ("sessions arrived", f"{n['sessions_arrived']:,}"),
-        (
-            "served / balked / reneged",
-            f"{n['sessions_served']:,} / {n['sessions_balked']:,} / {n['sessions_reneged']:,}",
-        ),
+        *_outcome_rows(n),
         ("energy delivered", f"{n['energy_delivered_kwh'] / 1000:,.2f} MWh"),
         ("unmet energy (served)", f"{n['unmet_energy_kwh'] / 1000:,.2f} MWh"),
-        ("wait mean / p95", f"{n['wait_mean_s'] / 60:,.1f} / {n['wait_p95_s'] / 60:,.1f} min"),
+        ("wait mean / p95, all who queued", f"{n['wait_all_mean_s'] / 60:,.1f} / {n['wait_all_p95_s'] / 60:,.1f} min"),
+        (
+            "wait mean / p95, plugged in",
+            f"{n['wait_plugged_mean_s'] / 60:,.1f} / {n['wait_plugged_p95_s'] / 60:,.1f} min",
+        ),
         ("port time utilization", f"{n['time_utilization']:.1%}"),
         ("port energy utilization", f"{n['energy_utilization']:.1%}"),
         ("network peak (15 min)", f"{n['peak_kw']:,.0f} kW"),

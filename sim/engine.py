@@ -865,7 +865,12 @@ class _Simulation:
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
         evse = s.evse
         energy_kwh = s.energy_kwh
-        wait_s = (s.plug_t_s if evse is not None else departure_t_s) - s.arrival_t_s
+        if evse is not None:
+            wait_s = s.plug_t_s - s.arrival_t_s
+        elif s.state is State.QUEUED:  # still waiting at the horizon: the wait so far
+            wait_s = self.env.now - s.arrival_t_s
+        else:  # reneged after waiting; balked or priced out at once (no departure time: no wait)
+            wait_s = departure_t_s - s.arrival_t_s
         method, method_code = self._payment(s)
         bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s, method)
         visit = s.visit

@@ -220,29 +220,42 @@ def ports_frame(run: RunTables) -> pd.DataFrame:
     )
 
 
+def _share(count: int, total: int) -> float:
+    return count / total if total else 0.0
+
+
+def _wait_stats(waits: pd.Series) -> tuple[float, float]:
+    """Mean and 95th percentile of `waits` (s); zero when nobody is in the group."""
+    return (float(waits.mean()), float(np.percentile(waits, 95))) if len(waits) else (0.0, 0.0)
+
+
 def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, horizon_s: float) -> dict[str, Any]:
+    """The KPIs of one group of sessions and ports; each is defined in docs/kpis.md."""
     outcome = sessions["outcome"]
+    counts = outcome.value_counts()
     plugged = sessions["plug_t_s"].notna()
     served = outcome == "served"
-    waits = sessions.loc[plugged, "wait_s"]
+    reneged = outcome == "reneged"
+    # Every driver whose wait ended before the horizon: at plug-in, or when they gave up.
+    wait_all_mean_s, wait_all_p95_s = _wait_stats(sessions.loc[plugged | reneged, "wait_s"])
+    wait_plugged_mean_s, wait_plugged_p95_s = _wait_stats(sessions.loc[plugged, "wait_s"])
     energy_kwh = float(ports["energy_kwh"].sum())
     capacity_kwh = float((ports["max_power_kw"] * horizon_s / 3600.0).sum())
+    arrived = len(sessions)
     return {
-        "sessions_arrived": len(sessions),
-        "sessions_served": int(served.sum()),
-        "sessions_balked": int((outcome == "balked").sum()),
-        "sessions_reneged": int((outcome == "reneged").sum()),
-        "sessions_ongoing": int((outcome == "ongoing").sum()),
-        "sessions_failed": int((outcome == "failed").sum()),
-        "sessions_interrupted": int((outcome == "interrupted").sum()),
-        "sessions_priced_out": int((outcome == "priced_out").sum()),
+        "sessions_arrived": arrived,
+        **{f"sessions_{o.name.lower()}": int(counts.get(o.name.lower(), 0)) for o in Outcome},
+        "balk_share": _share(int(counts.get("balked", 0)), arrived),
+        "renege_share": _share(int(counts.get("reneged", 0)), arrived),
         "energy_requested_kwh": float(sessions.loc[plugged, "energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
         "unmet_energy_kwh": float(
             (sessions.loc[served, "energy_requested_kwh"] - sessions.loc[served, "energy_delivered_kwh"]).sum()
         ),
-        "wait_mean_s": float(waits.mean()) if len(waits) else 0.0,
-        "wait_p95_s": float(np.percentile(waits, 95)) if len(waits) else 0.0,
+        "wait_all_mean_s": wait_all_mean_s,
+        "wait_all_p95_s": wait_all_p95_s,
+        "wait_plugged_mean_s": wait_plugged_mean_s,
+        "wait_plugged_p95_s": wait_plugged_p95_s,
         "time_utilization": float(ports["plugged_s"].sum() / (len(ports) * horizon_s)) if len(ports) else 0.0,
         "energy_utilization": energy_kwh / capacity_kwh if capacity_kwh else 0.0,
         "peak_kw": float(load["power_kw"].max()) if len(load) else 0.0,

@@ -85,7 +85,7 @@ _PATH_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)((?:\[\d+\])*)$")
 _INDEX = re.compile(r"\[(\d+)\]")
 _REPORT_KPIS = (
     "network.sessions_served",
-    "network.wait_mean_s",
+    "network.wait_all_mean_s",
     "network.energy_delivered_kwh",
     "network.peak_kw",
     "network.revenue",

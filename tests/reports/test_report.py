@@ -14,6 +14,7 @@ import yaml
 
 from reports import render
 from reports.occupancy import occupancy_week_hour
+from sim.sessions import Outcome
 
 START = "2026-01-05T00:00:00+01:00"  # a Monday
 HORIZON_DAYS = 1.0
@@ -24,14 +25,18 @@ FIGURES = ("site_load.png", "occupancy.png", "utilization.png", "outcomes.png")
 
 def _kpis(sessions: pd.DataFrame, ports: int, capacity_kw: float | None = None) -> dict[str, float]:
     counts = sessions["outcome"].value_counts()
-    kpis = {f"sessions_{o}": int(counts.get(o, 0)) for o in ("served", "balked", "reneged", "ongoing")}
+    kpis = {f"sessions_{o.name.lower()}": int(counts.get(o.name.lower(), 0)) for o in Outcome}
     kpis |= {
         "sessions_arrived": len(sessions),
         "energy_requested_kwh": float(sessions["energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
         "unmet_energy_kwh": float((sessions["energy_requested_kwh"] - sessions["energy_delivered_kwh"]).sum()),
-        "wait_mean_s": float(sessions["wait_s"].mean()),
-        "wait_p95_s": float(sessions["wait_s"].quantile(0.95)),
+        "balk_share": kpis["sessions_balked"] / len(sessions),
+        "renege_share": kpis["sessions_reneged"] / len(sessions),
+        "wait_all_mean_s": float(sessions["wait_s"].mean()),
+        "wait_all_p95_s": float(sessions["wait_s"].quantile(0.95)),
+        "wait_plugged_mean_s": float(sessions["wait_s"].mean()),
+        "wait_plugged_p95_s": float(sessions["wait_s"].quantile(0.95)),
         "time_utilization": 0.4321,
         "energy_utilization": 0.1234,
         "peak_kw": 123.45,
@@ -185,7 +190,7 @@ def test_markdown_shows_formatted_kpis(results_dir: Path) -> None:
     assert "| Sessions served | 40 |" in text
     assert "| Sessions arrived | 50 |" in text
     assert f"| Energy delivered | {kpis['energy_delivered_kwh'] / 1000:,.2f} MWh |" in text
-    assert f"| Mean wait | {kpis['wait_mean_s'] / 60:.1f} min |" in text
+    assert f"| Mean wait, all who queued | {kpis['wait_all_mean_s'] / 60:.1f} min |" in text
     assert "| Time utilization | 43.2 % |" in text
     assert f"| Revenue | {kpis['revenue']:,.2f} EUR |" in text
     assert "| S1 | Central |" in text

@@ -10,7 +10,7 @@ from sim.engine import simulate
 from sim.managers.base import SessionStarted, SetChargingProfile
 from sim.metrics import BIN_S, build_tables
 from sim.results import write_results
-from tests.conftest import make_scenario
+from tests.conftest import check_ev_curve, make_scenario
 
 
 def test_energy_is_conserved():
@@ -127,7 +127,7 @@ site_strategy = st.fixed_dictionaries(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(site_strategy)
 def test_equal_share_invariants(p):
-    """equal_share never exceeds the site's capacity, a connector's or the EV's limit, or the need."""
+    """equal_share never exceeds the site's capacity, a connector's limit, the EV's own charge curve, or the need."""
     chargers = []
     if p["ac"]:
         chargers.append(
@@ -173,6 +173,8 @@ def test_equal_share_invariants(p):
     sessions = build_tables(run).sessions
     assert (sessions["energy_delivered_kwh"] <= sessions["energy_requested_kwh"] + 1e-9).all()
     assert ((sessions["soc_out_frac"] >= 0) & (sessions["soc_out_frac"] <= 1)).all()
+    # The EV: no interval above the EV's own charge curve, SoC continuous, energy adds up.
+    assert check_ev_curve(run) == len(caps)
     # Energy delivered never beats the cap: each interval's energy ≤ cap × duration.
     for k in range(len(caps)):
         prof = run.profiles[iv["profile"][k]]
