@@ -62,11 +62,12 @@ class ChargingProfile:
         purpose: What the profile limits.
         stack_level: Priority within its purpose; higher wins, 0 is the lowest.
         periods: The schedule, the first period starting at offset 0.
-        start_t_s: When the schedule starts; None for a relative profile, which starts with the transaction.
+        start_t_s: When the schedule starts; None: it starts with the transaction (a relative profile, or an
+            absolute or recurring one sent without a start).
         duration_s: How long each run of the schedule lasts; None means until the next run or for ever.
         valid_from_t_s: The profile applies from this time on.
         valid_to_t_s: The profile no longer applies from this time on.
-        recurring_s: Period of repetition from ``start_t_s`` (86400 for Daily, 604800 for Weekly), or None.
+        recurring_s: Period of repetition from the schedule start (86400 for Daily, 604800 for Weekly), or None.
     """
 
     profile_id: int
@@ -105,8 +106,6 @@ class ChargingProfile:
         if self.recurring_s is not None:
             if not (math.isfinite(self.recurring_s) and self.recurring_s > 0):
                 raise ValueError(f"{name}: recurring_s(={self.recurring_s}) must be finite and > 0")
-            if self.start_t_s is None:
-                raise ValueError(f"{name}: a recurring profile needs start_t_s (recurring_s={self.recurring_s})")
             if self.periods[-1].start_offset_s >= self.recurring_s:
                 raise ValueError(
                     f"{name}: period offset {self.periods[-1].start_offset_s} never comes within "

@@ -36,7 +36,7 @@ from ocpp.messages import MessageType, unpack
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from sim.charging_profiles import ProfileSet, limit_at, next_change_t_s
+from sim.charging_profiles import ChargingProfile, ProfileSet, limit_at, next_change_t_s
 from sim.ev import ProfileCache
 from virtual_chargers.clock import ChargerClock, SimClock
 from virtual_chargers.connection import Backoff, SecurityConfig, connect_charger
@@ -642,6 +642,12 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         except TimeoutError:
             what = "from the CSMS" if direction == "rx" else "by the charger"
             raise TimeoutError(f"{self.spec.id}: no {action} {what} within {timeout_s} s") from None
+
+    def profile_installed(self, target: int, profile: ChargingProfile) -> None:
+        """A charging profile was installed on connector / EVSE ``target`` (0: the whole charger).
+
+        Nothing here; a bridged charger passes the very profile it installed on to the simulation.
+        """
 
     # ------------------------------------------------------------------ meter and faults
 

@@ -58,7 +58,7 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 from pydantic import ValidationError
 
-from sim.charging_profiles import ChargingProfilePurpose
+from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
 from sim.config import Scenario
 from sim.config.ocpp import OcppManager
 from sim.config.revenue import Tariff
@@ -572,20 +572,12 @@ class TwinCharger16(V16Charger):
         """Report the transaction's status as the simulation has it now."""
         await self.set_status(c, self._charging_status(c))
 
-    def _sim_profile_command(self, connector_id: int, profile: dict[str, Any]) -> Command:
-        c = self.connectors.get(connector_id) or next(iter(self.connectors.values()))
-        converted = self._profile(profile, c)
-        if connector_id == 0:
-            return SetChargingProfile(converted, charger_id=ChargerId(self.spec.id))
-        return SetChargingProfile(converted, evse_id=self.bridge.port(self.spec.id, connector_id).evse_id)
-
-    @on(Action.set_charging_profile)
-    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        """SetChargingProfile: installed here and on the simulated connector(s)."""
-        res = V16Charger.on_set_charging_profile(self, connector_id, cs_charging_profiles)
-        if res.status == "Accepted":
-            self.bridge.command(self._sim_profile_command(connector_id, cs_charging_profiles))
-        return res
+    def profile_installed(self, target: int, profile: ChargingProfile) -> None:
+        """The profile the charger installed goes to the simulated connector (0: every connector of the charger)."""
+        if target == 0:
+            self.bridge.command(SetChargingProfile(profile, charger_id=ChargerId(self.spec.id)))
+        else:
+            self.bridge.command(SetChargingProfile(profile, evse_id=self.bridge.port(self.spec.id, target).evse_id))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(

@@ -9,13 +9,13 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from sim.charging_profiles import ChargingProfilePurpose
+from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
 from sim.ids import ChargerId
 from sim.managers.base import ClearChargingProfile, EvseStatus, SetChargingProfile, SetPowerLimit
 from virtual_chargers.base import ChargerSpec, Connector
 from virtual_chargers.bridge import TARIFF_MESSAGE, TARIFF_VENDOR, Bridge
 from virtual_chargers.v201 import V201Charger  # type: ignore[attr-defined]
-from virtual_chargers.v201.smart_charging import PURPOSES, profile_from_ocpp
+from virtual_chargers.v201.smart_charging import PURPOSES
 
 __all__ = ["TwinCharger201"]
 
@@ -53,18 +53,12 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
     def _evse(self, evse_id: int) -> Any:
         return self.bridge.port(self.spec.id, evse_id).evse_id
 
-    @on(Action.set_charging_profile)
-    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **kwargs: Any) -> Any:
-        """SetChargingProfile: installed here and on the simulated connector(s)."""
-        res = V201Charger.on_set_charging_profile(self, evse_id, charging_profile, **kwargs)
-        if res.status == "Accepted":
-            c = self.connectors.get(evse_id) or next(iter(self.connectors.values()))
-            p = profile_from_ocpp(charging_profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases)
-            if evse_id == 0:
-                self.bridge.command(SetChargingProfile(p, charger_id=ChargerId(self.spec.id)))
-            else:
-                self.bridge.command(SetChargingProfile(p, evse_id=self._evse(evse_id)))
-        return res
+    def profile_installed(self, target: int, profile: ChargingProfile) -> None:
+        """The profile the station installed goes to the simulated connector (0: every EVSE of the station)."""
+        if target == 0:
+            self.bridge.command(SetChargingProfile(profile, charger_id=ChargerId(self.spec.id)))
+        else:
+            self.bridge.command(SetChargingProfile(profile, evse_id=self._evse(target)))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(

@@ -190,6 +190,19 @@ def test_next_change_returns_next_breakpoint():
     assert next_change_t_s(daily, DAY_S + 4000.0, None) == 2 * DAY_S
 
 
+def test_recurring_profile_without_start_repeats_from_the_transaction_start():
+    """A daily profile with no start_t_s counts from the transaction start and restarts every 86400 s after it."""
+    daily = profile(4, TX_DEFAULT, 0, (0, 3.0), (3600, 7.0), start_t_s=None, recurring_s=DAY_S)
+    tx_start_t_s = 5000.0
+    assert limit_at([daily], 4999.0, tx_start_t_s) == math.inf  # before the transaction: not in force
+    assert limit_at([daily], tx_start_t_s, tx_start_t_s) == 3.0
+    assert limit_at([daily], tx_start_t_s + 3600.0, tx_start_t_s) == 7.0
+    assert limit_at([daily], tx_start_t_s + DAY_S + 10.0, tx_start_t_s) == 3.0
+    assert limit_at([daily], tx_start_t_s + DAY_S + 3600.0, tx_start_t_s) == 7.0
+    assert limit_at([daily], tx_start_t_s, None) == math.inf  # no transaction, no start
+    assert next_change_t_s([daily], tx_start_t_s + 4000.0, tx_start_t_s) == tx_start_t_s + DAY_S
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -199,7 +212,6 @@ def test_next_change_returns_next_breakpoint():
         ({"stack_level": -2}, "-2"),
         ({"duration_s": 0.0}, "duration_s\\(=0.0\\)"),
         ({"valid_from_t_s": 2000.0, "valid_to_t_s": 1000.0}, "2000.0"),
-        ({"recurring_s": DAY_S, "start_t_s": None}, "86400.0"),
         ({"recurring_s": 3600.0, "periods": (SchedulePeriod(0.0, 1.0), SchedulePeriod(3600.0, 2.0))}, "3600.0"),
         ({"purpose": CP_MAX, "start_t_s": None}, "ChargePointMaxProfile"),
     ],

@@ -79,7 +79,7 @@ class CapAtStart:
     def __init__(self, scenario) -> None:
         clock = SimClock(1.0, scenario.start)
         ocpp = snake_keys(RULE.profile16("TxDefaultProfile"))
-        self.profile = from_ocpp(ocpp, clock.t_s_of, 230.0, 3)
+        self.profile = from_ocpp(ocpp, clock.t_s_of, 230.0, 3, received_t_s=0.0)
         self.chargers = [ChargerId(f"a.{n:02d}") for n in (1, 2)]
 
     def handle(self, event, network):

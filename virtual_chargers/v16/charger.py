@@ -261,7 +261,9 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         c.profile_set.start_transaction(t_s)
         if profile is not None:
             with contextlib.suppress(ValueError):
-                c.profile_set.install(self._profile(profile, c))
+                converted = self._profile(profile, c)
+                c.profile_set.install(converted)
+                self.profile_installed(c.id, converted)
         c.sync(t_s)
         c.meter.start(t_s)
         reading = c.meter.read(t_s)
@@ -408,7 +410,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         return self.ctx.clock.t_s_of(when)
 
     def _profile(self, profile: dict[str, Any], c: Connector) -> Any:
-        return from_ocpp(profile, self._t_s_of, c.spec.voltage_v, c.meter.phases)
+        return from_ocpp(profile, self._t_s_of, c.spec.voltage_v, c.meter.phases, received_t_s=self.clock.t_s())
 
     def _by_tx_id(self, transaction_id: int) -> Connector | None:
         for c in self.connectors.values():
@@ -572,6 +574,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 c.profile_set.install(p)
         except (ValueError, KeyError):
             return call_result.SetChargingProfile(status="Rejected")
+        self.profile_installed(connector_id, profiles[0])
         for c in targets:
             c.sync(t_s)
             if c.tx_ref is not None:
@@ -605,17 +608,23 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
 
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None) -> Any:
-        """GetCompositeSchedule from the installed profiles (the rating where none limits)."""
+        """GetCompositeSchedule from the installed profiles (the rating where none limits).
+
+        Connector 0 is the whole charge point: its ChargePointMaxProfiles over the sum of the ratings (or the
+        shared cabinet's power).
+        """
         if connector_id == 0:
             c = next(iter(self.connectors.values()))
-            max_kw = sum(x.spec.max_power_kw for x in self.connectors.values())
+            profiles = tuple(p for p in c.profile_set.profiles if p.purpose is ChargingProfilePurpose.CHARGE_POINT_MAX)
+            max_kw = self.spec.shared_power_kw or sum(x.spec.max_power_kw for x in self.connectors.values())
         elif connector_id in self.connectors:
             c = self.connectors[connector_id]
+            profiles = c.profile_set.profiles
             max_kw = c.spec.max_power_kw
         else:
             return call_result.GetCompositeSchedule(status="Rejected")
         t0_s = float(math.floor(self.clock.t_s()))
-        steps = composite_schedule(c.profile_set.profiles, t0_s, t0_s + max(1, duration), c.profile_set.tx_start_t_s)
+        steps = composite_schedule(profiles, t0_s, t0_s + max(1, duration), c.profile_set.tx_start_t_s)
         unit = charging_rate_unit or ("W" if c.spec.dc else "A")
         schedule = schedule_to_ocpp(steps, t0_s, duration, unit, max_kw, c.spec.voltage_v, c.meter.phases)
         schedule["startSchedule"] = ocpp_time(self.ctx.clock.at(t0_s))

@@ -17,9 +17,17 @@ _RECURRENCE_S = {"Daily": 86400.0, "Weekly": 604800.0}
 
 
 def from_ocpp(
-    profile: dict[str, Any], t_s_of: Callable[[datetime], float], voltage_v: float, phases: int
+    profile: dict[str, Any],
+    t_s_of: Callable[[datetime], float],
+    voltage_v: float,
+    phases: int,
+    *,
+    received_t_s: float,
 ) -> ChargingProfile:
     """A ``csChargingProfiles`` dict (snake_case keys, as the ocpp library hands it over) in kW and t_s.
+
+    ``received_t_s`` is when the charger got the profile: the start of a ChargePointMaxProfile that names
+    no ``startSchedule``.
 
     Raises:
         ValueError: For a profile a charge point must reject (the message says why).
@@ -36,22 +44,27 @@ def from_ocpp(
             limit_kw = w_to_kw(limit)
         periods.append(SchedulePeriod(float(p["start_period"]), limit_kw))
     kind = profile["charging_profile_kind"]
+    purpose = ChargingProfilePurpose(profile["charging_profile_purpose"])
     start = schedule.get("start_schedule")
     start_t_s = t_s_of(parse_ocpp_time(start)) if start and kind != "Relative" else None
-    if kind == "Absolute" and start_t_s is None:
-        raise ValueError("an Absolute profile needs chargingSchedule.startSchedule")
+    # startSchedule is optional for every kind. OCPP 1.6 (ChargingSchedule) and 2.0.1 (ChargingScheduleType)
+    # define it alike: "Starting point of an absolute schedule. If absent the schedule will be relative to
+    # start of charging." So an Absolute or Recurring profile without it counts from the transaction start,
+    # as a Relative one does (a Recurring one then repeats from there). A ChargePointMaxProfile belongs to no
+    # transaction: the charger's own start point (Relative: "determined by the charge point") is the
+    # moment it received the profile.
+    if start_t_s is None and purpose is ChargingProfilePurpose.CHARGE_POINT_MAX:
+        start_t_s = received_t_s
     recurring_s = None
     if kind == "Recurring":
         recurrency = profile.get("recurrency_kind")
         if recurrency not in _RECURRENCE_S:
             raise ValueError("a Recurring profile needs recurrencyKind Daily or Weekly")
-        if start_t_s is None:
-            raise ValueError("a Recurring profile needs chargingSchedule.startSchedule")
         recurring_s = _RECURRENCE_S[recurrency]
     valid_from, valid_to = profile.get("valid_from"), profile.get("valid_to")
     return ChargingProfile(
         profile_id=int(profile["charging_profile_id"]),
-        purpose=ChargingProfilePurpose(profile["charging_profile_purpose"]),
+        purpose=purpose,
         stack_level=int(profile["stack_level"]),
         periods=tuple(periods),
         start_t_s=start_t_s,

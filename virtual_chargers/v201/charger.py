@@ -1092,12 +1092,15 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             raise ProfileError("stackLevel above SmartChargingCtrlr.ProfileStackLevel")
         if schedule["charging_rate_unit"] not in self.dm.list_value("SmartChargingCtrlr", "RateUnit"):
             raise ProfileError(f"chargingRateUnit {schedule['charging_rate_unit']} is not supported")
-        converted = profile_from_ocpp(profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases)
         t_s = self.clock.t_s()
+        converted = profile_from_ocpp(
+            profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases, received_t_s=t_s
+        )
         for x in self.connectors.values():
             x.sync(t_s)
         running = self.connectors[evse_id].tx_ref if evse_id in self.connectors else None
         self.profiles.install(evse_id, converted, profile.get("transaction_id"), running)
+        self.profile_installed(evse_id, converted)
         self._count_profiles()
         self._after_limit_change(t_s)
 

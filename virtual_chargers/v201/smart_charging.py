@@ -31,9 +31,17 @@ class ProfileError(ValueError):
 
 
 def profile_from_ocpp(
-    profile: Mapping[str, Any], t_s_of: Callable[[datetime], float], voltage_v: float, phases: int
+    profile: Mapping[str, Any],
+    t_s_of: Callable[[datetime], float],
+    voltage_v: float,
+    phases: int,
+    *,
+    received_t_s: float,
 ) -> ChargingProfile:
     """A 2.0.1 ChargingProfileType (snake_case keys, as the ocpp library passes it) in kW and t_s.
+
+    Without ``startSchedule`` every kind counts from the transaction start, and a ChargingStationMaxProfile
+    from ``received_t_s`` (see `virtual_chargers.v16.profiles.from_ocpp`, where 1.6 and 2.0.1 agree).
 
     Raises:
         ProfileError: For a profile a station must reject.
@@ -48,7 +56,7 @@ def profile_from_ocpp(
         "charging_schedule": profile["charging_schedule"][0],
     }
     try:
-        return from_ocpp(as_16, t_s_of, voltage_v, phases)
+        return from_ocpp(as_16, t_s_of, voltage_v, phases, received_t_s=received_t_s)
     except (ValueError, KeyError) as exc:
         raise ProfileError(str(exc)) from exc
 

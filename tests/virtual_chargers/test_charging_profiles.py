@@ -1,0 +1,330 @@
+"""Charging profiles in the virtual chargers (1.6J and 2.0.1) against a CSMS of our own.
+
+The CSMS here is raw OCPP-J frames over `websockets` on 127.0.0.1 (port 0), sending what strict
+third-party CSMSs send: profiles without ``startSchedule``, a TxProfile in the same breath as the
+StartTransaction answer, charger-wide maximum profiles. The chargers run on a clock the test steps, so
+every limit and energy below follows from the profiles' definitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.typing import Subprotocol
+
+from virtual_chargers.clock import SimClock, ocpp_time
+from virtual_chargers.testing import ChargerSet
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+DAY_S = 86400
+
+
+class SteppedClock(SimClock):
+    """Simulated time that moves only when the test moves it; timers still sleep ``sim_s / speed`` wall seconds."""
+
+    def __init__(self, start: datetime = START, speed: float = 600.0) -> None:
+        """Simulated second 0 at ``start``."""
+        super().__init__(speed, start)
+        self.now_s = 0.0
+
+    def t_s(self) -> float:
+        """The time the test set."""
+        return self.now_s
+
+
+# Every request a charger sends gets a valid answer; {tx} is a fresh transaction id.
+_ANSWERS_16: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
+    "BootNotification": lambda p, n: {"currentTime": ocpp_time(START), "interval": 300, "status": "Accepted"},
+    "Heartbeat": lambda p, n: {"currentTime": ocpp_time(START)},
+    "Authorize": lambda p, n: {"idTagInfo": {"status": "Accepted"}},
+    "StartTransaction": lambda p, n: {"transactionId": n, "idTagInfo": {"status": "Accepted"}},
+    "StopTransaction": lambda p, n: {},
+}
+_ANSWERS_201: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
+    "BootNotification": lambda p, n: {"currentTime": ocpp_time(START), "interval": 300, "status": "Accepted"},
+    "Heartbeat": lambda p, n: {"currentTime": ocpp_time(START)},
+    "Authorize": lambda p, n: {"idTokenInfo": {"status": "Accepted"}},
+    "TransactionEvent": lambda p, n: {"idTokenInfo": {"status": "Accepted"}} if "idToken" in p else {},
+    "NotifyEVChargingNeeds": lambda p, n: {"status": "Accepted"},
+}
+
+
+class RawCsms:
+    """A CSMS of our own: answers every request, records every frame, sends calls when the test asks.
+
+    Args:
+        version: "1.6" or "2.0.1" (the subprotocol and the answers).
+        after_answer: Called with (charger id, action, request payload, answer) for each request; the
+            ``(action, payload)`` calls it returns are sent right after the answer, in the same burst of
+            writes, before the charger could have handled the answer.
+    """
+
+    def __init__(
+        self,
+        version: str = "1.6",
+        after_answer: Callable[[str, str, dict[str, Any], dict[str, Any]], list[tuple[str, dict[str, Any]]]]
+        | None = None,
+    ) -> None:
+        self.version = version
+        self.answers = _ANSWERS_16 if version == "1.6" else _ANSWERS_201
+        self.after_answer = after_answer
+        self.requests: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []  # (charger, action, payload, answer)
+        self.call_results: dict[str, dict[str, Any]] = {}  # our call's id → the charger's answer
+        self._conns: dict[str, ServerConnection] = {}
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._tx_ids = itertools.count(1001)
+        self._changed = asyncio.Event()
+        self._server: Any = None
+        self.url = ""
+
+    async def __aenter__(self) -> RawCsms:
+        protocol = Subprotocol("ocpp1.6" if self.version == "1.6" else "ocpp2.0.1")
+        self._server = await serve(self._handle, "127.0.0.1", 0, subprotocols=[protocol])
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await asyncio.wait_for(self._server.wait_closed(), 10)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        charger = ws.request.path.rsplit("/", 1)[-1] if ws.request is not None else "?"
+        self._conns[charger] = ws
+        with contextlib.suppress(Exception):
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame[0] == 2:
+                    _, uid, action, payload = frame
+                    make = self.answers.get(action)
+                    answer = make(payload, next(self._tx_ids)) if make else {}
+                    await ws.send(json.dumps([3, uid, answer]))
+                    follow = self.after_answer(charger, action, payload, answer) if self.after_answer else []
+                    for call_action, call_payload in follow:
+                        call_id = f"csms-{next(self._ids)}"
+                        self._waiters[call_id] = asyncio.get_running_loop().create_future()
+                        await ws.send(json.dumps([2, call_id, call_action, call_payload]))
+                    self.requests.append((charger, action, payload, answer))
+                elif frame[0] in (3, 4):
+                    waiter = self._waiters.pop(frame[1], None)
+                    result = frame[2] if frame[0] == 3 else {"callError": frame[2]}
+                    self.call_results[frame[1]] = result
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(result)
+                self._changed.set()
+
+    async def call(self, charger: str, action: str, payload: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
+        """Send a request to ``charger`` and return its answer (a CallError as ``{"callError": code}``)."""
+        await self.wait_for(lambda: charger in self._conns, timeout_s)
+        uid = f"csms-{next(self._ids)}"
+        waiter = self._waiters[uid] = asyncio.get_running_loop().create_future()
+        await self._conns[charger].send(json.dumps([2, uid, action, payload]))
+        return await asyncio.wait_for(waiter, timeout_s)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+        """Wait (wall seconds) until ``predicate()`` holds."""
+
+        async def poll() -> None:
+            while not predicate():
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+
+        await asyncio.wait_for(poll(), timeout_s)
+
+    def sent(self, action: str, charger: str | None = None) -> list[dict[str, Any]]:
+        """Payloads of the requests ``action`` the chargers sent."""
+        return [p for c, a, p, _ in self.requests if a == action and (charger is None or c == charger)]
+
+
+# ---------------------------------------------------------------------- profiles in both versions' words
+
+
+def profile16(
+    profile_id: int,
+    purpose: str,
+    stack_level: int,
+    kind: str,
+    periods: list[tuple[int, float]],
+    *,
+    start: datetime | None = None,
+    recurrency: str | None = None,
+    duration_s: int | None = None,
+    transaction_id: Any = None,
+) -> dict[str, Any]:
+    """A 1.6 csChargingProfiles in W."""
+    schedule: dict[str, Any] = {
+        "chargingRateUnit": "W",
+        "chargingSchedulePeriod": [{"startPeriod": s, "limit": w} for s, w in periods],
+    }
+    if start is not None:
+        schedule["startSchedule"] = ocpp_time(start)
+    if duration_s is not None:
+        schedule["duration"] = duration_s
+    p: dict[str, Any] = {
+        "chargingProfileId": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": kind,
+        "chargingSchedule": schedule,
+    }
+    if recurrency is not None:
+        p["recurrencyKind"] = recurrency
+    if transaction_id is not None:
+        p["transactionId"] = transaction_id
+    return p
+
+
+def profile201(
+    profile_id: int, purpose: str, stack_level: int, kind: str, periods: list[tuple[int, float]], **kw: Any
+) -> dict[str, Any]:
+    """The same profile as a 2.0.1 ChargingProfileType."""
+    p16 = profile16(
+        profile_id, purpose.replace("ChargePointMax", "ChargingStationMax"), stack_level, kind, periods, **kw
+    )
+    schedule = {"id": profile_id, **p16.pop("chargingSchedule")}
+    p = {"id": p16.pop("chargingProfileId"), **p16, "chargingSchedule": [schedule]}
+    if "transactionId" in p:
+        p["transactionId"] = str(p["transactionId"])
+    return p
+
+
+class Dialect:
+    """What differs between 1.6 and 2.0.1 for these tests: message names, fields and where answers live."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+
+    def set_profile(self, target: int, profile: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The SetChargingProfile call for connector / EVSE ``target``."""
+        if self.version == "1.6":
+            return "SetChargingProfile", {"connectorId": target, "csChargingProfiles": profile}
+        return "SetChargingProfile", {"evseId": target, "chargingProfile": profile}
+
+    def profile(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        """A profile in this version's words (see `profile16`)."""
+        return profile16(*args, **kw) if self.version == "1.6" else profile201(*args, **kw)
+
+    async def composite(self, csms: RawCsms, charger: str, target: int, duration_s: int) -> list[tuple[int, float]]:
+        """GetCompositeSchedule in W as (startPeriod, limit) pairs."""
+        if self.version == "1.6":
+            payload = {"connectorId": target, "duration": duration_s, "chargingRateUnit": "W"}
+            answer = await csms.call(charger, "GetCompositeSchedule", payload)
+            assert answer["status"] == "Accepted", answer
+            periods = answer["chargingSchedule"]["chargingSchedulePeriod"]
+        else:
+            payload = {"evseId": target, "duration": duration_s, "chargingRateUnit": "W"}
+            answer = await csms.call(charger, "GetCompositeSchedule", payload)
+            assert answer["status"] == "Accepted", answer
+            periods = answer["schedule"]["chargingSchedulePeriod"]
+        return [(p["startPeriod"], p["limit"]) for p in periods]
+
+    def tx_ids(self, csms: RawCsms, charger: str) -> dict[int, Any]:
+        """Connector / EVSE → id of the transaction started on it, as the CSMS knows it."""
+        if self.version == "1.6":
+            return {
+                p["connectorId"]: answer["transactionId"]
+                for c, a, p, answer in csms.requests
+                if c == charger and a == "StartTransaction"
+            }
+        return {
+            p["evse"]["id"]: p["transactionInfo"]["transactionId"]
+            for p in csms.sent("TransactionEvent", charger)
+            if p["eventType"] == "Started"
+        }
+
+
+VERSIONS = ["1.6", "2.0.1"]
+
+
+async def _wait_tx(csms: RawCsms, dialect: Dialect, cp: Any, connector: int) -> Any:
+    """Wait until the CSMS and the charger both know the transaction on ``connector``; return its id."""
+    await csms.wait_for(lambda: connector in dialect.tx_ids(csms, cp.spec.id), 10)
+    tx_id = dialect.tx_ids(csms, cp.spec.id)[connector]
+    await csms.wait_for(lambda: cp.connectors[connector].tx_id == str(tx_id), 10)
+    return tx_id
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_profiles_without_start_schedule_are_accepted_and_the_composite_is_their_stack(
+    version: str, arun: Any, tmp_path: Path
+) -> None:
+    """Absolute and Recurring profiles with and without startSchedule are Accepted; GetCompositeSchedule is their stack.
+
+    Without startSchedule a schedule counts from the start of charging (the transaction), and a charger-wide
+    maximum from its receipt. Installed (W, times in simulated seconds):
+      charger max, Absolute, no start, received at 100: 11000 until 1900, then 7000;
+      connector 1 TxDefault level 0, Recurring Daily from 3600: 9000 for 7200 s, then 5000, every day;
+      connector 1 TxProfile level 1, Absolute, no start, transaction from 500: 6000, 10000 from 1500, until 2500;
+      connector 2 TxDefault level 1, Recurring Daily, no start, transaction from 700: 4000, 8000 from 4300, daily.
+    """
+    d = Dialect(version)
+    max_purpose = "ChargePointMaxProfile"
+
+    async def scenario() -> None:
+        clock = SteppedClock()
+        async with RawCsms(version) as csms, ChargerSet(csms.url, clock=clock, state_dir=tmp_path) as fleet:
+            cp = await fleet.add("CP1", ocpp=version, connectors=2, power_kw=22.0)
+            await fleet.wait_booted(cp)
+
+            async def install(target: int, profile: dict[str, Any]) -> None:
+                answer = await csms.call("CP1", *d.set_profile(target, profile))
+                assert answer["status"] == "Accepted", (profile, answer)
+
+            clock.now_s = 100.0
+            await install(0, d.profile(1, max_purpose, 0, "Absolute", [(0, 11000.0), (1800, 7000.0)]))
+            daily = d.profile(
+                2, "TxDefaultProfile", 0, "Recurring", [(0, 9000.0), (7200, 5000.0)],
+                start=START + timedelta(seconds=3600), recurrency="Daily",
+            )  # fmt: skip
+            await install(1, daily)
+            clock.now_s = 500.0
+            await cp.plug_in(1, id_tag="ALICE")
+            tx_id = await _wait_tx(csms, d, cp, 1)
+            clock.now_s = 600.0
+            tx_profile = d.profile(
+                3, "TxProfile", 1, "Absolute", [(0, 6000.0), (1000, 10000.0)], duration_s=2000, transaction_id=tx_id
+            )
+            await install(1, tx_profile)
+            # window [600, 100600): 6000 | 10000 from 1500 | 7000 from 1900 (max steps down; the TxProfile ends
+            # at 2500 and the daily one starts at 3600, both above 7000) | 5000 from 10800 | 7000 from 90000
+            # (the next day's 9000 period) | 5000 from 97200
+            expected_1 = [
+                (0, 6000.0),
+                (900, 10000.0),
+                (1300, 7000.0),
+                (10200, 5000.0),
+                (89400, 7000.0),
+                (96600, 5000.0),
+            ]
+            assert await d.composite(csms, "CP1", 1, 100000) == expected_1
+
+            clock.now_s = 700.0
+            await install(
+                2, d.profile(4, "TxDefaultProfile", 1, "Recurring", [(0, 4000.0), (3600, 8000.0)], recurrency="Daily")
+            )
+            await cp.plug_in(2, id_tag="BOB")
+            await _wait_tx(csms, d, cp, 2)
+            clock.now_s = 800.0
+            # window [800, 90800): 4000 (under the max) | 7000 from 4300 (max below 8000) | 4000 from 87100 | 7000
+            # from 90700
+            assert await d.composite(csms, "CP1", 2, 90000) == [
+                (0, 4000.0),
+                (3500, 7000.0),
+                (86300, 4000.0),
+                (89900, 7000.0),
+            ]
+            # the whole charger: its maximum alone
+            assert await d.composite(csms, "CP1", 0, 3600) == [(0, 11000.0), (1100, 7000.0)]
+
+    arun(scenario())
