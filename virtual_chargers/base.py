@@ -236,6 +236,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self._missing_until_t_s = -math.inf
         self._pending_uid: str | None = None  # our request in flight
         self._reply: asyncio.Future[Any] | None = None  # its answer, set by `route_message`
+        self._on_answer: Callable[[dict[str, Any]], None] | None = None  # see `request_wire`
         super().__init__(spec.id, None, response_timeout=ctx.response_timeout_s)
 
     # ------------------------------------------------------------------ protocol hooks
@@ -477,8 +478,14 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         """
         return await self.request_wire(type(payload).__name__, to_wire(payload))
 
-    async def request_wire(self, action: str, body: dict[str, Any]) -> Any:
+    async def request_wire(
+        self, action: str, body: dict[str, Any], on_answer: Callable[[dict[str, Any]], None] | None = None
+    ) -> Any:
         """`request` with the payload as it goes on the wire (camelCase, no None values), e.g. a queued one.
+
+        ``on_answer`` gets the answer's payload (as received, not yet validated) the moment it arrives, before
+        any frame the CSMS sent after it is handled: what the charger learns from an answer (a transaction
+        id) is then known to a request the CSMS sends in the same breath.
 
         Returns the answer as the library's ``call_result`` dataclass; raises as `request` does.
         """
@@ -491,6 +498,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             async with self._call_lock:
                 reply = self._reply = asyncio.get_running_loop().create_future()
                 self._pending_uid = uid
+                self._on_answer = on_answer
                 started = time.perf_counter()
                 await self._send_frame(frame)
                 try:
@@ -505,6 +513,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         finally:
             self._pending_uid = None
             self._reply = None
+            self._on_answer = None
         if response.message_type_id == MessageType.CallError:
             raise CsmsCallError(action, response.to_exception())
         try:
@@ -574,6 +583,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             )
             return
         if self._reply is not None and not self._reply.done():
+            if self._on_answer is not None and msg.message_type_id == MessageType.CallResult:
+                self._on_answer(msg.payload)
             self._reply.set_result(msg)
 
     async def _handle_call(self, msg: Any) -> Any:

@@ -328,3 +328,52 @@ def test_profiles_without_start_schedule_are_accepted_and_the_composite_is_their
             assert await d.composite(csms, "CP1", 0, 3600) == [(0, 11000.0), (1100, 7000.0)]
 
     arun(scenario())
+
+
+def _tx_profile_on_start(d: Dialect, profile_ids: itertools.count) -> Any:
+    """An ``after_answer`` hook: a 3.7 kW TxProfile for the transaction just answered, right behind the answer."""
+
+    def hook(charger: str, action: str, payload: dict[str, Any], answer: dict[str, Any]) -> list[Any]:
+        if d.version == "1.6" and action == "StartTransaction":
+            connector, tx_id = payload["connectorId"], answer["transactionId"]
+        elif d.version == "2.0.1" and action == "TransactionEvent" and payload["eventType"] == "Started":
+            connector, tx_id = payload["evse"]["id"], payload["transactionInfo"]["transactionId"]
+        else:
+            return []
+        profile = d.profile(next(profile_ids), "TxProfile", 2, "Relative", [(0, 3700.0)], transaction_id=tx_id)
+        return [d.set_profile(connector, profile)]
+
+    return hook
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_tx_profile_sent_with_the_start_answer_is_accepted_for_every_transaction(
+    version: str, arun: Any, tmp_path: Path
+) -> None:
+    """A CSMS that sends the TxProfile in the same write burst as the StartTransaction (TransactionEvent) answer.
+
+    Every one of 12 transactions (4 chargers x 3 sessions) gets Accepted and runs capped at 3.7 kW.
+    """
+    d = Dialect(version)
+    n_chargers, n_sessions = 4, 3
+
+    async def scenario() -> None:
+        clock = SteppedClock()
+        csms = RawCsms(version, after_answer=_tx_profile_on_start(d, itertools.count(100)))
+        async with csms, ChargerSet(csms.url, clock=clock, state_dir=tmp_path) as fleet:
+            cps = [await fleet.add(f"CP{i}", ocpp=version, power_kw=11.0) for i in range(n_chargers)]
+            await fleet.wait_all_booted(20)
+            for k in range(n_sessions):
+                clock.now_s = 1000.0 * (k + 1)
+                for cp in cps:
+                    await cp.plug_in(1, id_tag=f"T{k}")
+                await csms.wait_for(lambda k=k: len(csms.call_results) == n_chargers * (k + 1), 10)
+                for cp in cps:
+                    assert cp.connectors[1].limit_kw(clock.now_s) == pytest.approx(3.7)
+                for cp in cps:
+                    await cp.unplug(1)
+            answers = list(csms.call_results.values())
+        assert len(answers) == n_chargers * n_sessions
+        assert all(a.get("status") == "Accepted" for a in answers), answers
+
+    arun(scenario())

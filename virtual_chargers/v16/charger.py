@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import math
 from datetime import datetime
@@ -357,7 +358,10 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 payload["transactionId"] = int(tx_id)
             elif msg.action == "MeterValues":
                 payload.pop("transactionId", None)  # its StartTransaction was given up: no id to give
-        res = await self.request_wire(msg.action, payload)
+        on_answer = None
+        if msg.action == "StartTransaction" and msg.tx_ref is not None:
+            on_answer = functools.partial(self._learn_tx_id, msg.tx_ref)
+        res = await self.request_wire(msg.action, payload, on_answer)
         if msg.action == "StartTransaction" and msg.tx_ref is not None:
             self.queue.set_tx_id(msg.tx_ref, str(res.transaction_id))
             for c in self.connectors.values():
@@ -369,6 +373,17 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         elif msg.action == "StopTransaction" and msg.tx_ref is not None:
             self.queue.forget_tx(msg.tx_ref)
             self.ctx.log.summary.transactions_confirmed += 1
+
+    def _learn_tx_id(self, tx_ref: str, answer: dict[str, Any]) -> None:
+        """Take the CSMS's transactionId from its StartTransaction answer as soon as it arrives.
+
+        A CSMS may send a TxProfile for the transaction right behind the answer; it must find the id known.
+        """
+        tx_id = answer.get("transactionId")
+        if isinstance(tx_id, int) and not isinstance(tx_id, bool):
+            for c in self.connectors.values():
+                if c.tx_ref == tx_ref:
+                    c.tx_id = str(tx_id)
 
     # ------------------------------------------------------------------ reboot and faults
 
