@@ -165,7 +165,8 @@ def service_table(kpis: Mapping[str, Any], currency: str) -> Table:
     ]
     note = (
         "Uptime: NEVI port uptime over the trailing 12 months (the whole run if shorter), excluded outages not counted;"
-        " availability counts all downtime. Lost: failed or interrupted sessions. Maintenance cost: labour and parts."
+        " down includes derated below the class minimum power. Availability counts all down time, overlapping outages"
+        " once. Lost: failed or interrupted sessions. Maintenance cost: labour and parts. Definitions: docs/kpis.md."
     )
     return Table("Serviceability KPIs", ("KPI", "Value"), rows, note=note)
 
@@ -190,7 +191,10 @@ def fault_modes_table(fault_modes: Mapping[str, Mapping[str, Any]]) -> Table:
         for mode in [fault_modes[name]]
     ]
     headers = ("Fault mode", "Failures", "Observed MTBF (d)", "MTTR (h)", "Time to detect (h)", "Outage (port-h)")
-    note = "MTBF: charger-days of exposure per failure; outage: summed over ports, derated time included; –: undefined."
+    note = (
+        "Observed MTBF: mean up time between failures; MTTR: failure to restore; outage: port-hours, overlaps once per"
+        " port, derated time included; –: undefined."
+    )
     return Table("Fault modes", headers, rows, note=note)
 
 

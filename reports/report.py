@@ -78,7 +78,10 @@ def _service_figures(service: ServiceResults, results: Results) -> list[FigureRe
 
     outage_sites = service_figures.sites_by_outage(service.outages)
     gantt_sites = outage_sites[: service_figures.MAX_GANTT_SITES]
-    gantt_caption = "Outages per port by kind over days since start; light and hatched: derated, still charging."
+    gantt_caption = (
+        "Outages per port by kind over days since start; light and hatched: derated, still up (at or above the class"
+        " minimum power)."
+    )
     if n_more := len(outage_sites) - len(gantt_sites):
         gantt_caption += f" The {len(gantt_sites)} sites with the most outage hours; {n_more} more in outages.parquet."
 

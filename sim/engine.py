@@ -62,6 +62,7 @@ from sim.managers.base import (
     VehicleView,
 )
 from sim.managers.pricing import DynamicPricing
+from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_network
 from sim.recorder import Table
 from sim.rng import stream
 from sim.serviceability import Reliability, ServiceRecord, haversine_km
@@ -113,12 +114,14 @@ CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING = (
 
 @dataclass
 class RunTables:
-    """What a run recorded, as columns, plus what is needed to read them."""
+    """What a run recorded, as columns, plus what is needed to read them.
+
+    It holds no live simulation object: the network is the frozen plan the run was built from.
+    """
 
     scenario: Scenario
     models: list[EVModel]
-    sites: list[SiteState]
-    evses: list[Evse]
+    network: NetworkPlan
     profiles: list[ChargeProfile]
     sessions: dict[str, np.ndarray]
     events: dict[str, np.ndarray]
@@ -130,6 +133,16 @@ class RunTables:
     invoices: dict[str, np.ndarray] | None = None
     tariff_changes: dict[str, np.ndarray] | None = None
     ev: EvRecord | None = None
+
+    @property
+    def sites(self) -> tuple[SitePlan, ...]:
+        """The sites, in scenario order (a site's `index`)."""
+        return self.network.sites
+
+    @property
+    def evses(self) -> tuple[PortPlan, ...]:
+        """The ports, in the order the tables' ``evse`` codes refer to."""
+        return self.network.ports
 
 
 class _View:
@@ -217,7 +230,8 @@ class _Simulation:
         self.models = models
         self.env = simpy.Environment()
         transformer_kw = {k: g.transformer_kw for k, g in scenario.grid.sites.items() if g.transformer_kw}
-        self.sites, self.evses = build_sites(scenario.network.sites, transformer_kw)
+        self.plan = plan_network(scenario.network.sites, transformer_kw)
+        self.sites, self.evses = build_sites(self.plan)
         self.evse_by_id = {e.evse_id: e for e in self.evses}
         self.prices = PriceSignal(scenario.grid.energy_price, scenario)
         self.manager: NetworkManager = (
@@ -1012,8 +1026,7 @@ class Simulation:
         return RunTables(
             self.scenario,
             sim.models,
-            sim.sites,
-            sim.evses,
+            sim.plan,
             sim.profiles.profiles,
             sim.sessions.arrays(),
             sim.events.arrays(),

@@ -16,7 +16,7 @@ from sim.managers.base import EvseStatus
 
 if TYPE_CHECKING:
     from sim.charging_profiles import ProfileSet
-    from sim.config import Site
+    from sim.network_plan import NetworkPlan
     from sim.sessions import Session
 
 __all__ = ["Charger", "Evse", "SiteState", "build_sites"]
@@ -91,33 +91,19 @@ class SiteState:
         self.queue: deque[Session] = deque()
 
 
-def build_sites(
-    sites: list[Site], transformer_kw: dict[str, float] | None = None
-) -> tuple[list[SiteState], list[Evse]]:
-    """Create the hardware of every site; connector ids are ``<site>.<charger nn>.<connector n>``."""
-    states: list[SiteState] = []
+def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
+    """Create the mutable hardware of every site from the frozen `plan`, in the plan's order."""
+    states = [SiteState(p.index, p.site_id, p.capacity_kw, p.grid_limit_kw) for p in plan.sites]
+    chargers = [Charger(p.charger_id, p.power_kw, p.shared) for p in plan.chargers]
+    for p in plan.chargers:
+        states[p.site.index].chargers.append(chargers[p.index])
     evses: list[Evse] = []
-    transformer_kw = transformer_kw or {}
-    for i, cfg in enumerate(sites):
-        site = SiteState(i, SiteId(cfg.id), cfg.capacity_kw, min(cfg.capacity_kw, transformer_kw.get(cfg.id, math.inf)))
-        n = 0
-        for group in cfg.chargers:
-            for _ in range(group.count):
-                n += 1
-                charger = Charger(ChargerId(f"{cfg.id}.{n:02d}"), group.power_kw, group.shared)
-                for c in range(1, group.connectors + 1):
-                    evse = Evse(
-                        len(evses),
-                        EvseId(f"{charger.charger_id}.{c}"),
-                        site,
-                        charger,
-                        group.power_kw,
-                        group.current == "dc",
-                    )
-                    charger.evses.append(evse)
-                    site.evses.append(evse)
-                    evses.append(evse)
-                site.chargers.append(charger)
+    for port in plan.ports:
+        site, charger = states[port.site.index], chargers[port.charger.index]
+        evse = Evse(port.index, port.evse_id, site, charger, port.rated_kw, port.dc)
+        charger.evses.append(evse)
+        site.evses.append(evse)
+        evses.append(evse)
+    for site in states:
         site.free = list(site.evses)
-        states.append(site)
     return states, evses

@@ -190,7 +190,11 @@ def build_tables(run: RunTables) -> Tables:
 
 
 def ports_frame(run: RunTables) -> pd.DataFrame:
-    """One row per connector: sessions, plugged and charging time, energy, utilization."""
+    """One row per connector: sessions, plugged and charging time, energy, utilization.
+
+    `max_power_kw` is the port's rating from the network plan, whatever derating was in force
+    when the run ended, so energy utilization is energy over rated power × horizon.
+    """
     horizon_s = run.scenario.horizon_s
     n = len(run.evses)
     s = run.sessions
@@ -202,7 +206,7 @@ def ports_frame(run: RunTables) -> pd.DataFrame:
     count = np.bincount(ev, minlength=n)
     iv = run.intervals
     charging_s = np.bincount(iv["evse"], weights=iv["t1_s"] - iv["t0_s"], minlength=n)
-    max_kw = np.array([e.max_kw for e in run.evses])
+    max_kw = np.array([e.rated_kw for e in run.evses])
     return pd.DataFrame(
         {
             "site_id": [e.site.site_id for e in run.evses],

@@ -4,7 +4,9 @@ Port uptime follows the NEVI rule (23 CFR 680.116):
 ``uptime % = (T − (T_outage − T_excluded)) / T × 100`` per port and period, where
 ``T_outage`` is the time the port was down and ``T_excluded`` the part of it outside the
 operator's control (grid outages, vandalism, scheduled maintenance within its allowance).
-Overlapping outages count once.
+Overlapping outages count once. A port is down while it is out of service, or derated below the
+minimum power of its class (`serviceability.uptime_min_power`; NEVI: 150 kW DC). Every KPI here
+is defined in docs/kpis.md, section Serviceability.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ def _cat(codes: np.ndarray, names: list[str]) -> pd.Categorical:
 
 
 def outages_frame(run: RunTables) -> pd.DataFrame:
-    """One row per port and outage: the fields a NEVI quarterly submission needs."""
+    """One row per port and outage: the fields a NEVI quarterly submission needs.
+
+    ``down``: the row counts as down (out of service, or derated below the port's class minimum);
+    ``derated``: the port kept charging at ``available_kw`` meanwhile (0 kW: out of service).
+    """
     assert run.service is not None
     o = run.service.outages
     evse = o["evse"]
@@ -61,6 +67,8 @@ def outages_frame(run: RunTables) -> pd.DataFrame:
         "repaired_by": _cat(o["repaired_by"], list(REPAIRED_BY)),
         "excluded": o["excluded"].astype(bool),
         "down": o["down"].astype(bool),
+        "derated": o["available_kw"] > 0,
+        "available_kw": o["available_kw"],
     }).sort_values(["start_t_s", "evse_id"], kind="stable", ignore_index=True)  # fmt: skip
 
 
@@ -93,6 +101,15 @@ def measure(intervals: list[tuple[float, float, bool]], lo: float, hi: float) ->
             n_excl += step
         last = t
     return total, excl, counted
+
+
+def _down_s(outages: pd.DataFrame, lo: float, hi: float) -> float:
+    """Port-seconds within [lo, hi) in at least one of the `outages` rows, overlaps counted once per port."""
+    total = 0.0
+    for _, rows in outages.groupby("evse_id", observed=True, sort=True):
+        intervals = list(zip(rows["start_t_s"], rows["end_t_s"], [False] * len(rows), strict=True))
+        total += measure(intervals, lo, hi)[0]
+    return total
 
 
 def _periods(run: RunTables) -> list[tuple[str, float, float]]:
@@ -175,25 +192,29 @@ def crews_frame(run: RunTables) -> pd.DataFrame:
 
 
 def _mode_kpis(run: RunTables, outages: pd.DataFrame) -> dict[str, Any]:
+    """Per fault mode: failures, observed MTBF (mean up time), MTTR, time to detect and outage port-hours."""
     assert run.service is not None
     hardware = run.service.config.hardware
-    exposure_h: dict[str, float] = {}
+    horizon_s = run.scenario.horizon_s
+    exposure_s: dict[str, float] = {}  # charger-seconds each mode could fail in
     for site in run.scenario.network.sites:
         for g in site.chargers:
             for name in hardware.get(g.model, []):
-                exposure_h[name] = exposure_h.get(name, 0.0) + g.count * run.scenario.horizon_s / 3600.0
+                exposure_s[name] = exposure_s.get(name, 0.0) + g.count * horizon_s
     faults = outages[outages["fault_id"] >= 0].drop_duplicates("fault_id")  # faults and vandalism
     out = {}
     for name, f in faults.groupby("cause", observed=True):
         repaired = f[f["repaired_by"] != "none"]
         detected = f["detected_t_s"].notna()
+        # A charger's mode cannot fail again while its fault is active: up time is exposure minus fault time.
+        up_s = exposure_s[str(name)] - float(f["duration_s"].sum()) if str(name) in exposure_s else None
         out[str(name)] = {
             "failures": len(f),
-            "observed_mtbf_h": exposure_h[str(name)] / len(f) if str(name) in exposure_h else None,
+            "observed_mtbf_h": up_s / len(f) / 3600.0 if up_s is not None else None,
             "mttr_h": float(repaired["duration_s"].mean() / 3600.0) if len(repaired) else None,
             "time_to_detect_h": float((f["detected_t_s"] - f["start_t_s"])[detected].mean() / 3600.0)
             if detected.any() else None,
-            "outage_h": float(outages.loc[outages["cause"] == name, "duration_s"].sum() / 3600.0),
+            "outage_h": _down_s(outages[outages["cause"] == name], 0.0, horizon_s) / 3600.0,
         }  # fmt: skip
     return out
 
@@ -224,12 +245,13 @@ def service_kpis(
     visits_per_fault = visits[visits["fault_id"].isin(tech_fixed)].groupby("fault_id").size()
     down = outages[outages["down"]]
     busy_s, shift_s = float(crews["busy_s"].sum()), float(crews["shift_s"].sum())
+    horizon_s = run.scenario.horizon_s
     return {
         "uptime_target_pct": UPTIME_TARGET_PCT,
         "port_uptime_mean_pct": float(trailing["uptime_pct"].mean()),
         "port_uptime_min_pct": float(trailing["uptime_pct"].min()),
         "ports_meeting_target_share": float((trailing["uptime_pct"] >= UPTIME_TARGET_PCT).mean()),
-        "availability": 1.0 - float(down["duration_s"].sum()) / (len(run.evses) * run.scenario.horizon_s),
+        "availability": 1.0 - _down_s(down, 0.0, horizon_s) / (len(run.evses) * horizon_s),
         "failed_attempts": len(attempts),
         "failed_attempts_per_100": 100.0 * len(attempts) / n_attempts if n_attempts else 0.0,
         "sessions_lost": len(lost),

@@ -175,7 +175,7 @@ class Reliability:
         self.maintenance_excluded_s: dict[int, float] = {}
         self._rngs: dict[tuple[str, str], np.random.Generator] = {}
         self.outages = Table(
-            floats=("start_t_s", "end_t_s", "detected_t_s"),
+            floats=("start_t_s", "end_t_s", "detected_t_s", "available_kw"),
             ints=("evse", "cause", "fault_id", "repaired_by", "excluded", "down"),
         )
         self.attempts = Table(floats=("t_s",), ints=("session_id", "evse", "fault_id"))
@@ -183,7 +183,7 @@ class Reliability:
             floats=("created_t_s", "arrive_t_s", "end_t_s", "travel_s", "work_s", "part_cost"),
             ints=("crew", "technician", "charger", "kind", "fault_id", "fixed", "part_ordered"),
         )
-        self._open_rows: dict[tuple[int, int], tuple[float, int, int, int]] = {}  # (evse, token) → row start
+        self._open_rows: dict[tuple[int, int], tuple[float, int, int, int, float]] = {}  # (evse, token) → row start
         self._tokens = 0
         self.chargers = [c for s in sites for c in s.chargers]
         self.charger_index = {id(c): k for k, c in enumerate(self.chargers)}
@@ -332,10 +332,14 @@ class Reliability:
         fault.part_lead_s = float(mode.part_lead_days.draw(rng, 1)[0]) * S_PER_DAY
         self.next_fault_id += 1
         self.faults[fault.fault_id] = fault
-        down = mode.derate_frac == 0
+        derated = mode.derate_frac > 0
+        min_power = self.cfg.uptime_min_power
         for evse in evses:
-            fault.rows.append(self._open_row(evse, t, cause, fault.fault_id, excluded, down))
-            if not down:
+            available_kw = evse.rated_kw * mode.derate_frac
+            # NEVI: a port derated below its class minimum is down, though it still charges.
+            down = not derated or available_kw < min_power.port_min_kw(evse.rated_kw, evse.dc)
+            fault.rows.append(self._open_row(evse, t, cause, fault.fault_id, excluded, down, available_kw))
+            if derated:
                 self.derates.setdefault(evse.index, []).append(mode.derate_frac)
                 self._apply_derate(evse, t)
             elif mode.detected:
@@ -398,14 +402,18 @@ class Reliability:
 
     # ------------------------------------------------------------ ports and the outage log
 
-    def _open_row(self, evse: Evse, t_s: float, cause: int, fault_id: int, excluded: bool, down: bool) -> int:
+    def _open_row(
+        self, evse: Evse, t_s: float, cause: int, fault_id: int, excluded: bool, down: bool, available_kw: float = 0.0
+    ) -> int:
+        """Open an outage row; `down`: counted as down for uptime; `available_kw`: what the port still delivers."""
         self._tokens += 1
-        self._open_rows[(evse.index, self._tokens)] = (t_s, cause, fault_id, int(excluded) | (int(down) << 1))
+        flags = int(excluded) | (int(down) << 1)
+        self._open_rows[(evse.index, self._tokens)] = (t_s, cause, fault_id, flags, available_kw)
         return self._tokens
 
     def _close_row(self, evse: Evse, token: int, t_s: float, by: int, detected_t_s: float) -> None:
-        start, cause, fault_id, flags = self._open_rows.pop((evse.index, token))
-        self.outages.add_floats((start, t_s, detected_t_s))
+        start, cause, fault_id, flags, available_kw = self._open_rows.pop((evse.index, token))
+        self.outages.add_floats((start, t_s, detected_t_s, available_kw))
         self.outages.add_ints((evse.index, cause, fault_id, by, flags & 1, flags >> 1))
 
     def _apply_derate(self, evse: Evse, t_s: float) -> None:
@@ -611,8 +619,8 @@ class Reliability:
     def finish(self, t_s: float) -> None:
         """Close the rows of outages still open at the end of the horizon."""
         detected = {f.fault_id: f.detected_t_s for f in self.faults.values()}
-        for (evse_index, _token), (start, cause, fault_id, flags) in sorted(self._open_rows.items()):
-            self.outages.add_floats((start, t_s, detected.get(fault_id, math.nan)))
+        for (evse_index, _token), (start, cause, fault_id, flags, available_kw) in sorted(self._open_rows.items()):
+            self.outages.add_floats((start, t_s, detected.get(fault_id, math.nan), available_kw))
             self.outages.add_ints((evse_index, cause, fault_id, _NONE, flags & 1, flags >> 1))
         self._open_rows.clear()
 

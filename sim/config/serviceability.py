@@ -23,6 +23,7 @@ __all__ = [
     "PreventiveOperator",
     "ReactiveOperator",
     "Serviceability",
+    "UptimeMinPower",
     "Vandalism",
 ]
 
@@ -199,6 +200,22 @@ class FirmwareUpdates(StrictModel):
     failure_prob: float = Field(default=0.02, ge=0, le=1)
 
 
+class UptimeMinPower(StrictModel):
+    """The least power a port must be able to deliver to count as up, per class (NEVI, 23 CFR 680.116).
+
+    A port derated below its class minimum is down for uptime and availability while it
+    still charges. A port rated below its class minimum is held to its own rating instead:
+    any derating makes it down. 0 for a class: up at any power.
+    """
+
+    dc_kw: float = Field(default=150.0, ge=0, allow_inf_nan=False, description="DC ports; NEVI: 150 kW")
+    ac_kw: float = Field(default=0.0, ge=0, allow_inf_nan=False, description="AC ports; 0: any power")
+
+    def port_min_kw(self, rated_kw: float, dc: bool) -> float:
+        """The power below which a port rated `rated_kw` counts as down."""
+        return min(rated_kw, self.dc_kw if dc else self.ac_kw)
+
+
 class Serviceability(StrictModel):
     """Reliability of the hardware and the operator's maintenance work."""
 
@@ -214,6 +231,9 @@ class Serviceability(StrictModel):
     labour_cost_per_h: float = Field(default=85.0, ge=0)
     maintenance_excluded_h_per_port_year: float | None = Field(
         default=None, ge=0, description="cap on scheduled maintenance counted as excluded outage; none: no cap"
+    )
+    uptime_min_power: UptimeMinPower = Field(
+        default=UptimeMinPower(), description="per class, the power a port must deliver to count as up"
     )
 
     @field_validator("crews")

@@ -169,7 +169,7 @@ def test_equal_share_invariants(p):
     # Connector and EV: no interval's cap above the connector's maximum, AC caps within the car's charger.
     for k, evse_index in enumerate(iv["evse"]):
         evse = run.evses[evse_index]
-        assert caps[k] <= evse.max_kw * (1 + 1e-12)
+        assert caps[k] <= evse.rated_kw * (1 + 1e-12)
     sessions = build_tables(run).sessions
     assert (sessions["energy_delivered_kwh"] <= sessions["energy_requested_kwh"] + 1e-9).all()
     assert ((sessions["soc_out_frac"] >= 0) & (sessions["soc_out_frac"] <= 1)).all()

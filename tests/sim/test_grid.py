@@ -45,7 +45,7 @@ def _check_tree(run, target_kw: float = math.inf) -> None:
         by_charger: dict[str, float] = {}
         for j in np.flatnonzero(open_):
             evse = run.evses[iv["evse"][j]]
-            assert caps[j] <= evse.max_kw + 1e-9
+            assert caps[j] <= evse.rated_kw + 1e-9
             by_charger[evse.charger.charger_id] = by_charger.get(evse.charger.charger_id, 0.0) + caps[j]
             if evse.charger.shared:
                 assert by_charger[evse.charger.charger_id] <= evse.charger.power_kw * (1 + 1e-9)

@@ -213,6 +213,8 @@ def test_same_seed_same_outages_and_faults_keep_arrivals(tmp_path):
         ({"hardware": {"post": ["flux_capacitor"]}}, "unknown fault mode 'flux_capacitor'"),
         ({"crews": [{"id": "c", "technicians": 2}]}, "serviceability.crews[0].depot: required key is missing"),
         ({"hardware": {"pots": ["software_hang"]}}, "charger model(s) pots that no site has"),
+        ({"uptime_min_power": {"dc_kw": -50}}, "serviceability.uptime_min_power.dc_kw: Input should be greater"),
+        ({"uptime_min_power": {"dc": 150}}, "serviceability.uptime_min_power.dc"),
     ],
 )
 def test_bad_serviceability_input(tmp_path, capsys, change, expected):
