@@ -102,7 +102,8 @@ def _service_figures(service: ServiceResults, results: Results) -> list[FigureRe
         ),
         FigureRef(
             "failure_pareto.png",
-            "Outage port-hours by cause, largest first, derated time included; line: cumulative share (right axis).",
+            "Outage port-hours by cause (overlaps once per port), largest first, derated time included; line:"
+            " cumulative share (right axis).",
             figures.png_bytes(service_figures.pareto_figure(service_figures.outage_pareto(service.outages))),
         ),
         FigureRef(

@@ -145,7 +145,7 @@ def outages_gantt_figure(
     site_names: Mapping[str, str],
     horizon_s: float,
 ) -> Figure:
-    """One timeline per site, one row per port: outage bars coloured by kind, derated ones light and hatched."""
+    """One timeline per site, one row per port: outage bars coloured by kind; derated but up: light and hatched."""
     port_ids = [_site_ports(ports, outages, site_id) for site_id in site_ids]
     n_rows = sum(len(ids) for ids in port_ids)
     figure = Figure(figsize=(10, min(1.4 + 0.6 * len(site_ids) + 0.22 * n_rows, 30.0)), dpi=DPI, layout="constrained")
@@ -161,7 +161,7 @@ def outages_gantt_figure(
     axes[-1].set_xlim(0.0, horizon_s / _DAY_S)
     axes[-1].set_xlabel("days since start")
     handles = [Patch(color=color, label=name) for name, color in KIND_COLORS.items()]
-    handles.append(Patch(facecolor="#999999", alpha=DERATED_ALPHA, hatch=DERATED_HATCH, label="derated"))
+    handles.append(Patch(facecolor="#999999", alpha=DERATED_ALPHA, hatch=DERATED_HATCH, label="derated, up"))
     figure.legend(handles=handles, loc="outside upper center", fontsize=8, ncols=len(handles))
     return figure
 
@@ -169,16 +169,26 @@ def outages_gantt_figure(
 def outage_pareto(outages: pd.DataFrame) -> pd.DataFrame:
     """Outage port-hours (derated included) per cause, largest first, ties by name.
 
+    A port's rows of one cause that overlap (two resets at once) count once, as the fault modes'
+    ``outage_h`` in kpis.json (docs/kpis.md).
+
     Returns:
         Columns cause, kind, outage_h and cumulative_pct, which ends at exactly 100; causes without time are left out.
     """
     rows = pd.DataFrame(
         {
             "cause": outages["cause"].astype(str),
+            "evse_id": outages["evse_id"].astype(str),
             "kind": outages["kind"].astype(str),
-            "outage_h": outages["duration_s"].astype(float) / _HOUR_S,
+            "start_t_s": outages["start_t_s"].astype(float),
+            "end_t_s": outages["end_t_s"].astype(float),
         }
+    ).sort_values(["cause", "evse_id", "start_t_s"], kind="stable")
+    # Sorted by start, a row adds what lies beyond the latest end of the rows before it on the port.
+    covered_to = rows.groupby(["cause", "evse_id"], sort=False)["end_t_s"].transform(
+        lambda end: end.cummax().shift(fill_value=-np.inf)
     )
+    rows["outage_h"] = (rows["end_t_s"] - np.maximum(rows["start_t_s"], covered_to)).clip(lower=0.0) / _HOUR_S
     per_cause = rows.groupby("cause", sort=True).agg(kind=("kind", "first"), outage_h=("outage_h", "sum"))
     per_cause = per_cause[per_cause["outage_h"] > 0].reset_index()
     per_cause = per_cause.sort_values(["outage_h", "cause"], ascending=[False, True], kind="stable", ignore_index=True)

@@ -425,3 +425,15 @@ def test_gantt_with_no_outages_still_draws() -> None:
     figure = outages_gantt_figure(empty, ports, sites_by_outage(empty), {}, 86400.0)
     assert isinstance(figure, Figure)
     assert png_bytes(figure).startswith(b"\x89PNG")
+
+
+def test_pareto_counts_overlapping_rows_of_a_cause_once_per_port() -> None:
+    """Two resets overlapping on one port add their union; the same hours on two ports add up."""
+    rows = [
+        ("S1", "S1-C1", "S1-C1-1", "reset", "planned", -1, 0.0, 3600.0, NAN, "self", False, True),
+        ("S1", "S1-C1", "S1-C1-1", "reset", "planned", -1, 1800.0, 5400.0, NAN, "self", False, True),
+        ("S1", "S1-C1", "S1-C1-1", "reset", "planned", -1, 2000.0, 2500.0, NAN, "self", False, True),
+        ("S1", "S1-C1", "S1-C1-2", "reset", "planned", -1, 0.0, 3600.0, NAN, "self", False, True),
+    ]
+    pareto = outage_pareto(_outages(rows))
+    np.testing.assert_allclose(pareto["outage_h"], [(5400.0 + 3600.0) / 3600.0])
