@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +24,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from sim.config import ScenarioError, load_scenario, scenario_schema
+from sim.config import Scenario, ScenarioError, load_scenario, scenario_schema
+from sim.outputs import OutputRefusedError, describe
 from sim.sessions import Outcome
 
 __all__ = ["main"]
@@ -43,6 +46,30 @@ examples:
 
 class UsageError(Exception):
     """A problem the user can fix; printed without a traceback, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so every writer cleans up as on Ctrl-C; exit code 143."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _inputs(scenario: Scenario, path: str) -> list[Path]:
+    """The files a run reads: the scenario and its traces (a folder holding one is never replaced)."""
+    return [Path(path), *(Path(d.path) for d in scenario.demand if d.kind == "trace")]
+
+
+def _say_removed(flag: str, folder: Path, entries: list[Path]) -> None:
+    """Tell the user what --force is about to remove, before any work starts."""
+    if entries:
+        Console(stderr=True).print(
+            f"{flag} {folder}: --force: removing {describe(entries, limit=20)} when the results are written",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _lazy_progress(
@@ -182,10 +209,11 @@ def _render_report(results_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Run a scenario and write its results folder."""
     from sim.engine import simulate
-    from sim.results import write_results
+    from sim.results import check_results_dir, write_results
 
     scenario = load_scenario(args.scenario, seed=args.seed, horizon_days=args.days)
     out = Path(args.out) if args.out else Path("out") / scenario.name
+    _say_removed("--out", out, check_results_dir(out, force=args.force, inputs=_inputs(scenario, args.scenario)))
     if args.csms or args.speed or scenario.manager.kind == "ocpp" or scenario.grid.demand_response.openadr:
         from virtual_chargers.paced_run import cmd_run_paced
 
@@ -196,7 +224,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     finally:
         stop()
     with console.status("writing results and report"):
-        kpis = write_results(run, out, finish=_render_report)
+        kpis = write_results(run, out, finish=_render_report, force=args.force)
     console.print(
         _summary(
             kpis,
@@ -230,7 +258,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from reports import render
 
     folder = Path(args.results_dir)
-    missing = [f for f in ("kpis.json", "sessions.parquet", "load.parquet") if not (folder / f).is_file()]
+    required = ("manifest.json", "kpis.json", "sessions.parquet", "load.parquet")
+    missing = [f for f in required if not (folder / f).is_file()]
     if missing:
         raise UsageError(
             f"{folder}: not a results folder (missing {', '.join(missing)}); "
@@ -243,8 +272,16 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     """Show two runs' KPIs side by side and write comparison.md/.html."""
     from reports.compare import compare_runs
+    from sim.outputs import check_folder
 
     out = Path(args.out) if args.out else Path("out") / f"compare-{Path(args.run_a).name}-vs-{Path(args.run_b).name}"
+    check_folder(
+        out,
+        owned=lambda p: (p / "comparison.md").is_file(),
+        what="a comparison folder (it has no comparison.md)",
+        force=args.force,
+        inputs=[Path(args.run_a) / "kpis.json", Path(args.run_b) / "kpis.json"],
+    )
     try:
         comparison, folder = compare_runs(Path(args.run_a), Path(args.run_b), out)
     except ValueError as exc:
@@ -314,13 +351,23 @@ def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     """Run a sweep: every variant × replication, reusing finished runs; write sweep.parquet and the report."""
     from reports.sweep_report import render_sweep
-    from sim.sweep import default_kpis, load_sweep, paired_difference, report_kpis, run_sweep, summarize
+    from sim.sweep import (
+        check_sweep_dir,
+        default_kpis,
+        load_sweep,
+        paired_difference,
+        report_kpis,
+        run_sweep,
+        summarize,
+    )
 
     if args.scheduler and args.dask_local:
         raise UsageError("give --scheduler ADDRESS or --dask-local, not both")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers(={args.workers}) must be >= 1")
     plan = load_sweep(args.sweep, horizon_days=args.days, out=args.out)
+    inputs = [Path(args.sweep), plan.base_path]
+    _say_removed("--out", plan.out_dir, check_sweep_dir(plan.out_dir, force=args.force, inputs=inputs))
     compare = tuple(args.compare) if args.compare else plan.spec.compare
     if compare is not None:
         a, b = (plan.variant(name).id for name in compare)  # a typo fails here, before any run
@@ -340,6 +387,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
             scheduler=args.scheduler,
             finish=_render_report if args.reports else None,
             progress=update,
+            force=args.force,
         )
     finally:
         stop()
@@ -390,7 +438,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("scenario", help="scenario YAML file")
-    run.add_argument("--out", help="results folder (default: out/<scenario name>)")
+    run.add_argument("--out", help="results folder (default: out/<scenario name>); only a results folder is replaced")
+    run.add_argument("--force", action="store_true", help="let --out replace a folder that is not a results folder")
     run.add_argument("--seed", type=int, help="override the scenario seed")
     run.add_argument("--days", type=float, help="override horizon_days")
     run.add_argument("--csms", metavar="URL", help="a CSMS as the network manager (ws:// or wss://): a paced run")
@@ -414,6 +463,7 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786")
     swp.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster on this machine")
     swp.add_argument("--out", help="output folder (default: the file's out, else out/sweeps/<name>)")
+    swp.add_argument("--force", action="store_true", help="let --out replace a folder that is not a sweep folder")
     swp.add_argument("--days", type=float, help="override horizon_days of every run")
     swp.add_argument("--compare", nargs=2, metavar=("A", "B"), help="paired difference B − A (variant id or label)")
     swp.add_argument("--reports", action="store_true", help="also render each run's report (slower)")
@@ -422,6 +472,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_a", help="results folder A")
     cmp.add_argument("run_b", help="results folder B")
     cmp.add_argument("--out", help="where to write comparison.md/.html (default: out/compare-A-vs-B)")
+    cmp.add_argument("--force", action="store_true", help="let --out write into a folder that is not a comparison")
     cmp.set_defaults(func=cmd_compare)
     from virtual_chargers.cli import add_subcommands
 
@@ -434,8 +485,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(stderr=False)
     err = Console(stderr=True)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args.func(args, console))
+    except OutputRefusedError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        return 2
     except ScenarioError as exc:
         for line in exc.problems:
             err.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -444,9 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
-        err.print("interrupted; results folders already written are unchanged")
-        return 130
+    except KeyboardInterrupt as exc:
+        err.print("interrupted; results folders already written are unchanged", markup=False, highlight=False)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
         from sim.results import ResultsWriteError  # not at import: it loads the table libraries
 
@@ -454,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

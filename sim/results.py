@@ -15,7 +15,7 @@ import os
 import pickle
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,18 @@ import yaml
 
 from sim import ev_metrics, grid_metrics, metrics, revenue_metrics, service_metrics
 from sim.engine import RunTables
+from sim.outputs import check_folder, json_with_keys
 
-__all__ = ["EV_FILES", "PARTIAL_RUN_FILE", "RESULT_FILES", "SERVICE_FILES", "ResultsWriteError", "write_results"]
+__all__ = [
+    "EV_FILES",
+    "PARTIAL_RUN_FILE",
+    "RESULT_FILES",
+    "SERVICE_FILES",
+    "ResultsWriteError",
+    "check_results_dir",
+    "is_results_dir",
+    "write_results",
+]
 
 RESULT_FILES = (
     "scenario.yaml",
@@ -60,6 +70,8 @@ class ResultsWriteError(RuntimeError):
 def _keep_partial(run: RunTables, out_dir: Path, tmp: Path, exc: Exception) -> ResultsWriteError:
     """Move what was written to ``<out>.partial`` with the recorded run, and say so."""
     partial = out_dir.parent / f"{out_dir.name}.partial"
+    if partial.exists() and not (partial.is_dir() and (partial / "manifest.json").is_file()):
+        partial = out_dir.parent / f"{out_dir.name}.partial-{os.getpid()}"  # that name holds something else
     shutil.rmtree(partial, ignore_errors=True)
     tmp.rename(partial)
     written = ", ".join(sorted(p.name for p in partial.iterdir())) or "none"
@@ -76,6 +88,32 @@ def _keep_partial(run: RunTables, out_dir: Path, tmp: Path, exc: Exception) -> R
         f"{kept} are in {partial}"
     )
     return ResultsWriteError(message, partial)
+
+
+_MANIFEST_KEYS = ("scenario", "seed", "manager", "versions")
+
+
+def is_results_dir(path: Path) -> bool:
+    """`path` is a results folder chargetwin wrote: its manifest.json names the scenario, seed and versions."""
+    return json_with_keys(Path(path) / "manifest.json", _MANIFEST_KEYS)
+
+
+def check_results_dir(
+    out_dir: Path, *, force: bool = False, inputs: Sequence[Path] = (), flag: str = "--out"
+) -> list[Path]:
+    """Raise `sim.outputs.OutputRefusedError` unless `out_dir` is new, empty or a results folder (see `check_folder`).
+
+    Returns:
+        What replacing it removes besides a previous run's results (non-empty only with `force`).
+    """
+    return check_folder(
+        out_dir,
+        owned=is_results_dir,
+        what="a chargetwin results folder (it has no manifest.json of a run)",
+        flag=flag,
+        force=force,
+        inputs=inputs,
+    )
 
 
 @functools.cache
@@ -130,16 +168,23 @@ def _write_ev(run: RunTables, sessions: Any, tmp: Path) -> dict[str, Any]:
     return ev_metrics.ev_kpis(run, sessions, ev_sessions, attempts)
 
 
-def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] | None = None) -> dict[str, Any]:
+def write_results(
+    run: RunTables, out_dir: Path, finish: Callable[[Path], None] | None = None, *, force: bool = False
+) -> dict[str, Any]:
     """Write the results of `run` to `out_dir` and return its KPIs.
 
     Args:
         run: What `sim.engine.simulate` returned.
-        out_dir: The results folder; replaced whole if it exists.
+        out_dir: The results folder; replaced whole if it is a results folder already.
         finish: Called with the temporary folder once the tables are in it (e.g. to render
             the report), before the folder is moved into place.
+        force: Also replace a folder that is not a results folder (see `check_results_dir`).
+
+    Raises:
+        sim.outputs.OutputRefusedError: `out_dir` holds something else; nothing was written.
     """
     out_dir = Path(out_dir)
+    check_results_dir(out_dir, force=force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
@@ -193,7 +238,6 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
         if out_dir.exists():
             out_dir.rename(old)
         tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
     except Exception as exc:
         if not tmp.is_dir():
             raise
@@ -201,6 +245,13 @@ def write_results(run: RunTables, out_dir: Path, finish: Callable[[Path], None] 
             old.rename(out_dir)  # failed between the two renames: the earlier folder goes back
         raise _keep_partial(run, out_dir, tmp, exc) from exc
     except BaseException:
+        if old.exists() and not out_dir.exists():
+            old.rename(out_dir)  # interrupted between the two renames: the previous results come back
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:  # a signal while removing: finish, so no hidden folder stays behind
+        shutil.rmtree(old, ignore_errors=True)
         raise
     return k

@@ -51,6 +51,7 @@ from sim.config import (
     yaml_line,
 )
 from sim.config.base import StrictModel
+from sim.outputs import check_folder, json_with_keys, write_text_atomic
 
 __all__ = [
     "RUN_MARKER",
@@ -63,9 +64,11 @@ __all__ = [
     "SweepResult",
     "SweepSpec",
     "Variant",
+    "check_sweep_dir",
     "default_kpis",
     "execute_run",
     "flatten_kpis",
+    "is_sweep_dir",
     "latin_hypercube",
     "load_sweep",
     "paired_difference",
@@ -678,7 +681,7 @@ def execute_run(task: RunTask) -> dict[str, Any]:
             }
             (tmp / RUN_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
-        kpis = write_results(simulate(scenario), run_dir, finish=finish)
+        kpis = write_results(simulate(scenario), run_dir, finish=finish, force=True)  # runs/ is the sweep's own
         return {"kpis": flatten_kpis(kpis), "error": None, "wall_s": time.perf_counter() - t0}
     except Exception as exc:  # a failing run is recorded, and the sweep goes on
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -844,6 +847,22 @@ def _remove_stale(runs_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def is_sweep_dir(path: Path) -> bool:
+    """`path` is a sweep folder chargetwin wrote: its sweep.json names the sweep and its variants."""
+    return json_with_keys(Path(path) / "sweep.json", ("sweep", "variants", "seeds"))
+
+
+def check_sweep_dir(out_dir: Path, *, force: bool = False, inputs: Sequence[Path] = ()) -> list[Path]:
+    """Raise `sim.outputs.OutputRefusedError` unless `out_dir` is new, empty or a sweep folder (see `check_folder`).
+
+    Returns:
+        What a forced run removes first (non-empty only with `force`).
+    """
+    return check_folder(
+        out_dir, owned=is_sweep_dir, what="a chargetwin sweep folder (it has no sweep.json)", force=force, inputs=inputs
+    )
+
+
 def run_sweep(
     plan: SweepPlan,
     *,
@@ -852,6 +871,7 @@ def run_sweep(
     scheduler: str | None = None,
     finish: Callable[[Path], object] | None = None,
     progress: Callable[[SweepProgress], None] | None = None,
+    force: bool = False,
 ) -> SweepResult:
     """Run every run of `plan` not already complete on disk, and write sweep.parquet.
 
@@ -865,6 +885,10 @@ def run_sweep(
         finish: Called in the worker on each new results folder before it is moved into
             place, e.g. ``reports.render`` for a report per run; must be picklable.
         progress: Called with the counts once at the start and after every run.
+        force: Use an output folder that is not a sweep folder, removing what it holds first.
+
+    Raises:
+        sim.outputs.OutputRefusedError: the output folder holds something else (without `force`).
 
     Returns:
         The sweep table (also in ``<out>/sweep.parquet``), timings and counts.
@@ -874,8 +898,14 @@ def run_sweep(
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise SweepError([f"workers(={workers}) must be >= 1"])
+    for entry in check_sweep_dir(plan.out_dir, force=force, inputs=[plan.base_path]):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     runs_dir = plan.out_dir / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
+    _write_manifest(plan)  # first, so a sweep stopped halfway is still recognised as one and resumed
     _remove_stale(runs_dir)
     tasks = plan.tasks(finish)
     outcomes: dict[int, dict[str, Any]] = {}
@@ -934,7 +964,7 @@ def _write_manifest(plan: SweepPlan) -> None:
             for v in plan.variants
         ],
     }
-    (plan.out_dir / "sweep.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(plan.out_dir / "sweep.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

@@ -60,6 +60,7 @@ def add_subcommands(sub: Any) -> None:
     ch.add_argument("--processes", type=int, default=1, help="worker processes to spread the chargers over")
     ch.add_argument("--log", type=Path, metavar="FILE", help="JSONL frame log (one file per process if several)")
     ch.add_argument("--summary-json", type=Path, metavar="FILE", help="write the end summary as JSON")
+    ch.add_argument("--force", action="store_true", help="let --log and --summary-json overwrite other files")
     ch.add_argument("--faults", type=Path, metavar="FILE", help="fault timeline YAML (see virtual_chargers.faults)")
     ch.add_argument("--state-dir", type=Path, default=Path(".chargetwin-state"), help="where queued messages persist")
     ch.add_argument("--seed", type=int, help="seed for arrivals and backoff jitter (default: the scenario's, or 0)")
@@ -81,6 +82,7 @@ def add_subcommands(sub: Any) -> None:
     cs.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain + key (PEM): wss://")
     cs.add_argument("--duration", type=float, metavar="WALL_S", help="stop after this many wall seconds")
     cs.add_argument("--log", type=Path, metavar="FILE", help="JSONL frame log")
+    cs.add_argument("--force", action="store_true", help="let --log overwrite a file that is not a frame log")
     cs.add_argument(
         "--cap",
         metavar="KW@HH:MM-HH:MM[+HH:MM]",
@@ -109,6 +111,35 @@ def _security(args: argparse.Namespace) -> SecurityConfig:
     except SecurityError as exc:
         raise _usage(str(exc)) from None
     return security
+
+
+def _is_summary(path: Path) -> bool:
+    from sim.outputs import json_with_keys
+
+    return json_with_keys(path, ("sent", "received", "transactions", "connects"))
+
+
+def _is_frame_log(path: Path) -> bool:
+    """The file starts with a line of a frame log (`FrameLog`)."""
+    try:
+        with path.open("rb") as f:
+            first = json.loads(f.readline(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and {"t", "charger", "dir"} <= set(first)
+
+
+def _check_outputs(args: argparse.Namespace, files: list[tuple[str, Path | None]]) -> None:
+    """Refuse, before anything runs, to overwrite a file this command did not write (unless --force)."""
+    from sim.outputs import check_file
+
+    owned = {"--summary-json": (_is_summary, "a chargers summary"), "--log": (_is_frame_log, "a frame log")}
+    for flag, path in files:
+        if path is None:
+            continue
+        recognise, what = owned[flag]
+        if check_file(path, owned=recognise, what=what, flag=flag, force=args.force):
+            Console(stderr=True).print(f"{flag} {path}: --force: overwriting it", markup=False, highlight=False)
 
 
 def _config(items: list[str]) -> dict[str, str]:
@@ -163,6 +194,7 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
         raise _usage(f"--processes(={args.processes}) must be >= 1")
     if args.duration is not None and args.duration <= 0:
         raise _usage(f"--duration(={args.duration}) must be > 0 simulated seconds")
+    _check_outputs(args, [("--summary-json", args.summary_json), ("--log", args.log)])
     security = _security(args)
     faults = load_faults(args.faults) if args.faults else FaultTimeline()
     if args.scenario is not None:
@@ -228,7 +260,9 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
     for v in summary.violations[:10]:
         console.print(f"  violation {v.t} {v.charger}: {v.kind}: {v.detail}", markup=False, highlight=False)
     if args.summary_json:
-        args.summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        from sim.outputs import write_text_atomic
+
+        write_text_atomic(args.summary_json, json.dumps(summary.to_dict(), indent=2) + "\n")
     if args.log:
         console.print(f"frames: {args.log}" + (" (one file per process)" if args.processes > 1 else ""))
     return 0
@@ -252,6 +286,7 @@ def cmd_csms(args: argparse.Namespace, console: Console) -> int:
     from virtual_chargers.clock import SimClock
     from virtual_chargers.csms import CapRule, Csms
 
+    _check_outputs(args, [("--log", args.log)])
     ssl_context = None
     if args.tls_cert is not None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

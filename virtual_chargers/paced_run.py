@@ -170,9 +170,12 @@ async def run_paced(scenario: Scenario, **kwargs: Any) -> PacedResult:
 
 
 def write_paced_results(
-    result: PacedResult, out_dir: Path, finish: Callable[[Path], None] | None = None
+    result: PacedResult, out_dir: Path, finish: Callable[[Path], None] | None = None, *, force: bool = False
 ) -> dict[str, Any]:
-    """The results folder of an in-process run plus the frame log, the QA summary and the pacing KPIs."""
+    """The results folder of an in-process run plus the frame log, the QA summary and the pacing KPIs.
+
+    ``force``: also replace a folder that is not a results folder (see `sim.results.check_results_dir`).
+    """
     from sim.results import ResultsWriteError, write_results
 
     extra: dict[str, Any] = {"pacing": result.pacing()}
@@ -205,7 +208,7 @@ def write_paced_results(
             finish(tmp)
 
     try:
-        kpis = write_results(result.tables, out_dir, finish=add)
+        kpis = write_results(result.tables, out_dir, finish=add, force=force)
     except ResultsWriteError as exc:  # the frame log and QA summary are kept with the rest
         add_backends(exc.partial_dir)
         raise
@@ -279,7 +282,7 @@ def cmd_run_paced(
         finally:
             stop()
         with console.status("writing results and report"):
-            kpis = write_paced_results(result, out, finish=render)
+            kpis = write_paced_results(result, out, finish=render, force=getattr(args, "force", False))
     finally:
         frames.unlink(missing_ok=True)
     console.print(summary_table(kpis, f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
