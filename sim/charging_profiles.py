@@ -24,6 +24,7 @@ __all__ = [
     "ChargingProfilePurpose",
     "ProfileSet",
     "SchedulePeriod",
+    "charger_max_at",
     "composite_schedule",
     "limit_at",
     "next_change_t_s",
@@ -232,6 +233,16 @@ def limit_at(profiles: Sequence[ChargingProfile], t_s: float, tx_start_t_s: floa
         tx_kw = _purpose_limit_kw(profiles, ChargingProfilePurpose.TX_DEFAULT, t_s, tx_start_t_s)
     cap_kw = _purpose_limit_kw(profiles, ChargingProfilePurpose.CHARGE_POINT_MAX, t_s, tx_start_t_s)
     return min((x for x in (tx_kw, cap_kw) if x is not None), default=math.inf)
+
+
+def charger_max_at(profiles: Sequence[ChargingProfile], t_s: float) -> float:
+    """The ChargePointMax limit in kW at ``t_s`` (inf: none in force).
+
+    It is a limit on the whole charge point, shared by the connectors drawing power (OCPP 1.6
+    ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile); `limit_at` caps each connector by all of it.
+    """
+    kw = _purpose_limit_kw(profiles, ChargingProfilePurpose.CHARGE_POINT_MAX, t_s, None)
+    return math.inf if kw is None else kw
 
 
 def _next_breakpoint_t_s(p: ChargingProfile, t_s: float, tx_start_t_s: float | None) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 import simpy
 
 from sim import demand
-from sim.charging_profiles import ProfileSet, limit_at, next_change_t_s
+from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.config import Scenario
 from sim.config.revenue import PaymentMethod
 from sim.customers import Customers
@@ -174,7 +174,7 @@ class _View:
         vehicles: dict[EvseId, VehicleView] = {}
         for e in site.evses:
             s = e.session
-            charger_max_kw = e.charger.power_kw if e.charger.shared else math.inf
+            charger_max_kw = e.charger.shared_kw
             if s is None:
                 views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
                                       charger_max_kw))  # fmt: skip
@@ -596,7 +596,7 @@ class _Simulation:
         )
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
-            if evse.charger.shared:
+            if evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         if evse.profiles is not None:
             self._follow_profiles(evse, t_s)  # wake up at the profiles' next change
@@ -612,7 +612,7 @@ class _Simulation:
         self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, CHARGING))
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
-            if evse.charger.shared:
+            if evse.charger.splits:
                 self._replan_siblings(evse, t_s)
 
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
@@ -651,7 +651,7 @@ class _Simulation:
         self._apply(
             self.manager.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), self.view), t_s
         )
-        if evse.charger.shared:
+        if evse.charger.splits:
             self._replan_siblings(evse, t_s)
 
     def _on_dwell_end(self, event: simpy.Event) -> None:
@@ -681,7 +681,7 @@ class _Simulation:
             ),
             t_s,
         )
-        if was_charging and evse.charger.shared:
+        if was_charging and evse.charger.splits:
             self._replan_siblings(evse, t_s)
         self._release(evse, t_s)
 
@@ -762,6 +762,13 @@ class _Simulation:
         if kw != evse.profile_kw:
             evse.profile_kw = kw
             self._replan(evse, t_s)
+        charger = evse.charger  # its ChargePointMax limit is shared by the connectors drawing
+        max_kw = min((charger_max_at(e.profiles.profiles, t_s) for e in charger.evses if e.profiles is not None),
+                     default=math.inf)  # fmt: skip
+        if max_kw != charger.max_profile_kw:
+            charger.set_max_profile_kw(max_kw)
+            for e in charger.evses:
+                self._replan(e, t_s)
         evse.profile_version += 1
         nxt = next_change_t_s(ps.profiles, t_s, ps.tx_start_t_s)
         if nxt < math.inf:
@@ -798,7 +805,7 @@ class _Simulation:
             s.state = State.DONE
             self._record(s, Outcome.INTERRUPTED, t_s)
             self.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh))
-            if was_charging and evse.charger.shared:
+            if was_charging and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         else:
             self._set_status(evse, FAULTED)
@@ -830,12 +837,12 @@ class _Simulation:
                 return
             self._close(s, t_s)
             self._open(s, evse, t_s)
-            if evse.status is not CHARGING and evse.charger.shared:
+            if evse.status is not CHARGING and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         elif evse.status is SUSPENDED_EVSE and evse.cap_kw() >= MIN_POWER_KW:
             self._set_status(evse, CHARGING)
             self._open(s, evse, t_s)
-            if evse.charger.shared:
+            if evse.charger.splits:
                 self._replan_siblings(evse, t_s)
 
     def _replan_siblings(self, evse: Evse, t_s: float) -> None:

@@ -2,7 +2,8 @@
 
 A connector's power cap is the smallest of its hardware maximum, the limit the network
 manager set, and — on a charger whose power is shared among its connectors (a DC
-cabinet) — the charger's power split equally among the connectors drawing power.
+cabinet, or any charger under a ChargePointMax profile) — the charger's power split
+equally among the connectors drawing power.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["Charger", "Evse", "SiteState", "build_sites"]
 class Charger:
     """A charger (charge point) with one or more connectors."""
 
-    __slots__ = ("charger_id", "drawing", "evses", "power_kw", "shared")
+    __slots__ = ("charger_id", "drawing", "evses", "max_profile_kw", "power_kw", "shared", "shared_kw")
 
     def __init__(self, charger_id: ChargerId, power_kw: float, shared: bool) -> None:
         """A charger whose connectors each reach `power_kw`, sharing it if `shared`."""
@@ -34,6 +35,18 @@ class Charger:
         self.shared = shared
         self.evses: list[Evse] = []
         self.drawing = 0  # connectors in status CHARGING
+        self.max_profile_kw = math.inf  # limit of its ChargePointMax profiles now
+        self.shared_kw = power_kw if shared else math.inf  # what the connectors drawing share (inf: nothing)
+
+    @property
+    def splits(self) -> bool:
+        """Whether the connectors drawing power share a charger-wide limit."""
+        return self.shared_kw < math.inf
+
+    def set_max_profile_kw(self, kw: float) -> None:
+        """The charger-wide limit of its ChargePointMax profiles changed to ``kw`` (inf: none)."""
+        self.max_profile_kw = kw
+        self.shared_kw = min(self.power_kw if self.shared else math.inf, kw)
 
 
 class Evse:
@@ -66,8 +79,8 @@ class Evse:
         """The power this connector may deliver now."""
         cap = min(self.max_kw, self.limit_kw, self.profile_kw)
         charger = self.charger
-        if charger.shared and charger.drawing > 1:
-            share = charger.power_kw / charger.drawing
+        if charger.drawing > 1 and charger.shared_kw < math.inf:
+            share = charger.shared_kw / charger.drawing
             if share < cap:
                 return share
         return cap

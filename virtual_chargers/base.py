@@ -36,7 +36,7 @@ from ocpp.messages import MessageType, unpack
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from sim.charging_profiles import ChargingProfile, ProfileSet, limit_at, next_change_t_s
+from sim.charging_profiles import ChargingProfile, ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.ev import ProfileCache
 from virtual_chargers.clock import ChargerClock, SimClock
 from virtual_chargers.connection import Backoff, SecurityConfig, connect_charger
@@ -166,20 +166,25 @@ class Connector:
         self.reservation_id: int | None = None
         self._limit_t_s = 0.0
         self.share_kw = math.inf  # this connector's part of a shared cabinet's power
+        self.drawing = 1  # connectors of the charger drawing power, which share its ChargePointMax limit
         self.meter_task: asyncio.Task[None] | None = None
+
+    def _cap_kw(self, t_s: float) -> float:
+        profiles = self.profile_set.profiles
+        limit_kw = limit_at(profiles, t_s, self.profile_set.tx_start_t_s)
+        return min(limit_kw, self.share_kw, charger_max_at(profiles, t_s) / self.drawing)
 
     def sync(self, t_s: float) -> None:
         """Bring the meter up to ``t_s`` under the installed profiles, breakpoint by breakpoint."""
         profiles, tx_start = self.profile_set.profiles, self.profile_set.tx_start_t_s
         t = self._limit_t_s
-        share_kw = self.share_kw
         if profiles:
             while (nxt := next_change_t_s(profiles, t, tx_start)) <= t_s:
-                self.meter.set_limit_kw(min(limit_at(profiles, nxt, tx_start), share_kw), nxt)
+                self.meter.set_limit_kw(self._cap_kw(nxt), nxt)
                 t = nxt
-            self.meter.set_limit_kw(min(limit_at(profiles, t_s, tx_start), share_kw), t_s)
+            self.meter.set_limit_kw(self._cap_kw(t_s), t_s)
         else:
-            self.meter.set_limit_kw(share_kw, t_s)
+            self.meter.set_limit_kw(self.share_kw, t_s)
         self.meter.advance(t_s)
         self._limit_t_s = max(self._limit_t_s, t_s)
 
@@ -663,25 +668,26 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
     # ------------------------------------------------------------------ meter and faults
 
     def share_power(self) -> None:
-        """Split a shared cabinet's power equally among the connectors drawing it, from now on.
+        """Split the charger-wide limits equally among the connectors drawing power, from now on.
 
-        Called when a transaction starts or stops, a connector faults or clears, and before each meter
-        sample (an EV that became full stops drawing). Without ``spec.shared_power_kw``: nothing.
+        Those are a shared cabinet's power (``spec.shared_power_kw``) and the ChargePointMax /
+        ChargingStationMax profile, a limit on the whole charger (OCPP), not on each connector. Called
+        when a transaction starts or stops, a connector faults or clears, and before each meter sample
+        (an EV that became full stops drawing).
         """
-        total_kw = self.spec.shared_power_kw
-        if total_kw is None:
-            return
         t_s = self.clock.t_s()
         connectors = list(self.connectors.values())
+        drawing = [c for c in connectors if c.tx_ref is not None and c.fault is None and c.meter.charging]
+        n = max(1, len([c for c in drawing if not c.meter.full()]))
+        total_kw = self.spec.shared_power_kw
+        share_kw = total_kw / n if total_kw is not None else math.inf
+        if all(c.share_kw == share_kw and c.drawing == n for c in connectors):
+            return
         for c in connectors:
             c.sync(t_s)  # energy up to now under the old shares
-        drawing = [c for c in connectors if c.tx_ref is not None and c.fault is None and c.meter.charging]
-        drawing = [c for c in drawing if not c.meter.full()]
-        share_kw = total_kw / len(drawing) if len(drawing) > 1 else total_kw
         for c in connectors:
-            if c.share_kw != share_kw:
-                c.share_kw = share_kw
-                c.sync(t_s)
+            c.share_kw, c.drawing = share_kw, n
+            c.sync(t_s)
 
     def start_meter_loop(self, connector: Connector) -> None:
         """Sample ``connector`` every `meter_interval_s` while its transaction runs."""

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,10 @@ from sim.charging_profiles import (
     limit_at,
     next_change_t_s,
 )
+from sim.engine import simulate
+from sim.ids import ChargerId
+from sim.managers.base import SetChargingProfile
+from tests.conftest import make_scenario
 
 CP_MAX = ChargingProfilePurpose.CHARGE_POINT_MAX
 TX_DEFAULT = ChargingProfilePurpose.TX_DEFAULT
@@ -275,3 +280,65 @@ def test_limit_at_matches_composite_schedule_and_respects_cap(profiles, tx_start
         step_kw = next(kw for start_t_s, kw in reversed(steps) if start_t_s <= t_s)
         assert limit_at(profiles, t_s, tx_start_t_s) == step_kw
         assert step_kw <= limit_at(caps, t_s, tx_start_t_s)
+
+
+class _ChargerMax:
+    """Installs a ChargePointMax profile on every charger at the first event: ``max_kw[charger id]``."""
+
+    def __init__(self, max_kw: dict[str, float]) -> None:
+        self.max_kw = max_kw
+        self.sent = False
+
+    def handle(self, event, network):
+        if self.sent:
+            return ()
+        self.sent = True
+        return [
+            SetChargingProfile(profile(10, CP_MAX, 0, (0, kw)), charger_id=ChargerId(cid))
+            for cid, kw in self.max_kw.items()
+        ]
+
+
+def _charger_power_kw(run, t_s: np.ndarray) -> dict[str, np.ndarray]:
+    """Each charger's power at the instants ``t_s``, recomputed from the recorded charging intervals."""
+    iv = run.intervals
+    out = {e.charger.charger_id: np.zeros(len(t_s)) for e in run.evses}
+    for k in range(len(iv["t0_s"])):
+        t0, t1 = iv["t0_s"][k], iv["t1_s"][k]
+        inside = (t_s >= t0) & (t_s < t1)
+        if inside.any():
+            prof = run.profiles[iv["profile"][k]]
+            soc = prof.soc_at_array(iv["tau0_s"][k] + t_s[inside] - t0)
+            out[run.evses[iv["evse"][k]].charger.charger_id][inside] += prof.power_at_array(soc)
+    return out
+
+
+def test_charge_point_max_is_shared_by_the_connectors_of_the_charger():
+    """A 3.7 kW ChargePointMax on a two-connector 11 kW charger: both sessions together draw at most 3.7 kW.
+
+    Also on a shared 150 kW DC cabinet capped at 50 kW. Checked from the recorded intervals at every interval
+    boundary and every minute, over instants when both connectors of a charger draw power.
+    """
+    caps = {"a.01": 3.7, "a.02": 3.7, "a.03": 50.0}
+    s = make_scenario(horizon_days=2, demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant",
+                      "per_hour": 4.0}, "dwell_min": {"dist": "lognormal", "median": 240, "sigma": 0.3}}])  # fmt: skip
+    run = simulate(s, manager=_ChargerMax(caps))
+    iv = run.intervals
+    grid = np.arange(0.0, s.horizon_s, 60.0)
+    t_s = np.unique(np.concatenate([grid, iv["t0_s"], np.nextafter(iv["t1_s"], -np.inf)]))
+    power = _charger_power_kw(run, t_s)
+    for cid, cap_kw in caps.items():
+        assert power[cid].max() <= cap_kw * (1 + 1e-9), cid
+    # both connectors drawing at once happened, each then at half the charger's limit
+    both = np.zeros(len(t_s), dtype=bool)
+    for cid in ("a.01", "a.02"):
+        ks = [k for k in range(len(iv["t0_s"])) if run.evses[iv["evse"][k]].charger.charger_id == cid]
+        per_evse: dict[int, np.ndarray] = {}
+        for k in ks:
+            inside = (t_s >= iv["t0_s"][k]) & (t_s < iv["t1_s"][k])
+            per_evse[iv["evse"][k]] = per_evse.get(iv["evse"][k], np.zeros(len(t_s), dtype=bool)) | inside
+        if len(per_evse) == 2:
+            a, b = per_evse.values()
+            both |= a & b
+            assert np.allclose(power[cid][a & b], caps[cid])
+    assert both.sum() > 60

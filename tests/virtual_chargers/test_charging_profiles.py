@@ -17,11 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
+from tests.conftest import make_scenario
 from virtual_chargers.clock import SimClock, ocpp_time
+from virtual_chargers.paced_run import PacedRun
 from virtual_chargers.testing import ChargerSet
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -377,3 +380,168 @@ def test_tx_profile_sent_with_the_start_answer_is_accepted_for_every_transaction
         assert all(a.get("status") == "Accepted" for a in answers), answers
 
     arun(scenario())
+
+
+def _session_energy_wh(d: Dialect, csms: RawCsms, charger: str) -> dict[int, float]:
+    """Connector → energy of its (one) transaction as the CSMS was told: meter at the end − meter at the start."""
+    if d.version == "1.6":
+        starts = {
+            answer["transactionId"]: (p["connectorId"], p["meterStart"])
+            for c, a, p, answer in csms.requests
+            if c == charger and a == "StartTransaction"
+        }
+        stops = {p["transactionId"]: p["meterStop"] for p in csms.sent("StopTransaction", charger)}
+        return {connector: stops[tx] - start for tx, (connector, start) in starts.items()}
+
+    def register(p: dict[str, Any]) -> float:
+        (value,) = [
+            float(s["value"])
+            for s in p["meterValue"][0]["sampledValue"]
+            if s.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register"
+        ]
+        return value
+
+    events = csms.sent("TransactionEvent", charger)
+    starts201 = {
+        p["transactionInfo"]["transactionId"]: (p["evse"]["id"], register(p))
+        for p in events
+        if p["eventType"] == "Started"
+    }
+    ends = {p["transactionInfo"]["transactionId"]: register(p) for p in events if p["eventType"] == "Ended"}
+    return {evse: ends[tx] - start for tx, (evse, start) in starts201.items()}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_charge_point_max_is_shared_by_the_connectors_of_a_virtual_charger(
+    version: str, arun: Any, tmp_path: Path
+) -> None:
+    """A 3.7 kW charger maximum (connector / EVSE 0) on two 11 kW connectors: together they draw 3.7 kW, not 7.4.
+
+    EV 1 charges alone from 100 to 200 s at 3.7 kW, then both share it (1.85 kW each) until 3800 s. The energies
+    the CSMS is told (meter at the end − at the start; 1.6 sends whole Wh) add up to 3.7 kW x 3700 s.
+    """
+    d = Dialect(version)
+
+    async def scenario() -> dict[int, float]:
+        clock = SteppedClock()
+        async with RawCsms(version) as csms, ChargerSet(csms.url, clock=clock, state_dir=tmp_path) as fleet:
+            cp = await fleet.add("CP1", ocpp=version, connectors=2, power_kw=11.0)
+            await fleet.wait_booted(cp)
+            cap = d.profile(1, "ChargePointMaxProfile", 0, "Absolute", [(0, 3700.0)], start=START)
+            assert (await csms.call("CP1", *d.set_profile(0, cap)))["status"] == "Accepted"
+            clock.now_s = 100.0
+            await cp.plug_in(1, id_tag="ALICE")
+            await _wait_tx(csms, d, cp, 1)
+            clock.now_s = 200.0
+            await cp.plug_in(2, id_tag="BOB")
+            await _wait_tx(csms, d, cp, 2)
+            clock.now_s = 3800.0
+            await cp.unplug(1)
+            await cp.unplug(2)
+            await fleet.wait_queues_empty(10)
+            return _session_energy_wh(d, csms, "CP1")
+
+    energy_wh = arun(scenario())
+    whole_wh = 1.0 if version == "1.6" else 0.1  # resolution of the readings: 1.6 sends whole Wh
+    assert energy_wh[2] == pytest.approx(1.85 * 3600 / 3.6, abs=2 * whole_wh)
+    assert energy_wh[1] == pytest.approx(3.7 * 100 / 3.6 + 1.85 * 3600 / 3.6, abs=2 * whole_wh)
+    assert sum(energy_wh.values()) == pytest.approx(3.7 * 3700 / 3.6, abs=4 * whole_wh)
+
+
+def _bridged_scenario(csms_url: str, version: str) -> Any:
+    """One site, one 2-connector 22 kW AC charger, half a day from noon, EVs that stay hours: sessions overlap."""
+    return make_scenario(
+        name="charger-max",
+        seed=5,
+        start="2026-03-02T12:00:00+01:00",
+        horizon_days=0.5,
+        network={
+            "sites": [
+                {
+                    "id": "a",
+                    "lat": 52.0,
+                    "lon": 4.0,
+                    "capacity_kw": 1000.0,
+                    "chargers": [{"model": "ac22", "count": 1, "connectors": 2, "power_kw": 22.0, "current": "ac"}],
+                }
+            ]
+        },
+        fleet=[{"preset": "tesla_model_3_lr", "share": 1}, {"preset": "renault_zoe_ze50", "share": 1}],
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 2.0},
+                "dwell_min": {"dist": "uniform", "low": 120, "high": 300},
+                "max_queue": 1,
+            }
+        ],
+        manager={
+            "kind": "ocpp",
+            "csms": csms_url,
+            "ocpp": version,
+            "speed": 5000.0,
+            "response_timeout_s": 5.0,
+            "meter_interval_s": 300,
+        },
+    )
+
+
+def _max_at_boot(d: Dialect, limit_w: float) -> Any:
+    """An ``after_answer`` hook: a charger-wide maximum (no startSchedule) right behind each BootNotification answer."""
+
+    def hook(charger: str, action: str, payload: dict[str, Any], answer: dict[str, Any]) -> list[Any]:
+        if action != "BootNotification":
+            return []
+        return [d.set_profile(0, d.profile(1, "ChargePointMaxProfile", 0, "Absolute", [(0, limit_w)]))]
+
+    return hook
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_charge_point_max_is_shared_in_a_bridged_run(version: str, arun: Any, tmp_path: Path) -> None:
+    """A CSMS caps a two-connector charger at 3.7 kW: the simulated charger's total stays within it.
+
+    The total is recomputed from the recorded charging intervals (each EV's curve at its state of charge) at
+    every interval boundary and every simulated minute; the run has minutes with both connectors drawing.
+    """
+    d = Dialect(version)
+    cap_kw = 3.7
+
+    async def run() -> Any:
+        csms = RawCsms(version, after_answer=_max_at_boot(d, cap_kw * 1000.0))
+        async with csms:
+            runner = PacedRun(
+                _bridged_scenario(csms.url, version),
+                frames_path=tmp_path / "frames.jsonl",
+                state_dir=tmp_path / "state",
+                boot_timeout_s=10.0,
+                drain_timeout_s=10.0,
+            )
+            task = asyncio.ensure_future(runner.run())
+            try:
+                result = await asyncio.wait_for(task, 60)
+            finally:
+                runner.stop()
+                if not task.done():
+                    task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            assert [a["status"] for a in csms.call_results.values()] == ["Accepted"]
+            return result
+
+    result = arun(run(), timeout_s=90)
+    tables = result.tables
+    iv = tables.intervals
+    t_s = np.unique(
+        np.concatenate([np.arange(0.0, tables.scenario.horizon_s, 60.0), iv["t0_s"], np.nextafter(iv["t1_s"], -np.inf)])
+    )
+    total_kw = np.zeros(len(t_s))
+    drawing = np.zeros(len(t_s), dtype=int)
+    for k in range(len(iv["t0_s"])):
+        inside = (t_s >= iv["t0_s"][k]) & (t_s < iv["t1_s"][k])
+        prof = tables.profiles[iv["profile"][k]]
+        total_kw[inside] += prof.power_at_array(prof.soc_at_array(iv["tau0_s"][k] + t_s[inside] - iv["t0_s"][k]))
+        drawing[inside] += 1
+    assert total_kw.max() <= cap_kw * (1 + 1e-9)
+    assert (drawing == 2).sum() > 60  # over an hour of simulated minutes with both connectors drawing
+    np.testing.assert_allclose(total_kw[drawing == 2], cap_kw)

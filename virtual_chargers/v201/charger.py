@@ -561,8 +561,10 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         if c.ev is not None and tx is not None and tx.id_token is not None and c.operative and c.fault is None:
             if not c.meter.charging:
                 c.meter.start(t_s)
+                self.share_power()
         elif c.meter.charging:
             c.meter.suspend(t_s)
+            self.share_power()
 
     def _charging_state(self, c: Connector) -> str:
         tx = self._txs.get(c.id)
@@ -694,6 +696,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         if c.meter_task is not None and c.meter_task is not asyncio.current_task():
             c.meter_task.cancel()
         c.meter_task = None
+        self.share_power()
         if c.pending_operative is not None:
             c.operative, c.pending_operative = c.pending_operative, None
         await self.update_status(c)
