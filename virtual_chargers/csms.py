@@ -337,9 +337,9 @@ class Csms16Handler(RawReplies, ChargePoint):  # type: ignore[misc]
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **kwargs: Any) -> Any:
-        """Record it and accept."""
+        """Record it; accept vendor ``chargetwin``, answer UnknownVendorId to any other (OCPP 1.6 §4.3)."""
         self.records.data_transfers.append((self.id, self._wire))
-        return call_result.DataTransfer(status="Accepted")
+        return call_result.DataTransfer(status="Accepted" if vendor_id == "chargetwin" else "UnknownVendorId")
 
     # what the CSMS asks -------------------------------------------------------------------------
 
@@ -448,6 +448,8 @@ class Csms:
         on_frame: Called with (charger, direction, raw text) for every frame.
     """
 
+    handler16: type[Csms16Handler] = Csms16Handler  # a subclass may answer differently (tests of broken CSMSs)
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -542,7 +544,7 @@ class Csms:
 
         handler: Any
         if ws.subprotocol == "ocpp1.6":
-            handler = Csms16Handler(charger_id, ws, self.records16, self.response_timeout_s, on_frame)
+            handler = self.handler16(charger_id, ws, self.records16, self.response_timeout_s, on_frame)
         else:
             handler = self._handler201(charger_id, ws, self.records201, self.response_timeout_s, on_frame)
         self.handlers[charger_id] = handler

@@ -21,7 +21,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from virtual_chargers.clock import ocpp_time
-from virtual_chargers.wire import RawReplies
+from virtual_chargers.wire import RawReplies, handle_call
 
 __all__ = ["Csms201Handler", "Csms201Records", "TxEventRecord"]
 
@@ -77,6 +77,8 @@ class Csms201Records:
         authorizations: (station, idToken) asked for.
         heartbeats: Heartbeats per station.
         data_transfers: (station, DataTransfer payload).
+        notifications: (station, action, payload) of the notifications only acknowledged (reservation
+            status, charging limits and profiles reported, log status, monitoring reports).
         scripted: action → answers to give instead of the normal one, oldest first: a payload (sent
             as a CallResult without schema checks) or a string (sent as the whole frame, ``{id}``
             replaced by the request's message id). For tests of a CSMS that breaks the protocol.
@@ -96,6 +98,7 @@ class Csms201Records:
     authorizations: list[tuple[str, str]] = field(default_factory=list)
     heartbeats: dict[str, int] = field(default_factory=dict)
     data_transfers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    notifications: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     scripted: dict[str, list[Any]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -179,6 +182,10 @@ class Csms201Handler(RawReplies, ChargePoint):  # type: ignore[misc]
         else:
             await super().route_message(raw_msg)
         await self.records._notify()
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """The library's handling with precompiled schemas (`virtual_chargers.wire.handle_call`), as in 1.6."""
+        return await handle_call(self, msg)
 
     async def _send(self, message: str) -> None:
         if self._on_frame is not None:
@@ -265,6 +272,35 @@ class Csms201Handler(RawReplies, ChargePoint):  # type: ignore[misc]
     def on_notify_event(self, **kwargs: Any) -> call_result.NotifyEvent:
         """Acknowledge."""
         return call_result.NotifyEvent()
+
+    def _acknowledge(self, action: str, response: Any) -> Any:
+        self.records.notifications.append((self.id, action, self._wire))
+        return response
+
+    @on(Action.reservation_status_update)
+    def on_reservation_status_update(self, **kwargs: Any) -> call_result.ReservationStatusUpdate:
+        """Record and acknowledge (H04)."""
+        return self._acknowledge("ReservationStatusUpdate", call_result.ReservationStatusUpdate())
+
+    @on(Action.notify_charging_limit)
+    def on_notify_charging_limit(self, **kwargs: Any) -> call_result.NotifyChargingLimit:
+        """Record and acknowledge (K12)."""
+        return self._acknowledge("NotifyChargingLimit", call_result.NotifyChargingLimit())
+
+    @on(Action.report_charging_profiles)
+    def on_report_charging_profiles(self, **kwargs: Any) -> call_result.ReportChargingProfiles:
+        """Record and acknowledge (K09)."""
+        return self._acknowledge("ReportChargingProfiles", call_result.ReportChargingProfiles())
+
+    @on(Action.log_status_notification)
+    def on_log_status_notification(self, **kwargs: Any) -> call_result.LogStatusNotification:
+        """Record and acknowledge (N01)."""
+        return self._acknowledge("LogStatusNotification", call_result.LogStatusNotification())
+
+    @on(Action.notify_monitoring_report)
+    def on_notify_monitoring_report(self, **kwargs: Any) -> call_result.NotifyMonitoringReport:
+        """Record and acknowledge (N02)."""
+        return self._acknowledge("NotifyMonitoringReport", call_result.NotifyMonitoringReport())
 
     # CSMS → station -----------------------------------------------------------------------------
 
