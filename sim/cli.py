@@ -477,6 +477,9 @@ def _parser() -> argparse.ArgumentParser:
     from virtual_chargers.cli import add_subcommands
 
     add_subcommands(sub)  # chargers, csms
+    from virtual_chargers.conformance.cli import add_subcommand
+
+    add_subcommand(sub)  # conformance
     return parser
 
 

@@ -12,6 +12,16 @@ Tests stay synchronous: chargers run in an event loop on a background thread and
 
 Options: ``--csms URL`` (default: a reference CSMS started for the session on 127.0.0.1),
 ``--csms-speed`` (simulated seconds per wall second, default 60), ``--csms-ocpp`` (1.6 or 2.0.1).
+
+Conformance cases (`virtual_chargers.conformance`) run as tests marked ``conformance``: a test that takes
+the ``conformance_case`` argument is repeated for every case of ``--csms-ocpp``, and
+``run_conformance_case(case)`` passes, fails with the frames exchanged, or skips (not applicable, or
+manual without ``--csms-api``)::
+
+    def test_conformance(conformance_case, run_conformance_case):
+        run_conformance_case(conformance_case)
+
+``pytest --pyargs virtual_chargers.conformance.suite --csms URL -m conformance`` runs that very test.
 """
 
 from __future__ import annotations
@@ -33,6 +43,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--csms", default=None, help="websocket URL of the CSMS under test, e.g. ws://127.0.0.1:9000")
     group.addoption("--csms-speed", type=float, default=60.0, help="simulated seconds per wall second")
     group.addoption("--csms-ocpp", default="1.6", choices=["1.6", "2.0.1"], help="OCPP version of the chargers")
+    group.addoption("--csms-api", default=None, help="HTTP endpoint making the CSMS send requests (conformance)")
+    group.addoption("--csms-valid-tag", default="CONFTAG01", help="an id tag the CSMS accepts (conformance)")
+    group.addoption("--csms-invalid-tag", default=None, help="an id tag the CSMS answers Invalid (conformance)")
+
+
+_REFERENCE_CSMS = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``conformance`` marker."""
+    config.addinivalue_line("markers", "conformance: an OCPP conformance case of chargetwin run against --csms")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Repeat a test taking ``conformance_case`` for every case of ``--csms-ocpp``, marked ``conformance``."""
+    if "conformance_case" not in metafunc.fixturenames:
+        return
+    from virtual_chargers.conformance import all_cases, select_cases
+
+    ocpp = str(metafunc.config.getoption("--csms-ocpp"))
+    cases = select_cases(all_cases(), ocpp)
+    params = [pytest.param(c, id=f"{ocpp}-{c.id}", marks=pytest.mark.conformance) for c in cases]
+    metafunc.parametrize("conformance_case", params)
 
 
 class ChargerLoop:
@@ -127,8 +160,10 @@ def csms_url(request: pytest.FixtureRequest, charger_loop: ChargerLoop) -> Itera
     from virtual_chargers.csms import Csms
 
     csms = charger_loop.run(Csms().start())
+    request.config.stash[_REFERENCE_CSMS] = csms
     yield csms.url
     charger_loop.run(csms.stop())
+    del request.config.stash[_REFERENCE_CSMS]
 
 
 @pytest.fixture
@@ -155,3 +190,50 @@ def virtual_charger(
 
     yield make
     charger_loop.run(fleet.close(), 30.0)
+
+
+@pytest.fixture
+def run_conformance_case(
+    request: pytest.FixtureRequest, charger_loop: ChargerLoop, csms_url: str
+) -> Callable[[Any], None]:
+    """``run_conformance_case(case)``: run one conformance case against the CSMS; fail or skip as it says.
+
+    Against the session's reference CSMS its own API is used, so CSMS-initiated cases run too; against
+    ``--csms`` they need ``--csms-api`` and are skipped as manual otherwise.
+    """
+    import logging
+
+    from virtual_chargers.clock import SimClock
+    from virtual_chargers.conformance.api import HttpApi, ReferenceApi
+    from virtual_chargers.conformance.runner import SuiteConfig, run_case
+    from virtual_chargers.framelog import FrameLog
+
+    opt = request.config.getoption
+    reference = request.config.stash.get(_REFERENCE_CSMS, None)
+    api: Any = HttpApi(str(opt("--csms-api"))) if opt("--csms-api") else None
+    invalid = opt("--csms-invalid-tag")
+    if reference is not None:
+        logging.getLogger("ocpp").setLevel(logging.CRITICAL)  # its tracebacks of the negative cases' frames
+        api = ReferenceApi(reference)
+        invalid = invalid or "CONFBADTAG"
+        reference.records16.rejected_tags.add(invalid)
+        reference.records201.rejected_tokens.add(invalid)
+
+    def run(case: Any) -> None:
+        cfg = SuiteConfig(
+            csms_url, case.ocpp, api=api, valid_id_tag=str(opt("--csms-valid-tag")), invalid_id_tag=invalid
+        )
+        log = FrameLog(SimClock(1.0))
+
+        async def go() -> Any:
+            return await run_case(case, cfg, log)
+
+        result = charger_loop.run(go(), cfg.case_timeout_s + 10.0)
+        outcome = str(result.outcome)
+        if outcome == "fail":
+            frames = "\n".join(f"{f['t']:8.3f} {f['dir']} {f['frame'][:500]}" for f in result.frames[-30:])
+            pytest.fail(f"{case.id} {case.title}: {result.message}\nchecks: {case.checks}\n{frames}", pytrace=False)
+        if outcome in ("not_applicable", "manual"):
+            pytest.skip(f"{outcome}: {result.message}")
+
+    return run
