@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -54,6 +54,23 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: Any) -> None:
     raise Terminated()
+
+
+def _check_flag(flag: str, field: str, value: float | None) -> None:
+    """Blame a bad override on its flag, not on the scenario file: the same rule as the scenario key."""
+    if value is None:
+        return
+    from pydantic import TypeAdapter, ValidationError
+
+    info = Scenario.model_fields[field]
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[arg-type]
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors(include_url=False)[0]["msg"]
+        if isinstance(value, float) and math.isnan(value):
+            reason = "not a number"
+        raise UsageError(f"{flag} {value:g}: {reason} (it sets {field})") from None
 
 
 def _inputs(scenario: Scenario, path: str) -> list[Path]:
@@ -211,6 +228,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from sim.engine import simulate
     from sim.results import check_results_dir, write_results
 
+    _check_flag("--seed", "seed", args.seed)
+    _check_flag("--days", "horizon_days", args.days)
     scenario = load_scenario(args.scenario, seed=args.seed, horizon_days=args.days)
     out = Path(args.out) if args.out else Path("out") / scenario.name
     _say_removed("--out", out, check_results_dir(out, force=args.force, inputs=_inputs(scenario, args.scenario)))
@@ -365,6 +384,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("give --scheduler ADDRESS or --dask-local, not both")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers(={args.workers}) must be >= 1")
+    _check_flag("--days", "horizon_days", args.days)
     plan = load_sweep(args.sweep, horizon_days=args.days, out=args.out)
     inputs = [Path(args.sweep), plan.base_path]
     _say_removed("--out", plan.out_dir, check_sweep_dir(plan.out_dir, force=args.force, inputs=inputs))

@@ -24,11 +24,15 @@ def read_columns(path: Path, what: str, columns: Sequence[str]) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise ValueError(f"{what} {path} does not exist; give a path relative to the scenario file") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{what} {path} is empty; it needs a header line ({', '.join(columns)}) and rows") from None
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} {path} cannot be read as CSV: {exc}") from None
     missing = [c for c in columns if c not in raw.columns]
     if missing:
         raise ValueError(f"{what} {path} lacks column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+    if raw.empty:
+        raise ValueError(f"{what} {path} has a header but no rows; add rows under {', '.join(columns)}")
     return raw
 
 

@@ -46,7 +46,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from sim.config import (
     Scenario,
     ScenarioError,
+    YamlLoader,
     load_scenario,
+    read_yaml_text,
     validate_data,
     yaml_line,
 )
@@ -280,12 +282,12 @@ def _samples(sample: SampleSpec | None) -> list[dict[str, float]]:
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """Parsed data and node tree of a YAML file; SweepError on unreadable, invalid or repeated keys."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SweepError([f"{path}: cannot read the sweep file ({exc.strerror})"]) from None
+        text = read_yaml_text(path, "sweep file")
+    except ScenarioError as exc:
+        raise SweepError(exc.problems) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=YamlLoader)
+        data = yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -531,7 +533,7 @@ def plan_sweep(
     except ScenarioError as exc:
         line = yaml_line(root, ["base"])
         raise SweepError([f"{source}:{line}: base: the base scenario is not valid", *exc.problems]) from None
-    base_data = yaml.safe_load(base_path.read_text(encoding="utf-8"))
+    base_data = yaml.load(read_yaml_text(base_path), Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
     if spec.horizon_days is not None:
         base_data["horizon_days"] = spec.horizon_days
     seeds = spec.seed_list()
@@ -612,9 +614,18 @@ def _variant_problem(
     rest = problem.removeprefix("\0: ")
     yaml_path = rest.split(": ", 1)[0]
     culprit = next((p for p in values if _within(yaml_path, p) or _within(p, yaml_path)), None)
+    # a new kind that does not take a key of the base: the kind is the culprit, not the key
+    kind = next((p for p in values if p.endswith(".kind") and yaml_path.startswith(p.removesuffix("kind"))), None)
+    culprit = culprit or kind
     line = line_of(culprit, values[culprit]) if culprit else yaml_line(root, ["base"])
     where = f"{source}:{line}" if line else source
     hint = f" (set by {culprit}={_format_value(values[culprit])}; change or drop that value)" if culprit else ""
+    if culprit is not None and culprit == kind and "unknown key" in rest:
+        section = culprit.removesuffix(".kind")
+        hint = (
+            f" (set by {culprit}={_format_value(values[culprit])}, while the base gives {section} keys of another "
+            f"kind; sweep the whole {section} instead, e.g. {section}: [{{kind: a, ...}}, {{kind: b, ...}}])"
+        )
     return f"{where}: variant {vid} ({label}): {rest}{hint}"
 
 

@@ -8,8 +8,14 @@ once, each naming the file, the YAML path and what is expected.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
-from collections.abc import Sequence
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +23,7 @@ import numpy as np
 import yaml
 from pydantic import (
     AwareDatetime,
+    BaseModel,
     Field,
     ValidationError,
     ValidationInfo,
@@ -25,7 +32,7 @@ from pydantic import (
 )
 
 from sim.compat import Connector, check_connectors
-from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, Uniform, within
+from sim.config.base import Constant, Distribution, LocatedError, NonNegativeFloats, StrictModel, Uniform, within
 from sim.config.ev_side import Adapter, EvSide, check_ev_side
 from sim.config.grid import Grid
 from sim.config.ocpp import OcppManager
@@ -47,8 +54,16 @@ __all__ = [
     "UncontrolledManager",
     "load_scenario",
     "scenario_schema",
+    "YamlLoader",
+    "read_yaml_text",
     "yaml_line",
 ]
+
+
+MAX_EXPECTED_ARRIVALS = 10_000_000
+"""Most arrivals a run may expect: a run holds about 1.3 kB per session (1.5 million sessions peak near 2 GB)."""
+MAX_PORTS = 100_000
+"""Most ports a network may have in one run."""
 
 
 # ---------------------------------------------------------------- network
@@ -375,7 +390,9 @@ class Scenario(StrictModel):
         ids = [s.id for s in self.network.sites]
         for i, d in enumerate(self.demand):
             if d.site is not None and d.site not in ids:
-                raise ValueError(f"demand[{i}].site {d.site!r} is not a site of the network; sites: {', '.join(ids)}")
+                raise LocatedError(
+                    ("demand", i, "site"), f"{d.site!r} is not a site of the network; sites: {', '.join(ids)}"
+                )
             if d.kind == "trace":
                 from sim.demand import read_trace
 
@@ -383,30 +400,60 @@ class Scenario(StrictModel):
                 first, last = trace["arrival"].min(), trace["arrival"].max()
                 end = self.start + dt.timedelta(days=self.horizon_days)
                 if len(trace) and (last < self.start or first >= end):
-                    raise ValueError(
-                        f"demand[{i}]: no session of trace {d.path.name} arrives within the horizon "
+                    raise LocatedError(
+                        ("demand", i, "path"),
+                        f"no session of trace {d.path.name} arrives within the horizon "
                         f"({self.start.isoformat()} + {self.horizon_days:g} days); the trace runs from "
-                        f"{first.isoformat()} to {last.isoformat()}: move start"
+                        f"{first.isoformat()} to {last.isoformat()}: move start",
                     )
             if d.kind == "trace" and d.site is None:
                 unknown = sorted(set(trace["station"]) - set(ids))
                 if unknown:
-                    raise ValueError(
-                        f"demand[{i}]: trace stations {', '.join(unknown[:5])} are not sites of the network; "
-                        "rename them to site ids or set demand.site"
+                    raise LocatedError(
+                        ("demand", i, "path"),
+                        f"trace stations {', '.join(unknown[:5])} are not sites of the network; "
+                        "rename them to site ids or set demand.site",
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_in_a_run(self) -> Scenario:
+        ports = [s.port_count for s in self.network.sites]
+        if sum(ports) > MAX_PORTS:
+            i = int(np.argmax(ports))
+            raise LocatedError(
+                ("network", "sites", i, "chargers"),
+                f"the network has {sum(ports):,} ports ({ports[i]:,} at site {self.network.sites[i].id}); "
+                f"a run holds at most {MAX_PORTS:,}: lower the chargers' count",
+            )
+        hours = self.horizon_days * 24.0
+        expected = [
+            float(d.rate.weekly_per_hour().mean()) * hours if isinstance(d, SyntheticDemand) else 0.0
+            for d in self.demand
+        ]
+        total = sum(expected)
+        if not total <= MAX_EXPECTED_ARRIVALS:
+            i = int(np.argmax(expected))
+            raise LocatedError(
+                ("demand", i, "rate"),
+                f"this rate brings about {expected[i]:,.3g} arrivals in {self.horizon_days:g} days (all demand: "
+                f"{total:,.3g}); a run holds at most {MAX_EXPECTED_ARRIVALS:,} sessions (about 1.3 kB of memory "
+                "each): lower per_hour or horizon_days",
+            )
         return self
 
     @model_validator(mode="after")
     def _grid_sites_exist(self) -> Scenario:
         ids = {s.id for s in self.network.sites}
-        unknown = sorted(set(self.grid.sites) - ids)
+        known = f"not in the network; sites: {', '.join(sorted(ids))}"
+        for site in self.grid.sites:
+            if site not in ids:
+                raise LocatedError(("grid", "sites", site), f"grid names site(s) {site} {known}")
         for i, event in enumerate(self.grid.demand_response.events):
-            unknown += [f"{s} (demand_response.events[{i}])" for s in event.sites or [] if s not in ids]
-        if unknown:
-            raise ValueError(
-                f"grid names site(s) {', '.join(unknown)} not in the network; sites: {', '.join(sorted(ids))}"
-            )
+            for site in event.sites or []:
+                if site not in ids:
+                    where = ("grid", "demand_response", "events", i, "sites")
+                    raise LocatedError(where, f"grid names site(s) {site} (demand_response.events[{i}]) {known}")
         return self
 
     @model_validator(mode="after")
@@ -415,27 +462,31 @@ class Scenario(StrictModel):
             models = {g.model for site in self.network.sites for g in site.chargers}
             unknown = sorted(set(self.serviceability.hardware) - models)
             if unknown:
-                raise ValueError(
+                raise LocatedError(
+                    ("serviceability", "hardware", unknown[0]),
                     f"serviceability.hardware names charger model(s) {', '.join(unknown)} that no site has; "
-                    f"charger models in the network: {', '.join(sorted(models))}"
+                    f"charger models in the network: {', '.join(sorted(models))}",
                 )
         return self
 
     @model_validator(mode="after")
     def _revenue_consistent(self) -> Scenario:
         ids = {s.id for s in self.network.sites}
-        currencies = {s.tariff.currency for s in self.network.sites if s.tariff is not None} - {self.tariff.currency}
-        if currencies:
-            raise ValueError(
-                f"site tariffs use {', '.join(sorted(currencies))} but the scenario tariff uses "
-                f"{self.tariff.currency}; one network bills in one currency"
-            )
-        named = [("pricing.sites", self.pricing.sites if self.pricing is not None else None)]
-        named += [(f"memberships[{i}].sites", p.sites) for i, p in enumerate(self.memberships)]
+        for i, site in enumerate(self.network.sites):
+            if site.tariff is not None and site.tariff.currency != self.tariff.currency:
+                raise LocatedError(
+                    ("network", "sites", i, "tariff", "currency"),
+                    f"site {site.id} bills in {site.tariff.currency} but the scenario tariff uses "
+                    f"{self.tariff.currency}; one network bills in one currency",
+                )
+        named: list[tuple[tuple[str | int, ...], list[str] | None]] = [
+            (("pricing", "sites"), self.pricing.sites if self.pricing is not None else None)
+        ]
+        named += [(("memberships", i, "sites"), p.sites) for i, p in enumerate(self.memberships)]
         for where, sites in named:
-            unknown = sorted(set(sites or []) - ids)
-            if unknown:
-                raise ValueError(f"{where} names site(s) {', '.join(unknown)} not in the network")
+            for j, site_id in enumerate(sites or []):
+                if site_id not in ids:
+                    raise LocatedError((*where, j), f"names site(s) {site_id} not in the network")
         if self.memberships and self.drivers.population is None:
             raise ValueError("memberships need repeat customers: set drivers.population (e.g. 5000)")
         names = [p.name for p in self.memberships]
@@ -466,7 +517,23 @@ class ScenarioError(Exception):
         self.problems = problems
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
+    """The safe YAML loader, with a date that does not exist (2026-02-30) reported at its line."""
+
+
+def _construct_timestamp(loader: YamlLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} is not a date and time that exists ({exc})", node.start_mark
+        ) from None
+
+
+YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+class _UniqueKeyLoader(YamlLoader):
     """YAML loader that refuses a key written twice in one mapping."""
 
 
@@ -550,12 +617,79 @@ def yaml_line(root: yaml.Node | None, keys: Sequence[Any], *, of_key: bool = Fal
     return node.start_mark.line + 1 if node is not None else line
 
 
+def _bare(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    """The `kind` (or `dist`) a model of a discriminated union is chosen by."""
+    for key in ("kind", "dist"):
+        field = model.model_fields.get(key)
+        if field is not None and typing.get_origin(field.annotation) is Literal:
+            return str(typing.get_args(field.annotation)[0])
+    return None
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _step(tp: Any, part: Any) -> Any:
+    """The type found one location part below `tp` (None if the location leaves the model)."""
+    tp = _bare(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        members = [_bare(m) for m in typing.get_args(tp) if m is not type(None)]
+        for m in members:
+            if _is_model(m) and _tag(m) == part:
+                return m
+        found = [r for r in (_step(m, part) for m in members) if r is not None]
+        return found[0] if found else None
+    if origin is list and isinstance(part, int):
+        return typing.get_args(tp)[0]
+    if origin is dict and isinstance(part, str):
+        return typing.get_args(tp)[1]
+    if _is_model(tp) and isinstance(part, str) and part in tp.model_fields:
+        return tp.model_fields[part].annotation
+    return None
+
+
+def _model_at(loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The scenario model a pydantic error location points into, or None."""
+    tp: Any = Scenario
+    for part in loc:
+        if isinstance(part, str) and part.startswith(("function-", "tagged-union")):
+            continue
+        tp = _step(tp, part)
+        if tp is None:
+            return None
+    tp = _bare(tp)
+    return tp if _is_model(tp) else None
+
+
+def _unknown_key(loc: Sequence[Any]) -> str:
+    """'unknown key' with the nearest valid key, or the keys this kind takes."""
+    key, model = loc[-1] if loc else "", _model_at(loc[:-1])
+    if model is None:
+        return "unknown key; check the spelling (`chargetwin schema` lists every key)"
+    valid = list(model.model_fields)
+    near = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    if near:
+        return f"unknown key; did you mean `{near[0]}`?"
+    tag = _tag(model)
+    if tag is not None:
+        return f"unknown key: kind {tag} does not take `{key}`; it takes only {', '.join(valid)}"
+    return f"unknown key; this section takes only {', '.join(valid)}"
+
+
 def _message(err: Any) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     if err["type"] == "extra_forbidden":
-        return "unknown key; check the spelling (`chargetwin schema` lists every key)"
+        return _unknown_key(tuple(err["loc"]))
     if err["type"] == "missing":
         return "required key is missing"
     if err["type"] == "timezone_aware":
@@ -563,18 +697,81 @@ def _message(err: Any) -> str:
     return msg
 
 
+def _not_numbers(data: Any, keys: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths of NaN values (``.nan``) in parsed YAML data."""
+    if isinstance(data, float) and math.isnan(data):
+        yield keys
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield from _not_numbers(v, (*keys, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _not_numbers(v, (*keys, i))
+
+
+_PATH_IN_MESSAGE = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*)")
+
+
+def _path_keys(text: str) -> list[Any]:
+    return [int(k) if k.isdigit() else k for k in re.findall(r"[A-Za-z_]\w*|\d+", text)]
+
+
 def validate_data(data: Any, source: str, base_dir: Path, root: yaml.Node | None = None) -> Scenario:
     """Validate already-parsed scenario data; raise ScenarioError listing every problem."""
+    nans = list(_not_numbers(data))
+    if nans:
+        problems = []
+        for at in nans:
+            line = yaml_line(root, at)
+            where = f"{source}:{line}" if line else source
+            problems.append(f"{where}: {_yaml_path(at)[0]}: not a number (.nan); give a number")
+        raise ScenarioError(problems)
     try:
         return Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
-            path, keys = _yaml_path(tuple(err["loc"]))
-            line = yaml_line(root, keys)
+            loc = tuple(err["loc"])
+            located = (err.get("ctx") or {}).get("error")
+            msg = _message(err)
+            of_key = isinstance(located, LocatedError)  # the line that makes the reference
+            if isinstance(located, LocatedError):
+                loc = (*loc, *located.loc)
+            elif not loc and (m := _PATH_IN_MESSAGE.match(msg)) and yaml_line(root, _path_keys(m.group(1))):
+                line = yaml_line(root, _path_keys(m.group(1)))  # a cross-field rule that names its place
+                problems.append(f"{source}:{line}: {msg}")
+                continue
+            path, keys = _yaml_path(loc)
+            line = yaml_line(root, keys, of_key=of_key)
             where = f"{source}:{line}" if line else source
-            problems.append(f"{where}: {path}: {_message(err)}")
+            problems.append(f"{where}: {path}: {msg}")
         raise ScenarioError(problems) from None
+
+
+def read_yaml_text(path: Path, what: str = "scenario file") -> str:
+    """The text of a YAML file; ScenarioError (one line: file, line, fix) if it is unreadable or not UTF-8 text."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read the {what} ({exc.strerror})"]) from None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise ScenarioError([f"{path}: the {what} is UTF-16 or UTF-32 encoded; save it as UTF-8"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start]
+        if any(b < 32 and b not in (9, 10, 13) for b in raw[:8192]):  # control bytes: no text encoding has them
+            raise ScenarioError(
+                [f"{path}:{line}: the {what} is not text (byte 0x{byte:02x}); give a YAML text file"]
+            ) from None
+        raise ScenarioError(
+            [f"{path}:{line}: the {what} is not UTF-8 (byte 0x{byte:02x}; Latin-1 or Windows-1252?); save it as UTF-8"]
+        ) from None
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ScenarioError([f"{path}:{line}: the {what} is not text (it holds NUL bytes); give a YAML text file"])
+    return text
 
 
 def load_scenario(path: str | Path, *, seed: int | None = None, horizon_days: float | None = None) -> Scenario:
@@ -585,10 +782,7 @@ def load_scenario(path: str | Path, *, seed: int | None = None, horizon_days: fl
             lists every problem, each naming the file, the YAML path and the fix.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read the scenario file ({exc.strerror})"]) from None
+    text = read_yaml_text(path)
     try:
         root = yaml.compose(text, Loader=_UniqueKeyLoader)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 __all__ = [
     "Beta",
+    "LocatedError",
     "Constant",
     "Distribution",
     "Exponential",
@@ -18,6 +19,15 @@ __all__ = [
     "Uniform",
     "within",
 ]
+
+
+class LocatedError(ValueError):
+    """A cross-field problem that belongs to one place in the file; `loc` is its path below the validated model."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        """Keep where the problem is, for the line number of the message."""
+        super().__init__(message)
+        self.loc = loc
 
 
 class StrictModel(BaseModel):
@@ -152,7 +162,10 @@ def _number_is_constant(value: Any) -> Any:
 Distribution = Annotated[
     Constant | Uniform | Normal | LogNormal | Exponential | Beta,
     Field(discriminator="dist"),
-    BeforeValidator(_number_is_constant),
+    # the schema says what the YAML may hold: a bare number (a constant) or one of the distributions
+    BeforeValidator(
+        _number_is_constant, json_schema_input_type=float | Constant | Uniform | Normal | LogNormal | Exponential | Beta
+    ),
 ]
 
 

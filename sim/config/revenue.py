@@ -218,7 +218,9 @@ class PriceResponse(StrictModel):
 class Drivers(StrictModel):
     """Who the drivers are: a population of repeat customers, their site choice and price response."""
 
-    population: int | None = Field(default=None, ge=1, description="repeat customers; none: each arrival is new")
+    population: int | None = Field(
+        default=None, ge=1, le=10_000_000, description="repeat customers; none: each arrival is new"
+    )
     frequency_sigma: float = Field(default=1.0, ge=0, description="lognormal spread of how often each one charges")
     site_choice: SiteChoice | None = None
     price_response: PriceResponse | None = None

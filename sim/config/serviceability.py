@@ -147,7 +147,7 @@ class Crew(StrictModel):
     """Technicians working from one depot; a site is served by the crew with the nearest depot."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    technicians: int = Field(default=1, ge=1)
+    technicians: int = Field(default=1, ge=1, le=10_000)
     depot: Depot
     shift: Shift = Shift()
 
