@@ -504,7 +504,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 reply = self._reply = asyncio.get_running_loop().create_future()
                 self._pending_uid = uid
                 self._on_answer = on_answer
-                started = time.perf_counter()
+                started, started_t_s = time.perf_counter(), self.clock.t_s()
                 await self._send_frame(frame)
                 try:
                     response = await asyncio.wait_for(reply, self._response_timeout)
@@ -512,7 +512,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                     self.ctx.log.timeout(action)
                     timeout_s = self._response_timeout
                     raise TimeoutError(f"{self.spec.id}: no answer to {action} within {timeout_s} s") from None
-                rtt_s = time.perf_counter() - started
+                rtt_s, rtt_sim_s = time.perf_counter() - started, self.clock.t_s() - started_t_s
         except ConnectionClosed as exc:
             raise OfflineError(f"{self.spec.id}: connection closed during {action}") from exc
         finally:
@@ -526,7 +526,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         except OCPPError as exc:
             self.ctx.log.violation(self.spec.id, f"invalid {action} response", f"{exc.code}: {exc.description}")
             raise
-        self.ctx.log.rtt(action, rtt_s)
+        self.ctx.log.rtt(action, rtt_s, rtt_sim_s)
         return getattr(self._call_result, action)(**snake_keys(response.payload))
 
     async def _send_frame(self, frame: list[Any]) -> None:

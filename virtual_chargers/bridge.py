@@ -177,6 +177,8 @@ class BridgeStats:
     refused: list[str] = field(default_factory=list)
     op_errors: list[str] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
+    backend_lag_warnings: int = 0  # CSMS answers slower than warn_backend_lag_s (simulated)
+    speed_changes: list[tuple[float, float]] = field(default_factory=list)  # (t_s, new speed) by slow_down
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -186,6 +188,8 @@ class BridgeStats:
             "commands_refused_count": len(self.refused),
             "events_forwarded": dict(sorted(self.events.items())),
             "charger_op_errors": self.op_errors[:50],
+            "backend_lag_warnings": self.backend_lag_warnings,
+            "speed_changes": [{"t_s": t, "speed": v} for t, v in self.speed_changes],
         }
 
 
@@ -228,6 +232,7 @@ class Bridge:
         self._held: set[EvseId] = set()  # out of service by the CSMS's ChangeAvailability or a reset
         self._scheduled_inoperative: set[EvseId] = set()
         self._resetting: dict[ChargerId, list[EvseId]] = {}
+        self._slow_again_at = 0.0  # monotonic wall time before which slow_down does not halve the speed again
         self._plan(scenario)
 
     def _plan(self, scenario: Scenario) -> None:
@@ -271,6 +276,7 @@ class Bridge:
             seed=self.scenario.seed,
             response_timeout_s=self.cfg.response_timeout_s,
         )
+        self.fleet.log.on_backend_lag = self._backend_lag
         cls = _charger_class(self.cfg.ocpp)
         config = self._config()
         for charger_id, spec in self.specs.items():
@@ -284,6 +290,29 @@ class Bridge:
             queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
             self._ops[charger_id] = queue
             self._workers.append(asyncio.ensure_future(self._work(charger_id, queue)))
+
+    def _backend_lag(self, action: str, sim_s: float) -> None:
+        """A CSMS answer took ``sim_s`` simulated seconds: warn past the bound, and slow down if asked to."""
+        cfg = self.cfg
+        if sim_s <= cfg.warn_backend_lag_s:
+            return
+        self.stats.backend_lag_warnings += 1
+        if self.stats.backend_lag_warnings == 1:
+            log.warning(
+                "the CSMS answered %s after %.0f simulated s (warn_backend_lag_s: %g): at %g× it is too slow to "
+                "follow the simulation; lower the speed or set slow_down: true",
+                action,
+                sim_s,
+                cfg.warn_backend_lag_s,
+                self.clock.speed,
+            )
+        now = time.monotonic()
+        if cfg.slow_down and self.clock.speed > cfg.min_speed and now >= self._slow_again_at:
+            old, new = self.clock.speed, max(cfg.min_speed, self.clock.speed / 2.0)
+            self.clock.set_speed(new)
+            self.stats.speed_changes.append((round(self.clock.t_s(), 3), self.clock.speed))
+            self._slow_again_at = now + max(1.0, sim_s / old)  # answers to requests sent before the change
+            log.warning("CSMS answers take %.0f simulated s: slowing down from %g× to %g×", sim_s, old, new)
 
     def _config(self) -> dict[str, str]:
         interval = str(int(round(self.cfg.meter_interval_s)))

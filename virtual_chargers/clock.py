@@ -18,8 +18,8 @@ __all__ = ["ChargerClock", "SimClock", "ocpp_time", "parse_ocpp_time"]
 class SimClock:
     """Simulated time ``t_s`` (seconds since ``start``) advancing ``speed`` simulated seconds per wall second."""
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
-        """Start the clock now, at calendar time ``start`` (timezone-aware; default: now in UTC)."""
+    def __init__(self, speed: float = 1.0, start: datetime | None = None, *, paused: bool = False) -> None:
+        """Start the clock now (``paused``: at `resume`) at calendar time ``start`` (aware; default: now in UTC)."""
         if not speed > 0:
             raise ValueError(f"speed(={speed}) must be > 0")
         if start is None:
@@ -29,10 +29,33 @@ class SimClock:
         self.speed = float(speed)
         self.start = start
         self._wall0 = time.monotonic()
+        self._paused_at_s: float | None = 0.0 if paused else None
 
     def t_s(self) -> float:
         """Simulated seconds since start."""
+        if self._paused_at_s is not None:
+            return self._paused_at_s
         return (time.monotonic() - self._wall0) * self.speed
+
+    def pause(self) -> None:
+        """Stop simulated time where it is (e.g. while chargers boot); `resume` lets it run on from there."""
+        if self._paused_at_s is None:
+            self._paused_at_s = self.t_s()
+
+    def resume(self) -> None:
+        """Let simulated time run again from where `pause` held it."""
+        if self._paused_at_s is not None:
+            self._wall0 = time.monotonic() - self._paused_at_s / self.speed
+            self._paused_at_s = None
+
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` from now on; simulated time goes on from where it is."""
+        if not speed > 0:
+            raise ValueError(f"speed(={speed}) must be > 0")
+        t_s = self.t_s()
+        self.speed = float(speed)
+        if self._paused_at_s is None:
+            self._wall0 = time.monotonic() - t_s / self.speed
 
     def now(self) -> datetime:
         """Simulated calendar time (timezone-aware)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,7 +42,8 @@ class Summary:
     """Counts and latencies of a run, mergeable across processes.
 
     ``sent``/``received`` count frames by action (a response under its request's action); call errors
-    are counted by error code; ``rtt_s`` holds round-trip times of our requests by action.
+    are counted by error code; ``rtt_s`` holds round-trip times of our requests by action (wall
+    seconds) and ``backend_lag_sim_s`` the same round trips in simulated seconds (request sent → answer).
     """
 
     sent: Counter[str] = field(default_factory=Counter)
@@ -52,6 +53,7 @@ class Summary:
     violation_count: int = 0
     violations: list[Violation] = field(default_factory=list)
     rtt_s: dict[str, list[float]] = field(default_factory=dict)
+    backend_lag_sim_s: dict[str, list[float]] = field(default_factory=dict)
     timeouts: Counter[str] = field(default_factory=Counter)
     transactions_started: int = 0
     transactions_ended: int = 0
@@ -76,6 +78,8 @@ class Summary:
         self.violations.extend(other.violations[: max(0, _MAX_VIOLATIONS_KEPT - len(self.violations))])
         for action, values in other.rtt_s.items():
             self.rtt_s.setdefault(action, []).extend(values)
+        for action, values in other.backend_lag_sim_s.items():
+            self.backend_lag_sim_s.setdefault(action, []).extend(values)
         for name in (
             "transactions_started",
             "transactions_ended",
@@ -96,6 +100,14 @@ class Summary:
         q = np.percentile(np.asarray(values) * 1000.0, [50, 95, 99, 100])
         return {"p50": float(q[0]), "p95": float(q[1]), "p99": float(q[2]), "max": float(q[3])}
 
+    def backend_lag_percentiles_s(self, action: str) -> dict[str, float]:
+        """p50/p99/max of one action's round trips in simulated seconds (empty without samples)."""
+        values = self.backend_lag_sim_s.get(action)
+        if not values:
+            return {}
+        q = np.percentile(np.asarray(values), [50, 99, 100])
+        return {"n": len(values), "p50": float(q[0]), "p99": float(q[1]), "max": float(q[2])}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form with percentiles instead of raw samples."""
         return {
@@ -107,6 +119,7 @@ class Summary:
             "violations": [_violation_dict(v) for v in self.violations],
             "rtt_ms": {a: self.rtt_percentiles_ms(a) for a in sorted(self.rtt_s)},
             "rtt_ms_all": self.rtt_percentiles_ms(),
+            "backend_lag_sim_s": {a: self.backend_lag_percentiles_s(a) for a in sorted(self.backend_lag_sim_s)},
             "timeouts": dict(self.timeouts),
             "transactions": {
                 "started": self.transactions_started,
@@ -124,6 +137,7 @@ class Summary:
         """Everything, raw samples included, to send a process's summary to the parent."""
         d = self.to_dict()
         d["rtt_s"] = self.rtt_s
+        d["backend_lag_sim_s"] = self.backend_lag_sim_s
         d["violations"] = [_violation_dict(v) for v in self.violations]
         return d
 
@@ -139,6 +153,7 @@ class Summary:
             violation_count=d["csms_violations"],
             violations=[Violation(**v) for v in d["violations"]],
             rtt_s={a: list(v) for a, v in d["rtt_s"].items()},
+            backend_lag_sim_s={a: list(v) for a, v in d.get("backend_lag_sim_s", {}).items()},
             timeouts=Counter(d["timeouts"]),
             transactions_started=tx["started"],
             transactions_ended=tx["ended"],
@@ -198,6 +213,7 @@ class FrameLog:
         self._secrets = [s for s in secrets if s]
         self._file: IO[str] | None = path.open("w", encoding="utf-8", buffering=1 << 16) if path else None
         self._pending: dict[tuple[str, str], str] = {}  # (charger, unique id) → action of a request in flight
+        self.on_backend_lag: Callable[[str, float], None] | None = None  # (action, simulated s) of every answer
 
     def add_secret(self, secret: str) -> None:
         """Never write ``secret`` to the file."""
@@ -259,9 +275,13 @@ class FrameLog:
         assert self._file is not None
         self._file.write(line)
 
-    def rtt(self, action: str, rtt_s: float) -> None:
-        """A request of ours got its answer after ``rtt_s`` wall seconds."""
+    def rtt(self, action: str, rtt_s: float, sim_s: float | None = None) -> None:
+        """A request of ours got its answer after ``rtt_s`` wall seconds (``sim_s`` simulated seconds)."""
         self.summary.rtt_s.setdefault(action, []).append(rtt_s)
+        if sim_s is not None:
+            self.summary.backend_lag_sim_s.setdefault(action, []).append(sim_s)
+            if self.on_backend_lag is not None:
+                self.on_backend_lag(action, sim_s)
 
     def timeout(self, action: str) -> None:
         """A request of ours got no answer in time."""

@@ -29,12 +29,24 @@ from virtual_chargers.bridge import Bridge
 from virtual_chargers.clock import SimClock
 from virtual_chargers.pacing import Pacer
 
-__all__ = ["PacedResult", "PacedRun", "cmd_run_paced", "needs_pacing", "run_paced", "write_paced_results"]
+__all__ = [
+    "BackendUnreachableError",
+    "PacedResult",
+    "PacedRun",
+    "cmd_run_paced",
+    "needs_pacing",
+    "run_paced",
+    "write_paced_results",
+]
 
 log = logging.getLogger(__name__)
 
 FRAMES_FILE = "ocpp_frames.jsonl"
 QA_FILE = "qa_summary.json"
+
+
+class BackendUnreachableError(RuntimeError):
+    """No charger reached the CSMS before the boot timeout: nothing was simulated."""
 
 
 def needs_pacing(scenario: Scenario) -> bool:
@@ -66,7 +78,9 @@ class PacedResult:
 
     def pacing(self) -> dict[str, Any]:
         """The ``pacing`` section of kpis.json."""
-        return {"speed": self.speed, **self.lag, "transactions_drained": self.drained}
+        changes = self.qa["bridge"]["speed_changes"] if self.qa is not None else []
+        final = changes[-1]["speed"] if changes else self.speed
+        return {"speed": self.speed, "speed_final": final, **self.lag, "transactions_drained": self.drained}
 
 
 class PacedRun:
@@ -77,7 +91,8 @@ class PacedRun:
         frames_path: JSONL frame log of the virtual chargers (None: counts only).
         state_dir: Folder of the chargers' persisted transaction queues (None: a temporary one).
         progress: Called with the fraction of the horizon done.
-        boot_timeout_s: Wall seconds to wait for every charger's boot before the simulation starts.
+        boot_timeout_s: Wall seconds to wait for every charger's boot before the simulation starts
+            (None: the scenario's ``manager.boot_timeout_s``); the simulated clock stands still meanwhile.
         drain_timeout_s: Wall seconds to let queued transaction messages reach the CSMS at the end.
     """
 
@@ -88,7 +103,7 @@ class PacedRun:
         frames_path: Path | None = None,
         state_dir: Path | None = None,
         progress: Callable[[float], None] | None = None,
-        boot_timeout_s: float = 30.0,
+        boot_timeout_s: float | None = None,
         drain_timeout_s: float = 30.0,
     ) -> None:
         """Plan the run; nothing starts before `run`."""
@@ -97,7 +112,9 @@ class PacedRun:
         self.frames_path = frames_path
         self.state_dir = state_dir
         self.progress = progress
-        self.boot_timeout_s = boot_timeout_s
+        manager = scenario.manager
+        default_boot_s = manager.boot_timeout_s if isinstance(manager, OcppManager) else 30.0
+        self.boot_timeout_s = boot_timeout_s if boot_timeout_s is not None else default_boot_s
         self.drain_timeout_s = drain_timeout_s
         self.started = asyncio.Event()
         self.pacer: Pacer | None = None
@@ -116,7 +133,7 @@ class PacedRun:
         tmp_state = None
         if cfg is not None and self.state_dir is None:
             tmp_state = Path(tempfile.mkdtemp(prefix="chargetwin-paced-"))
-        self.clock = clock = SimClock(self.speed, scenario.start)
+        self.clock = clock = SimClock(self.speed, scenario.start, paused=cfg is not None)  # runs once chargers boot
         if cfg is not None:
             self.bridge = Bridge(scenario, cfg, clock, log_path=self.frames_path, state_dir=self.state_dir or tmp_state)
         simulation = Simulation(scenario, manager=self.bridge)
@@ -129,7 +146,14 @@ class PacedRun:
                 self.bridge.attach(pacer.submit, simulation.view)
                 await self.bridge.start()
                 if not await self.bridge.wait_online(self.boot_timeout_s):
+                    if self.bridge.summary.connects == 0:
+                        raise BackendUnreachableError(
+                            f"no charger reached the CSMS at {self.bridge.cfg.csms} within {self.boot_timeout_s:g} "
+                            "wall seconds; nothing was simulated. Start the CSMS (e.g. `chargetwin csms --port "
+                            "9000`), check the URL and security settings, or raise manager.boot_timeout_s"
+                        )
                     log.warning("not every charger was online after %.0f s; the run starts anyway", self.boot_timeout_s)
+                clock.resume()
             openadr = scenario.grid.demand_response.openadr
             if openadr is not None:
                 from virtual_chargers.openadr import TwinVen
@@ -156,6 +180,12 @@ class PacedRun:
                 self.speed,
             )
         qa = None
+        if self.bridge is not None and self.bridge.stats.backend_lag_warnings:
+            log.warning(
+                "%d CSMS answer(s) took longer than %g simulated s: the sessions reached the CSMS late",
+                self.bridge.stats.backend_lag_warnings,
+                self.bridge.cfg.warn_backend_lag_s,
+            )
         if self.bridge is not None:
             qa = {**self.bridge.summary.to_dict(), "bridge": self.bridge.stats.to_dict()}
             if not drained:
@@ -188,6 +218,8 @@ def write_paced_results(
             "transactions_confirmed": tx["confirmed"],
             "commands_applied": result.qa["bridge"]["commands_applied"],
             "commands_refused": result.qa["bridge"]["commands_refused_count"],
+            "backend_lag_sim_s": result.qa["backend_lag_sim_s"],
+            "backend_lag_warnings": result.qa["bridge"]["backend_lag_warnings"],
         }
     if result.openadr:
         extra["openadr"] = {"events": result.openadr}
@@ -279,6 +311,11 @@ def cmd_run_paced(
             result = asyncio.run(run_paced(scenario, frames_path=frames, progress=update))
         except SecurityError as exc:
             raise UsageError(str(exc)) from None
+        except BackendUnreachableError as exc:
+            from rich.console import Console
+
+            Console(stderr=True).print(str(exc), markup=False, highlight=False, soft_wrap=True)
+            return 1
         finally:
             stop()
         with console.status("writing results and report"):
@@ -304,5 +341,17 @@ def cmd_run_paced(
             markup=False,
             highlight=False,
         )
+        lags = ", ".join(
+            f"{action} p50 {q['p50']:.1f} / p99 {q['p99']:.1f} s" for action, q in o["backend_lag_sim_s"].items() if q
+        )
+        console.print(f"CSMS answers in simulated time: {lags or 'none'}", markup=False, highlight=False)
+        if o["backend_lag_warnings"]:
+            pacing = kpis["pacing"]
+            console.print(
+                f"{o['backend_lag_warnings']} CSMS answer(s) took longer than warn_backend_lag_s"
+                + (f"; slowed down to {pacing['speed_final']:g}×" if pacing["speed_final"] != speed else ""),
+                markup=False,
+                highlight=False,
+            )
     console.print(f"report: {out / 'report.html'}")
     return 0

@@ -58,6 +58,16 @@ class OcppManager(StrictModel):
     response_timeout_s: float = Field(default=30.0, gt=0, description="wall seconds to wait for a CSMS answer")
     meter_interval_s: float = Field(default=60.0, ge=0, description="simulated seconds between MeterValues")
     warn_lag_s: float = Field(default=1.0, gt=0, description="warn when the simulation is this far (wall s) behind")
+    warn_backend_lag_s: float = Field(
+        default=60.0, gt=0, description="warn when a CSMS answer takes this many simulated seconds (request → answer)"
+    )
+    slow_down: bool = Field(
+        default=False, description="halve the speed (not below min_speed) while CSMS answers take longer than that"
+    )
+    min_speed: float = Field(default=1.0, gt=0, description="the lowest speed slow_down goes to")
+    boot_timeout_s: float = Field(
+        default=30.0, gt=0, description="wall seconds the chargers get to boot; the simulated clock waits for them"
+    )
     config: dict[str, str] = Field(
         default={}, description="configuration keys (1.6) or Component.Variable (2.0.1) of every charger"
     )

@@ -5,11 +5,15 @@ wait is bounded and every server and run a test starts is stopped by it.
 """
 
 import asyncio
+import functools
 import math
+import socket
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from sim.cli import main
 from sim.metrics import BIN_S
 from tests.virtual_chargers.raw_csms import RawCsms
 from tests.virtual_chargers.test_bridge import scenario
@@ -66,3 +70,57 @@ def test_csms_profile_changing_exactly_at_the_horizon_writes_results(tmp_path, a
     load = pd.read_parquet(tmp_path / "out" / "load.parquet")
     assert len(load) == math.ceil(s.horizon_s / BIN_S)
     assert kpis["network"]["energy_delivered_kwh"] > 0
+
+
+def short(url: str, **manager):
+    """The bridge scenario over 2.4 simulated hours, with manager fields changed."""
+    s = scenario(url, **manager)
+    return s.model_copy(update={"horizon_days": 0.1})
+
+
+def test_slow_csms_shows_as_backend_lag_in_simulated_time_and_slows_the_pace(tmp_path, arun):
+    """A CSMS adding 100 ms to every answer: lag in simulated s, a warning, the speed halved to its floor.
+
+    At 600× an answer 0.1 wall s late is 60 simulated s late, above the 30 s bound; slow_down then
+    halves the speed once, to min_speed 300, where each answer is still at least 0.1 × 300 = 30 s late.
+    While the chargers boot the simulated clock stands still.
+    """
+    csms = RawCsms(delay_s=0.1)
+    at_boot = []
+
+    async def during(runner):
+        while not csms.of("BootNotification"):
+            await asyncio.sleep(0.005)
+        at_boot.append(runner.clock.t_s())  # the answer is 100 ms away: nobody has booted yet
+
+    make = functools.partial(short, speed=600.0, warn_backend_lag_s=30.0, slow_down=True, min_speed=300.0)
+    result, _ = arun(paced(csms, tmp_path, make, during=during), timeout_s=120)
+    assert at_boot == [0.0]
+    qa = result.qa
+    lag = qa["backend_lag_sim_s"]
+    assert lag["BootNotification"]["max"] == 0.0  # answered while the clock stood still
+    assert lag["StartTransaction"]["n"] >= 1
+    assert lag["StartTransaction"]["p50"] >= 0.1 * 300.0
+    assert qa["bridge"]["backend_lag_warnings"] >= 1
+    assert [c["speed"] for c in qa["bridge"]["speed_changes"]] == [300.0]
+    kpis = write_paced_results(result, tmp_path / "out")
+    assert kpis["pacing"]["speed"] == 600.0
+    assert kpis["pacing"]["speed_final"] == 300.0
+    assert kpis["ocpp"]["backend_lag_sim_s"]["StartTransaction"]["p50"] >= 30.0
+    assert kpis["ocpp"]["backend_lag_warnings"] == qa["bridge"]["backend_lag_warnings"]
+
+
+def test_run_without_a_reachable_csms_exits_1_and_writes_nothing(tmp_path, capsys):
+    """No CSMS listening: `chargetwin run` says so and exits 1 after the boot timeout, with no results folder."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = short(f"ws://127.0.0.1:{port}", boot_timeout_s=2.0)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(s.model_dump(mode="json")))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no charger reached the CSMS at ws://127.0.0.1:{port}" in err
+    assert "nothing was simulated" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
