@@ -38,7 +38,6 @@ GRID_COLOR = "#e76f51"
 DR_SHADE_COLOR = "#f4a261"
 DR_CAP_COLOR = "#c1121f"
 _DAY_S = 86400.0
-_HOUR_S = 3600.0
 _MAX_ROW_LABELS = 16
 
 
@@ -74,25 +73,22 @@ def shows_grid_import(rows: pd.DataFrame) -> bool:
     return bool(np.nanmax(difference_kw, initial=0.0) > SAME_KW)
 
 
-def _seconds_into_day(start: dt.datetime) -> float:
-    return start.hour * _HOUR_S + start.minute * 60.0 + start.second + start.microsecond / 1e6
-
-
 def load_heatmap(load: pd.DataFrame, start: dt.datetime, max_days: int = MAX_HEATMAP_DAYS) -> tuple[np.ndarray, int]:
     """Mean network EV load in kW per (row, local hour of day).
 
     The network load of an interval is the sum of ``power_kw`` over sites. Row r is day r since the
     start's local date, or week r (days 7r to 7r + 6) when the run covers more than ``max_days`` days.
-    Each 15-minute mean counts in the hour it starts in, local at ``start``'s UTC offset (the only zone
-    a results folder records). Cells no interval falls in are NaN.
+    Each 15-minute mean counts in the local hour it starts in, in ``start``'s time zone (daylight
+    saving included: the hour skipped in spring has no intervals, the hour shown twice in autumn
+    averages both). Cells no interval falls in are NaN.
 
     Returns:
         The rows × 24 array of mean kW and the days per row (1 or 7).
     """
     network_kw = load.groupby("t_s", sort=True)["power_kw"].sum()
-    local_s = network_kw.index.to_numpy(dtype=float) + _seconds_into_day(start)
-    day = (local_s // _DAY_S).astype(int)
-    hour = ((local_s % _DAY_S) // _HOUR_S).astype(int)
+    local = pd.Timestamp(start) + pd.to_timedelta(network_kw.index.to_numpy(dtype=float), unit="s")
+    day = np.asarray((local.tz_localize(None).normalize() - pd.Timestamp(start.date())).days, dtype=int)
+    hour = np.asarray(local.hour, dtype=int)
     n_days = int(day.max()) + 1 if len(day) else 0
     days_per_row = 1 if n_days <= max_days else 7
     n_cells = -(-n_days // days_per_row) * 24

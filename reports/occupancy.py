@@ -6,10 +6,11 @@ import datetime as dt
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 __all__ = ["occupancy_week_hour"]
 
-_HOUR_S = 3600.0
+_QUARTER_S = 900.0
 _WEEK_H = 168
 
 
@@ -29,20 +30,22 @@ def occupancy_week_hour(
     sum(max(edge - plug, 0)) - sum(max(edge - departure, 0)), which sorting and cumulative
     sums give for all edges at once. A NaN departure (ongoing) lasts until ``horizon_s``;
     a NaN plug time (never plugged) is skipped. Cells the horizon never covers are NaN.
-    Hours are local at ``start``'s UTC offset (the only zone a results folder records).
+    Hours are local in ``start``'s time zone, daylight saving included: the local hour edges
+    fall on the start's local quarter hours (every zone's offsets differ by whole quarter
+    hours), and each quarter hour counts in the local hour it starts in.
     """
     plug = np.asarray(plug_t_s, dtype=float)
     departure = np.asarray(departure_t_s, dtype=float)
     plugged = ~np.isnan(plug)
     begin_s = np.sort(np.clip(plug[plugged], 0.0, horizon_s))
     end_s = np.sort(np.clip(np.nan_to_num(departure[plugged], nan=horizon_s), 0.0, horizon_s))
-    # Local seconds from the Monday 00:00 of the start's week to the start.
-    week_offset_s = start.weekday() * 86400.0 + start.hour * 3600.0 + start.minute * 60.0 + start.second
-    week_offset_s += start.microsecond / 1e6
-    hours = np.arange(int(week_offset_s // _HOUR_S), int(np.ceil((week_offset_s + horizon_s) / _HOUR_S)) + 1)
-    edges_s = np.clip(hours * _HOUR_S - week_offset_s, 0.0, horizon_s)
+    # Local seconds from the start's last quarter hour to the start.
+    into_quarter_s = (start.minute * 60.0 + start.second + start.microsecond / 1e6) % _QUARTER_S
+    quarters = np.arange(0, int(np.ceil((into_quarter_s + horizon_s) / _QUARTER_S)) + 1)
+    edges_s = np.clip(quarters * _QUARTER_S - into_quarter_s, 0.0, horizon_s)
+    local = pd.Timestamp(start) + pd.to_timedelta(edges_s[:-1], unit="s")
+    cells = np.asarray(local.day_of_week * 24 + local.hour, dtype=np.int64)
     ev_s = np.diff(_ramp_sum(edges_s, begin_s) - _ramp_sum(edges_s, end_s))
-    cells = hours[:-1] % _WEEK_H
     ev_s_per_cell = np.bincount(cells, weights=ev_s, minlength=_WEEK_H)
     covered_s_per_cell = np.bincount(cells, weights=np.diff(edges_s), minlength=_WEEK_H)
     mean_evs = np.full(_WEEK_H, np.nan)

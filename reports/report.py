@@ -30,7 +30,7 @@ def _figures(results: Results) -> list[FigureRef]:
     if (n_more := results.load["site_id"].nunique() - len(load_sites)) > 0:
         load_caption += f" The {len(load_sites)} sites with the highest peak; {n_more} more sites in load.parquet."
 
-    zone_name = results.start.tzname() or "local time"
+    zone_name = results.zone_name
     mean_evs = occupancy_week_hour(
         results.sessions["plug_t_s"], results.sessions["departure_t_s"], results.horizon_s, results.start
     )
@@ -125,7 +125,7 @@ def _grid_figures(grid: GridResults, results: Results) -> list[FigureRef]:
     if (n_more := results.load["site_id"].nunique() - len(load_sites)) > 0:
         load_caption += f" The {len(load_sites)} sites with the highest peak; {n_more} more sites in load.parquet."
 
-    zone_name = results.start.tzname() or "local time"
+    zone_name = results.zone_name
     mean_kw, days_per_row = grid_figures.load_heatmap(grid.load, results.start)
     rows = "day" if days_per_row == 1 else f"week (the run is longer than {grid_figures.MAX_HEATMAP_DAYS} days)"
     heatmap_caption = f"Mean network EV load by {rows} and hour of day ({zone_name}); grey: outside the run."

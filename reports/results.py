@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -72,6 +73,7 @@ class Results:
     scenario_name: str
     seed: int
     start: dt.datetime
+    """The start in the scenario's time zone (or at its fixed UTC offset without one): local time of the axes."""
     horizon_s: float
     manager_kind: str
     currency: str
@@ -91,6 +93,11 @@ class Results:
     """None for results written before grid results existed."""
     ev: EvResults | None = None
     """None when the run had no ev_side section."""
+
+    @property
+    def zone_name(self) -> str:
+        """The time zone of the figures' local hours: the IANA name, else the start's UTC offset."""
+        return str(getattr(self.start.tzinfo, "key", None) or self.start.tzname() or "local time")
 
 
 def _load_service(results_dir: Path, kpis: dict[str, Any]) -> ServiceResults | None:
@@ -143,6 +150,8 @@ def load_results(results_dir: Path) -> Results:
     start = dt.datetime.fromisoformat(manifest["start"])
     if start.utcoffset() is None:
         raise ValueError(f"manifest start (={manifest['start']!r}) needs a UTC offset")
+    if scenario.get("timezone"):
+        start = start.astimezone(ZoneInfo(str(scenario["timezone"])))
     return Results(
         scenario_name=str(manifest["scenario"]),
         seed=int(manifest["seed"]),

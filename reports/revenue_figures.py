@@ -463,7 +463,7 @@ def _figures(revenue: RevenueResults, results: Results) -> list[FigureRef]:
     if len(per_port) > MAX_BAR_SITES:
         per_port_caption += f" The top {MAX_BAR_SITES} of {len(per_port)} sites."
         per_port = per_port.iloc[:MAX_BAR_SITES]
-    zone_name = results.start.tzname() or "local time"
+    zone_name = results.zone_name
     return [
         *figures,
         FigureRef(

@@ -1,4 +1,4 @@
-"""EV arrival processes: time-varying Poisson by hour of the week, and trace replay.
+"""EV arrival processes: time-varying Poisson by local hour of the week, and trace replay.
 
 All random numbers of a run's demand are drawn up front, in numpy batches, from streams
 named after the site and the source (``arrivals:<site>:<i>``, ``energy:…``, ``dwell:…``,
@@ -19,6 +19,7 @@ from sim import ev_arrivals
 from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_H, S_PER_MIN
+from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
     from sim.config import FleetEntry, Scenario, SyntheticDemand, TraceDemand
@@ -102,27 +103,24 @@ def _draw_iso15118(
 
 
 def _poisson_times(
-    rng: np.random.Generator, weekly_per_hour: np.ndarray, offset_s: float, horizon_s: float
+    rng: np.random.Generator, weekly_per_hour: np.ndarray, clock: WallClock, horizon_s: float
 ) -> np.ndarray:
-    """Arrival times (s since start) of a Poisson process with a rate per hour of the week."""
-    first, last = int(offset_s // S_PER_H), int(np.ceil((offset_s + horizon_s) / S_PER_H))
-    edges = np.arange(first, last + 1) * S_PER_H
-    lo = np.maximum(edges[:-1], offset_s)
-    hi = np.minimum(edges[1:], offset_s + horizon_s)
-    rate = weekly_per_hour[np.arange(first, last) % 168]
+    """Arrival times (s since start) of a Poisson process with a rate per local hour of the week.
+
+    Each local hour's rate applies to the real seconds the wall clock shows that hour: the
+    hour skipped in spring gets no arrivals, the hour shown twice in autumn gets its rate twice.
+    """
+    lo, hi, shift = clock.pieces(S_PER_H, 0.0, horizon_s)
+    rate = weekly_per_hour[(lo // S_PER_H).astype(np.int64) % 168]
     counts = rng.poisson(rate * (hi - lo) / S_PER_H)
     t = np.repeat(lo, counts) + rng.random(int(counts.sum())) * np.repeat(hi - lo, counts)
-    return np.sort(t) - offset_s
+    return np.sort(t - (clock.week0_s + np.repeat(shift, counts)))
 
 
 def _synthetic(
-    scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str, int], models: list[EVModel]
+    scenario: Scenario, d: SyntheticDemand, tag: str, index: dict[str, int], models: list[EVModel], clock: WallClock
 ) -> SiteArrivals:
-    start = scenario.start
-    week_offset_s = start.weekday() * 86400.0 + start.hour * S_PER_H + start.minute * S_PER_MIN + start.second
-    t = _poisson_times(
-        stream(scenario.seed, f"arrivals:{tag}"), d.rate.weekly_per_hour(), week_offset_s, scenario.horizon_s
-    )
+    t = _poisson_times(stream(scenario.seed, f"arrivals:{tag}"), d.rate.weekly_per_hour(), clock, scenario.horizon_s)
     n = len(t)
     model = _draw_models(stream(scenario.seed, f"fleet:{tag}"), d.fleet or scenario.fleet, index, n)
     energy_rng = stream(scenario.seed, f"energy:{tag}")
@@ -200,9 +198,10 @@ def generate(scenario: Scenario, models: list[EVModel]) -> dict[str, SiteArrival
     """Draw every arrival of the run, per site id (sites without demand get none)."""
     index = {m.name: i for i, m in enumerate(models)}
     parts: dict[str, list[SiteArrivals]] = {s.id: [] for s in scenario.network.sites}
+    clock = WallClock.of(scenario)
     for i, d in enumerate(scenario.demand):
         if d.kind == "synthetic":
-            parts[d.site].append(_synthetic(scenario, d, f"{d.site}:{i}", index, models))
+            parts[d.site].append(_synthetic(scenario, d, f"{d.site}:{i}", index, models, clock))
         else:
             for site, arr in _trace(scenario, d, f"trace:{i}", index, models).items():
                 parts[site].append(arr)

@@ -69,6 +69,7 @@ from sim.serviceability import Reliability, ServiceRecord, haversine_km
 from sim.sessions import Cause, EventKind, Outcome, Session, State
 from sim.tariffs import BusyClock, Record, TariffSchedule, plain_record, session_charges, settle
 from sim.units import S_PER_DAY
+from sim.wallclock import WallClock
 
 __all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
 
@@ -248,7 +249,8 @@ class _Simulation:
         self.site_index = {s.site_id: s.index for s in self.sites}
         self.layouts: dict = {}  # time-of-use layouts shared by tariffs that differ only in prices
         site_tariffs = {SiteId(c.id): c.tariff or scenario.tariff for c in scenario.network.sites}
-        self.tariffs = [TariffSchedule(t, scenario.start, self.layouts) for t in site_tariffs.values()]
+        self.clock = WallClock.of(scenario)
+        self.tariffs = [TariffSchedule(t, self.clock, self.layouts) for t in site_tariffs.values()]
         self.tariff_history = [[(0.0, t)] for t in self.tariffs]  # for sessions not fixed at the start
         self.tariff_changes = Table(floats=("t_s", "price_per_kwh"), ints=("site",))
         self.busy = [BusyClock() for _ in self.sites]
@@ -354,13 +356,13 @@ class _Simulation:
         self.send(Timer(self.env.now, cast(str, event.value)))
 
     def _ticks(self):  # noqa: ANN202 - a SimPy process
-        """A `Tick` to the managers at every local midnight."""
-        start = self.scenario.start
-        first_s = S_PER_DAY - (start.hour * 3600 + start.minute * 60 + start.second)
-        yield self.env.timeout(first_s % S_PER_DAY)
+        """A `Tick` to the managers at every local midnight (a day may last 23 or 25 hours)."""
+        clock = self.clock
+        day = 0 if clock.day0_s == 0 else 1
         while True:
+            yield self.env.timeout(clock.t_s(day * S_PER_DAY - clock.day0_s) - self.env.now)
             self.send(Tick(self.env.now))
-            yield self.env.timeout(S_PER_DAY)
+            day += 1
 
     # ------------------------------------------------------------ drivers
 
@@ -743,7 +745,7 @@ class _Simulation:
             currency = self.scenario.tariff.currency
             raise ValueError(f"SetTariff in {c.tariff.currency}, but the network bills in {currency}")
         k = self.site_index[c.site_id]
-        self.tariffs[k] = TariffSchedule(c.tariff, self.scenario.start, self.layouts)
+        self.tariffs[k] = TariffSchedule(c.tariff, self.clock, self.layouts)
         self.tariff_history[k].append((t_s, self.tariffs[k]))
         self.tariff_changes.add_floats((t_s, c.tariff.price_per_kwh))
         self.tariff_changes.add_ints((k,))

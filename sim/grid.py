@@ -21,6 +21,7 @@ import pandas as pd
 from sim.csvfiles import read_columns, zoned_timestamps
 from sim.rng import stream
 from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN
+from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
     from sim.config import Scenario
@@ -54,16 +55,15 @@ class PriceSignal:
         start = scenario.start
         if cfg.kind == "flat":
             t, p = [0.0], [cfg.per_kwh]
-        elif cfg.kind == "tou":
-            first_hour = start.hour + start.minute / 60 + start.second / 3600
-            hours = np.arange(-math.floor(first_hour), math.ceil(horizon_s / S_PER_H) + 1)
-            t_h = hours - (first_hour - math.floor(first_hour))
-            local_h = (first_hour + t_h) % 24
-            weekday = (start.weekday() + np.floor((first_hour + t_h) / 24)) % 7
+        elif cfg.kind == "tou":  # by local hour of the day, weekdays and weekend apart
+            clock = WallClock.of(scenario)
+            lo, _, shift = clock.pieces(S_PER_H, 0.0, horizon_s + S_PER_H)
+            hour_of_week = (lo // S_PER_H).astype(np.int64) % 168
             weekend = np.asarray(cfg.weekend_per_kwh_by_hour or cfg.per_kwh_by_hour)
             weekday_p = np.asarray(cfg.per_kwh_by_hour)
-            price = np.where(weekday >= 5, weekend[local_h.astype(int)], weekday_p[local_h.astype(int)])
-            t, p = (np.maximum(t_h * S_PER_H, 0.0)).tolist(), price.tolist()
+            hour = hour_of_week % 24
+            price = np.where(hour_of_week >= 5 * 24, weekend[hour], weekday_p[hour])
+            t, p = (lo - clock.week0_s - shift).tolist(), price.tolist()
         else:
             df = read_price_series(cfg.path)
             t = ((df["timestamp"] - pd.Timestamp(start)).dt.total_seconds().clip(lower=0.0)).tolist()
@@ -110,6 +110,7 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
     """Every demand-response window of the run, scheduled and random, in start order."""
     ids = [s.id for s in scenario.network.sites]
     start = scenario.start
+    clock = WallClock.of(scenario)
     out: list[tuple[float, int, float, float, float | None, float | None, bool]] = []
     for e in scenario.grid.demand_response.events:
         t0 = (e.start - start).total_seconds()
@@ -119,7 +120,6 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
     rnd = scenario.grid.demand_response.random
     if rnd is not None and rnd.per_site_per_month > 0:
         days = scenario.horizon_days
-        day0_s = start.hour * S_PER_H + start.minute * S_PER_MIN + start.second  # time since local midnight
         for k, site in enumerate(ids):
             rng = stream(scenario.seed, f"dr:{site}")
             n = rng.poisson(rnd.per_site_per_month * days / 30.0)
@@ -127,7 +127,7 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
             hour = rng.uniform(*rnd.window_h, n)
             duration = rnd.duration_min.draw(rng, n) * S_PER_MIN
             for d, h, dur in zip(day.tolist(), hour.tolist(), duration.tolist(), strict=True):
-                t0 = d * S_PER_DAY + h * S_PER_H - day0_s
+                t0 = clock.t_s(d * S_PER_DAY + h * S_PER_H - clock.day0_s)  # local hour h, d days on
                 if 0 <= t0 < scenario.horizon_s:
                     cap = rnd.cap_frac * site_limits_kw[k]
                     out.append((t0, k, t0 - rnd.notify_min * S_PER_MIN, t0 + dur, cap, None, False))

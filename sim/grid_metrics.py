@@ -16,6 +16,7 @@ import pandas as pd
 from sim.engine import RunTables
 from sim.grid import dispatch_storage
 from sim.metrics import BIN_S
+from sim.wallclock import WallClock
 
 __all__ = ["dr_frame", "grid_kpis", "with_grid_columns"]
 
@@ -117,12 +118,12 @@ def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float) -
 def grid_kpis(run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd.DataFrame) -> dict[str, Any]:
     """The `grid` section of kpis.json: per site and for the network."""
     scenario = run.scenario
-    start = pd.Timestamp(scenario.start)
+    clock = WallClock.of(scenario)
     rate = scenario.grid.demand_charge_per_kw_month
     sites = {}
     for site in run.sites:
         ld = load[load["site_id"] == site.site_id]
-        months = (start + pd.to_timedelta(ld["t_s"].to_numpy(), unit="s")).strftime("%Y-%m").to_numpy()
+        months = clock.timestamps(ld["t_s"].to_numpy()).strftime("%Y-%m").to_numpy()  # local calendar months
         cfg = scenario.grid.sites.get(site.site_id)
         site_rate = cfg.demand_charge_per_kw_month if cfg is not None else None
         k = _site_kpis(ld, months, rate if site_rate is None else site_rate)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from sim.engine import SESSION_FLOATS, RunTables
 from sim.sessions import Cause, EventKind, Outcome
+from sim.wallclock import WallClock
 
 __all__ = [
     "BIN_S",
@@ -55,8 +56,8 @@ def _category(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes.astype(np.int64), categories=pd.Index(names, dtype=str))
 
 
-def _times(run: RunTables, t_s: np.ndarray) -> pd.Series:
-    return pd.Timestamp(run.scenario.start) + pd.to_timedelta(t_s, unit="s")
+def _times(run: RunTables, t_s: np.ndarray) -> pd.DatetimeIndex:
+    return WallClock.of(run.scenario).timestamps(t_s)
 
 
 def _groups_by_profile(pid: np.ndarray, n_profiles: int):  # noqa: ANN202 - a generator of index arrays

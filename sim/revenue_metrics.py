@@ -17,6 +17,7 @@ import pandas as pd
 from sim.engine import RunTables
 from sim.managers.pricing import priced
 from sim.tariffs import TariffSchedule
+from sim.wallclock import WallClock
 
 __all__ = ["COMPONENTS", "invoices_frame", "revenue_kpis", "tariffs_frame"]
 
@@ -36,7 +37,7 @@ def invoices_frame(run: RunTables) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "t_s": inv["t_s"],
-            "time": pd.Timestamp(run.scenario.start) + pd.to_timedelta(inv["t_s"], unit="s"),
+            "time": WallClock.of(run.scenario).timestamps(inv["t_s"]),
             "driver_id": inv["driver_id"].astype(np.int64),
             "plan": pd.Categorical.from_codes(inv["plan"].astype(np.int64), categories=pd.Index(plans, dtype=str)),
             "action": pd.Categorical.from_codes(inv["action"].astype(np.int64), categories=pd.Index(_ACTIONS)),
@@ -62,6 +63,7 @@ def tariffs_frame(run: RunTables) -> pd.DataFrame:
     codes: list[int] = []
     prices: list[float] = []
     layouts: dict = {}
+    clock = WallClock.of(scenario)
     for k, site in enumerate(scenario.network.sites):
         base = site.tariff or scenario.tariff
         if site.id in priced_ids:
@@ -75,7 +77,7 @@ def tariffs_frame(run: RunTables) -> pd.DataFrame:
             prices.append(price)
             if tou:  # time of use moves the price within the segment
                 b = segments[i + 1][0] if i + 1 < len(segments) else horizon_s
-                sched = TariffSchedule(base.model_copy(update={"price_per_kwh": price}), scenario.start, layouts)
+                sched = TariffSchedule(base.model_copy(update={"price_per_kwh": price}), clock, layouts)
                 prices[-1] = sched.at(a).per_kwh
                 for t in sched.changes(a, b):
                     t_s.append(t)
@@ -130,8 +132,9 @@ def revenue_kpis(
     maintenance_cost = _money(maintenance_cost)
     costs = energy_cost + demand + maintenance_cost  # of the reported (rounded) costs, so the margin adds up
     energy_kwh = float(billed["energy_delivered_kwh"].sum())
-    day_s = scenario.start.hour * 3600 + scenario.start.minute * 60 + scenario.start.second
-    local_hour = ((day_s + billed["plug_t_s"]) // 3600).astype(int) % 24
+    clock = WallClock.of(scenario)
+    wall_s = pd.Series(clock.wall_s_many(billed["plug_t_s"].to_numpy()), index=billed.index)
+    local_hour = ((clock.day0_s + wall_s) // 3600).astype(int) % 24
     by_hour = billed.groupby(local_hour)["amount_charged"].sum().reindex(range(24), fill_value=0.0)
     attempts = int(sessions["plug_t_s"].notna().sum()) + int((sessions["cause"] == "payment").sum())
     failures = int((sessions["cause"] == "payment").sum())

@@ -18,6 +18,7 @@ import pandas as pd
 
 from sim.engine import RunTables
 from sim.serviceability import REPAIRED_BY, VISIT_KINDS
+from sim.wallclock import WallClock
 
 __all__ = [
     "UPTIME_TARGET_PCT",
@@ -47,7 +48,7 @@ def outages_frame(run: RunTables) -> pd.DataFrame:
     assert run.service is not None
     o = run.service.outages
     evse = o["evse"]
-    start = pd.Timestamp(run.scenario.start)
+    clock = WallClock.of(run.scenario)
     causes = run.service.causes
     names = [causes[c] for c in o["cause"]]
     kind = ["outside" if c in _OUTSIDE else "planned" if c in _PLANNED else "fault" for c in names]
@@ -61,8 +62,8 @@ def outages_frame(run: RunTables) -> pd.DataFrame:
         "start_t_s": o["start_t_s"],
         "end_t_s": o["end_t_s"],
         "detected_t_s": o["detected_t_s"],
-        "start_time": start + pd.to_timedelta(o["start_t_s"], unit="s"),
-        "end_time": start + pd.to_timedelta(o["end_t_s"], unit="s"),
+        "start_time": clock.timestamps(o["start_t_s"]),
+        "end_time": clock.timestamps(o["end_t_s"]),
         "duration_s": o["end_t_s"] - o["start_t_s"],
         "repaired_by": _cat(o["repaired_by"], list(REPAIRED_BY)),
         "excluded": o["excluded"].astype(bool),
@@ -113,8 +114,8 @@ def _down_s(outages: pd.DataFrame, lo: float, hi: float) -> float:
 
 
 def _periods(run: RunTables) -> list[tuple[str, float, float]]:
-    """Calendar months of the run (in the start's zone offset) and the trailing 12 months."""
-    start = pd.Timestamp(run.scenario.start)
+    """Local calendar months of the run (`sim.wallclock`) and the trailing 12 months."""
+    start = WallClock.of(run.scenario).timestamps(np.zeros(1))[0]
     horizon_s = run.scenario.horizon_s
     end = start + pd.Timedelta(seconds=horizon_s)
     out = []

@@ -28,6 +28,7 @@ from sim.managers.base import Event, FaultReported, RepairCompleted
 from sim.recorder import Table
 from sim.rng import stream
 from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN, S_PER_WEEK
+from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
     from sim.config import Scenario
@@ -166,8 +167,7 @@ class Reliability:
         self.sites = sites
         self.ports = ports
         self.horizon_s = scenario.horizon_s
-        start = scenario.start
-        self.week_offset_s = start.weekday() * S_PER_DAY + start.hour * S_PER_H + start.minute * S_PER_MIN
+        self.clock = WallClock.of(scenario)
         self.causes: list[str] = []
         self.faults: dict[int, Fault] = {}
         self.next_fault_id = 0
@@ -488,21 +488,22 @@ class Reliability:
 
     # ------------------------------------------------------------ technicians
 
+    def _next_shift(self, crew: _Crew, t_s: float) -> tuple[float, float]:
+        """The t_s at which the crew's first shift not over by `t_s` opens and closes (local wall-clock hours)."""
+        shift, clock = crew.config.shift, self.clock
+        day0 = math.floor((clock.week0_s + clock.wall_s(t_s)) / S_PER_DAY)
+        for day in range(day0, day0 + 9):
+            if day % 7 not in shift.days:
+                continue
+            close_t = clock.t_s(day * S_PER_DAY + shift.end_h * S_PER_H - clock.week0_s)
+            if t_s < close_t:
+                return clock.t_s(day * S_PER_DAY + shift.start_h * S_PER_H - clock.week0_s), close_t
+        return t_s + S_PER_WEEK, t_s + S_PER_WEEK  # unreachable with at least one shift day
+
     def _shift_wait_s(self, crew: _Crew, t_s: float) -> tuple[float, float]:
         """Seconds until the crew's shift is open at or after `t_s`, and that shift's start time."""
-        shift = crew.config.shift
-        local = t_s + self.week_offset_s
-        day0 = math.floor(local / S_PER_DAY)
-        for d in range(0, 9):
-            day = day0 + d
-            if int(day % 7) not in shift.days:
-                continue
-            open_s = day * S_PER_DAY + shift.start_h * S_PER_H
-            close_s = day * S_PER_DAY + shift.end_h * S_PER_H
-            if local < close_s:
-                start = max(local, open_s)
-                return start - local, open_s - self.week_offset_s
-        return S_PER_WEEK, t_s  # unreachable with at least one shift day
+        open_t, _ = self._next_shift(crew, t_s)
+        return max(open_t - t_s, 0.0), open_t
 
     def _travel_s(self, crew: _Crew, tech: Technician, site_index: int) -> float:
         if tech.location == site_index:
@@ -642,15 +643,13 @@ class Reliability:
         )
 
     def shift_s(self, crew: int) -> float:
-        """Shift time one technician of `crew` has over the horizon."""
-        shift = self.crews[crew].config.shift
+        """Shift time one technician of `crew` has over the horizon (real seconds: a shift may span a clock change)."""
         total, t = 0.0, 0.0
         while t < self.horizon_s:
-            wait, start = self._shift_wait_s(self.crews[crew], t)
-            if wait >= S_PER_WEEK:
+            open_t, close_t = self._next_shift(self.crews[crew], t)
+            if open_t >= self.horizon_s:
                 break
-            open_t = t + wait
-            close_t = min(start + (shift.end_h - shift.start_h) * S_PER_H, self.horizon_s)
-            total += max(0.0, close_t - open_t)
+            close_t = min(close_t, self.horizon_s)
+            total += max(0.0, close_t - max(open_t, t))
             t = close_t + 1e-6
         return total

@@ -1,7 +1,8 @@
 """Prices: what a session costs the driver, component by component.
 
 A `TariffSchedule` turns a scenario `Tariff` into prices by simulated time: its
-time-of-use periods repeat every week in the scenario's time zone. `session_charges`
+time-of-use periods repeat every week in local wall-clock time (`sim.wallclock`), so a
+period boundary at 17:00 stays at 17:00 across daylight saving changes. `session_charges`
 integrates a session against one or more schedules exactly: energy from the closed-form
 charge intervals, minutes per power tier from the charge curve, idle minutes after the
 battery is full. `settle` turns those charges into a charge detail record in whole cents:
@@ -20,6 +21,7 @@ import numpy as np
 
 from sim.config.revenue import DAYS, MemberDiscount, PaymentMethod, Tariff, TariffPeriod, clock_min
 from sim.ev import ChargeProfile
+from sim.wallclock import WallClock
 
 __all__ = [
     "BusyClock",
@@ -91,13 +93,17 @@ class _Layout:
 class TariffSchedule:
     """A tariff as prices over simulated time (its time-of-use periods repeat weekly)."""
 
-    def __init__(self, tariff: Tariff, start: dt.datetime, layouts: dict[int, _Layout] | None = None) -> None:
-        """Compile `tariff` for a run starting at `start` (whose UTC offset is the local time).
+    def __init__(
+        self, tariff: Tariff, clock: WallClock | dt.datetime, layouts: dict[int, _Layout] | None = None
+    ) -> None:
+        """Compile `tariff` for a run on `clock` (a start datetime: its fixed UTC offset is the local time).
 
         `layouts` shares the weekly layout between tariffs that differ only in prices.
         """
         self.tariff = tariff
         self.prices = [_prices(tariff, None)] + [_prices(tariff, p) for p in tariff.periods]
+        self.clock = clock if isinstance(clock, WallClock) else WallClock(clock, None, 0.0)
+        start = self.clock.start
         self._m0 = start.weekday() * 1440 + start.hour * 60 + start.minute + start.second / 60
         self._layout: _Layout | None = None
         self.constant = not tariff.periods  # one price set at all times
@@ -113,25 +119,44 @@ class TariffSchedule:
                 cache[key] = _Layout(tariff.periods)
             self._layout = cache[key]
 
+    def _period(self, wall_s: float) -> int:
+        """Which price set is in force at local wall-clock `wall_s` (0: the tariff's own)."""
+        assert self._layout is not None
+        return int(self._layout.week[int(math.floor(self._m0 + wall_s / 60.0 + 1e-9)) % _MIN_PER_WEEK])
+
     def at(self, t_s: float) -> Prices:
         """The prices in force at `t_s`."""
         if self._layout is None:
             return self.prices[0]
-        minute = int(math.floor(self._m0 + t_s / 60.0 + 1e-9)) % _MIN_PER_WEEK
-        return self.prices[self._layout.week[minute]]
+        return self.prices[self._period(self.clock.wall_s(t_s))]
 
     def changes(self, a_s: float, b_s: float) -> list[float]:
-        """Times strictly between `a_s` and `b_s` at which the prices change, in order."""
+        """Times strictly between `a_s` and `b_s` at which the prices change, in order.
+
+        Within a stretch of one UTC offset the changes are the period edges; where the
+        offset changes (daylight saving), the jump of the wall clock is a change if the
+        prices either side of it differ.
+        """
         if self._layout is None or b_s <= a_s:
             return []
         out = []
-        week0 = math.floor((self._m0 * 60.0 + a_s) / _S_PER_WEEK)
-        for k in range(int(week0), int(math.floor((self._m0 * 60.0 + b_s) / _S_PER_WEEK)) + 1):
-            for e in self._layout.edges_min:
-                t = (e - self._m0) * 60.0 + k * _S_PER_WEEK
-                if a_s < t < b_s:
-                    out.append(t)
+        previous_shift = 0.0
+        for lo, hi, shift in self.clock.segments(a_s, b_s):
+            if lo > a_s and self._period(lo + shift) != self._period_before(lo + previous_shift):
+                out.append(lo)
+            week0 = math.floor((self._m0 * 60.0 + lo + shift) / _S_PER_WEEK)
+            for k in range(int(week0), int(math.floor((self._m0 * 60.0 + hi + shift) / _S_PER_WEEK)) + 1):
+                for e in self._layout.edges_min:
+                    t = (e - self._m0) * 60.0 + k * _S_PER_WEEK - shift
+                    if lo < t < hi:
+                        out.append(t)
+            previous_shift = shift
         return out
+
+    def _period_before(self, wall_s: float) -> int:
+        """The price set in force just before local wall-clock `wall_s`."""
+        assert self._layout is not None
+        return int(self._layout.week[(math.ceil(self._m0 + wall_s / 60.0 - 1e-9) - 1) % _MIN_PER_WEEK])
 
 
 class BusyClock:

@@ -18,6 +18,7 @@ import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import numpy as np
 import yaml
@@ -364,6 +365,12 @@ class Scenario(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also the default results folder name")
     seed: int = Field(ge=0)
     start: AwareDatetime = Field(description="timezone-aware start, e.g. 2026-01-05T00:00:00+01:00")
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of every wall-clock rule (hours of the week, time-of-use periods, shifts, "
+        "demand-response windows, report axes), daylight saving included, e.g. Europe/Amsterdam; "
+        "none: the fixed UTC offset of start, all year",
+    )
     horizon_days: float = Field(gt=0, le=3660)
     network: Network
     fleet: list[FleetEntry] = Field(min_length=1)
@@ -383,6 +390,22 @@ class Scenario(StrictModel):
     def _date_needs_zone(cls, v: Any) -> Any:
         if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
             raise ValueError("start needs a time and a timezone, e.g. 2026-01-05T00:00:00+01:00")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            close = difflib.get_close_matches(v, sorted(available_timezones()), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name; {hint}write a name such as Europe/Amsterdam or "
+                "America/New_York, or leave timezone out to use the fixed UTC offset of start"
+            ) from None
         return v
 
     @model_validator(mode="after")
