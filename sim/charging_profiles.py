@@ -26,6 +26,7 @@ __all__ = [
     "SchedulePeriod",
     "charger_max_at",
     "composite_schedule",
+    "in_force_span",
     "limit_at",
     "next_change_t_s",
 ]
@@ -243,6 +244,20 @@ def charger_max_at(profiles: Sequence[ChargingProfile], t_s: float) -> float:
     """
     kw = _purpose_limit_kw(profiles, ChargingProfilePurpose.CHARGE_POINT_MAX, t_s, None)
     return math.inf if kw is None else kw
+
+
+def in_force_span(p: ChargingProfile) -> tuple[float, float] | None:
+    """From when to when p can be in force, or None when that depends on a transaction start.
+
+    Outside the span p never limits anything; inside, a recurring profile with a duration may still pause.
+    """
+    if p.start_t_s is None:
+        return None
+    begin_t_s = max(p.start_t_s, p.valid_from_t_s)
+    end_t_s = p.valid_to_t_s
+    if p.duration_s is not None and p.recurring_s is None:
+        end_t_s = min(end_t_s, p.start_t_s + p.duration_s)
+    return begin_t_s, end_t_s
 
 
 def _next_breakpoint_t_s(p: ChargingProfile, t_s: float, tx_start_t_s: float | None) -> float:

@@ -36,9 +36,16 @@ from ocpp.messages import MessageType, unpack
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from sim.charging_profiles import ChargingProfile, ProfileSet, charger_max_at, limit_at, next_change_t_s
+from sim.charging_profiles import (
+    ChargingProfile,
+    ProfileSet,
+    charger_max_at,
+    in_force_span,
+    limit_at,
+    next_change_t_s,
+)
 from sim.ev import ProfileCache
-from virtual_chargers.clock import ChargerClock, SimClock
+from virtual_chargers.clock import ChargerClock, SimClock, ocpp_time, parse_ocpp_time
 from virtual_chargers.connection import Backoff, SecurityConfig, connect_charger
 from virtual_chargers.faults import (
     ClockDrift,
@@ -141,6 +148,7 @@ class ChargerContext:
     backoff_base_s: float = 10.0
     backoff_max_s: float = 600.0
     history: int = 500  # frames each charger keeps in memory for assertions (the file keeps all)
+    run_end_t_s: float = math.inf  # when the run ends (a profile in force only after it is a QA warning)
 
 
 class Connector:
@@ -658,6 +666,35 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         except TimeoutError:
             what = "from the CSMS" if direction == "rx" else "by the charger"
             raise TimeoutError(f"{self.spec.id}: no {action} {what} within {timeout_s} s") from None
+
+    def note_csms_time(self, current_time: str) -> None:
+        """Record how far the CSMS's clock (BootNotification currentTime) is off the simulated calendar.
+
+        The charger does not set its clock from it: the simulated calendar drives the whole run (arrivals,
+        tariffs, schedules), so the offset goes to the QA summary, which warns when it passes a minute.
+        """
+        try:
+            when = parse_ocpp_time(current_time)
+        except ValueError:
+            return
+        offset_s = (when - self.ctx.clock.now()).total_seconds()
+        self.ctx.log.summary.clock_offsets_s[self.spec.id] = round(offset_s, 3)
+
+    def _profile_accepted(self, target: int, profile: ChargingProfile) -> None:
+        """A profile was installed: warn when it can never be in force during the run, then `profile_installed`."""
+        span = in_force_span(profile)
+        now_t_s = self.clock.t_s()
+        if span is not None and not (span[0] < self.ctx.run_end_t_s and span[1] > now_t_s):
+            clock = self.ctx.clock
+            end = "the end of time" if span[1] == math.inf else ocpp_time(clock.at(span[1]))
+            run_end = "open-ended" if self.ctx.run_end_t_s == math.inf else ocpp_time(clock.at(self.ctx.run_end_t_s))
+            self.ctx.log.summary.warn(
+                f"{self.spec.id}: {profile.purpose.value} {profile.profile_id} on {target} is in force from "
+                f"{ocpp_time(clock.at(span[0])) if span[0] > -math.inf else 'always'} to {end}, never during the "
+                f"run (simulated {ocpp_time(clock.at(now_t_s))} to {run_end}): it limits nothing; was it set "
+                "on another clock than the simulated calendar?"
+            )
+        self.profile_installed(target, profile)
 
     def profile_installed(self, target: int, profile: ChargingProfile) -> None:
         """A charging profile was installed on connector / EVSE ``target`` (0: the whole charger).

@@ -275,6 +275,7 @@ class Bridge:
             ssl_context=client_ssl_context(security),
             seed=self.scenario.seed,
             response_timeout_s=self.cfg.response_timeout_s,
+            run_end_t_s=self.scenario.horizon_s,
         )
         self.fleet.log.on_backend_lag = self._backend_lag
         cls = _charger_class(self.cfg.ocpp)

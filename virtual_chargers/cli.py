@@ -171,7 +171,10 @@ def summary_table(summary: Summary, title: str) -> Table:
         ),
         ("CSMS violations", f"{d['csms_violations']:,}"),
         ("request timeouts", f"{sum(d['timeouts'].values()):,}"),
+        ("warnings", f"{len(d['warnings']):,}"),
     ]
+    if d["csms_clock_offset"]:
+        rows.append(("CSMS clock − simulated calendar (median)", f"{d['csms_clock_offset']['median_s']:+,.0f} s"))
     for action, q in d["rtt_ms"].items():
         rows.append((f"RTT {action} p50/p95/p99", f"{q['p50']:.1f} / {q['p95']:.1f} / {q['p99']:.1f} ms"))
     for name, value in rows:
@@ -259,6 +262,8 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
     console.print(summary_table(summary, f"{name} against {args.csms} ({wall_s:.1f} s wall)"))
     for v in summary.violations[:10]:
         console.print(f"  violation {v.t} {v.charger}: {v.kind}: {v.detail}", markup=False, highlight=False)
+    for w in summary.all_warnings()[:10]:
+        console.print(f"  warning: {w}", markup=False, highlight=False)
     if args.summary_json:
         from sim.outputs import write_text_atomic
 

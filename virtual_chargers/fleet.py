@@ -211,6 +211,7 @@ async def run_chargers(
         seed=opts.seed,
         backoff_base_s=opts.backoff_base_s,
         backoff_max_s=opts.backoff_max_s,
+        run_end_t_s=opts.duration_s,
     )
     drivers: list[asyncio.Task[None]] = []
     async with fleet:

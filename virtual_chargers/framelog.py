@@ -25,6 +25,7 @@ __all__ = ["SECRET_KEYS", "FrameLog", "Summary", "Violation"]
 SECRET_KEYS = frozenset({"AuthorizationKey", "BasicAuthPassword"})
 _MASK = "***"
 _MAX_VIOLATIONS_KEPT = 200  # the count goes on; only the first ones are kept with their details
+CLOCK_OFFSET_WARN_S = 60.0  # a CSMS clock further off the simulated calendar than this is a QA warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,42 @@ class Summary:
     connects: int = 0
     disconnects: int = 0
     boots_accepted: int = 0
+    # charger → how far the CSMS's clock (BootNotification currentTime) is ahead of the simulated calendar
+    clock_offsets_s: dict[str, float] = field(default_factory=dict)
+    warning_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, text: str) -> None:
+        """Record something the QA engineer should look at (the first ones are kept with their text)."""
+        self.warning_count += 1
+        if len(self.warnings) < _MAX_VIOLATIONS_KEPT:
+            self.warnings.append(text)
+
+    def clock_offset(self) -> dict[str, float]:
+        """Smallest, median and largest CSMS clock offset in seconds, over how many chargers (empty: none)."""
+        if not self.clock_offsets_s:
+            return {}
+        q = np.percentile(np.asarray(list(self.clock_offsets_s.values())), [0, 50, 100])
+        return {
+            "min_s": float(q[0]),
+            "median_s": float(q[1]),
+            "max_s": float(q[2]),
+            "chargers": len(self.clock_offsets_s),
+        }
+
+    def all_warnings(self) -> list[str]:
+        """The recorded warnings, and one for a CSMS clock off the simulated calendar by more than a minute."""
+        out = list(self.warnings)
+        offset = self.clock_offset()
+        if offset and max(abs(offset["min_s"]), abs(offset["max_s"])) > CLOCK_OFFSET_WARN_S:
+            out.insert(
+                0,
+                f"the CSMS's clock (BootNotification currentTime) is {offset['median_s']:+.0f} s off the simulated "
+                "calendar (median over the chargers); the chargers keep the simulated calendar, so times the CSMS "
+                "computes from its own clock (a profile's startSchedule, validFrom/validTo, a reservation's expiry) "
+                "are off by as much",
+            )
+        return out
 
     def merge(self, other: Summary) -> None:
         """Add another summary (say, of another process) into this one."""
@@ -76,6 +113,9 @@ class Summary:
             mine.update(theirs)
         self.violation_count += other.violation_count
         self.violations.extend(other.violations[: max(0, _MAX_VIOLATIONS_KEPT - len(self.violations))])
+        self.clock_offsets_s.update(other.clock_offsets_s)
+        self.warning_count += other.warning_count
+        self.warnings.extend(other.warnings[: max(0, _MAX_VIOLATIONS_KEPT - len(self.warnings))])
         for action, values in other.rtt_s.items():
             self.rtt_s.setdefault(action, []).extend(values)
         for action, values in other.backend_lag_sim_s.items():
@@ -131,6 +171,8 @@ class Summary:
             "connects": self.connects,
             "disconnects": self.disconnects,
             "boots_accepted": self.boots_accepted,
+            "csms_clock_offset": self.clock_offset(),
+            "warnings": self.all_warnings(),
         }
 
     def to_wire(self) -> dict[str, Any]:
@@ -139,6 +181,9 @@ class Summary:
         d["rtt_s"] = self.rtt_s
         d["backend_lag_sim_s"] = self.backend_lag_sim_s
         d["violations"] = [_violation_dict(v) for v in self.violations]
+        d["clock_offsets_s"] = self.clock_offsets_s
+        d["warnings"] = self.warnings
+        d["warning_count"] = self.warning_count
         return d
 
     @classmethod
@@ -163,6 +208,9 @@ class Summary:
             connects=d["connects"],
             disconnects=d["disconnects"],
             boots_accepted=d["boots_accepted"],
+            clock_offsets_s=dict(d.get("clock_offsets_s", {})),
+            warning_count=d.get("warning_count", 0),
+            warnings=list(d.get("warnings", [])),
         )
 
 

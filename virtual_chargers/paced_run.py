@@ -188,6 +188,8 @@ class PacedRun:
             )
         if self.bridge is not None:
             qa = {**self.bridge.summary.to_dict(), "bridge": self.bridge.stats.to_dict()}
+            for warning in qa["warnings"]:
+                log.warning("%s", warning)
             if not drained:
                 log.warning("some transaction messages had not reached the CSMS when the run ended")
         received = [vars(r) for r in ven.received] if ven is not None else []

@@ -69,6 +69,7 @@ class RawCsms:
         after_answer: Called with (charger id, action, request payload, answer) for each request; the
             ``(action, payload)`` calls it returns are sent right after the answer, in the same burst of
             writes, before the charger could have handled the answer.
+        current_time: What its clock reads for BootNotification and Heartbeat answers (None: `START`).
     """
 
     def __init__(
@@ -76,8 +77,11 @@ class RawCsms:
         version: str = "1.6",
         after_answer: Callable[[str, str, dict[str, Any], dict[str, Any]], list[tuple[str, dict[str, Any]]]]
         | None = None,
+        current_time: Callable[[], datetime] | None = None,
     ) -> None:
+        """A CSMS not yet listening; ``async with`` starts it on a free port."""
         self.version = version
+        self.current_time = current_time  # what the CSMS's clock reads (None: the simulated calendar's start)
         self.answers = _ANSWERS_16 if version == "1.6" else _ANSWERS_201
         self.after_answer = after_answer
         self.requests: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []  # (charger, action, payload, answer)
@@ -111,6 +115,8 @@ class RawCsms:
                     _, uid, action, payload = frame
                     make = self.answers.get(action)
                     answer = make(payload, next(self._tx_ids)) if make else {}
+                    if "currentTime" in answer and self.current_time is not None:
+                        answer["currentTime"] = ocpp_time(self.current_time())
                     await ws.send(json.dumps([3, uid, answer]))
                     follow = self.after_answer(charger, action, payload, answer) if self.after_answer else []
                     for call_action, call_payload in follow:
@@ -545,3 +551,146 @@ def test_charge_point_max_is_shared_in_a_bridged_run(version: str, arun: Any, tm
     assert total_kw.max() <= cap_kw * (1 + 1e-9)
     assert (drawing == 2).sum() > 60  # over an hour of simulated minutes with both connectors drawing
     np.testing.assert_allclose(total_kw[drawing == 2], cap_kw)
+
+
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamps(payload: Any) -> list[str]:
+    """Every ``timestamp`` value anywhere in a payload."""
+    if isinstance(payload, dict):
+        found = [v for k, v in payload.items() if k == "timestamp" and isinstance(v, str)]
+        return found + [t for v in payload.values() for t in _timestamps(v)]
+    if isinstance(payload, list):
+        return [t for v in payload for t in _timestamps(v)]
+    return []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("csms_clock", ["wall", "simulated"])
+def test_chargers_keep_the_simulated_calendar_and_report_the_csms_clock_offset(
+    version: str, csms_clock: str, arun: Any, tmp_path: Path
+) -> None:
+    """Every timestamp a charger sends is the simulated calendar, whatever the CSMS's clock says at boot.
+
+    The offset of the CSMS's clock (BootNotification currentTime − the simulated calendar) is in the QA
+    summary, with a warning when it passes a minute: a CSMS on the wall clock is months off a calendar that
+    starts on 2026-03-02, a CSMS answering with the simulated calendar is not off at all.
+    """
+    d = Dialect(version)
+    on_wall = csms_clock == "wall"
+
+    async def scenario() -> tuple[list[str], Any, datetime]:
+        clock = SteppedClock()
+        async with (
+            RawCsms(version, current_time=_wall_now if on_wall else None) as csms,
+            ChargerSet(csms.url, clock=clock, state_dir=tmp_path) as fleet,
+        ):
+            booted_wall = _wall_now()
+            cp = await fleet.add("CP1", ocpp=version)
+            await fleet.wait_booted(cp)
+            clock.now_s = 100.0
+            await cp.plug_in(1, id_tag="ALICE")
+            await _wait_tx(csms, d, cp, 1)
+            clock.now_s = 700.0
+            await cp.unplug(1)
+            await fleet.wait_queues_empty(10)
+            stamps = [t for c, a, p, _ in csms.requests for t in _timestamps(p)]
+            return stamps, fleet.log.summary, booted_wall
+
+    stamps, summary, booted_wall = arun(scenario())
+    simulated = {ocpp_time(START + timedelta(seconds=t)) for t in (0.0, 100.0, 700.0)}
+    assert len(stamps) >= 4  # statuses, the transaction's start and end
+    assert set(stamps) <= simulated
+    offset = summary.to_dict()["csms_clock_offset"]
+    assert offset["chargers"] == 1
+    if on_wall:
+        expected_s = (booted_wall - START).total_seconds()
+        assert offset["median_s"] == pytest.approx(expected_s, abs=10.0)  # the boot took under 10 wall seconds
+        assert "off the simulated calendar" in summary.to_dict()["warnings"][0]
+    else:
+        assert offset["median_s"] == 0.0
+        assert summary.to_dict()["warnings"] == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_profile_that_never_overlaps_the_run_is_a_qa_warning(version: str, arun: Any, tmp_path: Path) -> None:
+    """Of three Absolute profiles, the one anchored on the CSMS's wall clock and the one already over warn.
+
+    The run lasts a simulated day from 2026-03-02; profiles arrive at simulated second 100:
+      id 1 from START + 3600 s for 2 h: inside the run, no warning;
+      id 2 from the wall clock's now for 2 h: months after the run, warning;
+      id 3 from START − 7200 s for 1 h: over before it arrived, warning.
+    """
+    d = Dialect(version)
+
+    async def scenario() -> Any:
+        clock = SteppedClock()
+        async with (
+            RawCsms(version) as csms,
+            ChargerSet(csms.url, clock=clock, state_dir=tmp_path, run_end_t_s=float(DAY_S)) as fleet,
+        ):
+            cp = await fleet.add("CP1", ocpp=version)
+            await fleet.wait_booted(cp)
+            clock.now_s = 100.0
+            starts = {1: START + timedelta(seconds=3600), 2: _wall_now(), 3: START - timedelta(seconds=7200)}
+            durations = {1: 7200, 2: 7200, 3: 3600}
+            for pid, start in starts.items():
+                profile = d.profile(
+                    pid, "TxDefaultProfile", pid, "Absolute", [(0, 4000.0)], start=start, duration_s=durations[pid]
+                )
+                assert (await csms.call("CP1", *d.set_profile(1, profile)))["status"] == "Accepted"
+            return fleet.log.summary.to_dict()
+
+    qa = arun(scenario())
+    warnings = qa["warnings"]
+    assert len(warnings) == 2, warnings
+    assert "TxDefaultProfile 2 on 1" in warnings[0]
+    assert "TxDefaultProfile 3 on 1" in warnings[1]
+    assert all("never during the run" in w for w in warnings)
+
+
+def test_a_bridged_run_warns_of_a_csms_on_its_wall_clock(arun: Any, tmp_path: Path) -> None:
+    """In a paced run, a CSMS on the wall clock and its wall-clock profile are warnings in the QA summary."""
+    d = Dialect("1.6")
+
+    def profile_at_boot(charger: str, action: str, payload: dict[str, Any], answer: dict[str, Any]) -> list[Any]:
+        if action != "BootNotification":
+            return []
+        start = datetime.fromisoformat(answer["currentTime"].replace("Z", "+00:00"))  # the CSMS's own clock
+        profile = d.profile(9, "TxDefaultProfile", 0, "Absolute", [(0, 3700.0)], start=start, duration_s=3 * 3600)
+        return [d.set_profile(0, profile)]
+
+    async def run() -> Any:
+        async with RawCsms("1.6", after_answer=profile_at_boot, current_time=_wall_now) as csms:
+            scenario = _bridged_scenario(csms.url, "1.6").model_copy(update={"horizon_days": 0.1})
+            runner = PacedRun(
+                scenario,
+                frames_path=tmp_path / "frames.jsonl",
+                state_dir=tmp_path / "state",
+                boot_timeout_s=10.0,
+                drain_timeout_s=10.0,
+            )
+            task = asyncio.ensure_future(runner.run())
+            try:
+                result = await asyncio.wait_for(task, 60)
+            finally:
+                runner.stop()
+                if not task.done():
+                    task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            assert [a["status"] for a in csms.call_results.values()] == ["Accepted"]
+            return result, scenario.start
+
+    before = _wall_now()
+    result, sim_start = arun(run(), timeout_s=90)
+    after = _wall_now()
+    qa = result.qa
+    # the CSMS's clock read between `before` and `after`; the simulated calendar then within the run
+    horizon = timedelta(seconds=result.tables.scenario.horizon_s)
+    offset_s = qa["csms_clock_offset"]["median_s"]
+    assert (before - sim_start - horizon).total_seconds() <= offset_s <= (after - sim_start).total_seconds()
+    assert "off the simulated calendar" in qa["warnings"][0]
+    assert "TxDefaultProfile 9 on 0" in qa["warnings"][1]
+    assert len(qa["warnings"]) == 2

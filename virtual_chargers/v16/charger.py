@@ -132,6 +132,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 await self.clock.sleep(self.backoff.next_s())
                 continue
             self.registration = str(res.status)
+            self.note_csms_time(res.current_time)
             interval_s = float(res.interval)
             if res.status == "Accepted":
                 if interval_s > 0:
@@ -264,7 +265,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             with contextlib.suppress(ValueError):
                 converted = self._profile(profile, c)
                 c.profile_set.install(converted)
-                self.profile_installed(c.id, converted)
+                self._profile_accepted(c.id, converted)
         c.sync(t_s)
         c.meter.start(t_s)
         reading = c.meter.read(t_s)
@@ -589,7 +590,7 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 c.profile_set.install(p)
         except (ValueError, KeyError):
             return call_result.SetChargingProfile(status="Rejected")
-        self.profile_installed(connector_id, profiles[0])
+        self._profile_accepted(connector_id, profiles[0])
         for c in targets:
             c.sync(t_s)
             if c.tx_ref is not None:

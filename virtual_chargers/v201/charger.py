@@ -313,6 +313,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
                 await self.clock.sleep(self.backoff.next_s())
                 continue
             self.registration = str(res.status)
+            self.note_csms_time(res.current_time)
             interval_s = float(res.interval)
             if res.status == "Accepted":
                 if interval_s > 0:
@@ -1103,7 +1104,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             x.sync(t_s)
         running = self.connectors[evse_id].tx_ref if evse_id in self.connectors else None
         self.profiles.install(evse_id, converted, profile.get("transaction_id"), running)
-        self.profile_installed(evse_id, converted)
+        self._profile_accepted(evse_id, converted)
         self._count_profiles()
         self._after_limit_change(t_s)
 
