@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from ocpp.charge_point import ChargePoint
 from ocpp.exceptions import OCPPError
-from ocpp.messages import MessageType, unpack
+from ocpp.messages import MessageType
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -61,8 +61,16 @@ from virtual_chargers.faults import (
 )
 from virtual_chargers.framelog import FrameLog
 from virtual_chargers.meter import EVSession, Meter
+from virtual_chargers.rpc import (
+    CALL_ERROR_CODES,
+    FrameError,
+    RpcError,
+    call_error_code,
+    csms_at_fault,
+    parse_frame,
+)
 from virtual_chargers.txqueue import QueuedMessage, TxStore
-from virtual_chargers.wire import from_frame, handle_call, snake_keys, to_wire, validate
+from virtual_chargers.wire import handle_call, snake_keys, to_wire, validate
 
 __all__ = [
     "ChargerContext",
@@ -211,8 +219,6 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
 
     subprotocol: ClassVar[str]
     ocpp_version: ClassVar[str]
-    error_code_map: ClassVar[dict[str, str]] = {}  # library error code → this version's name
-    format_violation: ClassVar[str] = "FormatViolation"  # code for a frame that is not OCPP-JSON
 
     def __init__(self, spec: ChargerSpec, ctx: ChargerContext) -> None:
         """A stopped charger; `run` brings it up."""
@@ -528,7 +534,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             self._reply = None
             self._on_answer = None
         if response.message_type_id == MessageType.CallError:
-            raise CsmsCallError(action, response.to_exception())
+            raise CsmsCallError(action, self._received_error(action, response))
         try:
             validate(self.ocpp_version, MessageType.CallResult, action, response.payload)
         except OCPPError as exc:
@@ -536,6 +542,16 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             raise
         self.ctx.log.rtt(action, rtt_s, rtt_sim_s)
         return getattr(self._call_result, action)(**snake_keys(response.payload))
+
+    def _received_error(self, action: str, response: Any) -> OCPPError:
+        """The CSMS's CallError as an error; a code this version does not define is a violation (GenericError)."""
+        code = str(response.error_code)
+        if code not in CALL_ERROR_CODES[self.ocpp_version]:
+            self.ctx.log.violation(
+                self.spec.id, "unknown CallError code", f"{action}: {code!r} is not an OCPP {self.ocpp_version} code"
+            )
+            code = "GenericError"
+        return RpcError(self.ocpp_version, code, str(response.error_details), str(response.error_description))
 
     async def _send_frame(self, frame: list[Any]) -> None:
         """Log and send a frame we built (no need to parse it again)."""
@@ -553,35 +569,35 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         ws = self._ws
         if ws is None:
             raise OfflineError(f"{self.spec.id} has no connection")
-        if message.startswith("[4,"):
-            message = self._call_error_frame(message)
-        if self.ctx.log.frame(self.spec.id, "tx", message) is not None:
+        parsed = self.ctx.log.frame(self.spec.id, "tx", message)
+        if parsed is not None:
             self.history.append(("tx", message))
             self._history_changed.set()
+            if parsed[0] == MessageType.CallError and len(parsed) == 5 and csms_at_fault(str(parsed[2])):
+                self.ctx.log.violation(self.spec.id, str(parsed[2]), f"{parsed[4]}"[:300])
         await ws.send(message)
 
-    def _call_error_frame(self, message: str) -> str:
-        frame = json.loads(message)
-        code = self.error_code_map.get(frame[2], frame[2])
-        frame[2] = code
-        if code not in ("InternalError", "NotImplemented"):
-            self.ctx.log.violation(self.spec.id, code, f"{frame[3]} {json.dumps(frame[4])[:300]}")
-        return json.dumps(frame, separators=(",", ":"))
-
     async def route_message(self, raw_msg: str) -> None:
-        """Handle one frame from the CSMS; nothing it sends can stop the charger."""
+        """Handle one frame from the CSMS; nothing it sends can stop the charger.
+
+        A frame that is not a valid OCPP-J message gets the CallError its version defines, or, where
+        none can answer it, is recorded as unanswerable (`virtual_chargers.rpc.parse_frame`); either way it
+        counts as a CSMS violation.
+        """
         parsed = self.ctx.log.frame(self.spec.id, "rx", raw_msg)
         if parsed is not None:
             self.history.append(("rx", raw_msg))
             self._history_changed.set()
         try:
-            msg = from_frame(parsed) if parsed is not None else unpack(raw_msg)
-        except OCPPError as exc:
-            uid = parsed[1] if parsed and len(parsed) > 1 and isinstance(parsed[1], str) else "-1"
-            code = self.format_violation if exc.code == "FormatViolation" else exc.code
-            frame = [MessageType.CallError, uid, code, exc.description, exc.details or {}]
+            msg = parse_frame(parsed, self.ocpp_version)
+        except FrameError as bad:
+            if bad.code is None:
+                self.ctx.log.unanswerable(self.spec.id, bad.cause, raw_msg)
+                return
+            description = CALL_ERROR_CODES[self.ocpp_version][bad.code]
+            frame = [MessageType.CallError, bad.unique_id, bad.code, description, {"cause": bad.cause}]
             with contextlib.suppress(ConnectionClosed, OfflineError):
-                await self._send(json.dumps(frame, separators=(",", ":"), default=str))
+                await self._send(json.dumps(frame, separators=(",", ":")))
             return
         if msg.message_type_id == MessageType.Call:
             t_s = self.clock.t_s()
@@ -610,8 +626,10 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         try:
             await self._handle_call(msg)
         except OCPPError as error:
+            code, description, details = call_error_code(self.ocpp_version, error)
+            frame = [MessageType.CallError, msg.unique_id, code, description, details]
             with contextlib.suppress(ConnectionClosed, OfflineError):
-                await self._send(msg.create_call_error(error).to_json())
+                await self._send(json.dumps(frame, separators=(",", ":"), default=str))
         except (ConnectionClosed, OfflineError):
             pass
 

@@ -169,7 +169,7 @@ def summary_table(summary: Summary, title: str) -> Table:
             "CallErrors sent / received",
             f"{sum(d['call_errors_sent'].values())} / {sum(d['call_errors_received'].values())}",
         ),
-        ("CSMS violations", f"{d['csms_violations']:,}"),
+        ("CSMS violations (of them unanswerable frames)", f"{d['csms_violations']:,} ({d['unanswerable_frames']:,})"),
         ("request timeouts", f"{sum(d['timeouts'].values()):,}"),
         ("warnings", f"{len(d['warnings']):,}"),
     ]

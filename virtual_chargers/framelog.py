@@ -45,6 +45,8 @@ class Summary:
     ``sent``/``received`` count frames by action (a response under its request's action); call errors
     are counted by error code; ``rtt_s`` holds round-trip times of our requests by action (wall
     seconds) and ``backend_lag_sim_s`` the same round trips in simulated seconds (request sent → answer).
+    ``unanswerable`` counts malformed frames from the CSMS that OCPP-J gives no CallError to answer with
+    (each is a violation too, as is each malformed frame answered with a CallError).
     """
 
     sent: Counter[str] = field(default_factory=Counter)
@@ -53,6 +55,7 @@ class Summary:
     call_errors_received: Counter[str] = field(default_factory=Counter)
     violation_count: int = 0
     violations: list[Violation] = field(default_factory=list)
+    unanswerable: int = 0
     rtt_s: dict[str, list[float]] = field(default_factory=dict)
     backend_lag_sim_s: dict[str, list[float]] = field(default_factory=dict)
     timeouts: Counter[str] = field(default_factory=Counter)
@@ -126,6 +129,7 @@ class Summary:
             "transactions_confirmed",
             "queued_delivered",
             "queued_dropped",
+            "unanswerable",
             "connects",
             "disconnects",
             "boots_accepted",
@@ -156,6 +160,7 @@ class Summary:
             "call_errors_sent": dict(self.call_errors_sent),
             "call_errors_received": dict(self.call_errors_received),
             "csms_violations": self.violation_count,
+            "unanswerable_frames": self.unanswerable,
             "violations": [_violation_dict(v) for v in self.violations],
             "rtt_ms": {a: self.rtt_percentiles_ms(a) for a in sorted(self.rtt_s)},
             "rtt_ms_all": self.rtt_percentiles_ms(),
@@ -197,6 +202,7 @@ class Summary:
             call_errors_received=Counter(d["call_errors_received"]),
             violation_count=d["csms_violations"],
             violations=[Violation(**v) for v in d["violations"]],
+            unanswerable=d["unanswerable_frames"],
             rtt_s={a: list(v) for a, v in d["rtt_s"].items()},
             backend_lag_sim_s={a: list(v) for a, v in d.get("backend_lag_sim_s", {}).items()},
             timeouts=Counter(d["timeouts"]),
@@ -342,6 +348,11 @@ class FrameLog:
             for secret in self._secrets:
                 detail = detail.replace(secret, _MASK)
             self.summary.violations.append(Violation(ocpp_time(self.clock.now()), charger, kind, detail[:500]))
+
+    def unanswerable(self, charger: str, cause: str, raw: str) -> None:
+        """A malformed frame from the CSMS that no CallError can answer: a violation, counted apart too."""
+        self.summary.unanswerable += 1
+        self.violation(charger, "unanswerable", f"{cause}: {raw[:300]}")
 
     def flush(self) -> None:
         """Push buffered lines to the file."""

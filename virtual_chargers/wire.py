@@ -4,13 +4,14 @@ The `ocpp` library validates every request and response with `jsonschema` and co
 between camelCase and snake_case with regular expressions; at a thousand chargers that is most of the
 emulator's CPU. Here the same schema files the library ships (``ocpp/v16/schemas``,
 ``ocpp/v201/schemas``) are compiled once per message type with `fastjsonschema`, and a schema breach
-raises the same `ocpp.exceptions` error the library would (type → TypeConstraintViolation, surplus
-property → FormatViolation, missing property → ProtocolError…). Key conversions call the library's own
-functions once per distinct key and remember the answer, so names come out exactly as the library
+raises the CallError OCPP-J defines for it in the message's version (`virtual_chargers.rpc`: wrong type →
+TypeConstraintViolation, value outside its enumeration or range → PropertyConstraintViolation, missing
+property → 1.6 ProtocolError / 2.0.1 OccurrenceConstraintViolation…). Key conversions call the library's
+own functions once per distinct key and remember the answer, so names come out exactly as the library
 spells them.
 
-The three 1.6 schemas with a ``multipleOf`` (floats with one decimal) are left to the library, which
-parses those with `decimal.Decimal` to get the precision right.
+The three 1.6 schemas with a ``multipleOf`` (floats with one decimal) are checked here for everything
+else, then by the library, which parses those with `decimal.Decimal` to get the precision right.
 """
 
 from __future__ import annotations
@@ -24,22 +25,22 @@ from typing import Any
 
 import fastjsonschema
 import ocpp
-from ocpp.charge_point import _raise_key_error, camel_to_snake_case, snake_to_camel_case
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import (
-    FormatViolationError,
     NotImplementedError,
     OCPPError,
     PropertyConstraintViolationError,
     ProtocolError,
-    TypeConstraintViolationError,
 )
 from ocpp.messages import Call, CallError, CallResult, MessageType, _validate_payload
+
+from virtual_chargers.rpc import action_error, call_error_code, payload_not_object, schema_error
 
 __all__ = ["RawReplies", "from_frame", "handle_call", "snake_keys", "to_wire", "validate"]
 
 _SCHEMA_ROOT = Path(ocpp.__file__).resolve().parent
 _Validator = Callable[[Any], Any]
-_validators: dict[tuple[str, int, str], _Validator | None] = {}  # None: leave it to the library
+_validators: dict[tuple[str, int, str], tuple[_Validator, bool]] = {}  # (check, the library checks multipleOf)
 _camel: dict[str, str] = {}
 _snake: dict[str, str] = {}
 
@@ -53,18 +54,28 @@ def _schema_path(ocpp_version: str, message_type_id: int, action: str) -> Path:
     return _SCHEMA_ROOT / f"v{ocpp_version.replace('.', '')}" / "schemas" / f"{name}.json"
 
 
-def _compile(ocpp_version: str, message_type_id: int, action: str) -> _Validator | None:
+def _without_multiple_of(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_multiple_of(v) for k, v in node.items() if k != "multipleOf"}
+    if isinstance(node, list):
+        return [_without_multiple_of(v) for v in node]
+    return node
+
+
+def _compile(ocpp_version: str, message_type_id: int, action: str) -> tuple[_Validator, bool]:
     try:
         text = _schema_path(ocpp_version, message_type_id, action).read_text(encoding="utf-8-sig")
     except OSError:
         raise NotImplementedError(details={"cause": f"Failed to validate action: {action}"}) from None
-    if '"multipleOf"' in text:
-        return None
     definition = json.loads(text)
+    multiple_of = '"multipleOf"' in text
+    if multiple_of:
+        definition = _without_multiple_of(definition)
     # The library checks every schema, the 2.0.1 ones (draft 6) too, with a Draft4Validator: the same rules
     # here (in draft 4, 1.0 is not an integer), no format checks and no defaults filled in.
     definition["$schema"] = "http://json-schema.org/draft-04/schema#"
-    return fastjsonschema.compile(definition, use_default=False, use_formats=False)  # type: ignore[no-any-return]
+    check = fastjsonschema.compile(definition, use_default=False, use_formats=False)
+    return check, multiple_of
 
 
 def validate(ocpp_version: str, message_type_id: int, action: str, payload: dict[str, Any]) -> Any:
@@ -74,35 +85,27 @@ def validate(ocpp_version: str, message_type_id: int, action: str, payload: dict
     with `decimal.Decimal` numbers (which its JSON encoder writes with one decimal).
 
     Raises:
-        OCPPError: The error the `ocpp` library raises for the same breach.
+        OCPPError: The CallError OCPP-J defines for the breach (`virtual_chargers.rpc.schema_error`).
     """
     key = (ocpp_version, message_type_id, action)
     try:
-        check = _validators[key]
+        check, multiple_of = _validators[key]
     except KeyError:
-        check = _validators[key] = _compile(ocpp_version, message_type_id, action)
-    if check is None:
-        msg = Call("-", action, payload) if message_type_id == MessageType.Call else CallResult("-", payload, action)
-        _validate_payload(msg, ocpp_version)
-        return msg.payload
+        check, multiple_of = _validators[key] = _compile(ocpp_version, message_type_id, action)
+    if not isinstance(payload, dict):
+        raise payload_not_object(ocpp_version, action)
     try:
         check(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise _ocpp_error(action, payload, exc) from None
+        raise schema_error(ocpp_version, exc.rule or "", f"{action}: {exc.message}") from None
+    if multiple_of:
+        msg = Call("-", action, payload) if message_type_id == MessageType.Call else CallResult("-", payload, action)
+        try:
+            _validate_payload(msg, ocpp_version)
+        except OCPPError as exc:  # everything but the precision passed above
+            raise schema_error(ocpp_version, "multipleOf", f"{action}: {exc.details or exc.description}") from None
+        return msg.payload
     return payload
-
-
-def _ocpp_error(action: str, payload: Any, exc: fastjsonschema.JsonSchemaValueException) -> OCPPError:
-    details = {"cause": exc.message}
-    if exc.rule in ("type", "maxLength"):
-        return TypeConstraintViolationError(details=details)  # type: ignore[no-any-return]
-    if exc.rule == "additionalProperties":
-        return FormatViolationError(details=details)  # type: ignore[no-any-return]
-    if exc.rule == "required":
-        return ProtocolError(details=details)  # type: ignore[no-any-return]
-    return FormatViolationError(  # type: ignore[no-any-return]
-        details={"cause": f"Payload '{payload}' for action '{action}' is not valid: {exc.message}"}
-    )
 
 
 def _camel_key(key: str) -> str:
@@ -196,28 +199,26 @@ async def handle_call(cp: Any, msg: Call) -> Any:
     raises) and then runs the ``@after`` handler, as the library does.
 
     Raises:
-        OCPPError: The request breaks its schema, or no handler takes the action.
+        OCPPError: The request breaks its schema, or no handler takes the action (NotImplemented when the
+            version does not know the action, NotSupported when it does: `virtual_chargers.rpc.action_error`).
     """
     version = cp._ocpp_version
-    try:
-        handlers = cp.route_map[msg.action]
-    except KeyError:
-        _raise_key_error(msg.action, version)
-        return None
+    handlers = cp.route_map.get(msg.action) if isinstance(msg.action, str) else None
+    handler = handlers.get("_on_action") if handlers is not None else None
+    if handlers is None or handler is None:
+        raise action_error(version, str(msg.action))
     skip = handlers.get("_skip_schema_validation", False)
     if not skip:
         validate(version, MessageType.Call, msg.action, msg.payload)
     kwargs = snake_keys(msg.payload)
-    handler = handlers.get("_on_action")
-    if handler is None:
-        _raise_key_error(msg.action, version)
-        return None
     try:
         response = handler(**kwargs, call_unique_id=msg.unique_id) if _wants_uid(handler) else handler(**kwargs)
         if inspect.isawaitable(response):
             response = await response
-    except Exception as exc:  # the handler's failure is the CSMS's answer, as in the library
-        await cp._send(msg.create_call_error(exc).to_json())
+    except Exception as exc:  # the handler's failure is the answer: its OCPP error, or InternalError
+        code, description, details = call_error_code(version, exc)
+        frame = [MessageType.CallError, msg.unique_id, code, description, details]
+        await cp._send(json.dumps(frame, separators=(",", ":"), default=str))
         return None
     payload = to_wire(response)
     if not skip:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError, TypeConstraintViolationError
+from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload
 from ocpp.v16 import call
 from ocpp.v201 import call as call201
@@ -16,44 +16,51 @@ from ocpp.v201 import call as call201
 from virtual_chargers.txqueue import TxStore
 from virtual_chargers.wire import snake_keys, to_wire, validate
 
-CASES_16 = [
+CASES_16 = [  # (action, payload, the OCPP-J 1.6 code for the breach or None)
     ("BootNotification", {"chargePointVendor": "v", "chargePointModel": "m"}, None),
-    ("BootNotification", {"chargePointVendor": "v"}, ProtocolError),
-    ("BootNotification", {"chargePointVendor": "v", "chargePointModel": 5}, TypeConstraintViolationError),
-    ("BootNotification", {"chargePointVendor": "v" * 21, "chargePointModel": "m"}, TypeConstraintViolationError),
-    ("BootNotification", {"chargePointVendor": "v", "chargePointModel": "m", "x": 1}, FormatViolationError),
-    ("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Sideways"}, FormatViolationError),
+    ("BootNotification", {"chargePointVendor": "v"}, "ProtocolError"),  # incomplete
+    ("BootNotification", {"chargePointVendor": "v", "chargePointModel": 5}, "TypeConstraintViolation"),
+    ("BootNotification", {"chargePointVendor": "v" * 21, "chargePointModel": "m"}, "TypeConstraintViolation"),
+    ("BootNotification", {"chargePointVendor": "v", "chargePointModel": "m", "x": 1}, "FormationViolation"),
+    (
+        "StatusNotification",
+        {"connectorId": 1, "errorCode": "NoError", "status": "Sideways"},
+        "PropertyConstraintViolation",
+    ),
     ("Heartbeat", {}, None),
     ("StopTransaction", {"meterStop": 5, "timestamp": "not a time", "transactionId": 3}, None),  # no format checks
 ]
 
 
-@pytest.mark.parametrize(("action", "payload", "error"), CASES_16)
-def test_validate_raises_what_the_library_raises(action: str, payload: dict[str, Any], error: type | None) -> None:
-    """Precompiled checks accept and reject the same 1.6 requests as the library, with the same error class."""
+@pytest.mark.parametrize(("action", "payload", "code"), CASES_16)
+def test_validate_rejects_what_the_library_rejects_with_the_spec_code(
+    action: str, payload: dict[str, Any], code: str | None
+) -> None:
+    """Precompiled checks accept and reject the same 1.6 requests as the library, with OCPP-J's code for each."""
     try:
         _validate_payload(Call("1", action, payload), "1.6")
-        expected = None
-    except OCPPError as exc:
-        expected = type(exc)
-    assert expected is error
-    if error is None:
+        library_rejects = False
+    except OCPPError:
+        library_rejects = True
+    assert library_rejects is (code is not None)
+    if code is None:
         assert validate("1.6", MessageType.Call, action, payload) is payload
     else:
-        with pytest.raises(error):
+        with pytest.raises(OCPPError) as caught:
             validate("1.6", MessageType.Call, action, payload)
+        assert caught.value.code == code
 
 
 def test_responses_and_201_and_multiple_of_schemas() -> None:
     """Responses use the Response schema; 2.0.1 the Request one; 1.6 multipleOf schemas go to the library."""
     ok = {"currentTime": "2026-01-01T00:00:00Z", "interval": 300, "status": "Accepted"}
     validate("1.6", MessageType.CallResult, "BootNotification", ok)
-    with pytest.raises(FormatViolationError):
+    with pytest.raises(OCPPError, match="invalid value"):
         validate("1.6", MessageType.CallResult, "BootNotification", {**ok, "status": "Maybe"})
     validate("2.0.1", MessageType.Call, "Heartbeat", {})
-    with pytest.raises(TypeConstraintViolationError):  # the library checks 2.0.1 with draft 4 rules too
+    with pytest.raises(OCPPError, match="data type"):  # the library checks 2.0.1 with draft 4 rules too
         validate("2.0.1", MessageType.CallResult, "BootNotification", {**ok, "interval": 1.0})
-    with pytest.raises(ProtocolError):
+    with pytest.raises(OCPPError, match="occurrence"):
         validate("2.0.1", MessageType.Call, "BootNotification", {"reason": "PowerUp"})
     schedule = {
         "status": "Accepted",
@@ -62,6 +69,11 @@ def test_responses_and_201_and_multiple_of_schemas() -> None:
     }
     sent = validate("1.6", MessageType.CallResult, "GetCompositeSchedule", schedule)
     assert '"limit":21.4' in CallResult("1", sent, "GetCompositeSchedule").to_json()  # one decimal, as the library
+    too_precise = {**schedule, "chargingSchedule": {**schedule["chargingSchedule"]}}
+    too_precise["chargingSchedule"]["chargingSchedulePeriod"] = [{"startPeriod": 0, "limit": 21.45}]
+    with pytest.raises(OCPPError) as caught:  # multipleOf 0.1: a value the schema does not allow
+        validate("1.6", MessageType.CallResult, "GetCompositeSchedule", too_precise)
+    assert caught.value.code == "PropertyConstraintViolation"
 
 
 def test_to_wire_and_snake_keys_match_the_library() -> None:

@@ -70,11 +70,6 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
 
     subprotocol: ClassVar[str] = "ocpp1.6"
     ocpp_version: ClassVar[str] = "1.6"
-    error_code_map: ClassVar[dict[str, str]] = {
-        "FormatViolation": "FormationViolation",
-        "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
-    }
-    format_violation: ClassVar[str] = "FormationViolation"
 
     def __init__(
         self,

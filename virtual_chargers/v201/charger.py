@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -27,16 +26,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
 from ocpp.exceptions import (
-    FormatViolationError,
     OccurrenceConstraintViolationError,
     OCPPError,
-    PropertyConstraintViolationError,
-    TypeConstraintViolationError,
 )
-from ocpp.messages import MessageType, get_validator
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as LibChargePoint
 from ocpp.v201 import call, call_result
@@ -117,19 +110,6 @@ def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
-def _schema_error(action: str, error: SchemaError) -> OCPPError:
-    """The 2.0.1 CallError for a payload that breaks the ``action`` schema."""
-    where = "/".join(str(p) for p in error.absolute_path) or "payload"
-    details = {"cause": f"{action} {where}: {error.message}"[:500]}
-    if error.validator == "type":
-        return TypeConstraintViolationError(details=details)
-    if error.validator in ("required", "minItems", "maxItems"):
-        return OccurrenceConstraintViolationError(details=details)
-    if error.validator in ("enum", "minimum", "maximum", "maxLength", "minLength", "pattern"):
-        return PropertyConstraintViolationError(details=details)
-    return FormatViolationError(details=details)
-
-
 @dataclass
 class _Tx:
     """What the station remembers of a running transaction beyond the connector's state."""
@@ -160,14 +140,6 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
 
     subprotocol: ClassVar[str] = "ocpp2.0.1"
     ocpp_version: ClassVar[str] = "2.0.1"
-    error_code_map: ClassVar[dict[str, str]] = {
-        "FormationViolation": "FormatViolation",
-        "OccurenceConstraintViolation": "OccurrenceConstraintViolation",
-        # The library raises ProtocolError for a missing required field; 2.0.1 names that an occurrence
-        # constraint (frames that are not OCPP-J never get here, see `route_message`).
-        "ProtocolError": "OccurrenceConstraintViolation",
-    }
-    format_violation: ClassVar[str] = "RpcFrameworkError"
 
     def __init__(
         self,
@@ -250,46 +222,6 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
 
     def _items_per_message(self, kind: str) -> int:
         return self.dm.int_value("DeviceDataCtrlr", "ItemsPerMessage", instance=kind)
-
-    # ------------------------------------------------------------------ frames that are not OCPP-J
-
-    async def route_message(self, raw_msg: str) -> None:
-        """Answer frames that are not OCPP-J RPC as 2.0.1 says, then route the rest as the core does."""
-        try:
-            msg = json.loads(raw_msg)
-        except ValueError:
-            msg = None
-        problem = None
-        if not isinstance(msg, list) or len(msg) < 3 or not isinstance(msg[1], str):
-            problem = ("RpcFrameworkError", "not an OCPP-J RPC frame (a JSON array with a string message id)")
-        elif msg[0] not in (MessageType.Call, MessageType.CallResult, MessageType.CallError):
-            problem = ("MessageTypeNotSupported", f"message type {msg[0]!r} is not 2, 3 or 4")
-        elif msg[0] == MessageType.Call and (len(msg) != 4 or not isinstance(msg[2], str)):
-            problem = ("RpcFrameworkError", "a CALL is [2, messageId, action, payload]")
-        if problem is None:
-            await super().route_message(raw_msg)
-            return
-        parsed = self.ctx.log.frame(self.spec.id, "rx", raw_msg)
-        if parsed is not None:
-            self.history.append(("rx", parsed))
-            self._history_changed.set()
-        uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and isinstance(msg[1], str) else "-1"
-        frame = [MessageType.CallError, uid, problem[0], problem[1], {}]
-        with contextlib.suppress(Exception):
-            await self._send(json.dumps(frame, separators=(",", ":")))
-
-    async def _handle_call(self, msg: Any) -> Any:
-        """Check a CALL against its schema with 2.0.1's error codes before the library handles it.
-
-        The library answers every schema breach but a wrong type with FormatViolation or ProtocolError;
-        2.0.1 distinguishes a value outside its enumeration or range (PropertyConstraintViolation), a
-        missing or surplus occurrence (OccurrenceConstraintViolation) and a wrong type.
-        """
-        if msg.action in self.route_map:
-            error = best_match(get_validator(MessageType.Call, msg.action, self.ocpp_version).iter_errors(msg.payload))
-            if error is not None:
-                raise _schema_error(msg.action, error)
-        return await super()._handle_call(msg)
 
     # ------------------------------------------------------------------ boot, heartbeat, status
 
