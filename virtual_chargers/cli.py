@@ -50,7 +50,13 @@ def add_subcommands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ch.add_argument("scenario", nargs="?", help="scenario YAML: its sites' chargers and its EV arrivals")
-    ch.add_argument("--csms", required=True, metavar="URL", help="CSMS websocket URL; chargers add /<charger id>")
+    ch.add_argument(
+        "--csms",
+        required=True,
+        metavar="URL",
+        help="CSMS websocket URL; chargers add /<charger id>, or replace {id} of a template "
+        "such as ws://host/ws/ocpp/{id}/ or ws://host/ocpp?cp={id}",
+    )
     ch.add_argument("--count", type=int, help="instead of a scenario: N single-connector 22 kW chargers")
     ch.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6", help="OCPP version (default 1.6)")
     ch.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (default 60)")
@@ -189,8 +195,11 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
 
     if (args.scenario is None) == (args.count is None):
         raise _usage("give a scenario file or --count N (not both)")
-    if not args.csms.startswith(("ws://", "wss://")):
-        raise _usage(f"--csms {args.csms}: must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:9000")
+    from sim.config.ocpp import csms_url_problem
+
+    problem = csms_url_problem(args.csms)
+    if problem is not None:
+        raise _usage(f"--csms {args.csms}: {problem}")
     if args.speed <= 0:
         raise _usage(f"--speed(={args.speed}) must be > 0")
     if args.processes < 1:

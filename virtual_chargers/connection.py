@@ -14,11 +14,19 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-__all__ = ["Backoff", "SecurityConfig", "SecurityError", "connect_charger", "load_password"]
+__all__ = [
+    "Backoff",
+    "SecurityConfig",
+    "SecurityError",
+    "charger_url",
+    "connect_charger",
+    "load_password",
+]
 
 
 class SecurityError(ValueError):
@@ -90,6 +98,22 @@ def client_ssl_context(cfg: SecurityConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+def charger_url(csms_url: str, charger_id: str) -> str:
+    """The URL of ``charger_id``: ``{id}`` of a template replaced, else ``<csms_url>/<charger id>``.
+
+    The id is percent-encoded where it lands (RFC 3986: what a path segment or a query value may not
+    hold), so any id reaches the CSMS intact.
+    """
+    if "{id}" in csms_url:
+        in_query = "?" in csms_url and csms_url.index("?") < csms_url.index("{id}")
+        return csms_url.replace("{id}", quote(charger_id, safe=_QUERY_SAFE if in_query else _PATH_SAFE))
+    return f"{csms_url.rstrip('/')}/{quote(charger_id, safe=_PATH_SAFE)}"
+
+
+_PATH_SAFE = "-._~!$&'()*+,;=:@"  # RFC 3986 pchar besides letters, digits and percent-escapes
+_QUERY_SAFE = "-._~!$'()*,:@/"  # the same, less the separators of query parameters (& = + ;)
+
+
 class Backoff:
     """Exponential reconnect delays with random jitter from a seeded generator (simulated seconds).
 
@@ -131,13 +155,13 @@ async def connect_charger(
     ssl_context: ssl.SSLContext | None,
     open_timeout_s: float = 10.0,
 ) -> ClientConnection:
-    """Open the websocket of ``charger_id`` at ``{csms_url}/{charger_id}`` with ``subprotocol``.
+    """Open the websocket of ``charger_id`` at its `charger_url` with ``subprotocol``.
 
     Raises:
         OSError, websockets.exceptions.InvalidHandshake, TimeoutError: When the CSMS cannot be reached,
             refuses the credentials or the subprotocol.
     """
-    url = f"{csms_url.rstrip('/')}/{charger_id}"
+    url = charger_url(csms_url, charger_id)
     if security.profile >= 2 and not url.startswith("wss://"):
         raise SecurityError(f"security profile {security.profile} needs a wss:// CSMS URL, got {csms_url}")
     headers = {}

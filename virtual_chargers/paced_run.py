@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.config import Scenario
-from sim.config.ocpp import OcppManager
+from sim.config.ocpp import OcppManager, csms_url_problem
 from sim.engine import RunTables, Simulation
 from virtual_chargers.bridge import Bridge
 from virtual_chargers.clock import SimClock
@@ -254,8 +254,9 @@ def _with_overrides(scenario: Scenario, csms: str | None, speed: float | None) -
     """The scenario with ``--csms`` and ``--speed`` applied; ValueError says what does not fit."""
     manager = scenario.manager
     if csms is not None:
-        if not csms.startswith(("ws://", "wss://")):
-            raise ValueError(f"--csms {csms}: must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:9000")
+        problem = csms_url_problem(csms)
+        if problem is not None:
+            raise ValueError(f"--csms {csms}: {problem}")
         if isinstance(manager, OcppManager):
             manager = manager.model_copy(update={"csms": csms})
         else:

@@ -7,6 +7,7 @@ into the simulation as commands (see `virtual_chargers.bridge`).
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.config.base import StrictModel
 
-__all__ = ["OcppManager", "OcppSecurity"]
+__all__ = ["OcppManager", "OcppSecurity", "csms_url_problem"]
 
 
 class OcppSecurity(StrictModel):
@@ -47,11 +48,33 @@ class OcppSecurity(StrictModel):
         return self
 
 
+def csms_url_problem(csms_url: str) -> str | None:
+    """Why ``csms_url`` cannot be a CSMS URL or URL template (None: it can).
+
+    A URL either is the base each charger adds ``/<charger id>`` to (``ws://host:9000/ocpp``), or a
+    template with ``{id}`` where the charger id goes (``ws://host/ws/ocpp/{id}/``, ``ws://host/ocpp?cp={id}``).
+    """
+    if not csms_url.startswith(("ws://", "wss://")):
+        return "must be a ws:// or wss:// URL, e.g. ws://127.0.0.1:9000"
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(csms_url) if name is not None]
+    except ValueError as exc:
+        return f"is not a valid URL template ({exc}); write {{id}} where the charger id goes"
+    bad = [name for name in fields if name != "id"]
+    if bad:
+        return f"has the placeholder {{{bad[0]}}}; the only one is {{id}}, where the charger id goes"
+    return None
+
+
 class OcppManager(StrictModel):
     """A CSMS manages the network: the simulated chargers speak OCPP to it, paced at `speed`."""
 
     kind: Literal["ocpp"]
-    csms: str = Field(pattern=r"^wss?://", description="CSMS websocket URL; chargers add /<charger id>")
+    csms: str = Field(
+        pattern=r"^wss?://",
+        description="CSMS websocket URL: chargers connect to <csms>/<charger id>, or where {id} stands in a "
+        "template such as ws://host/ws/ocpp/{id}/ or ws://host/ocpp?cp={id}",
+    )
     ocpp: Literal["1.6", "2.0.1"] = "1.6"
     speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
     security: OcppSecurity = OcppSecurity()
@@ -71,3 +94,11 @@ class OcppManager(StrictModel):
     config: dict[str, str] = Field(
         default={}, description="configuration keys (1.6) or Component.Variable (2.0.1) of every charger"
     )
+
+    @field_validator("csms")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        problem = csms_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value} {problem}")
+        return value
