@@ -23,6 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from tests.conftest import make_scenario
+from virtual_chargers.base import ChargerSpec, ConnectorSpec
 from virtual_chargers.clock import SimClock, ocpp_time
 from virtual_chargers.paced_run import PacedRun
 from virtual_chargers.testing import ChargerSet
@@ -694,3 +695,26 @@ def test_a_bridged_run_warns_of_a_csms_on_its_wall_clock(arun: Any, tmp_path: Pa
     assert "off the simulated calendar" in qa["warnings"][0]
     assert "TxDefaultProfile 9 on 0" in qa["warnings"][1]
     assert len(qa["warnings"]) == 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_whole_charger_composite_of_a_shared_cabinet_is_its_power_under_the_maximum(
+    version: str, arun: Any, tmp_path: Path
+) -> None:
+    """Connector / EVSE 0 of a 30 kW cabinet with two 22 kW connectors: 30 kW, then 20 kW under a 20 kW maximum."""
+    d = Dialect(version)
+
+    async def scenario() -> tuple[Any, Any]:
+        clock = SteppedClock()
+        async with RawCsms(version) as csms, ChargerSet(csms.url, clock=clock, state_dir=tmp_path) as fleet:
+            connector = ConnectorSpec(22.0, voltage_v=230.0, phases=3)
+            cp = await fleet.add_spec(ChargerSpec("CP1", (connector, connector), shared_power_kw=30.0), ocpp=version)
+            await fleet.wait_booted(cp)
+            alone = await d.composite(csms, "CP1", 0, 600)
+            cap = d.profile(1, "ChargePointMaxProfile", 0, "Absolute", [(0, 20000.0)])
+            assert (await csms.call("CP1", *d.set_profile(0, cap)))["status"] == "Accepted"
+            return alone, await d.composite(csms, "CP1", 0, 600)
+
+    alone, capped = arun(scenario())
+    assert alone == [(0, 30000.0)]
+    assert capped == [(0, 20000.0)]

@@ -1087,7 +1087,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         if evse_id == 0:
             c = next(iter(self.connectors.values()))
             profiles = tuple(p for p in c.profile_set.profiles if p.purpose is ChargingProfilePurpose.CHARGE_POINT_MAX)
-            max_kw = sum(x.spec.max_power_kw for x in self.connectors.values())
+            max_kw = self.spec.shared_power_kw or sum(x.spec.max_power_kw for x in self.connectors.values())
         elif evse_id in self.connectors:
             c = self.connectors[evse_id]
             profiles = c.profile_set.profiles
