@@ -2,7 +2,8 @@
 
 The VEN (the `openleadr` library) registers with the VTN, answers every event with the scenario's
 policy (opt in or out), and for an opted-in event submits one cap per interval and targeted site to
-the `Pacer`, at the simulated times that match the interval's wall-clock times. It offers one
+the `Pacer`, at the interval's times on the simulated calendar (or, with ``event_times: wall``, the
+simulated times at which the wall clock reads them). It offers one
 telemetry report per site (real power, kW) and sends it wherever the VTN asks for it.
 """
 
@@ -78,9 +79,17 @@ class TwinVen:
         return read
 
     def _sim_t_s(self, when: datetime) -> float:
-        """The simulated time at which the wall clock reads `when`."""
+        """The simulated time of event time `when`: on the simulated calendar, or when the wall clock reads it."""
         clock = self.pacer.clock
+        if self.cfg.event_times == "simulated":
+            return clock.t_s_of(when)
         return clock.t_s() + clock.to_sim_s((when - datetime.now(UTC)).total_seconds())
+
+    def _sim_duration_s(self, duration: timedelta) -> float:
+        """An interval's length in simulated seconds."""
+        if self.cfg.event_times == "simulated":
+            return duration.total_seconds()
+        return self.pacer.clock.to_sim_s(duration.total_seconds())
 
     def _targets(self, event: dict[str, Any]) -> list[str]:
         resources = (event.get("targets_by_type") or {}).get("resource_id")
@@ -116,7 +125,7 @@ class TwinVen:
                 start = interval["dtstart"]
                 duration: timedelta = interval["duration"]
                 t0 = self._sim_t_s(start)
-                t1 = t0 + self.pacer.clock.to_sim_s(duration.total_seconds())
+                t1 = t0 + self._sim_duration_s(duration)
                 for site_id in self._targets(event):
                     cap_kw, shed_kw = self._limit(name, kind, float(interval["signal_payload"]), site_id)
                     if cap_kw is None and shed_kw is None:

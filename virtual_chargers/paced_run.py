@@ -107,6 +107,10 @@ class PacedRun:
         drain_timeout_s: float = 30.0,
     ) -> None:
         """Plan the run; nothing starts before `run`."""
+        if isinstance(scenario.manager, OcppManager) and scenario.grid.demand_response.openadr is not None:
+            from sim.config import OPENADR_WITH_CSMS
+
+            raise ValueError(OPENADR_WITH_CSMS)
         self.scenario = scenario
         self.speed = speed_of(scenario)
         self.frames_path = frames_path
@@ -261,6 +265,10 @@ def _with_overrides(scenario: Scenario, csms: str | None, speed: float | None) -
             manager = manager.model_copy(update={"csms": csms})
         else:
             manager = OcppManager(kind="ocpp", csms=csms)
+    if isinstance(manager, OcppManager) and scenario.grid.demand_response.openadr is not None:
+        from sim.config import OPENADR_WITH_CSMS
+
+        raise ValueError(f"--csms with grid.demand_response.openadr: {OPENADR_WITH_CSMS}")
     if speed is not None:
         if not speed > 0:
             raise ValueError(f"--speed(={speed}) must be > 0")

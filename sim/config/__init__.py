@@ -359,6 +359,13 @@ ManagerConfig = Annotated[
 # ---------------------------------------------------------------- scenario
 
 
+OPENADR_WITH_CSMS = (
+    "an OpenADR VTN and a CSMS (manager kind ocpp) cannot share a run: the VTN's caps would not reach the "
+    "CSMS, which decides the chargers' power; give the CSMS the VTN's events itself, or use a built-in "
+    "manager (e.g. kind: equal_share) with openadr"
+)
+
+
 class Scenario(StrictModel):
     """A complete scenario: network, fleet, demand, tariff and network manager."""
 
@@ -477,6 +484,12 @@ class Scenario(StrictModel):
                 if site not in ids:
                     where = ("grid", "demand_response", "events", i, "sites")
                     raise LocatedError(where, f"grid names site(s) {site} (demand_response.events[{i}]) {known}")
+        return self
+
+    @model_validator(mode="after")
+    def _openadr_needs_a_built_in_manager(self) -> Scenario:
+        if self.grid.demand_response.openadr is not None and isinstance(self.manager, OcppManager):
+            raise LocatedError(("grid", "demand_response", "openadr"), OPENADR_WITH_CSMS)
         return self
 
     @model_validator(mode="after")

@@ -109,11 +109,14 @@ class RandomDemandResponse(StrictModel):
 class OpenAdr(StrictModel):
     """Demand-response events from a real OpenADR 2.0b server (VTN), received by the twin's VEN.
 
-    The run is then paced against the wall clock at `speed` (simulated seconds per second):
-    an event's times are wall-clock times, met by the simulation at the matching simulated
-    time. SIMPLE level signals cap a site at `simple_level_cap_frac[level]` of its limit;
-    LOAD_CONTROL x-loadControlCapacity caps it at that fraction, x-loadControlSetpoint at
-    that many kW, and x-loadControlLevelOffset sheds that many kW from the load at the start.
+    The run is then paced against the wall clock at `speed` (simulated seconds per second).
+    An event's times are times of the simulated calendar (`event_times: simulated`, the
+    default: 18:00 on the run's third day is the scenario start's date + 2 days at 18:00,
+    whatever the speed), or wall-clock times met at the matching simulated time
+    (`event_times: wall`; durations are then wall seconds too). SIMPLE level signals cap a
+    site at `simple_level_cap_frac[level]` of its limit; LOAD_CONTROL x-loadControlCapacity
+    caps it at that fraction, x-loadControlSetpoint at that many kW, and
+    x-loadControlLevelOffset sheds that many kW from the load at the start.
     """
 
     vtn_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8080/OpenADR2/Simple/2.0b")
@@ -122,6 +125,9 @@ class OpenAdr(StrictModel):
     speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
     simple_level_cap_frac: list[float] = Field(default=[1.0, 0.75, 0.5, 0.25], min_length=4, max_length=4)
     report_interval_s: float = Field(default=60.0, gt=0, description="wall-clock seconds between load reports")
+    event_times: Literal["simulated", "wall"] = Field(
+        default="simulated", description="event times on the simulated calendar, or wall-clock times"
+    )
 
 
 class DemandResponse(StrictModel):

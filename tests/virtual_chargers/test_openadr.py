@@ -46,7 +46,8 @@ async def round_trip():
     vtn.add_handler("on_create_party_registration", on_registration)
     vtn.add_handler("on_register_report", on_register_report)
     await vtn.run_async()
-    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "report_interval_s": 1.0, "speed": SPEED}
+    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "report_interval_s": 1.0, "speed": SPEED,
+               "event_times": "wall"}  # fmt: skip
     scenario = make_scenario(horizon_days=0.5, manager={"kind": "equal_share"},
                              demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 10.0},
                                       "dwell_min": 240}],
@@ -74,8 +75,8 @@ async def round_trip():
     return result.tables, windows, (now, sim_now), opts, reports, result.openadr
 
 
-def test_openadr_events_cap_the_simulated_load():
-    """Two VTN events become caps at the matching simulated times; the VTN gets the opt-ins and load reports."""
+def test_openadr_wall_clock_events_cap_the_simulated_load():
+    """With wall-clock event times, two VTN events cap the load at the matching simulated times; opt-ins, reports."""
     tables, windows, (now, sim_now), opts, reports, received = asyncio.run(round_trip())
     dr = tables.dr
     assert dr is not None
@@ -95,3 +96,54 @@ def test_openadr_events_cap_the_simulated_load():
     assert [r["opt"] for r in received] == ["optIn", "optIn"]
     assert {site for site, _ in reports} == {"a"}
     assert len(reports) >= 2
+
+
+async def calendar_round_trip(start: datetime, event_start: datetime, event_h: float, speed: float):
+    """A VTN schedules one SIMPLE level 2 event at ``event_start`` on the simulated calendar, before the run starts."""
+    port = free_port()
+    vtn = openleadr.OpenADRServer(vtn_id="grid-operator", http_host="127.0.0.1", http_port=port,
+                                  requested_poll_freq=timedelta(seconds=0.5), show_fingerprint=False)  # fmt: skip
+    opts = []
+
+    async def on_registration(info):
+        return "ven-twin", "reg-1"
+
+    async def on_opt(ven_id, event_id, opt_type):
+        opts.append((event_id, opt_type))
+
+    vtn.add_handler("on_create_party_registration", on_registration)
+    vtn.add_event(ven_id="ven-twin", signal_name="simple", signal_type="level", event_id="evening",
+                  intervals=[{"dtstart": event_start, "duration": timedelta(hours=event_h), "signal_payload": 2.0}],
+                  callback=on_opt)  # fmt: skip
+    await vtn.run_async()
+    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "speed": speed}  # simulated calendar
+    scenario = make_scenario(start=start.isoformat(), horizon_days=3, manager={"kind": "equal_share"},
+                             demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 10.0},
+                                      "dwell_min": 240}],
+                             grid={"demand_response": {"openadr": openadr}})  # fmt: skip
+    paced = PacedRun(scenario)
+    try:
+        result = await asyncio.wait_for(paced.run(), 60)
+    finally:
+        paced.stop()
+        await vtn.stop()
+    return result, opts
+
+
+def test_openadr_event_times_are_on_the_simulated_calendar():
+    """A VTN that schedules 18:00-19:00 on the run's third day caps exactly that, without knowing the speed."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    event_start = tomorrow + timedelta(days=2, hours=18)  # 18:00 on simulated day 3
+    result, opts = asyncio.run(calendar_round_trip(tomorrow, event_start, 1.0, speed=20000.0))
+    dr = result.tables.dr
+    assert dr is not None
+    day3_18h = 2 * 86400.0 + 18 * 3600.0
+    assert dr["start_t_s"].tolist() == [day3_18h]
+    assert dr["end_t_s"].tolist() == [day3_18h + 3600.0]
+    assert dr["cap_kw"].tolist() == [0.5 * 100.0]  # SIMPLE level 2: half of site a's 100 kW
+    steps = build_tables(result.tables).load_steps
+    inside = steps[(steps["t_s"] >= day3_18h) & (steps["t_s"] < day3_18h + 3600.0)]
+    assert inside["power_kw"].max() <= 50.0 + 1e-6
+    assert steps["power_kw"].max() > 50.0
+    assert [r["opt"] for r in result.openadr] == ["optIn"]
+    assert opts == [("evening", "optIn")]

@@ -11,10 +11,13 @@ import socket
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from sim.cli import main
+from sim.config import ScenarioError, validate_data
 from sim.metrics import BIN_S
+from tests.conftest import scenario_data
 from tests.virtual_chargers.raw_csms import RawCsms
 from tests.virtual_chargers.test_bridge import scenario
 from virtual_chargers.paced_run import PacedRun, write_paced_results
@@ -124,3 +127,20 @@ def test_run_without_a_reachable_csms_exits_1_and_writes_nothing(tmp_path, capsy
     assert f"no charger reached the CSMS at ws://127.0.0.1:{port}" in err
     assert "nothing was simulated" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_openadr_with_a_csms_manager_is_refused_with_the_reason(tmp_path, capsys):
+    """OpenADR caps cannot reach a CSMS: the scenario, and --csms on an OpenADR scenario, are refused (exit 2)."""
+    openadr = {"vtn_url": "http://127.0.0.1:1/OpenADR2/Simple/2.0b"}
+    data = scenario_data(grid={"demand_response": {"openadr": openadr}})
+    with pytest.raises(ScenarioError) as info:
+        validate_data({**data, "manager": {"kind": "ocpp", "csms": "ws://127.0.0.1:1"}}, "s.yaml", tmp_path)
+    assert "grid.demand_response.openadr" in str(info.value)
+    assert "cannot share a run" in str(info.value)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--csms", "ws://127.0.0.1:1", "--out", str(tmp_path / "o")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--csms with grid.demand_response.openadr" in err
+    assert "built-in manager" in err
+    assert not (tmp_path / "o").exists()
