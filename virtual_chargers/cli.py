@@ -242,6 +242,9 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
             charger_class("2.0.1")
         except ValueError as exc:
             raise _usage(str(exc)) from None
+    unmatched = faults.unmatched([p.spec.id for p in plans])
+    if unmatched:
+        raise _usage("; ".join(f"{args.faults}: {line}" for line in unmatched))
     sessions = sum(len(p.sessions) for p in plans)
     console.print(
         f"{name}: {len(plans)} OCPP {args.ocpp} chargers, {sessions} planned sessions, "

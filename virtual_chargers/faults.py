@@ -20,6 +20,7 @@ them to their own connector status and report the code as the error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal
@@ -155,6 +156,16 @@ class FaultTimeline(BaseModel):
     def for_charger(self, charger_id: str) -> list[Fault]:
         """The faults that hit ``charger_id``, in time order."""
         return [f for f in self.ordered() if f.applies_to(charger_id)]
+
+    def unmatched(self, charger_ids: Sequence[str]) -> list[str]:
+        """One line per pattern (``faults[i].chargers``) that matches none of ``charger_ids``."""
+        example = f" (ids look like {charger_ids[0]})" if charger_ids else " (there are no chargers)"
+        return [
+            f"faults[{i}].chargers: {pattern!r} matches no charger{example}; fix the id or the pattern"
+            for i, fault in enumerate(self.faults)
+            for pattern in fault.chargers
+            if not any(fnmatchcase(c, pattern) for c in charger_ids)
+        ]
 
 
 def _where(loc: tuple[int | str, ...]) -> str:

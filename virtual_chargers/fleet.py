@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim.ev import PRESETS
+from sim.network_plan import PortPlan, plan_network
 from sim.rng import stream
 from virtual_chargers.base import ChargerSpec, ConnectorSpec
 from virtual_chargers.clock import SimClock
@@ -79,10 +80,6 @@ class FleetOptions:
     backoff_max_s: float = 600.0
 
 
-def _dc(current: str) -> bool:
-    return current == "dc"
-
-
 def plan_scenario(scenario: Any) -> list[PlannedCharger]:
     """Chargers and EV sessions of a loaded scenario (`sim.config.Scenario`)."""
     from sim.demand import fleet_models, generate
@@ -91,21 +88,25 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
     arrivals = generate(scenario, models)
     plans: list[PlannedCharger] = []
     serial = 0
+    network = plan_network(scenario.network.sites)  # the simulation's ids: <site>.<nn>, one naming everywhere
+    ports_of: dict[str, list[PortPlan]] = {}
+    for port in network.ports:
+        ports_of.setdefault(port.charger.charger_id, []).append(port)
     for site in scenario.network.sites:
         specs: list[ChargerSpec] = []
-        for group in site.chargers:
-            dc = _dc(group.current)
-            connector = ConnectorSpec(group.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
-            shared_kw = group.power_kw if group.shared and group.connectors > 1 else None
-            for _ in range(group.count):
-                specs.append(
-                    ChargerSpec(
-                        f"{site.id}-{len(specs) + 1:03d}",
-                        (connector,) * group.connectors,
-                        model=group.model,
-                        shared_power_kw=shared_kw,
-                    )
+        for charger in (c for c in network.chargers if c.site.site_id == site.id):
+            charger_ports = ports_of[charger.charger_id]
+            dc = charger_ports[0].dc
+            connector = ConnectorSpec(charger.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+            shared_kw = charger.power_kw if charger.shared and len(charger_ports) > 1 else None
+            specs.append(
+                ChargerSpec(
+                    charger.charger_id,
+                    (connector,) * len(charger_ports),
+                    model=charger.model,
+                    shared_power_kw=shared_kw,
                 )
+            )
         ports = [(i, c + 1) for i, s in enumerate(specs) for c in range(len(s.connectors))]
         free_at = np.zeros(len(ports))
         sessions: list[list[PlannedSession]] = [[] for _ in specs]

@@ -20,7 +20,7 @@ def test_full_sites_queue_drivers_within_patience_and_max_queue() -> None:
     by_port: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     waits: dict[str, list[tuple[float, float]]] = defaultdict(list)  # site → (arrival, plug-in) of queued drivers
     for plan in plans:
-        site = plan.spec.id.rsplit("-", 1)[0]
+        site = plan.spec.id.rsplit(".", 1)[0]  # charger ids are the simulation's: <site>.<nn>
         patience = dict(zip(arrivals[site].t_s.tolist(), arrivals[site].patience_s.tolist(), strict=True))
         max_queue = int(arrivals[site].max_queue[0])
         for s in plan.sessions:
