@@ -19,6 +19,7 @@ import numpy as np
 import simpy
 
 from sim import demand
+from sim.behind_meter import SiteEnergy, ev_load_bound_kw
 from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.config import Scenario
 from sim.config.revenue import PaymentMethod
@@ -55,8 +56,10 @@ from sim.managers.base import (
     SetPowerLimit,
     SetTariff,
     SetTimer,
+    SiteLimitChanged,
     SiteView,
     StatusChanged,
+    StorageView,
     Tick,
     Timer,
     VehicleView,
@@ -134,6 +137,7 @@ class RunTables:
     invoices: dict[str, np.ndarray] | None = None
     tariff_changes: dict[str, np.ndarray] | None = None
     ev: EvRecord | None = None
+    storage: dict[str, np.ndarray] | None = None
 
     @property
     def sites(self) -> tuple[SitePlan, ...]:
@@ -213,8 +217,19 @@ class _View:
             if known:
                 vehicles[e.evse_id] = VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0)
         dr_cap_kw = min(site.dr_caps, default=math.inf)
-        return SiteView(site.site_id, site.capacity_kw, tuple(views), min(site.grid_limit_kw, dr_cap_kw), dr_cap_kw,
-                        self._prices.at(now), now, len(site.queue), vehicles)  # fmt: skip
+        import_kw = min(site.grid_limit_kw, dr_cap_kw)
+        energy = site.energy
+        if energy is None:
+            return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
+                            now, len(site.queue), vehicles, grid_limit_kw=import_kw)  # fmt: skip
+        b = energy.battery
+        storage = None
+        if b is not None:
+            b.advance(now)
+            storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
+        return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
+                        self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
+                        import_kw)  # fmt: skip
 
 
 class _Simulation:
@@ -273,6 +288,16 @@ class _Simulation:
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
         self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
+        self.storage = Table(floats=("t_s", "power_kw", "energy_kwh"), ints=("site",))
+        for site in self.sites:
+            cfg = scenario.grid.sites.get(site.site_id)
+            if cfg is not None and (cfg.pv is not None or cfg.storage is not None):
+                site.energy = SiteEnergy(cfg, self.clock, scenario.horizon_s)
+                if cfg.pv is not None:
+                    self.env.process(self._pv(site, site.energy))
+                if site.energy.battery is not None:
+                    self._record_battery(site, site.energy)
+                    self.site_changed(site)
         for window in dr_windows(scenario, [s.grid_limit_kw for s in self.sites]):
             self.env.timeout(window.notify_t_s, window).callbacks.append(self._dr_notify)
             self.env.timeout(window.start_t_s, window).callbacks.append(self._dr_start)
@@ -344,16 +369,79 @@ class _Simulation:
         self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw))
         self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
         site.dr_caps.append(cap_kw)
+        if site.energy is not None:
+            self.site_changed(site)
         self.send(DemandResponseStarted(t_s, site.site_id, cap_kw))
         self.env.timeout(w.end_t_s - t_s, (site, cap_kw)).callbacks.append(self._dr_end)
 
     def _dr_end(self, event: simpy.Event) -> None:
         site, cap_kw = cast(tuple[SiteState, float], event.value)
         site.dr_caps.remove(cap_kw)
+        if site.energy is not None:
+            self.site_changed(site)
         self.send(DemandResponseEnded(self.env.now, site.site_id))
 
     def _on_timer(self, event: simpy.Event) -> None:
         self.send(Timer(self.env.now, cast(str, event.value)))
+
+    # ------------------------------------------------------------ behind the meter (`sim.behind_meter`)
+
+    def _pv(self, site: SiteState, energy: SiteEnergy):  # noqa: ANN202 - a SimPy process
+        """Step the site's PV output at each change of its hourly profile and tell the managers."""
+        env = self.env
+        for t_s, kw in zip(energy.pv_t_s[1:], energy.pv_values[1:], strict=True):
+            yield env.timeout(t_s - env.now)
+            energy.pv_kw = kw
+            if energy.battery is not None:
+                self.site_changed(site)
+            self.send(SiteLimitChanged(env.now, site.site_id, self.view.site(site.site_id).limit_kw))
+
+    def site_changed(self, site: SiteState) -> None:
+        """The site's load, PV or import limit changed: set the battery's power once this instant's changes are in."""
+        energy = site.energy
+        if energy is None or energy.battery is None or energy.pending:
+            return
+        energy.pending = True
+        self.env.timeout(0.0, site).callbacks.append(self._dispatch)
+
+    def _dispatch(self, event: simpy.Event) -> None:
+        site = cast(SiteState, event.value)
+        energy = site.energy
+        assert energy is not None
+        assert energy.battery is not None
+        energy.pending = False
+        b = energy.battery
+        t_s = self.env.now
+        b.advance(t_s)
+        before = b.power_kw
+        import_kw = min(site.grid_limit_kw, min(site.dr_caps, default=math.inf))
+        b.set_power(ev_load_bound_kw(site, t_s), energy.pv_kw, import_kw, bool(site.dr_caps))
+        if b.power_kw != before:
+            self._record_battery(site, energy)
+        in_s = b.breakpoint_in_s()
+        if in_s < math.inf:
+            self.env.timeout(in_s, (site, b.version)).callbacks.append(self._on_battery_breakpoint)
+
+    def _on_battery_breakpoint(self, event: simpy.Event) -> None:
+        """The battery ran empty, full, or has recharged enough to be used again."""
+        site, version = cast(tuple[SiteState, int], event.value)
+        energy = site.energy
+        assert energy is not None
+        assert energy.battery is not None
+        if energy.battery.version != version:
+            return
+        t_s = self.env.now
+        usable_changed = energy.battery.reach_breakpoint(t_s)
+        self._record_battery(site, energy)
+        self.site_changed(site)
+        if usable_changed:
+            self.send(SiteLimitChanged(t_s, site.site_id, self.view.site(site.site_id).limit_kw))
+
+    def _record_battery(self, site: SiteState, energy: SiteEnergy) -> None:
+        b = energy.battery
+        assert b is not None
+        self.storage.add_floats((b.t_s, b.power_kw, b.energy_kwh))
+        self.storage.add_ints((site.index,))
 
     def _ticks(self):  # noqa: ANN202 - a SimPy process
         """A `Tick` to the managers at every local midnight (a day may last 23 or 25 hours)."""
@@ -623,6 +711,8 @@ class _Simulation:
         if cap < MIN_POWER_KW:
             self._set_status(evse, SUSPENDED_EVSE)
             return
+        if evse.site.energy is not None:
+            self.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
@@ -633,6 +723,8 @@ class _Simulation:
         t0_s, tau0_s, pid = s.close(t_s)
         if t0_s >= self.scenario.horizon_s:  # opened by a change exactly at the horizon: outside the run
             return
+        if evse.site.energy is not None:
+            self.site_changed(evse.site)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
 
@@ -962,6 +1054,10 @@ class _Simulation:
         if self.reliability is not None:
             self.reliability.finish(t_s)
         self.customers.finish(t_s)
+        for site in self.sites:
+            if site.energy is not None and site.energy.battery is not None:
+                site.energy.battery.advance(t_s)
+                self._record_battery(site, site.energy)  # the energy left at the end
 
 
 class Simulation:
@@ -1047,6 +1143,7 @@ class Simulation:
             sim.customers.invoices.arrays(),
             sim.tariff_changes.arrays(),
             sim.ev_side.result() if sim.ev_side is not None else None,
+            sim.storage.arrays(),
         )
 
 

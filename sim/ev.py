@@ -128,6 +128,15 @@ class ChargeProfile:
         j = min(bisect_right(self.soc, soc_frac) - 1, len(self.a_kw) - 1)
         return self.a_kw[j] + self.b_kw[j] * soc_frac
 
+    def max_power(self, s0: float, s1: float) -> float:
+        """Highest charging power (kW) while the SoC goes from `s0` to `s1`: at an end or at a curve point."""
+        kw = max(self.power_at(s0), self.power_at(s1))
+        for j in range(bisect_right(self.soc, s0), len(self.a_kw)):
+            if self.soc[j] >= s1:
+                break
+            kw = max(kw, self.a_kw[j] + self.b_kw[j] * self.soc[j])
+        return kw
+
     def seconds_at_or_above(self, s0: float, s1: float, power_kw: float) -> float:
         """Seconds spent charging from SoC `s0` to `s1` while the power is at least `power_kw`.
 

@@ -1,10 +1,9 @@
-"""Grid signals and on-site energy: prices, demand-response windows, PV and storage dispatch.
+"""Grid signals: energy prices and demand-response windows.
 
 Prices and demand-response windows are known before the run (a scheduled event is in
 the scenario; random ones are drawn from each site's ``dr:<site>`` stream), so the engine
-only turns them into events at the right times. PV and the battery sit behind the meter:
-they do not change what the chargers draw, only what the site imports, so they are
-dispatched afterwards on the 15-minute load series.
+only turns them into events at the right times. PV and storage behind the meter act on
+charging as the run goes: see `sim.behind_meter`.
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
     from sim.config import Scenario
-    from sim.config.grid import EnergyPrice, Storage
+    from sim.config.grid import EnergyPrice
 
-__all__ = ["DrWindow", "PriceSignal", "dispatch_storage", "dr_windows", "read_price_series"]
+__all__ = ["DrWindow", "PriceSignal", "dr_windows", "read_price_series"]
 
 
 def read_price_series(path: Path) -> pd.DataFrame:
@@ -134,40 +133,3 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
     out.sort(key=lambda w: (w[0], w[1]))
     return [DrWindow(i, k, max(n, 0.0), t0, end, cap, shed, opt)
             for i, (t0, k, n, end, cap, shed, opt) in enumerate(out)]  # fmt: skip
-
-
-def dispatch_storage(
-    load_kw: np.ndarray, pv_kw: np.ndarray, storage: Storage, dt_h: float, cap_kw: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dispatch a battery on a load and PV series; return its power (+ discharging) and its energy after each step.
-
-    Losses are split evenly between charging and discharging (√η each way). The battery
-    always stores PV surplus. Peak shaving discharges to keep the import at or below
-    `threshold_kw` (or a demand-response cap in `cap_kw`, where lower) and recharges from
-    the grid below it, never during a cap; self-consumption discharges to cover any load
-    the PV cannot.
-    """
-    eta = math.sqrt(storage.round_trip_efficiency)
-    cap, pmax = storage.capacity_kwh, storage.power_kw
-    soc = storage.initial_soc_frac * cap
-    power = np.zeros(len(load_kw))
-    energy = np.zeros(len(load_kw))
-    shaving = storage.strategy == "peak_shaving"
-    limits = np.full(len(load_kw), storage.threshold_kw if shaving else 0.0, dtype=float)
-    capped = np.zeros(len(load_kw), dtype=bool)
-    if cap_kw is not None:
-        capped = ~np.isnan(cap_kw)
-        limits = np.where(capped, np.fmin(limits, cap_kw), limits) if shaving else limits
-    for k, (net, limit, in_cap) in enumerate(zip((load_kw - pv_kw).tolist(), limits.tolist(), capped.tolist(),
-                                                strict=True)):  # fmt: skip
-        if net > limit:  # discharge to bring the import down to the limit
-            kw = min(pmax, net - limit, soc * eta / dt_h)
-            soc -= kw * dt_h / eta
-        else:  # store PV surplus; peak shaving also recharges from the grid up to the limit, outside caps
-            room = max(-net, 0.0) if (not shaving or in_cap) else limit - net
-            kw = -min(pmax, room, (cap - soc) / (eta * dt_h))
-            soc -= kw * dt_h * eta
-        soc = min(max(soc, 0.0), cap)  # only float rounding can push it past the bounds
-        power[k] = kw
-        energy[k] = soc
-    return power, energy

@@ -1,9 +1,10 @@
 """Grid results: the 15-minute series behind the meter, demand-response compliance, energy cost.
 
-PV and the battery are dispatched on the 15-minute EV load (`sim.grid.dispatch_storage`);
-the site's grid import is EV load − PV − battery. Energy is paid on import at the price in
-force at the start of each 15 minutes, demand charges on each calendar month's highest
-15-minute import.
+PV and the battery act on charging in the run (`sim.behind_meter`); the battery's power
+is recorded as a step series (`storage.parquet`) and PV is a step series of the scenario,
+so both are integrated exactly into the 15-minute bins. The site's grid import is
+EV load − PV − battery. Energy is paid on import at the price in force at the start of
+each 15 minutes, demand charges on each calendar month's highest 15-minute import.
 """
 
 from __future__ import annotations
@@ -13,23 +14,73 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.behind_meter import pv_steps
 from sim.engine import RunTables
-from sim.grid import dispatch_storage
 from sim.metrics import BIN_S
+from sim.units import S_PER_H
 from sim.wallclock import WallClock
 
-__all__ = ["dr_frame", "grid_kpis", "with_grid_columns"]
+__all__ = ["dr_frame", "grid_kpis", "step_integral", "storage_frame", "with_grid_columns"]
 
 _DT_H = BIN_S / 3600.0
 
 
-def with_grid_columns(run: RunTables, load: pd.DataFrame) -> pd.DataFrame:
-    """Add limit, DR cap, price, PV, battery and grid import columns to the 15-minute `load`, in place."""
+def step_integral(t_s: np.ndarray, value: np.ndarray, at_s: np.ndarray) -> np.ndarray:
+    """∫₀ᵗ of a step function at each time in `at_s`: `value[k]` holds from `t_s[k]` (the last of equal times wins).
+
+    `t_s` is sorted and starts at 0.
+    """
+    t_s, value = np.asarray(t_s, dtype=float), np.asarray(value, dtype=float)
+    last = np.r_[t_s[1:] != t_s[:-1], True]
+    t_s, value = t_s[last], value[last]
+    cum = np.r_[0.0, np.cumsum(value[:-1] * np.diff(t_s))]
+    k = np.clip(np.searchsorted(t_s, at_s, side="right") - 1, 0, len(t_s) - 1)
+    return cum[k] + value[k] * (at_s - t_s[k])
+
+
+def storage_frame(run: RunTables) -> pd.DataFrame:
+    """The batteries' power (+ discharging) from `t_s` until the site's next row, and their energy at `t_s`."""
+    st = run.storage
+    names = [s.site_id for s in run.sites]
+    if st is None or not len(st["site"]):
+        return pd.DataFrame({"site_id": pd.Categorical([], categories=names), "t_s": np.zeros(0),
+                             "power_kw": np.zeros(0), "energy_kwh": np.zeros(0)})  # fmt: skip
+    order = np.argsort(st["site"], kind="stable")
+    return pd.DataFrame(
+        {
+            "site_id": pd.Categorical.from_codes(st["site"][order], categories=pd.Index(names, dtype=str)),
+            "t_s": st["t_s"][order],
+            "power_kw": st["power_kw"][order],
+            "energy_kwh": st["energy_kwh"][order],
+        }
+    )
+
+
+def _bin_means(t_s: np.ndarray, value: np.ndarray, bins_t_s: np.ndarray, horizon_s: float) -> np.ndarray:
+    """Mean of a step function over each 15-minute bin starting at `bins_t_s` (the last bin may end at the horizon)."""
+    ends = np.minimum(bins_t_s + BIN_S, horizon_s)
+    return (step_integral(t_s, value, ends) - step_integral(t_s, value, bins_t_s)) / (ends - bins_t_s)
+
+
+def _battery_energy_at(rows: pd.DataFrame, eta: float, at_s: np.ndarray) -> np.ndarray:
+    """A battery's energy at each time in `at_s`, carried from its last row at or before it."""
+    t, p, e = rows["t_s"].to_numpy(), rows["power_kw"].to_numpy(), rows["energy_kwh"].to_numpy()
+    k = np.clip(np.searchsorted(t, at_s, side="right") - 1, 0, len(t) - 1)
+    dt_h = (at_s - t[k]) / S_PER_H
+    return e[k] - np.where(p[k] > 0, p[k] / eta, p[k] * eta) * dt_h
+
+
+def with_grid_columns(run: RunTables, load: pd.DataFrame, storage: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add limit, DR cap, price, PV, battery and grid import columns to the 15-minute `load`, in place.
+
+    `storage` is `storage_frame(run)` (built here when not given).
+    """
     assert run.prices is not None
     scenario = run.scenario
-    start = scenario.start
+    horizon_s = scenario.horizon_s
+    storage = storage_frame(run) if storage is None else storage
+    clock = WallClock.of(scenario)
     t = load["t_s"].to_numpy()
-    local_h = ((start.hour + start.minute / 60 + t / 3600.0) % 24).astype(int)
     site_index = load["site_id"].cat.codes.to_numpy()
     limit = np.array([s.grid_limit_kw for s in run.sites])[site_index]
     dr_cap = np.full(len(load), np.nan)
@@ -41,17 +92,20 @@ def with_grid_columns(run: RunTables, load: pd.DataFrame) -> pd.DataFrame:
     storage_kw = np.zeros(len(load))
     storage_kwh = np.full(len(load), np.nan)
     ev_kw = load["power_kw"].to_numpy()
+    by_site = storage.groupby("site_id", observed=False).indices
     for k, site in enumerate(run.sites):
         cfg = scenario.grid.sites.get(site.site_id)
         if cfg is None:
             continue
         rows = site_index == k
         if cfg.pv is not None:
-            pv[rows] = cfg.pv.peak_kw * np.asarray(cfg.pv.profile_by_hour)[local_h[rows]]
+            pv_t, pv_kw = pv_steps(cfg.pv, clock, horizon_s)
+            pv[rows] = _bin_means(np.asarray(pv_t), np.asarray(pv_kw), t[rows], horizon_s)
         if cfg.storage is not None:
-            storage_kw[rows], storage_kwh[rows] = dispatch_storage(
-                ev_kw[rows], pv[rows], cfg.storage, _DT_H, dr_cap[rows]
-            )
+            st = storage.iloc[by_site[site.site_id]]
+            storage_kw[rows] = _bin_means(st["t_s"].to_numpy(), st["power_kw"].to_numpy(), t[rows], horizon_s)
+            eta = float(np.sqrt(cfg.storage.round_trip_efficiency))
+            storage_kwh[rows] = _battery_energy_at(st, eta, np.minimum(t[rows] + BIN_S, horizon_s))
     # Added in place: the frame is the caller's fresh table, and a copy of a year of 15-minute rows is large.
     load["limit_kw"] = limit
     load["dr_cap_kw"] = dr_cap
@@ -98,27 +152,43 @@ def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float) -
     ev = ld["power_kw"].to_numpy()
     grid = ld["grid_kw"].to_numpy()
     pv = ld["pv_kw"].to_numpy()
-    storage = ld["storage_kw"].to_numpy()
     pv_kwh = float(pv.sum() * _DT_H)
     export_kwh = float(np.maximum(-grid, 0.0).sum() * _DT_H)
     monthly_peak = pd.Series(np.maximum(grid, 0.0)).groupby(months).max()
-    capacity = ld["storage_energy_kwh"].notna().any()
     return {
         "load_factor": float(ev.mean() / ev.max()) if len(ev) and ev.max() > 0 else 0.0,
         "grid_peak_kw": float(grid.max()) if len(grid) else 0.0,
         "grid_import_kwh": float(np.maximum(grid, 0.0).sum() * _DT_H),
         "energy_cost": float((np.maximum(grid, 0.0) * ld["price_per_kwh"].to_numpy()).sum() * _DT_H),
         "demand_charge": float(monthly_peak.sum() * rate_per_kw_month),
+        "grid_export_kwh": export_kwh,
         "pv_generation_kwh": pv_kwh,
+        "pv_used_kwh": pv_kwh - export_kwh if pv_kwh > 0 else 0.0,
         "pv_self_consumption": (pv_kwh - export_kwh) / pv_kwh if pv_kwh > 0 else None,
-        "storage_discharged_kwh": float(np.maximum(storage, 0.0).sum() * _DT_H) if capacity else 0.0,
     }
 
 
-def grid_kpis(run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd.DataFrame) -> dict[str, Any]:
-    """The `grid` section of kpis.json: per site and for the network."""
+def _storage_kpis(rows: pd.DataFrame, capacity_kwh: float, horizon_s: float) -> dict[str, Any]:
+    """Energy out of and into one battery over the run, exactly from its power steps."""
+    t, p = rows["t_s"].to_numpy(), rows["power_kw"].to_numpy()
+    end = np.array([horizon_s])
+    out_kwh = float(step_integral(t, np.maximum(p, 0.0), end)[0]) / 3600.0
+    in_kwh = float(step_integral(t, np.maximum(-p, 0.0), end)[0]) / 3600.0
+    return {
+        "storage_discharged_kwh": out_kwh,
+        "storage_charged_kwh": in_kwh,
+        "storage_cycles": out_kwh / capacity_kwh,
+    }
+
+
+def grid_kpis(
+    run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd.DataFrame, storage: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The `grid` section of kpis.json: per site and for the network. `storage` is `storage_frame(run)`."""
     scenario = run.scenario
     clock = WallClock.of(scenario)
+    storage = storage_frame(run) if storage is None else storage
+    by_site = storage.groupby("site_id", observed=False).indices
     rate = scenario.grid.demand_charge_per_kw_month
     sites = {}
     for site in run.sites:
@@ -128,7 +198,9 @@ def grid_kpis(run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd
         site_rate = cfg.demand_charge_per_kw_month if cfg is not None else None
         k = _site_kpis(ld, months, rate if site_rate is None else site_rate)
         if cfg is not None and cfg.storage is not None:
-            k["storage_cycles"] = k["storage_discharged_kwh"] / cfg.storage.capacity_kwh
+            k.update(_storage_kpis(storage.iloc[by_site[site.site_id]], cfg.storage.capacity_kwh, scenario.horizon_s))
+        else:
+            k.update(storage_discharged_kwh=0.0, storage_charged_kwh=0.0)
         ev_dr = dr[dr["site_id"] == site.site_id]
         k["dr_events"] = len(ev_dr)
         k["dr_compliance_pct"] = float(ev_dr["compliance_pct"].mean()) if len(ev_dr) else None
@@ -136,7 +208,8 @@ def grid_kpis(run: RunTables, load: pd.DataFrame, sessions: pd.DataFrame, dr: pd
     served = sessions[sessions["outcome"] == "served"]
     unmet = served["energy_requested_kwh"] - served["energy_delivered_kwh"]
     total = {key: sum(s[key] for s in sites.values()) for key in
-             ("grid_import_kwh", "energy_cost", "demand_charge", "pv_generation_kwh")}  # fmt: skip
+             ("grid_import_kwh", "grid_export_kwh", "energy_cost", "demand_charge", "pv_generation_kwh", "pv_used_kwh",
+              "storage_discharged_kwh", "storage_charged_kwh")}  # fmt: skip
     network_grid = load.groupby("t_s")["grid_kw"].sum()
     return {
         "network": {

@@ -16,6 +16,7 @@ from sim.ids import ChargerId, EvseId, SiteId
 from sim.managers.base import EvseStatus
 
 if TYPE_CHECKING:
+    from sim.behind_meter import SiteEnergy
     from sim.charging_profiles import ProfileSet
     from sim.network_plan import NetworkPlan
     from sim.sessions import Session
@@ -89,7 +90,8 @@ class Evse:
 class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
-    __slots__ = ("capacity_kw", "chargers", "dr_caps", "evses", "free", "grid_limit_kw", "index", "queue", "site_id")
+    __slots__ = ("capacity_kw", "chargers", "dr_caps", "energy", "evses", "free", "grid_limit_kw", "index", "queue",
+                 "site_id")  # fmt: skip
 
     def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
         """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
@@ -98,6 +100,7 @@ class SiteState:
         self.capacity_kw = capacity_kw
         self.grid_limit_kw = capacity_kw if grid_limit_kw is None else grid_limit_kw
         self.dr_caps: list[float] = []  # demand-response caps in force
+        self.energy: SiteEnergy | None = None  # PV and storage behind the meter, if any
         self.chargers: list[Charger] = []
         self.evses: list[Evse] = []
         self.free: list[Evse] = []  # connectors with no EV, in build order

@@ -49,6 +49,7 @@ RESULT_FILES = (
     "load_steps.parquet",
     "ports.parquet",
     "dr_events.parquet",
+    "storage.parquet",
     "invoices.parquet",
     "tariffs.parquet",
 )
@@ -211,7 +212,9 @@ def write_results(
         steps = metrics.load_steps(run)
         _write_parquet(steps, tmp / "load_steps.parquet")
         peaks = metrics.peak_instant_kw(steps)
-        load = grid_metrics.with_grid_columns(run, metrics.load_15min(run))
+        storage = grid_metrics.storage_frame(run)
+        _write_parquet(storage, tmp / "storage.parquet")
+        load = grid_metrics.with_grid_columns(run, metrics.load_15min(run), storage)
         _write_parquet(load, tmp / "load.parquet")
         dr = grid_metrics.dr_frame(run, steps, load)
         del steps
@@ -221,7 +224,7 @@ def write_results(
         ports = metrics.ports_frame(run)
         _write_parquet(ports, tmp / "ports.parquet")
         k = metrics.kpis(run, sessions, ports, load, peaks)
-        k["grid"] = grid_metrics.grid_kpis(run, load, sessions, dr)
+        k["grid"] = grid_metrics.grid_kpis(run, load, sessions, dr, storage)
         if run.service is not None:
             k["serviceability"] = _write_service(run, sessions, tmp)
         invoices = revenue_metrics.invoices_frame(run)

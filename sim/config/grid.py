@@ -153,7 +153,7 @@ class SolarPV(StrictModel):
 
 
 class Storage(StrictModel):
-    """A stationary battery dispatched every 15 minutes."""
+    """A stationary battery behind the meter, dispatched at every change of the site's load (`sim.behind_meter`)."""
 
     capacity_kwh: float = Field(gt=0)
     power_kw: float = Field(gt=0)

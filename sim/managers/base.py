@@ -48,8 +48,10 @@ __all__ = [
     "SetTariff",
     "SetTimer",
     "Timer",
+    "SiteLimitChanged",
     "SiteView",
     "StatusChanged",
+    "StorageView",
 ]
 
 
@@ -173,6 +175,19 @@ class DemandResponseEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteLimitChanged:
+    """The power a site's chargers may draw changed without a demand-response signal.
+
+    PV output stepped, or the battery ran empty or became usable again; `limit_kw` is the
+    site's new `SiteView.limit_kw`.
+    """
+
+    t_s: float
+    site_id: SiteId
+    limit_kw: float
+
+
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A timer a manager set with `SetTimer` fired; ``"start"`` fires for every manager at time 0."""
 
@@ -191,6 +206,7 @@ Event = (
     | DemandResponseNotified
     | DemandResponseStarted
     | DemandResponseEnded
+    | SiteLimitChanged
     | Timer
 )
 
@@ -361,11 +377,33 @@ class EvseView:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageView:
+    """A site's stationary battery as its energy management system reports it.
+
+    `power_kw` is positive while discharging; `available_kw` is what it may discharge now
+    (its rated power, or 0 after running empty until it has recharged a little).
+    """
+
+    capacity_kwh: float
+    max_power_kw: float
+    energy_kwh: float
+    power_kw: float
+    available_kw: float
+
+    @property
+    def soc_frac(self) -> float:
+        """State of charge, a share of the capacity."""
+        return self.energy_kwh / self.capacity_kwh
+
+
+@dataclass(frozen=True, slots=True)
 class SiteView:
     """One site: its limits, the current price and its connectors.
 
-    `limit_kw` is what a manager must keep the site under: the grid connection, the
-    transformer and any demand-response cap in force (`dr_cap_kw`, inf when none).
+    `limit_kw` is what a manager must keep the site's chargers under: the grid connection,
+    the transformer and any demand-response cap on import in force (`dr_cap_kw`, inf when
+    none), plus the PV output now (`pv_kw`) and what the battery may discharge
+    (`storage.available_kw`). `grid_limit_kw` is the import limit alone.
     """
 
     site_id: SiteId
@@ -379,6 +417,9 @@ class SiteView:
     # What EVs reported, by connector: here rather than in every `EvseView`, which are built
     # for every connector at every event and cost a little more with each field.
     vehicles: Mapping[EvseId, VehicleView] = field(default_factory=dict)
+    pv_kw: float = 0.0
+    storage: StorageView | None = None
+    grid_limit_kw: float = math.inf
 
     def vehicle(self, evse_id: EvseId) -> VehicleView | None:
         """What the EV on `evse_id` reported of itself (state of charge, target, age), None if nothing."""

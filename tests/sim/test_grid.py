@@ -8,9 +8,7 @@ from hypothesis import strategies as st
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose, SchedulePeriod
 from sim.config import ScenarioError, validate_data
-from sim.config.grid import Storage
 from sim.engine import simulate
-from sim.grid import dispatch_storage
 from sim.managers.base import SessionStarted, SetChargingProfile
 from sim.metrics import build_tables
 from tests.conftest import check_ev_curve, make_scenario, scenario_data
@@ -163,27 +161,6 @@ def test_charging_profile_caps_power_in_its_window():
     assert inside.any()
     assert (caps[inside] <= 7.0 + 1e-9).all()
     assert (caps[~inside] > 7.0).any()
-
-
-@given(
-    load=st.lists(st.floats(0, 300), min_size=1, max_size=96),
-    pv_peak=st.floats(0, 200),
-    strategy=st.sampled_from(["peak_shaving", "self_consumption"]),
-    soc0=st.floats(0, 1),
-)
-def test_storage_stays_within_bounds_and_pv_self_consumption_within_generation(load, pv_peak, strategy, soc0):
-    """The battery never goes below 0 or above its capacity, nor beyond its power; PV used ≤ PV made."""
-    load_kw = np.asarray(load)
-    pv_kw = pv_peak * np.abs(np.sin(np.arange(len(load_kw)) / 8))
-    storage = Storage(capacity_kwh=100, power_kw=50, strategy=strategy, initial_soc_frac=soc0,
-                      threshold_kw=80 if strategy == "peak_shaving" else None)  # fmt: skip
-    power, energy = dispatch_storage(load_kw, pv_kw, storage, 0.25)
-    assert ((energy >= 0) & (energy <= 100 + 1e-9)).all()
-    assert (np.abs(power) <= 50 + 1e-9).all()
-    grid = load_kw - pv_kw - power
-    pv_kwh = pv_kw.sum() * 0.25
-    used_kwh = pv_kwh - np.maximum(-grid, 0).sum() * 0.25
-    assert used_kwh <= pv_kwh + 1e-9
 
 
 @pytest.mark.parametrize(
