@@ -8,7 +8,6 @@ charging as the run goes: see `sim.behind_meter`.
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
