@@ -46,7 +46,7 @@ from sim.charging_profiles import (
 )
 from sim.ev import ProfileCache
 from virtual_chargers.clock import ChargerClock, SimClock, ocpp_time, parse_ocpp_time
-from virtual_chargers.connection import Backoff, SecurityConfig, connect_charger
+from virtual_chargers.connection import Backoff, SecurityConfig, charger_url, connect_charger
 from virtual_chargers.faults import (
     ClockDrift,
     ConnectorFault,
@@ -225,7 +225,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self.spec = spec
         self.ctx = ctx
         self.clock = ChargerClock(ctx.clock)
-        self.queue = ctx.store.queue(spec.id)
+        # keyed by the charger's URL, so what was queued for one CSMS never goes to another
+        self.queue = ctx.store.queue(charger_url(ctx.csms_url, spec.id))
         self.backoff = Backoff(
             random.Random(f"{ctx.seed}:backoff:{spec.id}"), base_s=ctx.backoff_base_s, max_s=ctx.backoff_max_s
         )
@@ -473,8 +474,10 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                 return  # the connection is gone; the next session delivers it
             else:
                 q.done(msg.seq)
-                if msg.offline or msg.t_s < self._session_t_s:  # queued before this connection
-                    self.ctx.log.summary.queued_delivered += 1
+                if msg.offline or msg.t_s < self._session_t_s or msg.seq <= q.earlier_run_max_seq:
+                    self.ctx.log.summary.queued_delivered += 1  # queued before this connection
+                if msg.seq <= q.earlier_run_max_seq:
+                    self.ctx.log.summary.queued_from_earlier_run += 1
 
     def enqueue(self, action: str, payload: dict[str, Any], tx_ref: str | None) -> None:
         """Persist a transaction message; the delivery loop sends it when online, in order."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +33,11 @@ examples:
   CSMS_PASSWORD=… chargetwin chargers --count 10 --csms wss://csms.example:443/ocpp \\
       --security-profile 2 --password-env CSMS_PASSWORD --ca ca.pem --log frames.jsonl
 """
+
+
+def default_state_dir() -> Path:
+    """Where `chargetwin chargers` keeps its queues unless told: the user's cache directory."""
+    return Path(platformdirs.user_cache_dir("chargetwin")) / "chargers"
 
 
 def _usage(message: str) -> Exception:
@@ -68,7 +74,12 @@ def add_subcommands(sub: Any) -> None:
     ch.add_argument("--summary-json", type=Path, metavar="FILE", help="write the end summary as JSON")
     ch.add_argument("--force", action="store_true", help="let --log and --summary-json overwrite other files")
     ch.add_argument("--faults", type=Path, metavar="FILE", help="fault timeline YAML (see virtual_chargers.faults)")
-    ch.add_argument("--state-dir", type=Path, default=Path(".chargetwin-state"), help="where queued messages persist")
+    ch.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where queued transaction messages persist, by CSMS URL and charger id (default: the user's cache "
+        "directory, e.g. ~/.cache/chargetwin/chargers)",
+    )
     ch.add_argument("--seed", type=int, help="seed for arrivals and backoff jitter (default: the scenario's, or 0)")
     ch.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a configuration key")
     ch.add_argument("--security-profile", type=int, choices=[0, 1, 2, 3], default=0)
@@ -170,6 +181,7 @@ def summary_table(summary: Summary, title: str) -> Table:
         ("connects / boots accepted", f"{d['connects']:,} / {d['boots_accepted']:,}"),
         ("transactions started / ended / confirmed", f"{tx['started']:,} / {tx['ended']:,} / {tx['confirmed']:,}"),
         ("queued messages delivered after reconnect", f"{d['queued_delivered_after_reconnect']:,}"),
+        ("  of them queued by an earlier run", f"{d['queued_delivered_from_earlier_run']:,}"),
         ("queued messages dropped", f"{d['queued_dropped']:,}"),
         (
             "CallErrors sent / received",
@@ -230,7 +242,7 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
         seed=seed,
         processes=args.processes,
         log_path=args.log,
-        state_dir=args.state_dir,
+        state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
         security=security,
         faults=faults,
         config=_config(args.config),
@@ -272,6 +284,12 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
         raise _usage(str(exc)) from None
     wall_s = time.perf_counter() - started
     console.print(summary_table(summary, f"{name} against {args.csms} ({wall_s:.1f} s wall)"))
+    if summary.queued_from_earlier_run:
+        console.print(
+            f"{summary.queued_from_earlier_run:,} transaction message(s) queued by an earlier run were delivered "
+            f"to {args.csms} (state: {opts.state_dir})",
+            highlight=False,
+        )
     for v in summary.violations[:10]:
         console.print(f"  violation {v.t} {v.charger}: {v.kind}: {v.detail}", markup=False, highlight=False)
     for w in summary.all_warnings()[:10]:

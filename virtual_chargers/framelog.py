@@ -63,6 +63,7 @@ class Summary:
     transactions_ended: int = 0
     transactions_confirmed: int = 0
     queued_delivered: int = 0
+    queued_from_earlier_run: int = 0  # of those, queued by an earlier run of the same chargers for this CSMS
     queued_dropped: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -128,6 +129,7 @@ class Summary:
             "transactions_ended",
             "transactions_confirmed",
             "queued_delivered",
+            "queued_from_earlier_run",
             "queued_dropped",
             "unanswerable",
             "connects",
@@ -172,6 +174,7 @@ class Summary:
                 "confirmed": self.transactions_confirmed,
             },
             "queued_delivered_after_reconnect": self.queued_delivered,
+            "queued_delivered_from_earlier_run": self.queued_from_earlier_run,
             "queued_dropped": self.queued_dropped,
             "connects": self.connects,
             "disconnects": self.disconnects,
@@ -210,6 +213,7 @@ class Summary:
             transactions_ended=tx["ended"],
             transactions_confirmed=tx["confirmed"],
             queued_delivered=d["queued_delivered_after_reconnect"],
+            queued_from_earlier_run=d["queued_delivered_from_earlier_run"],
             queued_dropped=d["queued_dropped"],
             connects=d["connects"],
             disconnects=d["disconnects"],

@@ -113,7 +113,7 @@ class TxStore:
         self.commits = 0
 
     def queue(self, charger: str, max_messages: int = 10_000) -> TxQueue:
-        """The queue of ``charger``, with whatever an earlier run left in it."""
+        """The queue of ``charger`` (a key: chargers key it by their CSMS URL), with what an earlier run left."""
         q = TxQueue(self, charger, max_messages)
         self._queues[charger] = q
         return q
@@ -233,6 +233,8 @@ class TxQueue:
             QueuedMessage(r[0], r[1], json.loads(r[2]), r[3], r[4], bool(r[5]), r[6]) for r in rows
         )
         self._tx_ids: dict[str, str] = dict(tx_ids)
+        # messages up to this one were queued by an earlier run (found in the store when it was opened)
+        self.earlier_run_max_seq = rows[-1][0] if rows else 0
 
     def __len__(self) -> int:
         """Messages waiting."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -86,18 +87,22 @@ def test_emulator_restart_delivers_what_was_queued(arun: Any, tmp_path: Path) ->
     """Messages queued while the CSMS was down are sent by a new emulator process using the same state folder."""
 
     async def scenario() -> None:
-        async with Csms() as csms:
-            url = csms.url
-            async with ChargerSet(url.replace(str(csms.port), "1"), speed=600.0, state_dir=tmp_path) as fleet:
-                cp = await fleet.add("CP1")  # the CSMS is unreachable at port 1
-                await cp.plug_in(1)
-                await asyncio.sleep(0.2)
-                await cp.unplug(1)
-                assert len(cp.queue) >= 2
-            async with ChargerSet(url, speed=600.0, state_dir=tmp_path) as fleet:
-                cp = await fleet.add("CP1")
-                await fleet.wait_booted(cp)
-                await fleet.wait_queues_empty(10)
+        with socket.socket() as s:  # a free port: the CSMS is down there first, and comes up there later
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        url = f"ws://127.0.0.1:{port}"
+        async with ChargerSet(url, speed=600.0, state_dir=tmp_path) as fleet:
+            cp = await fleet.add("CP1")
+            await cp.plug_in(1)
+            await asyncio.sleep(0.2)
+            await cp.unplug(1)
+            queued = len(cp.queue)
+            assert queued >= 2
+        async with Csms(port=port) as csms, ChargerSet(url, speed=600.0, state_dir=tmp_path) as fleet:
+            cp = await fleet.add("CP1")
+            await fleet.wait_booted(cp)
+            await fleet.wait_queues_empty(10)
+            assert fleet.log.summary.queued_from_earlier_run == queued
             rec = csms.records16
             assert len(rec.starts) == 1
             assert len(rec.stops) == 1
