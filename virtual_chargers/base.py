@@ -294,6 +294,12 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
     async def on_connector_fault(self, connector: Connector, error_code: str | None) -> None:
         """A connector became faulted with ``error_code`` (None: the fault cleared)."""
 
+    async def stop_transactions_locally(self) -> None:
+        """A graceful shutdown: end every running transaction as stopped at the charger.
+
+        1.6 reason Local, 2.0.1 stoppedReason Local; the stop messages join the queue, delivered while online.
+        """
+
     def meter_interval_s(self) -> float:
         """Simulated seconds between meter samples during a transaction (0: none)."""
         return 60.0

@@ -80,6 +80,11 @@ def add_subcommands(sub: Any) -> None:
         help="where queued transaction messages persist, by CSMS URL and charger id (default: the user's cache "
         "directory, e.g. ~/.cache/chargetwin/chargers)",
     )
+    ch.add_argument(
+        "--leave-open",
+        action="store_true",
+        help="at the end, leave running transactions open at the CSMS (default: stop them with reason Local first)",
+    )
     ch.add_argument("--seed", type=int, help="seed for arrivals and backoff jitter (default: the scenario's, or 0)")
     ch.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a configuration key")
     ch.add_argument("--security-profile", type=int, choices=[0, 1, 2, 3], default=0)
@@ -246,6 +251,7 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
         security=security,
         faults=faults,
         config=_config(args.config),
+        leave_open=args.leave_open,
     )
     if args.ocpp == "2.0.1":
         from virtual_chargers.testing import charger_class

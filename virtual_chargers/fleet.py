@@ -78,6 +78,7 @@ class FleetOptions:
     config: dict[str, str] = field(default_factory=dict)  # configuration keys for every charger
     backoff_base_s: float = 10.0
     backoff_max_s: float = 600.0
+    leave_open: bool = False  # at the end, leave running transactions open at the CSMS (default: stop them)
 
 
 def plan_scenario(scenario: Any) -> list[PlannedCharger]:
@@ -213,6 +214,7 @@ async def run_chargers(
         backoff_base_s=opts.backoff_base_s,
         backoff_max_s=opts.backoff_max_s,
         run_end_t_s=opts.duration_s,
+        leave_open=opts.leave_open,
     )
     drivers: list[asyncio.Task[None]] = []
     async with fleet:

@@ -49,6 +49,8 @@ class ChargerSet:
         state_dir: Folder of the persisted transaction queue (None: in memory).
         log_path: JSONL frame log (None: counts only).
         security, password, ssl_context: How chargers authenticate.
+        leave_open: Leave running transactions open at the CSMS on `close` (False: stop them first, as
+            `chargetwin chargers` does unless ``--leave-open``).
         context: More `ChargerContext` fields (backoff, timeouts, boot time…).
     """
 
@@ -64,8 +66,10 @@ class ChargerSet:
         ssl_context: ssl.SSLContext | None = None,
         clock: SimClock | None = None,
         seed: int = 0,
+        leave_open: bool = True,
         **context: Any,
     ) -> None:
+        self.leave_open = leave_open
         self.clock = clock or SimClock(speed)
         self.log = FrameLog(self.clock, log_path, secrets=[password] if password else [])
         self.store = TxStore(state_dir / "txqueue.sqlite" if state_dir is not None else None)
@@ -155,8 +159,26 @@ class ChargerSet:
 
         await asyncio.wait_for(poll(), timeout_s)
 
+    async def stop_transactions(self, timeout_s: float = 15.0) -> None:
+        """End every running transaction as stopped locally, then let online chargers deliver their queues.
+
+        Waits up to wall ``timeout_s``, so the CSMS is left with no transaction open; what is not delivered
+        stays queued for the next run.
+        """
+        for charger in self.chargers.values():
+            await charger.stop_transactions_locally()
+
+        async def drained() -> None:
+            while any(len(c.queue) for c in self.chargers.values() if c.online.is_set()):
+                await asyncio.sleep(0.02)
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drained(), timeout_s)
+
     async def close(self) -> None:
-        """Stop every charger, then close the frame log and the queue store."""
+        """Stop every charger (first its transactions, unless ``leave_open``), then close the log and the store."""
+        if not self.leave_open:
+            await self.stop_transactions()
         for charger in self.chargers.values():
             await charger.stop()
         tasks = list(self._tasks.values())

@@ -57,6 +57,7 @@ _UNITS = {
     "Current.Offered": ("A", "Outlet"),
 }
 
+
 class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
     """An emulated OCPP 1.6J charge point.
 
@@ -392,6 +393,12 @@ class V16Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
             c.reservation_id = None
         self.auth_cache.clear() if hard else None
         self.registration = "Unknown"
+
+    async def stop_transactions_locally(self) -> None:
+        """StopTransaction with reason Local for every running transaction."""
+        for c in self.connectors.values():
+            if c.tx_ref is not None:
+                await self.stop_transaction(c, "Local")
 
     async def on_connector_fault(self, c: Connector, error_code: str | None) -> None:
         """Faulted with the error code (charging suspended); back to its status when it clears."""

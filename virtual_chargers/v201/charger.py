@@ -678,6 +678,12 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         self.registration = "Unknown"
         self._needs_boot = True
 
+    async def stop_transactions_locally(self) -> None:
+        """TransactionEvent Ended for every running transaction, stopped at the station (StopAuthorized, Local)."""
+        for c in self.connectors.values():
+            if c.tx_ref is not None:
+                await self.end_transaction(c, "StopAuthorized", "Local")
+
     async def on_connector_fault(self, c: Connector, error_code: str | None) -> None:
         """Faulted (energy stops, SuspendedEVSE); back to its status when it clears."""
         self._energize(c)
