@@ -255,6 +255,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         self._slow_delay_s = 0.0
         self._missing_until_t_s = -math.inf
         self._pending_uid: str | None = None  # our request in flight
+        self._timed_out: dict[str, str] = {}  # unique id → action of our requests that got no answer in time
         self._reply: asyncio.Future[Any] | None = None  # its answer, set by `route_message`
         self._on_answer: Callable[[dict[str, Any]], None] | None = None  # see `request_wire`
         super().__init__(spec.id, None, response_timeout=ctx.response_timeout_s)
@@ -533,6 +534,9 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
                     response = await asyncio.wait_for(reply, self._response_timeout)
                 except TimeoutError:
                     self.ctx.log.timeout(action)
+                    self._timed_out[uid] = action
+                    if len(self._timed_out) > 1000:  # answers that never come must not grow without bound
+                        self._timed_out.pop(next(iter(self._timed_out)))
                     timeout_s = self._response_timeout
                     raise TimeoutError(f"{self.spec.id}: no answer to {action} within {timeout_s} s") from None
                 rtt_s, rtt_sim_s = time.perf_counter() - started, self.clock.t_s() - started_t_s
@@ -616,6 +620,10 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             self.spawn(self._handle_incoming(msg, delay_s), session=True)
             return
         if msg.unique_id != self._pending_uid:
+            late = self._timed_out.pop(msg.unique_id, None)
+            if late is not None:  # already counted as a timeout
+                self.ctx.log.late_answer(late)
+                return
             self.ctx.log.violation(
                 self.spec.id, "unexpected response", f"response {msg.unique_id!r} to no request of ours in flight"
             )

@@ -59,6 +59,7 @@ class Summary:
     rtt_s: dict[str, list[float]] = field(default_factory=dict)
     backend_lag_sim_s: dict[str, list[float]] = field(default_factory=dict)
     timeouts: Counter[str] = field(default_factory=Counter)
+    late_answers: Counter[str] = field(default_factory=Counter)  # answers that came after their timeout
     transactions_started: int = 0
     transactions_ended: int = 0
     transactions_confirmed: int = 0
@@ -113,6 +114,7 @@ class Summary:
             (self.call_errors_sent, other.call_errors_sent),
             (self.call_errors_received, other.call_errors_received),
             (self.timeouts, other.timeouts),
+            (self.late_answers, other.late_answers),
         ):
             mine.update(theirs)
         self.violation_count += other.violation_count
@@ -168,6 +170,7 @@ class Summary:
             "rtt_ms_all": self.rtt_percentiles_ms(),
             "backend_lag_sim_s": {a: self.backend_lag_percentiles_s(a) for a in sorted(self.backend_lag_sim_s)},
             "timeouts": dict(self.timeouts),
+            "late_answers": dict(self.late_answers),
             "transactions": {
                 "started": self.transactions_started,
                 "ended": self.transactions_ended,
@@ -209,6 +212,7 @@ class Summary:
             rtt_s={a: list(v) for a, v in d["rtt_s"].items()},
             backend_lag_sim_s={a: list(v) for a, v in d.get("backend_lag_sim_s", {}).items()},
             timeouts=Counter(d["timeouts"]),
+            late_answers=Counter(d.get("late_answers", {})),
             transactions_started=tx["started"],
             transactions_ended=tx["ended"],
             transactions_confirmed=tx["confirmed"],
@@ -344,6 +348,10 @@ class FrameLog:
     def timeout(self, action: str) -> None:
         """A request of ours got no answer in time."""
         self.summary.timeouts[action] += 1
+
+    def late_answer(self, action: str) -> None:
+        """An answer came after its request had timed out (counted there): counted once more, here, not as a fault."""
+        self.summary.late_answers[action] += 1
 
     def violation(self, charger: str, kind: str, detail: str) -> None:
         """The CSMS broke the protocol (malformed or unexpected frame)."""

@@ -75,6 +75,7 @@ class PacedResult:
     openadr: list[dict[str, Any]] = field(default_factory=list)
     frames_path: Path | None = None
     drained: bool = True  # every transaction message reached the CSMS before the chargers stopped
+    end_t_s: float = 0.0  # simulated time the run ended at: the horizon, or earlier after `PacedRun.stop`
 
     def pacing(self) -> dict[str, Any]:
         """The ``pacing`` section of kpis.json."""
@@ -197,7 +198,8 @@ class PacedRun:
             if not drained:
                 log.warning("some transaction messages had not reached the CSMS when the run ended")
         received = [vars(r) for r in ven.received] if ven is not None else []
-        return PacedResult(tables, lag, self.speed, qa, received, self.frames_path, drained)
+        end_t_s = min(pacer.simulation.t_s, scenario.horizon_s)
+        return PacedResult(tables, lag, self.speed, qa, received, self.frames_path, drained, end_t_s)
 
 
 async def run_paced(scenario: Scenario, **kwargs: Any) -> PacedResult:
@@ -219,6 +221,7 @@ def write_paced_results(
         tx = result.qa["transactions"]
         extra["ocpp"] = {
             "csms_timeouts": sum(result.qa["timeouts"].values()),
+            "csms_late_answers": sum(result.qa["late_answers"].values()),
             "csms_violations": result.qa["csms_violations"],
             "transactions_started": tx["started"],
             "transactions_confirmed": tx["confirmed"],
@@ -319,7 +322,7 @@ def cmd_run_paced(
     update, stop = _lazy_progress(console, f"pacing {scenario.name}")
     try:
         try:
-            result = asyncio.run(run_paced(scenario, frames_path=frames, progress=update))
+            result, interrupted = asyncio.run(_run_stoppable(scenario, frames, update))
         except SecurityError as exc:
             raise UsageError(str(exc)) from None
         except BackendUnreachableError as exc:
@@ -365,4 +368,50 @@ def cmd_run_paced(
                 highlight=False,
             )
     console.print(f"report: {out / 'report.html'}")
+    if interrupted is not None:
+        done_h = result.end_t_s / 3600.0
+        console.print(
+            f"interrupted ({interrupted}) at simulated hour {done_h:.2f}: the results cover the run up to there "
+            "(sessions still open are `ongoing`)",
+            markup=False,
+            highlight=False,
+        )
+        return 143 if interrupted == "SIGTERM" else 130
     return 0
+
+
+async def _run_stoppable(
+    scenario: Scenario, frames: Path, progress: Callable[[float], None]
+) -> tuple[PacedResult, str | None]:
+    """`run_paced`, where the first Ctrl-C or SIGTERM ends the run at the current simulated time (a second aborts).
+
+    The results then cover what ran; the signal handlers in place before are back afterwards.
+    """
+    import signal
+
+    runner = PacedRun(scenario, frames_path=frames, progress=progress)
+    loop = asyncio.get_running_loop()
+    interrupted: list[str] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(name: str) -> None:
+        if interrupted:  # the second one: abort, as without this handler
+            raise KeyboardInterrupt
+        interrupted.append(name)
+        log.warning("%s: ending the run at the current simulated time and writing its results (again: abort)", name)
+        runner.stop()
+
+    installed = []
+    for sig in previous:
+        try:
+            loop.add_signal_handler(sig, stop, sig.name)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            pass
+    try:
+        result = await runner.run()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, previous[sig])
+    return result, interrupted[0] if interrupted else None

@@ -6,8 +6,13 @@ wait is bounded and every server and run a test starts is stopped by it.
 
 import asyncio
 import functools
+import json
 import math
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +24,7 @@ from sim.config import ScenarioError, validate_data
 from sim.metrics import BIN_S
 from tests.conftest import scenario_data
 from tests.virtual_chargers.raw_csms import RawCsms
-from tests.virtual_chargers.test_bridge import scenario
+from tests.virtual_chargers.test_bridge import CsmsThread, scenario
 from virtual_chargers.paced_run import PacedRun, write_paced_results
 
 
@@ -144,3 +149,61 @@ def test_openadr_with_a_csms_manager_is_refused_with_the_reason(tmp_path, capsys
     assert "--csms with grid.demand_response.openadr" in err
     assert "built-in manager" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_keeps_partial_results_and_no_stray_frame_log(tmp_path, sig, code):
+    """Ctrl-C or SIGTERM mid-run: the results up to then are written, no hidden frame log is left, exit 130/143."""
+    with CsmsThread() as csms:
+        s = short(csms.url, speed=300.0)  # 2.4 simulated hours: 29 wall seconds
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(s.model_dump(mode="json")))
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sim.cli", "run", str(path), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(csms.records16.boots) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(csms.records16.boots) == 2
+            time.sleep(3.0)  # about 15 simulated minutes into the run
+            proc.send_signal(sig)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == code, stderr
+    assert f"interrupted ({sig.name})" in stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]  # no .out.frames.jsonl
+    kpis = json.loads((out / "kpis.json").read_text())
+    assert (out / "ocpp_frames.jsonl").stat().st_size > 0
+    load = pd.read_parquet(out / "load.parquet")
+    assert len(load) == math.ceil(s.horizon_s / BIN_S)  # the folder has the run's shape; the tail is zero
+    assert kpis["pacing"]["steps"] > 0
+
+
+def test_frozen_csms_late_answers_are_counted_once(tmp_path, arun):
+    """A CSMS that freezes past the response timeout: each late answer is one timeout and one late answer, no fault."""
+    csms = RawCsms()
+
+    async def during(runner):
+        await asyncio.wait_for(runner.started.wait(), 15)
+        await asyncio.sleep(0.5)
+        csms.freeze()
+        await asyncio.sleep(2.5)  # past the 1 s response timeout
+        csms.thaw()
+
+    make = functools.partial(short, speed=600.0, response_timeout_s=1.0, meter_interval_s=60)
+    result, _ = arun(paced(csms, tmp_path, make, during=during), timeout_s=120)
+    qa = result.qa
+    timeouts, late = qa["timeouts"], qa["late_answers"]
+    assert sum(late.values()) >= 1
+    assert all(n <= timeouts.get(action, 0) for action, n in late.items())
+    assert qa["csms_violations"] == 0
+    kpis = write_paced_results(result, tmp_path / "out")
+    assert kpis["ocpp"]["csms_late_answers"] == sum(late.values())
