@@ -153,6 +153,7 @@ class Csms16Records:
     profiles_sent: list[tuple[str, int, str]] = field(default_factory=list)  # (charger, connector, status)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _start_ids: dict[tuple[Any, ...], int] = field(default_factory=dict)  # (charger, connector, tag, time, meter)
 
     def of(self, charger: str) -> list[Transaction16]:
         """Transactions of one charger, in start order."""
@@ -292,8 +293,13 @@ class Csms16Handler(RawReplies, ChargePoint):  # type: ignore[misc]
 
     @on(Action.start_transaction)
     def on_start_transaction(self, id_tag: str, **kwargs: Any) -> Any:
-        """Give the transaction an id and record it."""
-        tx_id = next(self.records._ids)
+        """Give the transaction an id and record it; a start received again (a retry) gets the same id."""
+        w = self._wire
+        key = (self.id, w.get("connectorId"), w.get("idTag"), w.get("timestamp"), w.get("meterStart"))
+        known = self.records._start_ids.get(key)
+        if known is not None:
+            return call_result.StartTransaction(transaction_id=known, id_tag_info=self._tag_info(id_tag))
+        tx_id = self.records._start_ids[key] = next(self.records._ids)
         self.records.transactions[tx_id] = Transaction16(tx_id, self.id, self._wire)
         self.records.starts.append((self.id, self._wire))
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self._tag_info(id_tag))

@@ -106,3 +106,28 @@ def test_ten_chargers_boot_and_complete_transactions_against_ocpp_csms(
         assert any("BootEvent" in line and cid in line for line in lines), cid
         assert any("TransactionStartedEvent" in line and cid in line for line in lines), cid
         assert any("TransactionStoppedEvent" in line and cid in line for line in lines), cid
+
+
+@pytest.mark.slow
+def test_conformance_suite_gives_ocpp_csms_a_verdict_on_every_case(
+    arun: Any, ocpp_csms: tuple[str, list[str]]
+) -> None:
+    """The 1.6 conformance suite runs to the end against ocpp-csms, every case with a verdict.
+
+    Without a CSMS API every CSMS-initiated case is manual; the cold boot passes, since ocpp-csms accepts
+    any charger.
+    """
+    import logging
+
+    from virtual_chargers.clock import SimClock
+    from virtual_chargers.conformance import Outcome, SuiteConfig, all_cases, run_cases, select_cases
+    from virtual_chargers.framelog import FrameLog
+
+    url, _ = ocpp_csms
+    logging.getLogger("ocpp").setLevel(logging.CRITICAL)
+    cases = select_cases(all_cases(), "1.6")
+    results = arun(run_cases(cases, SuiteConfig(url, "1.6", timeout_s=2.0), FrameLog(SimClock(1.0))), 300)
+    assert [r.case.id for r in results] == [c.id for c in cases]
+    assert {r.case.id for r in results if r.outcome is Outcome.MANUAL} == {c.id for c in cases if c.csms_action}
+    by_id = {r.case.id: r for r in results}
+    assert by_id["CORE_001"].outcome is Outcome.PASS

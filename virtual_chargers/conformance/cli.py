@@ -32,6 +32,7 @@ examples:
   CSMS_PASSWORD=… chargetwin conformance --csms wss://csms.example/ocpp --ocpp 2.0.1 \\
       --security-profile 2 --password-env CSMS_PASSWORD --ca ca.pem --charger-id CP-QA-01
   chargetwin conformance --ocpp 1.6 --list                            the cases, without running them
+  chargetwin conformance --chaos scenarios/chaos/loss_reorder.yaml --csms ws://127.0.0.1:9000 --out out/chaos
 """
 
 _MARK = {
@@ -59,7 +60,8 @@ def add_subcommand(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--csms", metavar="URL", help="CSMS websocket URL (default: a reference CSMS started in-process)")
-    p.add_argument("--ocpp", choices=["1.6", "2.0.1"], required=True, help="OCPP version of the suite")
+    p.add_argument("--ocpp", choices=["1.6", "2.0.1"], help="OCPP version of the suite (required unless --chaos)")
+    p.add_argument("--chaos", type=Path, metavar="FILE", help="instead of the cases: a chaos scenario (fault proxy)")
     p.add_argument("--select", metavar="GLOBS", help="comma-separated globs on case ids, e.g. 'E*,K*' or 'CORE_00?'")
     p.add_argument("--out", type=Path, help="report folder (default out/conformance-<ocpp>)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML for CI")
@@ -115,6 +117,10 @@ def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     from virtual_chargers.conformance.runner import SuiteConfig, run_cases
     from virtual_chargers.connection import client_ssl_context, load_password
 
+    if args.chaos is not None:
+        return _cmd_chaos(args, console)
+    if args.ocpp is None:
+        raise _usage("--ocpp 1.6 or --ocpp 2.0.1 is required (or --chaos FILE)")
     cases = _selected(args)
     if args.list:
         for c in cases:
@@ -209,3 +215,48 @@ def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     console.print(_block_table(report))
     console.print(f"report: {path / 'report.html'}" + (f", JUnit: {args.junit}" if args.junit else ""))
     return 1 if report["summary"]["fail"] else 0
+
+
+def _cmd_chaos(args: argparse.Namespace, console: Console) -> int:
+    """Run a chaos scenario through the fault proxy; write chaos.json; 1 if an invariant did not hold."""
+    import json
+    import tempfile
+
+    from virtual_chargers.conformance.chaos import ChaosError, load_chaos, run_chaos
+    from virtual_chargers.conformance.report import OutDir, OutputError
+
+    try:
+        scenario = load_chaos(args.chaos)
+    except ChaosError as exc:
+        raise _usage(str(exc)) from None
+    if args.csms is not None and not args.csms.startswith(("ws://", "wss://")):
+        raise _usage(f"--csms {args.csms}: give a ws:// or wss:// URL")
+    try:
+        out = OutDir(args.out or Path("out") / f"chaos-{scenario.name}", files=frozenset({"chaos.json"}))
+    except OutputError as exc:
+        raise _usage(str(exc)) from None
+
+    async def run() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as state:
+            if args.csms is not None:
+                return await run_chaos(scenario, args.csms, Path(state), console.print)
+            from virtual_chargers.csms import Csms
+
+            async with Csms() as csms:
+                console.print(f"reference CSMS (in-process) at {csms.url}")
+                return await run_chaos(scenario, csms.url, Path(state), console.print)
+
+    try:
+        report = asyncio.run(run())
+    except BaseException:
+        out.discard()
+        raise
+    (out.tmp / "chaos.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    path = out.commit()
+    for name, r in report["invariants"].items():
+        extra = f" (recovery {r['recovery_s']} s)" if r.get("recovery_s") is not None else ""
+        console.print(f"{'[green]held[/]' if r['held'] else '[red]BROKEN[/]'} {name}{extra}")
+    console.print(
+        f"faults applied: {report['faults_applied']}; wall {report['wall_s']} s; report: {path / 'chaos.json'}"
+    )
+    return 0 if report["held"] else 1

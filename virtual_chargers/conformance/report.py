@@ -43,26 +43,27 @@ class OutputError(Exception):
     """An output path the suite must not write to; the message names it and the fix."""
 
 
-def _is_previous_output(path: Path) -> bool:
+def _is_previous_output(path: Path, files: frozenset[str]) -> bool:
+    main = min(n for n in files if n.endswith(".json"))
     try:
-        meta = json.loads((path / "conformance.json").read_text(encoding="utf-8"))
+        meta = json.loads((path / main).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     names = {p.name for p in path.iterdir()}
-    return isinstance(meta, dict) and meta.get("kind") == KIND and names <= FILES
+    return isinstance(meta, dict) and meta.get("kind") in (KIND, "chargetwin-chaos") and names <= files
 
 
 class OutDir:
     """A report folder written in a temporary sibling and renamed into place by `commit`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, files: frozenset[str] = FILES) -> None:
+        self.path, self.files = path, files
         if path.exists():
             if not path.is_dir():
                 raise OutputError(
                     f"--out {path}: is a file; give a folder (new, empty, or a previous conformance report)"
                 )
-            if any(path.iterdir()) and not _is_previous_output(path):
+            if any(path.iterdir()) and not _is_previous_output(path, files):
                 raise OutputError(
                     f"--out {path}: the folder holds files that are not a conformance report; "
                     "give a new or empty folder (nothing was overwritten)"
@@ -83,7 +84,7 @@ class OutDir:
             self.path.rename(old)
         self.tmp.rename(self.path)
         if old is not None:
-            for name in FILES:
+            for name in self.files:
                 with contextlib.suppress(FileNotFoundError):
                     (old / name).unlink()
             old.rmdir()
