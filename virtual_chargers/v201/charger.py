@@ -49,6 +49,7 @@ from virtual_chargers.meter import EVSession, kw_to_amps, kw_to_w
 from virtual_chargers.txqueue import QueuedMessage
 from virtual_chargers.v16.charger import DEFAULT_EV
 from virtual_chargers.v16.profiles import schedule_to_ocpp
+from virtual_chargers.v201.certificates import CertificatesMixin
 from virtual_chargers.v201.device_model import (
     Attribute,
     ComponentKey,
@@ -58,6 +59,8 @@ from virtual_chargers.v201.device_model import (
     VariableKey,
     standard_device_model,
 )
+from virtual_chargers.v201.local_list import LocalListMixin
+from virtual_chargers.v201.reservation import ReservationMixin
 from virtual_chargers.v201.smart_charging import PURPOSES, ProfileError, StationProfiles, profile_from_ocpp
 
 __all__ = ["KEYS_16", "V201Charger"]
@@ -123,7 +126,7 @@ class _Tx:
     charging_s: float = 0.0
 
 
-class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
+class V201Charger(VirtualCharger, LibChargePoint, ReservationMixin, LocalListMixin, CertificatesMixin):  # type: ignore[misc]
     """An emulated OCPP 2.0.1 charging station.
 
     Args:
@@ -187,6 +190,9 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending or Rejected
         self._reconnect_after_answer = False
         self._txs: dict[int, _Tx] = {}
+        self._init_reservations()
+        self._init_local_list()
+        self._init_certificates()
         super().__init__(spec, ctx)
         self.profiles = StationProfiles({c.id: c.profile_set for c in self.connectors.values()})
         self.heartbeat_interval_s = float(self.dm.int_value("OCPPCommCtrlr", "HeartbeatInterval"))
@@ -318,6 +324,9 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         """Ask the CSMS when online; offline, AuthCtrlr.OfflineTxForUnknownIdEnabled decides."""
         if not self.dm.bool_value("AuthCtrlr", "Enabled"):
             return True
+        local = self.local_decision(id_token, online=self.accepted)
+        if local is not None:
+            return local
         if self.accepted:
             try:
                 res = await self.request(call.Authorize(id_token=id_token))
@@ -372,7 +381,7 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         if c.tx_ref is not None:
             self.spawn(self._ev_connection_timeout(c, c.tx_ref))
         token = self._token(id_tag)
-        if not await self.authorize(token):
+        if not self.reservation_admits(c, token) or not await self.authorize(token):
             return
         if iso15118:
             await self.send_charging_needs(c, departure_s)
@@ -559,6 +568,9 @@ class V201Charger(VirtualCharger, LibChargePoint):  # type: ignore[misc]
         token = id_token or (tx.id_token if with_token else None)
         if token is not None:
             payload["idToken"] = token
+            reservation_id = self.take_used_reservation(c.id)
+            if reservation_id is not None:
+                payload["reservationId"] = reservation_id
         mv = self._meter_value(c, measurands, context) if measurands else None
         if mv is not None:
             payload["meterValue"] = [mv]

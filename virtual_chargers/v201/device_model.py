@@ -664,6 +664,21 @@ def standard_device_model(
     )
     _add_all(
         dm,
+        ComponentKey("LocalAuthListCtrlr"),
+        [
+            _Spec("Enabled", B, "true"),
+            _Spec("Entries", INT, "0", RO),
+            _Spec("ItemsPerMessage", INT, "100", RO, min_limit=1),
+            _Spec("BytesPerMessage", INT, "65000", RO),
+        ],
+    )
+    _add_all(
+        dm,
+        ComponentKey("ReservationCtrlr"),
+        [_Spec("Enabled", B, "true"), _Spec("NonEvseSpecific", B, "true")],
+    )
+    _add_all(
+        dm,
         ComponentKey("SmartChargingCtrlr"),
         [
             _Spec("Enabled", B, "true"),
