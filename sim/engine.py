@@ -48,6 +48,7 @@ from sim.managers.base import (
     NetworkManager,
     NetworkView,
     PriceChanged,
+    RejectSession,
     Reset,
     ScheduleMaintenance,
     SessionStarted,
@@ -753,7 +754,7 @@ class _Simulation:
         if s.state is State.PLUGGED:
             self._depart(s, self.env.now)
 
-    def _depart(self, s: Session, t_s: float) -> None:
+    def _depart(self, s: Session, t_s: float, outcome: Outcome = Outcome.SERVED) -> None:
         evse = s.evse
         assert evse is not None
         site = evse.site
@@ -768,7 +769,7 @@ class _Simulation:
             evse.profiles.stop_transaction()
             self._follow_profiles(evse, t_s)
         s.state = State.DONE
-        self._record(s, Outcome.SERVED, t_s)
+        self._record(s, outcome, t_s)
         self._apply(
             self.manager.handle(
                 SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), self.view
@@ -818,6 +819,13 @@ class _Simulation:
                 if c.t_s < t_s:
                     raise ValueError(f"SetTimer for t_s={c.t_s} is in the past (now {t_s})")
                 self.env.timeout(c.t_s - t_s, c.name).callbacks.append(self._on_timer)
+            elif isinstance(c, RejectSession):
+                evse = self.evse_by_id[c.evse_id]
+                s = evse.session
+                if s is None or s.session_id != c.session_id:
+                    raise ValueError(f"RejectSession: session {c.session_id} is no longer on {c.evse_id}")
+                s.cause = Cause.AUTHORIZATION
+                self._depart(s, t_s, Outcome.REJECTED)
             elif isinstance(c, ChangeAvailability):
                 evse = self.evse_by_id[c.evse_id]
                 if c.operative == (evse.evse_id in self.unavailable):

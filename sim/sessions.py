@@ -42,6 +42,7 @@ class Outcome(enum.IntEnum):
     INTERRUPTED = 5  # the port went down during the session
     PRICED_OUT = 6  # the price was above what the driver would pay
     INCOMPATIBLE = 7  # no port at the site fits the EV (ev_side)
+    REJECTED = 8  # the backend refused the driver's authorization (a CSMS in the loop)
 
 
 class Cause(enum.IntEnum):
@@ -51,7 +52,7 @@ class Cause(enum.IntEnum):
     FAULTED_PORT = 1  # every port tried was silently faulted
     PAYMENT = 2  # the payment was refused
     INTEROP = 3  # every handshake failed (ev_side)
-    AUTHORIZATION = 4  # a Plug & Charge certificate was refused, and the driver has no other way to pay (ev_side)
+    AUTHORIZATION = 4  # a Plug & Charge certificate was refused and no other way to pay (ev_side), or the CSMS said no
 
 
 class Session:

@@ -33,9 +33,10 @@ messageId=SetTariff                tariff fields (e.g. ``{"price_per_kwh": 0.39}
                                    current tariff; the next driver sees it
 =================================  ===============================================================
 
-The CSMS's authorization answers do not turn drivers away: the simulation decides who charges,
-and chargers authorize offline (AllowOfflineTxForUnknownId) when the CSMS is down, so every session
-reaches the CSMS once it is back.
+An Authorize or StartTransaction / TransactionEvent answer other than Accepted turns the driver away
+(`RejectSession`: outcome ``rejected``, cause ``authorization``) when it arrives. Chargers authorize
+offline (AllowOfflineTxForUnknownId) when the CSMS is down, so every session reaches the CSMS once it
+is back.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from sim.managers.base import (
     EvseView,
     FaultReported,
     NetworkView,
+    RejectSession,
     Reset,
     SessionStarted,
     SessionStopped,
@@ -119,6 +121,7 @@ class Port:
     connector_id: int
     register_wh: float = 0.0  # energy of the sessions already ended on this connector
     pinned_wh: float | None = None  # the register at the instant of the event being told to the CSMS
+    session_id: SessionId | None = None  # the simulated session on the connector, as the CSMS was told
     charger: VirtualCharger | None = None
 
 
@@ -374,10 +377,13 @@ class Bridge:
         self._view = network
         if isinstance(event, SessionStarted):
             port = self.ports[event.evse_id]
+            port.session_id = event.session_id
             start_wh, ev = port.register_wh, self._ev_of(port)
             self._op(port, lambda: self._plug(port, event.session_id, start_wh, ev))
         elif isinstance(event, SessionStopped):
             port = self.ports[event.evse_id]
+            if port.session_id == event.session_id:
+                port.session_id = None
             port.register_wh += event.energy_kwh * 1000.0
             stop_wh = port.register_wh
             self._op(port, lambda: self._unplug(port, stop_wh))
@@ -437,6 +443,7 @@ class Bridge:
         if c.ev is not None:
             await charger.unplug(c.id)
         port.pinned_wh = start_wh
+        charger.auth_refused = False
         try:
             session, departure_s = ev
             if departure_s is not None and charger.ocpp_version == "2.0.1":
@@ -445,6 +452,8 @@ class Bridge:
                 await charger.plug_in(c.id, session, f"SIM{session_id:08d}")
         finally:
             port.pinned_wh = None
+        if charger.auth_refused:  # the CSMS answered Authorize with something other than Accepted
+            self.reject(charger.spec.id, c.id, session_id)
 
     async def _unplug(self, port: Port, stop_wh: float) -> None:
         charger, c = self._connector(port)
@@ -517,6 +526,14 @@ class Bridge:
 
         self._submit(apply)
 
+    def reject(self, charger_id: str, connector_id: int, session_id: SessionId | None = None) -> None:
+        """The CSMS refused the driver's authorization: the simulated session ends (outcome rejected)."""
+        port = self.port(charger_id, connector_id)
+        sid = session_id if session_id is not None else port.session_id
+        if sid is not None:
+            self.stats.events["AuthorizationRefused"] += 1
+            self.command(RejectSession(port.evse_id, sid))
+
     def port(self, charger_id: str, connector_id: int) -> Port:
         """The port behind a charger's connector (1.6) or EVSE (2.0.1)."""
         return self.ports[EvseId(f"{charger_id}.{connector_id}")]
@@ -585,12 +602,25 @@ class TwinCharger16(V16Charger):
     def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
         """A stopped charger that reports to and through ``bridge``."""
         self.bridge = bridge
+        self.auth_refused = False  # the last Authorize was refused
         super().__init__(spec, ctx, **kwargs)
 
     async def after_boot(self) -> None:
         """Statuses as usual; ports a reset took out of service serve again."""
         self.bridge.booted(self.spec.id)
         await super().after_boot()
+
+    async def authorize(self, id_tag: str) -> bool:
+        """Authorize as a charger does; a refusal is noted for the bridge, which turns the driver away."""
+        ok = bool(await V16Charger.authorize(self, id_tag))
+        self.auth_refused = not ok
+        return ok
+
+    async def stop_transaction(self, c: Connector, reason: str, id_tag: str | None = None) -> None:
+        """Stop as a charger does; DeAuthorized (the CSMS refused the StartTransaction) ends the simulated session."""
+        if reason == "DeAuthorized" and c.tx_ref is not None:
+            self.bridge.reject(self.spec.id, c.id, session_of_tag(c.id_tag))
+        await V16Charger.stop_transaction(self, c, reason, id_tag)
 
     def _charging_status(self, c: Connector) -> str:
         status = self.bridge.sim_status(self.spec.id, c.id)
@@ -690,6 +720,13 @@ class TwinCharger16(V16Charger):
             ok = self.bridge.set_tariff(self.spec.id, data)
             return call_result.DataTransfer(status="Accepted" if ok else "Rejected")
         return V16Charger.on_data_transfer(self, vendor_id, message_id, data)
+
+
+def session_of_tag(id_tag: str | None) -> SessionId | None:
+    """The simulated session of an id tag the bridge made (``SIM<session id>``), else None."""
+    if id_tag is not None and id_tag.startswith("SIM") and id_tag[3:].isdigit():
+        return SessionId(int(id_tag[3:]))
+    return None
 
 
 def _charger_class(ocpp: str) -> type[Any]:

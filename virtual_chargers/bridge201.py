@@ -32,7 +32,22 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
     def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
         """A stopped station that reports to and through ``bridge``."""
         self.bridge = bridge
+        self.auth_refused = False  # the last Authorize was refused
         super().__init__(spec, ctx, **kwargs)
+
+    async def authorize(self, id_token: dict[str, Any]) -> bool:
+        """Authorize as a station does; a refusal is noted for the bridge, which turns the driver away."""
+        ok = bool(await V201Charger.authorize(self, id_token))
+        self.auth_refused = not ok
+        return ok
+
+    async def end_transaction(
+        self, c: Connector, trigger: str, stopped_reason: str, id_token: dict[str, Any] | None = None
+    ) -> None:
+        """End as a station does; DeAuthorized (the CSMS refused the token) ends the simulated session."""
+        if stopped_reason == "DeAuthorized" and c.tx_ref is not None:
+            self.bridge.reject(self.spec.id, c.id)
+        await V201Charger.end_transaction(self, c, trigger, stopped_reason, id_token)
 
     async def after_boot(self) -> None:
         """Statuses as usual; ports a reset took out of service serve again."""

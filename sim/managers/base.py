@@ -32,6 +32,7 @@ __all__ = [
     "Event",
     "FaultReported",
     "RepairCompleted",
+    "RejectSession",
     "Reset",
     "ScheduleMaintenance",
     "SetChargingProfile",
@@ -263,6 +264,19 @@ class ChangeAvailability:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectSession:
+    """The backend refused the driver's authorization: the session on the connector ends now.
+
+    The driver leaves with what was charged; the session's outcome is ``rejected``, its cause
+    ``authorization`` (an OCPP Authorize, StartTransaction or TransactionEvent answer other
+    than Accepted). Refused unless ``session_id`` is still on ``evse_id``.
+    """
+
+    evse_id: EvseId
+    session_id: SessionId
+
+
+@dataclass(frozen=True, slots=True)
 class SetChargingProfile:
     """Install an OCPP charging profile on a connector, or on every connector of a charger.
 
@@ -319,6 +333,7 @@ Command = (
     | DispatchTechnician
     | ScheduleMaintenance
     | ChangeAvailability
+    | RejectSession
     | SetTariff
     | SetTimer
 )

@@ -21,7 +21,7 @@ import yaml
 
 from sim.cli import main
 from sim.config import ScenarioError, validate_data
-from sim.metrics import BIN_S
+from sim.metrics import BIN_S, sessions_frame
 from tests.conftest import scenario_data
 from tests.virtual_chargers.raw_csms import RawCsms
 from tests.virtual_chargers.test_bridge import CsmsThread, scenario
@@ -207,3 +207,28 @@ def test_frozen_csms_late_answers_are_counted_once(tmp_path, arun):
     assert qa["csms_violations"] == 0
     kpis = write_paced_results(result, tmp_path / "out")
     assert kpis["ocpp"]["csms_late_answers"] == sum(late.values())
+
+
+@pytest.mark.parametrize("refusing", ["authorize", "start_status"])
+def test_csms_refusing_authorization_turns_drivers_away(tmp_path, arun, refusing):
+    """Authorize or StartTransaction answered Invalid: the drivers the CSMS heard of leave, rejected (authorization)."""
+    csms = RawCsms(**{refusing: "Invalid"})
+    result, _ = arun(paced(csms, tmp_path, functools.partial(short, speed=600.0)), timeout_s=120)
+    sessions = sessions_frame(result.tables)
+    plugged = sessions[sessions["evse_id"].notna()]
+    told = {int(r.payload["idTag"][3:]) for r in csms.of("Authorize")}
+    assert len(told) >= 2
+    refused = plugged[plugged["session_id"].isin(told) & (plugged["outcome"] != "ongoing")]
+    assert len(refused) >= 2
+    assert set(refused["outcome"]) == {"rejected"}
+    assert set(refused["cause"]) == {"authorization"}
+    assert result.qa["bridge"]["events_forwarded"]["AuthorizationRefused"] == len(refused)
+    # they leave when the answer arrives: within a few round trips (at 600×, 10 wall seconds = 100 simulated min)
+    stayed_s = refused["departure_t_s"] - refused["plug_t_s"]
+    assert (stayed_s < 600.0 * 10.0).all()
+    assert (refused["energy_delivered_kwh"] <= 22.0 * stayed_s / 3600.0 + 1e-9).all()
+    if refusing == "authorize":  # turned away before a transaction started
+        assert csms.of("StartTransaction") == []
+    else:  # the transaction started, the answer ended it
+        assert len(csms.of("StopTransaction")) >= len(refused)
+        assert {r.payload.get("reason") for r in csms.of("StopTransaction")} == {"DeAuthorized"}
