@@ -124,7 +124,8 @@ def cmd_conformance(args: argparse.Namespace, console: Console) -> int:
     cases = _selected(args)
     if args.list:
         for c in cases:
-            console.print(f"{c.id:10} {c.block:28} {c.kind:8} {'CSMS-initiated ' if c.csms_action else ''}{c.title}")
+            line = f"{c.id:10} {c.block:28} {c.kind:8} {'CSMS-initiated ' if c.csms_action else ''}{c.title}"
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
         return 0
     if args.csms is not None and not args.csms.startswith(("ws://", "wss://")):
         raise _usage(f"--csms {args.csms}: give a ws:// or wss:// URL")
