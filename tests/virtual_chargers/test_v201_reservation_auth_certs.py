@@ -336,6 +336,30 @@ def test_a02_sign_certificate_then_certificate_signed_installs_only_a_cert_for_o
     arun(scenario())
 
 
+@pytest.mark.parametrize(
+    ("requested", "certificate_type"),
+    [("SignChargingStationCertificate", "ChargingStationCertificate"), ("SignV2GCertificate", "V2GCertificate")],
+)
+def test_a03_m02_trigger_message_asks_for_a_signed_certificate(
+    arun: Any, raw_csms: Any, tmp_path: Path, requested: str, certificate_type: str
+) -> None:
+    """TriggerMessage Sign...Certificate: Accepted, then a SignCertificate of that type with a valid CSR."""
+
+    async def scenario() -> Any:
+        async with (
+            raw_csms({"SignCertificate": lambda _: {"status": "Accepted"}}) as csms,
+            ChargerSet(csms.url, speed=SPEED, state_dir=tmp_path) as fleet,
+        ):
+            await station(fleet)
+            assert await call(csms, "TriggerMessage", {"requestedMessage": requested}) == {"status": "Accepted"}
+            await csms.wait_until(lambda: bool(csms.calls("SignCertificate")))
+            return csms.calls("SignCertificate")
+
+    (req,) = arun(scenario())
+    assert req["certificateType"] == certificate_type
+    assert x509.load_pem_x509_csr(req["csr"].encode("ascii")).is_signature_valid
+
+
 def test_m01_get_15118_ev_certificate_forwards_the_exi_both_ways(arun: Any, raw_csms: Any, tmp_path: Path) -> None:
     """The EV's EXI request reaches the CSMS as sent; its EXI answer comes back to the caller."""
     answer = {"status": "Accepted", "exiResponse": "RVhJLXJlc3BvbnNl"}

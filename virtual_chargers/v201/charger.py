@@ -78,6 +78,8 @@ _START_ON_PLUG = {"EVConnected", "ParkingBayOccupancy"}
 _STOP_ON_UNPLUG = {"EVConnected", "ParkingBayOccupancy", "PowerPathClosed", "EnergyTransfer"}
 _TRIGGERABLE = {
     "BootNotification",
+    "SignChargingStationCertificate",  # A02/M02: a CSR in SignCertificate (`virtual_chargers.v201.certificates`)
+    "SignV2GCertificate",
     "FirmwareStatusNotification",
     "Heartbeat",
     "LogStatusNotification",
@@ -1022,6 +1024,10 @@ class V201Charger(VirtualCharger, LibChargePoint, ReservationMixin, LocalListMix
                 )
             elif what == "LogStatusNotification":
                 await self.request(call.LogStatusNotification(status="Idle"))
+            elif what == "SignChargingStationCertificate":
+                await self.sign_certificate("ChargingStationCertificate")
+            elif what == "SignV2GCertificate":
+                await self.sign_certificate("V2GCertificate")
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **kwargs: Any) -> Any:
