@@ -113,7 +113,7 @@ def test_availability_unlock_and_triggers(arun: Any, tmp_path: Path) -> None:
             n = len(rec.tx_events)
             assert (await h.trigger_message("TransactionEvent", {"id": 1})).status == "Accepted"
             await rec.wait_for(lambda: any(e.trigger_reason == "Trigger" for e in rec.tx_events[n:]), 10)
-            assert (await h.trigger_message("SignV2GCertificate")).status == "NotImplemented"
+            assert (await h.trigger_message("PublishFirmwareStatusNotification")).status == "NotImplemented"
             assert (await h.trigger_message("StatusNotification", {"id": 7})).status == "Rejected"
             await cp.unplug(1)
             await rec.wait_for(lambda: rec.status.get(("CS1", 1, 1)) == "Unavailable", 10)
