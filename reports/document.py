@@ -13,6 +13,7 @@ _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}"
     "table{border-collapse:collapse;font-size:.85rem;margin-bottom:.5rem}"
     "th,td{border:1px solid #ccc;padding:.2rem .5rem}td.num{text-align:right}th{background:#f3f3f3}"
+    ".warnings{border:2px solid #d9822b;background:#fff6ec;padding:.5rem 1rem;margin:1rem 0}"
     "img{max-width:100%}figure{margin:1.5rem 0}figcaption,p.note{color:#555;font-size:.9rem}"
 )
 
@@ -55,6 +56,8 @@ class Report:
     tables: list[Table]
     figures: list[FigureRef]
     sections: Sequence[Section] = ()
+    warnings: Sequence[str] = ()
+    """Problems to read first (`reports.alerts`), shown in a box under the run line."""
 
 
 def _md_cell(text: str) -> str:
@@ -76,6 +79,8 @@ def _md_figure(figure: FigureRef) -> list[str]:
 def to_markdown(report: Report) -> str:
     """The report as Markdown, with figures linked as PNG files next to it."""
     lines = [f"# {report.title}", "", report.run_line, ""]
+    if report.warnings:
+        lines += ["> **Warnings**", ">", *(f"> - {w}" for w in report.warnings), ""]
     for table in report.tables:
         lines += _md_table(table, "##")
     lines += ["## Figures", ""]
@@ -117,12 +122,20 @@ def _html_section(section: Section) -> str:
     return f"<h2>{html.escape(section.title)}</h2>\n{tables}{''.join(map(_html_figure, section.figures))}"
 
 
+def _html_warnings(warnings: Sequence[str]) -> str:
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f'<div class="warnings"><strong>Warnings</strong>\n<ul>{items}</ul></div>\n'
+
+
 def to_html(report: Report) -> str:
     """The report as one HTML file: inline CSS, figures embedded as base64 PNG, no external assets."""
     parts = [
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
         f"<title>{html.escape(report.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n",
         f"<h1>{html.escape(report.title)}</h1>\n<p>{html.escape(report.run_line)}</p>\n",
+        _html_warnings(report.warnings),
         *map(_html_table, report.tables),
         "<h2>Figures</h2>\n",
         *map(_html_figure, report.figures),

@@ -206,16 +206,27 @@ def grid_table(grid: Mapping[str, Any], currency: str) -> Table:
         ("Energy cost", money(grid["energy_cost"])),
         ("Demand charge", money(grid["demand_charge"])),
         ("Grid peak (network)", _power(grid["grid_peak_kw"])),
+        (
+            "Overload above site limits (15-minute intervals)",
+            _number(grid.get("overload_minutes"), 0) + " min" if not _missing(grid.get("overload_minutes")) else "–",
+        ),
+        ("Worst overload excess", _power(grid.get("overload_max_excess_kw"))),
         ("Unmet energy of served sessions", _energy(grid["unmet_energy_kwh"])),
         ("Served sessions short of their request", _percent(grid["unmet_sessions_share"])),
         ("PV generation", _energy(grid["pv_generation_kwh"])),
+        ("PV used on site", _energy(grid.get("pv_used_kwh"))),
+        (
+            "Battery discharged / charged",
+            f"{_energy(grid.get('storage_discharged_kwh'))} / {_energy(grid.get('storage_charged_kwh'))}",
+        ),
         ("Demand-response events", _count(grid["dr_events"])),
         ("Demand-response compliance, mean", _pct(grid["dr_compliance_pct"])),
     ]
     note = (
         "Grid import: EV load − PV − battery per 15 minutes; exports are not netted. Demand charge: on each site's"
         " highest 15-minute import per calendar month. Compliance: share of an event's 15-minute intervals with grid"
-        " import within the cap; –: no events."
+        " import within the cap; –: no events. Overload: minutes of 15-minute intervals whose mean import exceeds the"
+        " site limit (connection or transformer), summed over sites; worst excess over any site and interval."
     )
     return Table("Grid KPIs", ("KPI", "Value"), rows, note=note)
 
@@ -234,6 +245,8 @@ def grid_sites_table(
     columns: list[tuple[str, str, Callable[[Any], str]]] = [
         ("Load factor", "load_factor", _percent),
         ("Grid peak", "grid_peak_kw", _power),
+        ("Overload (min)", "overload_minutes", lambda v: _number(v, 0)),
+        ("Worst excess", "overload_max_excess_kw", _power),
         ("Energy cost", "energy_cost", money),
         ("Demand charge", "demand_charge", money),
         ("PV self-consumption", "pv_self_consumption", _percent),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from reports import ev_figures, figures, grid_figures, revenue_figures, service_figures
+from reports.alerts import run_warnings
 from reports.document import FigureRef, Report, Section, to_html, to_markdown
 from reports.ev_tables import ev_sites_table, ev_table, needs_table
 from reports.kpi_tables import (
@@ -224,6 +226,7 @@ def render(results_dir: Path) -> Path:
         ],
         figures=_figures(results),
         sections=_sections(results, revenue_figures.load_revenue(results_dir)),
+        warnings=run_warnings(json.loads((results_dir / "kpis.json").read_text(encoding="utf-8"))),
     )
     for figure in [*report.figures, *(figure for section in report.sections for figure in section.figures)]:
         (results_dir / figure.file_name).write_bytes(figure.png)

@@ -251,8 +251,17 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             f"{scenario.manager.kind} ({run.wall_s:.1f} s)",
         )
     )
+    _print_warnings(kpis, console)
     console.print(f"report: {out / 'report.html'}")
     return 0
+
+
+def _print_warnings(kpis: dict[str, Any], console: Console) -> None:
+    """One ``warning:`` line per problem the run shows (`reports.alerts`)."""
+    from reports.alerts import run_warnings
+
+    for line in run_warnings(kpis):
+        console.print(f"warning: {line}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:

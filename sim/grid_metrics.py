@@ -20,9 +20,11 @@ from sim.metrics import BIN_S
 from sim.units import S_PER_H
 from sim.wallclock import WallClock
 
-__all__ = ["dr_frame", "grid_kpis", "step_integral", "storage_frame", "with_grid_columns"]
+__all__ = ["OVERLOAD_TOL_KW", "dr_frame", "grid_kpis", "step_integral", "storage_frame", "with_grid_columns"]
 
 _DT_H = BIN_S / 3600.0
+OVERLOAD_TOL_KW = 1e-3
+"""A 15-minute interval is overloaded when its mean grid import exceeds the site limit by more than 1 W."""
 
 
 def step_integral(t_s: np.ndarray, value: np.ndarray, at_s: np.ndarray) -> np.ndarray:
@@ -148,13 +150,16 @@ def dr_frame(run: RunTables, steps: pd.DataFrame, load: pd.DataFrame) -> pd.Data
     return pd.DataFrame(rows, columns=names)
 
 
-def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float) -> dict[str, Any]:
+def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float, horizon_s: float) -> dict[str, Any]:
     ev = ld["power_kw"].to_numpy()
     grid = ld["grid_kw"].to_numpy()
     pv = ld["pv_kw"].to_numpy()
     pv_kwh = float(pv.sum() * _DT_H)
     export_kwh = float(np.maximum(-grid, 0.0).sum() * _DT_H)
     monthly_peak = pd.Series(np.maximum(grid, 0.0)).groupby(months).max()
+    excess = grid - ld["limit_kw"].to_numpy()
+    over = excess > OVERLOAD_TOL_KW
+    width_min = (np.minimum(ld["t_s"].to_numpy() + BIN_S, horizon_s) - ld["t_s"].to_numpy()) / 60.0
     return {
         "load_factor": float(ev.mean() / ev.max()) if len(ev) and ev.max() > 0 else 0.0,
         "grid_peak_kw": float(grid.max()) if len(grid) else 0.0,
@@ -165,6 +170,8 @@ def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float) -
         "pv_generation_kwh": pv_kwh,
         "pv_used_kwh": pv_kwh - export_kwh if pv_kwh > 0 else 0.0,
         "pv_self_consumption": (pv_kwh - export_kwh) / pv_kwh if pv_kwh > 0 else None,
+        "overload_minutes": float(width_min[over].sum()),
+        "overload_max_excess_kw": float(excess[over].max()) if over.any() else 0.0,
     }
 
 
@@ -196,7 +203,7 @@ def grid_kpis(
         months = clock.timestamps(ld["t_s"].to_numpy()).strftime("%Y-%m").to_numpy()  # local calendar months
         cfg = scenario.grid.sites.get(site.site_id)
         site_rate = cfg.demand_charge_per_kw_month if cfg is not None else None
-        k = _site_kpis(ld, months, rate if site_rate is None else site_rate)
+        k = _site_kpis(ld, months, rate if site_rate is None else site_rate, scenario.horizon_s)
         if cfg is not None and cfg.storage is not None:
             k.update(_storage_kpis(storage.iloc[by_site[site.site_id]], cfg.storage.capacity_kwh, scenario.horizon_s))
         else:
@@ -215,6 +222,9 @@ def grid_kpis(
         "network": {
             **total,
             "grid_peak_kw": float(network_grid.max()) if len(network_grid) else 0.0,
+            "overload_minutes": float(sum(k["overload_minutes"] for k in sites.values())),
+            "overload_max_excess_kw": max((k["overload_max_excess_kw"] for k in sites.values()), default=0.0),
+            "sites_overloaded": sum(1 for k in sites.values() if k["overload_minutes"] > 0),
             "unmet_energy_kwh": float(unmet.sum()),
             "unmet_sessions_share": float((unmet > 0.01).mean()) if len(unmet) else 0.0,
             "dr_events": len(dr),

@@ -55,6 +55,8 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
     site_s1 = {
         "load_factor": 0.4,
         "grid_peak_kw": 100.0,
+        "overload_minutes": 0.0,
+        "overload_max_excess_kw": 0.0,
         "grid_import_kwh": 900.0,
         "energy_cost": 150.0,
         "demand_charge": 60.0,
@@ -68,6 +70,8 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
     site_s2 = {
         "load_factor": 0.5,
         "grid_peak_kw": 300.0,
+        "overload_minutes": 45.0,
+        "overload_max_excess_kw": 12.5,
         "grid_import_kwh": 334.5,
         "energy_cost": 60.0,
         "demand_charge": 39.5,
@@ -83,6 +87,8 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
         "demand_charge": 99.5,
         "pv_generation_kwh": 80.0,
         "grid_peak_kw": 420.0,
+        "overload_minutes": 45.0,
+        "overload_max_excess_kw": 12.5,
         "unmet_energy_kwh": 3.25,
         "unmet_sessions_share": 0.125,
         "dr_events": dr_events,
@@ -144,8 +150,10 @@ def test_section_has_tables_and_two_embedded_figures(grid_dir: Path) -> None:
         "| PV generation | 80.0 kWh |",
         "| Demand-response events | 1 |",
         "| Demand-response compliance, mean | 50.0 % |",
-        "| S1 | Central | 40.0 % | 100.0 kW | 150.00 EUR | 60.00 EUR | 75.0 % | 1.5 | 50.0 % |",
-        "| S2 | Depot | 50.0 % | 300.0 kW | 60.00 EUR | 39.50 EUR | – | – | – |",
+        "| Overload above site limits (15-minute intervals) | 45 min |",
+        "| Worst overload excess | 12.5 kW |",
+        "| S1 | Central | 40.0 % | 100.0 kW | 0 | 0.0 kW | 150.00 EUR | 60.00 EUR | 75.0 % | 1.5 | 50.0 % |",
+        "| S2 | Depot | 50.0 % | 300.0 kW | 45 | 12.5 kW | 60.00 EUR | 39.50 EUR | – | – | – |",
         "| S1 | Mon 2026-01-05 18:00 | 0:30 | 60.0 kW | 55.5 kW | 12.3 kW | 50.0 % |",
     ):
         assert row in text, row
@@ -175,7 +183,14 @@ def test_section_follows_a_report_identical_to_older_results(tmp_path: Path) -> 
         assert (plain / name).read_bytes() == (with_grid / name).read_bytes(), name
     base = (plain / "report.md").read_text(encoding="utf-8")
     assert "Grid" not in base
-    assert (with_grid / "report.md").read_text(encoding="utf-8").startswith(base + "\n## Grid\n")
+    with_box = (with_grid / "report.md").read_text(encoding="utf-8")
+    line = (
+        "> - grid limit exceeded at 1 site (15-minute import above the connection or transformer):"
+        " S2 45 min, worst +12.5 kW\n"
+    )
+    assert line in with_box  # site S2's overload joins the warnings box
+    without_box = with_box.replace(line, "")
+    assert without_box.startswith(base + "\n## Grid\n")
     assert not any((plain / name).exists() or (without_key / name).exists() for name in GRID_FIGURES)
 
 
@@ -357,5 +372,5 @@ def test_grid_sites_table_orders_like_the_sites_table_and_dashes_nulls() -> None
     grid_sites = {"Z": site["S2"], "B": site["S1"], "A": site["S2"]}
     table = grid_sites_table(grid_sites, {"B": "Bee"}, "USD", ["B", "C", "Z"])
     assert [row[:2] for row in table.rows] == [("B", "Bee"), ("Z", ""), ("A", "")]
-    assert table.rows[0][2:] == ("40.0 %", "100.0 kW", "150.00 USD", "60.00 USD", "75.0 %", "1.5", "–")
+    assert table.rows[0][2:] == ("40.0 %", "100.0 kW", "0", "0.0 kW", "150.00 USD", "60.00 USD", "75.0 %", "1.5", "–")
     assert table.rows[1][-3:] == ("–", "–", "–")
