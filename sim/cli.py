@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -39,7 +41,7 @@ examples:
   chargetwin report out/small_city                         render the report again
   chargetwin sweep scenarios/sweeps/managers.yaml          variants × seeds on all cores, with a report
   chargetwin compare out/run_a out/run_b                   two runs' KPIs side by side
-  chargetwin run scenarios/csms_smart_charging.yaml --csms ws://127.0.0.1:9000 --speed 600
+  chargetwin run scenarios/csms/csms_smart_charging.yaml --csms ws://127.0.0.1:9000 --speed 600
                                                            a CSMS as the manager, paced
 """
 
@@ -237,6 +239,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from virtual_chargers.paced_run import cmd_run_paced
 
         return cmd_run_paced(scenario, out, args, console, _summary, _render_report)
+    started = time.perf_counter()
     update, stop = _lazy_progress(console, f"simulating {scenario.name}")
     try:
         run = simulate(scenario, progress=update)
@@ -244,13 +247,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         stop()
     with console.status("writing results and report"):
         kpis = write_results(run, out, finish=_render_report, force=args.force)
-    console.print(
-        _summary(
-            kpis,
-            f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
-            f"{scenario.manager.kind} ({run.wall_s:.1f} s)",
-        )
-    )
+    console.print(_summary(kpis, run_title(scenario, time.perf_counter() - started, run.wall_s)))
     _print_warnings(kpis, console)
     console.print(f"report: {out / 'report.html'}")
     return 0
@@ -262,6 +259,22 @@ def _print_warnings(kpis: dict[str, Any], console: Console) -> None:
 
     for line in run_warnings(kpis):
         console.print(f"warning: {line}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.2f} s" if x < 10 else f"{x:,.1f} s"
+
+
+def run_title(scenario: Scenario, wall_s: float, simulating_s: float | None = None, paced: str = "") -> str:
+    """The title of a run's summary: simulated time and the wall time it took (simulating, then writing)."""
+    days = scenario.horizon_days
+    took = f"{_seconds(wall_s)} wall time" + (
+        f" ({_seconds(simulating_s)} simulating)" if simulating_s is not None else ""
+    )
+    return (
+        f"{scenario.name}: {days:g} simulated day{'s' if days != 1 else ''}{paced} in {took}, "
+        f"seed {scenario.seed}, {scenario.manager.kind}"
+    )
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -358,10 +371,39 @@ def _sweep_progress(console: Console) -> tuple[Callable[[Any], None], Callable[[
     return update, stop
 
 
-def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
-    def two_digits(x: float) -> str:
-        return f"{float(f'{x:.2g}'):,g}"
+def _decimals(half: float) -> int:
+    """Decimal places that keep two significant figures of an interval's half-width (negative: tens, hundreds)."""
+    return 1 - math.floor(math.log10(abs(half)))
 
+
+def _fixed(x: float, decimals: int) -> str:
+    return f"{round(x, decimals) + 0.0:,.{max(decimals, 0)}f}"  # + 0.0: no "-0.000"
+
+
+def with_interval(mean: float, half: float) -> str:
+    """``mean ± half`` with the half-width to two significant figures and the mean to the same decimal place.
+
+    ``12,345.678 ± 123.4`` prints as ``12,350 ± 120``, ``0.87654 ± 0.01234`` as ``0.877 ± 0.012``: digits
+    the interval cannot vouch for are not shown. Without an interval the mean keeps four significant figures.
+    """
+    if math.isnan(mean):
+        return "–"
+    if math.isnan(half) or half == 0 or math.isinf(half):
+        return f"{mean:,.4g}" if abs(mean) < 1e15 else f"{mean:.4g}"
+    d = _decimals(half)
+    return f"{_fixed(mean, d)} ± {_fixed(half, d)}"
+
+
+def with_range(diff: float, low: float, high: float) -> str:
+    """A paired difference and its interval ``[low, high]``, to two significant figures of the half-width."""
+    half = (high - low) / 2.0
+    if math.isnan(half) or half == 0 or math.isinf(half):
+        return f"{diff:+,.4g} [{low:,.4g}, {high:,.4g}]"
+    d = _decimals(half)
+    return f"{'+' if diff >= 0 else ''}{_fixed(diff, d)} [{_fixed(low, d)}, {_fixed(high, d)}]"
+
+
+def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("variant")
     for kpi in kpis:
@@ -371,7 +413,7 @@ def _sweep_summary(summary: Any, kpis: Sequence[str], title: str) -> Table:
         cells = []
         for kpi in kpis:
             mean, half = by_kpi.loc[kpi, "mean"], by_kpi.loc[kpi, "half_width"]
-            cells.append(f"{mean:,.4g}" + ("" if math.isnan(half) else f" ± {two_digits(half)}"))
+            cells.append(with_interval(float(mean), float(half)))
         table.add_row(str(variant), *cells)
     return table
 
@@ -440,7 +482,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     if differences is not None:
         for row in differences[differences["kpi"].isin(shown)].itertuples(index=False):
             console.print(
-                f"{b} − {a}: {row.kpi} {row.diff_mean:+,.4g} [{row.ci_low:,.4g}, {row.ci_high:,.4g}]"
+                f"{b} − {a}: {row.kpi} {with_range(row.diff_mean, row.ci_low, row.ci_high)}"
                 + (" significant" if row.significant else ""),
                 markup=False,
                 highlight=False,
@@ -459,6 +501,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _add_output_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
         "run",
@@ -509,14 +553,67 @@ def _parser() -> argparse.ArgumentParser:
     from virtual_chargers.conformance.cli import add_subcommand
 
     add_subcommand(sub)  # conformance
+    for command in sub.choices.values():  # -q / -v also after the command, as people type them
+        _add_output_options(command, argparse.SUPPRESS)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("chargetwin")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _add_output_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-q / -v: how much the command says (errors are always shown)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default if default is not None else False,
+        help="print nothing but errors",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=default if default is not None else 0,
+        help="also print what happens on the way (-vv: debugging detail)",
+    )  # fmt: skip
+
+
+def _consoles(quiet: bool) -> tuple[Console, Console]:
+    """Consoles for results (stdout) and problems (stderr).
+
+    On a terminal rich fits the output to its width; piped or redirected, lines are written whole
+    (no wrapping in the middle of a word, no colour codes), so a log or `grep` sees each line once.
+    """
+    consoles = []
+    for stream in (sys.stdout, sys.stderr):
+        tty = stream.isatty()
+        wide = None if tty or os.environ.get("COLUMNS") else 10_000
+        consoles.append(Console(file=stream, width=wide, soft_wrap=not tty, quiet=quiet and stream is sys.stdout))
+    return consoles[0], consoles[1]
+
+
+def _logging(verbose: int, quiet: bool) -> None:
+    """-q: only errors are logged; -v: INFO, -vv: DEBUG; neither: logging is left as it is (warnings show)."""
+    if not quiet and not verbose:
+        return
+    level = logging.ERROR if quiet else (logging.INFO, logging.DEBUG)[min(verbose, 2) - 1]
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    if verbose < 2:
+        for noisy in ("websockets", "asyncio", "distributed", "matplotlib"):  # their INFO is not ours
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `chargetwin` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    console = Console(stderr=False)
-    err = Console(stderr=True)
+    console, err = _consoles(args.quiet)
+    _logging(args.verbose, args.quiet)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:

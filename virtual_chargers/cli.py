@@ -87,7 +87,10 @@ def add_subcommands(sub: Any) -> None:
     )
     ch.add_argument("--seed", type=int, help="seed for arrivals and backoff jitter (default: the scenario's, or 0)")
     ch.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a configuration key")
-    ch.add_argument("--security-profile", type=int, choices=[0, 1, 2, 3], default=0)
+    ch.add_argument(
+        "--security-profile", type=int, choices=[0, 1, 2, 3], default=0,
+        help="OCPP security profile: 0 none, 1 basic auth, 2 basic auth over TLS, 3 client certificate (default 0)",
+    )  # fmt: skip
     ch.add_argument("--password-env", metavar="VAR", help="environment variable holding the basic-auth password")
     ch.add_argument("--password-file", type=Path, metavar="FILE", help="file whose first line is the password")
     ch.add_argument("--ca", type=Path, metavar="FILE", help="CA bundle that signed the CSMS certificate")
@@ -99,7 +102,10 @@ def add_subcommands(sub: Any) -> None:
     cs.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     cs.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
     cs.add_argument("--heartbeat-interval", type=int, default=300, help="interval in BootNotification answers")
-    cs.add_argument("--registration", choices=["Accepted", "Pending", "Rejected"], default="Accepted")
+    cs.add_argument(
+        "--registration", choices=["Accepted", "Pending", "Rejected"], default="Accepted",
+        help="the status every BootNotification is answered with (default Accepted)",
+    )  # fmt: skip
     cs.add_argument("--reject-tag", action="append", default=[], metavar="ID", help="answer this id tag Invalid")
     cs.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain + key (PEM): wss://")
     cs.add_argument("--duration", type=float, metavar="WALL_S", help="stop after this many wall seconds")
@@ -284,12 +290,19 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
             highlight=False,
         )
 
+    partial: list[Summary] = []
+    interrupted: KeyboardInterrupt | None = None
     try:
-        summary = run_fleet(plans, opts, progress)
+        summary = run_fleet(plans, opts, progress, partial=partial)
     except SecurityError as exc:
         raise _usage(str(exc)) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C (or SIGTERM): still say what happened and write the summary
+        if not partial:
+            raise
+        summary, interrupted = partial[0], exc
     wall_s = time.perf_counter() - started
-    console.print(summary_table(summary, f"{name} against {args.csms} ({wall_s:.1f} s wall)"))
+    ended = ", interrupted" if interrupted is not None else ""
+    console.print(summary_table(summary, f"{name} against {args.csms} ({wall_s:.1f} s wall{ended})"))
     if summary.queued_from_earlier_run:
         console.print(
             f"{summary.queued_from_earlier_run:,} transaction message(s) queued by an earlier run were delivered "
@@ -306,6 +319,17 @@ def cmd_chargers(args: argparse.Namespace, console: Console) -> int:
         write_text_atomic(args.summary_json, json.dumps(summary.to_dict(), indent=2) + "\n")
     if args.log:
         console.print(f"frames: {args.log}" + (" (one file per process)" if args.processes > 1 else ""))
+    if interrupted is not None:
+        raise interrupted
+    if summary.connects == 0:
+        Console(stderr=True).print(
+            f"no charger ever connected to {args.csms}; last connection error: "
+            f"{summary.last_connect_error or 'none recorded (did the run last long enough to try?)'}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
     return 0
 
 

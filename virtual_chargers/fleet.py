@@ -197,8 +197,12 @@ async def run_chargers(
     log_path: Path | None,
     state_dir: Path | None,
     progress: Callable[[float, ChargerSet], None] | None = None,
+    partial: list[Summary] | None = None,
 ) -> Summary:
-    """Run ``plans`` in this event loop for ``opts.duration_s`` simulated seconds; return the summary."""
+    """Run ``plans`` in this event loop for ``opts.duration_s`` simulated seconds; return the summary.
+
+    ``partial``: the summary is appended to it as soon as it exists, so an interrupted run still has one.
+    """
     security = opts.security
     password = load_password(security)
     clock = SimClock(opts.speed, opts.start)
@@ -217,6 +221,8 @@ async def run_chargers(
         leave_open=opts.leave_open,
     )
     drivers: list[asyncio.Task[None]] = []
+    if partial is not None:
+        partial.append(fleet.log.summary)
     async with fleet:
         for plan in plans:
             charger = await fleet.add_spec(plan.spec, ocpp=opts.ocpp, config=dict(opts.config))
@@ -235,6 +241,8 @@ async def run_chargers(
                     progress(clock.t_s(), fleet)
         finally:
             gc.unfreeze()
+            errors = [c.last_connect_error for c in fleet.chargers.values() if c.last_connect_error]
+            fleet.log.summary.last_connect_error = errors[-1] if errors else None
             for d in drivers:
                 d.cancel()
             await asyncio.gather(*drivers, return_exceptions=True)
@@ -252,8 +260,11 @@ def _worker(plans: list[PlannedCharger], opts: FleetOptions, index: int, out: An
     try:
         log_path = _part_path(opts.log_path, index, opts.processes)
         state_dir = opts.state_dir / f"p{index}" if opts.state_dir is not None else None
-        summary = asyncio.run(run_chargers(plans, opts, log_path, state_dir))
+        partial: list[Summary] = []
+        summary = asyncio.run(run_chargers(plans, opts, log_path, state_dir, partial=partial))
         out.put((index, summary.to_wire(), None))
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: send what this one saw
+        out.put((index, partial[0].to_wire(), None) if partial else (index, None, "interrupted"))
     except BaseException as exc:  # reported to the parent, which decides
         out.put((index, None, f"{type(exc).__name__}: {exc}"))
 
@@ -262,13 +273,17 @@ def run_fleet(
     plans: Sequence[PlannedCharger],
     opts: FleetOptions,
     progress: Callable[[float, ChargerSet], None] | None = None,
+    partial: list[Summary] | None = None,
 ) -> Summary:
-    """Run ``plans`` in one process (``opts.processes`` 1) or spread round-robin over several."""
+    """Run ``plans`` in one process (``opts.processes`` 1) or spread round-robin over several.
+
+    ``partial``: on Ctrl-C (KeyboardInterrupt, re-raised), it holds the summary of what ran until then.
+    """
     if opts.processes < 1:
         raise ValueError(f"processes(={opts.processes}) must be >= 1")
     if opts.processes == 1:
         state_dir = opts.state_dir / "p0" if opts.state_dir is not None else None
-        return asyncio.run(run_chargers(plans, opts, opts.log_path, state_dir, progress))
+        return asyncio.run(run_chargers(plans, opts, opts.log_path, state_dir, progress, partial=partial))
     # every worker starts its clock at the same calendar time, so their timestamps agree
     opts = replace(opts, start=opts.start or SimClock(opts.speed).start)
     ctx = mp.get_context("spawn")
@@ -278,16 +293,25 @@ def run_fleet(
     for p in procs:
         p.start()
     summary = Summary()
+    if partial is not None:
+        partial.append(summary)
     errors = []
     deadline = time.monotonic() + opts.duration_s / opts.speed + 120.0
+    interrupted: KeyboardInterrupt | None = None
     for _ in procs:
-        index, wire, error = out.get(timeout=max(1.0, deadline - time.monotonic()))
+        try:
+            index, wire, error = out.get(timeout=30.0 if interrupted else max(1.0, deadline - time.monotonic()))
+        except KeyboardInterrupt as exc:  # the workers got it too and send what they saw
+            interrupted = exc
+            index, wire, error = out.get(timeout=30.0)
         if error is not None:
             errors.append(f"process {index}: {error}")
         else:
             summary.merge(Summary.from_wire(wire))
     for p in procs:
         p.join(timeout=30)
+    if interrupted is not None:
+        raise interrupted
     if errors:
         raise RuntimeError("; ".join(errors))
     return summary

@@ -69,6 +69,7 @@ class Summary:
     connects: int = 0
     disconnects: int = 0
     boots_accepted: int = 0
+    last_connect_error: str | None = None  # why the last failed connection attempt failed, if one did
     # charger → how far the CSMS's clock (BootNotification currentTime) is ahead of the simulated calendar
     clock_offsets_s: dict[str, float] = field(default_factory=dict)
     warning_count: int = 0
@@ -139,6 +140,7 @@ class Summary:
             "boots_accepted",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_connect_error = other.last_connect_error or self.last_connect_error
 
     def rtt_percentiles_ms(self, action: str | None = None) -> dict[str, float]:
         """p50/p95/p99/max round trip in ms, for one action or all together (empty without samples)."""
@@ -184,6 +186,7 @@ class Summary:
             "boots_accepted": self.boots_accepted,
             "csms_clock_offset": self.clock_offset(),
             "warnings": self.all_warnings(),
+            "last_connect_error": self.last_connect_error,
         }
 
     def to_wire(self) -> dict[str, Any]:
@@ -225,6 +228,7 @@ class Summary:
             clock_offsets_s=dict(d.get("clock_offsets_s", {})),
             warning_count=d.get("warning_count", 0),
             warnings=list(d.get("warnings", [])),
+            last_connect_error=d.get("last_connect_error"),
         )
 
 

@@ -72,7 +72,10 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="wall seconds to wait for one answer (default 5)")
     p.add_argument("--case-timeout", type=float, default=30.0, help="wall seconds one case may take (default 30)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    p.add_argument("--security-profile", type=int, choices=[0, 1, 2, 3], default=0)
+    p.add_argument(
+        "--security-profile", type=int, choices=[0, 1, 2, 3], default=0,
+        help="OCPP security profile: 0 none, 1 basic auth, 2 basic auth over TLS, 3 client certificate (default 0)",
+    )  # fmt: skip
     p.add_argument("--password-env", metavar="VAR", help="environment variable holding the basic-auth password")
     p.add_argument("--password-file", type=Path, metavar="FILE", help="file whose first line is the password")
     p.add_argument("--ca", type=Path, metavar="FILE", help="CA bundle that signed the CSMS certificate")
