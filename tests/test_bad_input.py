@@ -4,6 +4,7 @@ import codecs
 import contextlib
 import io
 import json
+import os
 import re
 import resource
 import shutil
@@ -376,7 +377,12 @@ def scenario_copy():
         yield Path(tmp) / "scenarios"
 
 
-_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# CI runs 300 examples of each (seconds); CHARGETWIN_FUZZ_EXAMPLES=3000 for a longer hunt
+_FUZZ = settings(
+    max_examples=int(os.environ.get("CHARGETWIN_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 _BUDGET_MB = 512
 
 

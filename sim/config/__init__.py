@@ -457,10 +457,11 @@ class Scenario(StrictModel):
                 f"a run holds at most {MAX_PORTS:,}: lower the chargers' count",
             )
         hours = self.horizon_days * 24.0
-        expected = [
-            float(d.rate.weekly_per_hour().mean()) * hours if isinstance(d, SyntheticDemand) else 0.0
-            for d in self.demand
-        ]
+        with np.errstate(over="ignore", invalid="ignore"):  # rates near the float limit are inf here, and refused
+            expected = [
+                float(d.rate.weekly_per_hour().mean()) * hours if isinstance(d, SyntheticDemand) else 0.0
+                for d in self.demand
+            ]
         total = sum(expected)
         if not total <= MAX_EXPECTED_ARRIVALS:
             i = int(np.argmax(expected))
