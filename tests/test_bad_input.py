@@ -31,7 +31,8 @@ from sim.config import (
 from tests.conftest import scenario_data
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.yaml") if "sweeps" not in p.parts)
+# sweep files and chaos timelines live beside the scenarios but are not scenarios
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").rglob("*.yaml") if not {"sweeps", "chaos"} & set(p.parts))
 SMALL_CITY = ROOT / "scenarios" / "small_city.yaml"
 
 
