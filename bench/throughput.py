@@ -91,6 +91,7 @@ def scenario(days: float, sites: int, manager: str) -> Scenario:
         "name": "bench",
         "seed": 1,
         "start": "2026-01-05T00:00:00+01:00",
+        "timezone": "Europe/Berlin",  # wall-clock rules follow daylight saving, as a real run would
         "horizon_days": days,
         "network": {
             "sites": [

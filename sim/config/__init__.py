@@ -198,7 +198,7 @@ class RateConstant(StrictModel):
 
 
 class RateDaily(StrictModel):
-    """A daily profile of 24 hourly rates scaled by a factor per weekday (Monday first)."""
+    """A daily profile of 24 local hourly rates scaled by a factor per weekday (Monday first)."""
 
     kind: Literal["daily"]
     per_hour: NonNegativeFloats = Field(min_length=24, max_length=24)
@@ -210,7 +210,7 @@ class RateDaily(StrictModel):
 
 
 class RateWeekly(StrictModel):
-    """168 hourly rates, Monday 00:00 first."""
+    """168 local hourly rates, Monday 00:00 first."""
 
     kind: Literal["weekly"]
     per_hour: NonNegativeFloats = Field(min_length=168, max_length=168)

@@ -77,8 +77,9 @@ class _Prices(StrictModel):
 class TariffPeriod(_Prices):
     """A time-of-use period: on `days`, from `start` to `end` local time, these prices replace the tariff's.
 
-    An `end` before the `start` runs past midnight into the next day. Where periods
-    overlap, the first listed wins.
+    Local time is wall-clock time in the scenario's `timezone`, daylight saving included. An
+    `end` before the `start` runs past midnight into the next day. Where periods overlap, the
+    first listed wins.
     """
 
     days: list[Day] = Field(default=list(DAYS), min_length=1)

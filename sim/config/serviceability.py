@@ -128,7 +128,7 @@ class Depot(StrictModel):
 
 
 class Shift(StrictModel):
-    """Working hours of a crew, in the scenario start's local time; days 0 = Monday."""
+    """Working hours of a crew, local wall-clock time in the scenario's `timezone`; days 0 = Monday."""
 
     start_h: float = Field(default=7.0, ge=0, lt=24)
     end_h: float = Field(default=19.0, gt=0, le=24)

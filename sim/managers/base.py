@@ -132,7 +132,7 @@ class RepairCompleted:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A timer: once a simulated day at midnight of the scenario's start zone offset."""
+    """A timer: once a simulated day at local midnight (the scenario's `timezone`; a day may be 23 or 25 h)."""
 
     t_s: float
 
