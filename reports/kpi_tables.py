@@ -85,19 +85,17 @@ def _money(currency: str) -> Callable[[Any], str]:
     return lambda value: "–" if _missing(value) else f"{value:,.2f} {currency}"
 
 
-def _kpi_rows(currency: str) -> list[tuple[str, str, Callable[[Any], str]]]:
+def _outcome_keys(kpis: Mapping[str, Any]) -> list[str]:
+    """Every `sessions_<outcome>` count of kpis.json, in its order there (the outcomes add up to the arrivals)."""
+    return [k for k in kpis if k.startswith("sessions_") and k != "sessions_arrived"]
+
+
+def _kpi_rows(currency: str, kpis: Mapping[str, Any]) -> list[tuple[str, str, Callable[[Any], str]]]:
     """(label, KPI key, formatter) in the order the tables show them."""
     return [
         ("Ports", "ports", _count),
         ("Sessions arrived", "sessions_arrived", _count),
-        ("Sessions served", "sessions_served", _count),
-        ("Sessions balked", "sessions_balked", _count),
-        ("Sessions reneged", "sessions_reneged", _count),
-        ("Sessions failed", "sessions_failed", _count),
-        ("Sessions interrupted", "sessions_interrupted", _count),
-        ("Sessions priced out", "sessions_priced_out", _count),
-        ("Sessions incompatible", "sessions_incompatible", _count),
-        ("Sessions ongoing", "sessions_ongoing", _count),
+        *((f"Sessions {k.removeprefix('sessions_').replace('_', ' ')}", k, _count) for k in _outcome_keys(kpis)),
         ("Balked share", "balk_share", _percent),
         ("Reneged share", "renege_share", _percent),
         ("Energy requested", "energy_requested_kwh", _energy),
@@ -116,7 +114,7 @@ def _kpi_rows(currency: str) -> list[tuple[str, str, Callable[[Any], str]]]:
 
 def network_table(kpis: Mapping[str, Any], currency: str) -> Table:
     """The network KPIs, one per row."""
-    rows = [(label, fmt(kpis[key])) for label, key, fmt in _kpi_rows(currency)]
+    rows = [(label, fmt(kpis[key])) for label, key, fmt in _kpi_rows(currency, kpis)]
     return Table("Network", ("KPI", "Value"), rows)
 
 
@@ -127,10 +125,11 @@ def sites_by_arrivals(site_kpis: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def sites_table(site_kpis: Mapping[str, Mapping[str, Any]], site_names: Mapping[str, str], currency: str) -> Table:
     """One row per site (the busiest ``MAX_TABLE_SITES``), KPIs as columns."""
-    columns = [("Capacity", "capacity_kw", _power), *_kpi_rows(currency)]
-    detail = ("sessions_failed", "sessions_interrupted", "sessions_priced_out", "sessions_incompatible",
-              "sessions_ongoing", "balk_share", "renege_share", "energy_requested_kwh", "unmet_energy_kwh",
-              "wait_plugged_mean_s", "wait_plugged_p95_s")  # fmt: skip
+    first = next(iter(site_kpis.values()), {})
+    columns = [("Capacity", "capacity_kw", _power), *_kpi_rows(currency, first)]
+    keep = ("sessions_served", "sessions_balked", "sessions_reneged")
+    detail = (*(k for k in _outcome_keys(first) if k not in keep), "balk_share", "renege_share",
+              "energy_requested_kwh", "unmet_energy_kwh", "wait_plugged_mean_s", "wait_plugged_p95_s")  # fmt: skip
     columns = [c for c in columns if c[1] not in detail]
     shown = sites_by_arrivals(site_kpis)[:MAX_TABLE_SITES]
     rows = [

@@ -109,9 +109,7 @@ def test_ten_chargers_boot_and_complete_transactions_against_ocpp_csms(
 
 
 @pytest.mark.slow
-def test_conformance_suite_gives_ocpp_csms_a_verdict_on_every_case(
-    arun: Any, ocpp_csms: tuple[str, list[str]]
-) -> None:
+def test_conformance_suite_gives_ocpp_csms_a_verdict_on_every_case(arun: Any, ocpp_csms: tuple[str, list[str]]) -> None:
     """The 1.6 conformance suite runs to the end against ocpp-csms, every case with a verdict.
 
     Without a CSMS API every CSMS-initiated case is manual; the cold boot passes, since ocpp-csms accepts
