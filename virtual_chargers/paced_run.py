@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,7 +298,7 @@ def cmd_run_paced(
     render: Callable[[Path], None],
 ) -> int:
     """`chargetwin run` of a scenario with a CSMS or an OpenADR server: paced, then the usual folder and report."""
-    from sim.cli import UsageError, _lazy_progress
+    from sim.cli import UsageError, _lazy_progress, run_title
     from virtual_chargers.connection import SecurityError
 
     try:
@@ -320,6 +321,7 @@ def cmd_run_paced(
     out.parent.mkdir(parents=True, exist_ok=True)
     frames = out.parent / f".{out.name}.frames.jsonl"
     update, stop = _lazy_progress(console, f"pacing {scenario.name}")
+    started = time.perf_counter()
     try:
         try:
             result, interrupted = asyncio.run(_run_stoppable(scenario, frames, update))
@@ -336,8 +338,8 @@ def cmd_run_paced(
             kpis = write_paced_results(result, out, finish=render, force=getattr(args, "force", False))
     finally:
         frames.unlink(missing_ok=True)
-    console.print(summary_table(kpis, f"{scenario.name}: {scenario.horizon_days:g} days, seed {scenario.seed}, "
-                                      f"{scenario.manager.kind} paced at {speed:g}×"))  # fmt: skip
+    title = run_title(scenario, time.perf_counter() - started, paced=f" paced at {speed:g}×")
+    console.print(summary_table(kpis, title))
     lag = result.lag
     console.print(
         f"lag behind the wall clock: p50 {lag['lag_p50_s'] * 1000:.1f} ms, p99 {lag['lag_p99_s'] * 1000:.1f} ms, "

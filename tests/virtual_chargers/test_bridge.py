@@ -7,6 +7,7 @@ time), on 127.0.0.1 with port 0; every wait is bounded and everything started is
 import asyncio
 import json
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -323,6 +324,7 @@ def test_run_command_with_a_csms(tmp_path, scenarios_dir, capsys):
     printed = capsys.readouterr().out
     assert "lag behind the wall clock" in printed
     assert "report.html" in printed
+    assert re.search(r"1 simulated day paced at 20000× in \d+\.\d+ s wall time, seed \d+, ocpp", printed), printed
 
 
 def test_least_laxity_twin_differs_only_in_the_manager(scenarios_dir):
