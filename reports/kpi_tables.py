@@ -219,7 +219,8 @@ def grid_table(grid: Mapping[str, Any], currency: str) -> Table:
             f"{_energy(grid.get('storage_discharged_kwh'))} / {_energy(grid.get('storage_charged_kwh'))}",
         ),
         ("Demand-response events", _count(grid["dr_events"])),
-        ("Demand-response compliance, mean", _pct(grid["dr_compliance_pct"])),
+        ("Demand-response events opted out", _count(grid.get("dr_opted_out"))),
+        ("Demand-response compliance, mean of events held", _pct(grid["dr_compliance_pct"])),
     ]
     note = (
         "Grid import: EV load − PV − battery per 15 minutes; exports are not netted. Demand charge: on each site's"
@@ -298,6 +299,7 @@ def dr_events_table(events: pd.DataFrame, start: dt.datetime) -> Table:
             _power(event.max_kw),
             _power(event.mean_grid_kw),
             _pct(event.compliance_pct),
+            "yes" if getattr(event, "opted_out", False) else "",
         )
         for event in shown.itertuples(index=False)
     ]
@@ -309,9 +311,10 @@ def dr_events_table(events: pd.DataFrame, start: dt.datetime) -> Table:
         "Max EV load",
         "Mean grid import",
         "Compliance",
+        "Opted out",
     )
     note = "Max EV load: the chargers' highest power during the event; compliance: share of its 15-minute intervals"
-    note += " with grid import within the cap."
+    note += " with grid import within the cap while it was in force (until an opt-out)."
     if more := len(events) - len(shown):
         note = f"The first {len(shown)} events; {more} more in dr_events.parquet. " + note
     return Table("Demand-response events", headers, rows, label_columns=2, note=note)

@@ -47,6 +47,7 @@ from sim.managers.base import (
     NeedsSource,
     NetworkManager,
     NetworkView,
+    OptOutDemandResponse,
     PriceChanged,
     RejectSession,
     Reset,
@@ -139,6 +140,7 @@ class RunTables:
     tariff_changes: dict[str, np.ndarray] | None = None
     ev: EvRecord | None = None
     storage: dict[str, np.ndarray] | None = None
+    dr_opt_outs: dict[str, np.ndarray] | None = None  # opt-outs asked for: t_s, event_id, site, accepted
 
     @property
     def sites(self) -> tuple[SitePlan, ...]:
@@ -289,6 +291,11 @@ class _Simulation:
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
         self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
+        # Opt-outs a manager asked for: accepted (1) or refused (0), and when.
+        self.dr_opt_outs = Table(floats=("t_s",), ints=("event_id", "site", "accepted"))
+        self._dr_windows: dict[tuple[int, int], DrWindow] = {}  # (event id, site index) → announced, not ended
+        self._dr_caps: dict[tuple[int, int], float] = {}  # the caps in force, by (event id, site index)
+        self._dr_opted_out: set[tuple[int, int]] = set()
         self.storage = Table(floats=("t_s", "power_kw", "energy_kwh"), ints=("site",))
         for site in self.sites:
             cfg = scenario.grid.sites.get(site.site_id)
@@ -354,8 +361,28 @@ class _Simulation:
     def _dr_notify(self, event: simpy.Event) -> None:
         w = cast(DrWindow, event.value)
         site = self.sites[w.site_index]
+        self._dr_windows[(w.event_id, w.site_index)] = w
         self.send(DemandResponseNotified(self.env.now, site.site_id, w.start_t_s, w.end_t_s, w.cap_kw, w.shed_kw,
-                                         w.opt_out_allowed))  # fmt: skip
+                                         w.opt_out_allowed, w.event_id))  # fmt: skip
+
+    def opt_out(self, site_id: SiteId, event_id: int, t_s: float) -> bool:
+        """Decline event `event_id` at `site_id` if it allows it and has not ended; recorded either way."""
+        k = self.site_index[site_id]
+        key = (event_id, k)
+        w = self._dr_windows.get(key)
+        accepted = w is not None and w.opt_out_allowed and key not in self._dr_opted_out
+        self.dr_opt_outs.add_floats((t_s,))
+        self.dr_opt_outs.add_ints((event_id, k, int(accepted)))
+        if accepted:
+            self._dr_opted_out.add(key)
+            cap_kw = self._dr_caps.pop(key, None)
+            if cap_kw is not None:  # in force: lifted now
+                site = self.sites[k]
+                site.dr_caps.remove(cap_kw)
+                if site.energy is not None:
+                    self.site_changed(site)
+                self.send(DemandResponseEnded(t_s, site.site_id))
+        return accepted
 
     def _dr_start(self, event: simpy.Event) -> None:
         """The cap begins: a shed is taken from the site's power at this instant."""
@@ -369,14 +396,23 @@ class _Simulation:
             cap_kw = max(0.0, sum(e.power_kw for e in self.view.site(site.site_id).evses) - w.shed_kw)
         self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw))
         self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
+        key = (w.event_id, site.index)
+        self.env.timeout(w.end_t_s - t_s, key).callbacks.append(self._dr_end)
+        if key in self._dr_opted_out:  # declined before it began: the cap never applies
+            return
+        self._dr_caps[key] = cap_kw
         site.dr_caps.append(cap_kw)
         if site.energy is not None:
             self.site_changed(site)
         self.send(DemandResponseStarted(t_s, site.site_id, cap_kw))
-        self.env.timeout(w.end_t_s - t_s, (site, cap_kw)).callbacks.append(self._dr_end)
 
     def _dr_end(self, event: simpy.Event) -> None:
-        site, cap_kw = cast(tuple[SiteState, float], event.value)
+        key = cast(tuple[int, int], event.value)
+        self._dr_windows.pop(key, None)
+        cap_kw = self._dr_caps.pop(key, None)
+        if cap_kw is None:  # opted out
+            return
+        site = self.sites[key[1]]
         site.dr_caps.remove(cap_kw)
         if site.energy is not None:
             self.site_changed(site)
@@ -826,6 +862,8 @@ class _Simulation:
                     raise ValueError(f"RejectSession: session {c.session_id} is no longer on {c.evse_id}")
                 s.cause = Cause.AUTHORIZATION
                 self._depart(s, t_s, Outcome.REJECTED)
+            elif isinstance(c, OptOutDemandResponse):
+                self.opt_out(c.site_id, c.event_id, t_s)
             elif isinstance(c, ChangeAvailability):
                 evse = self.evse_by_id[c.evse_id]
                 if c.operative == (evse.evse_id in self.unavailable):
@@ -1113,11 +1151,19 @@ class Simulation:
         self._sim._apply(commands, self._sim.env.now)
 
     def demand_response(
-        self, site_id: SiteId, start_t_s: float, end_t_s: float, cap_kw: float | None, shed_kw: float | None = None
+        self,
+        site_id: SiteId,
+        start_t_s: float,
+        end_t_s: float,
+        cap_kw: float | None,
+        shed_kw: float | None = None,
+        opted_out: bool = False,
     ) -> None:
         """A grid operator's cap (or shed from the load at its start) on a site, announced now.
 
-        It holds from `start_t_s` (not before now) to `end_t_s`.
+        It holds from `start_t_s` (not before now) to `end_t_s`. Such an event may be declined
+        (OpenADR lets a VEN opt out of any event): `opted_out` declines it as it is announced,
+        and a manager may decline it later with `OptOutDemandResponse`.
         """
         if (cap_kw is None) == (shed_kw is None):
             raise ValueError("give exactly one of cap_kw or shed_kw")
@@ -1126,9 +1172,15 @@ class Simulation:
         start = max(start_t_s, now)
         if end_t_s <= start:
             return
-        window = DrWindow(self._next_dr_id, sim.site_index[site_id], now, start, end_t_s, cap_kw, shed_kw, False)
+        window = DrWindow(self._next_dr_id, sim.site_index[site_id], now, start, end_t_s, cap_kw, shed_kw, True)
         self._next_dr_id += 1
         sim.env.timeout(0.0, window).callbacks.append(sim._dr_notify)
+        if opted_out:  # right after the announcement, at the same instant
+
+            def decline(_: simpy.Event) -> None:
+                sim.opt_out(site_id, window.event_id, now)
+
+            sim.env.timeout(0.0).callbacks.append(decline)
         sim.env.timeout(start - now, window).callbacks.append(sim._dr_start)
 
     def finish(self) -> RunTables:
@@ -1152,6 +1204,7 @@ class Simulation:
             sim.tariff_changes.arrays(),
             sim.ev_side.result() if sim.ev_side is not None else None,
             sim.storage.arrays(),
+            sim.dr_opt_outs.arrays(),
         )
 
 

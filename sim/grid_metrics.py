@@ -122,32 +122,55 @@ def with_grid_columns(run: RunTables, load: pd.DataFrame, storage: pd.DataFrame 
 def dr_frame(run: RunTables, steps: pd.DataFrame, load: pd.DataFrame) -> pd.DataFrame:
     """One row per demand-response event and site: the cap against the load while it was in force.
 
-    `max_kw` is the highest EV load at any change of the load inside the event;
-    `compliance_pct` the share of the event's 15-minute intervals whose mean grid import
-    stayed within the cap.
+    The cap is in force from the event's start to its end, or to the moment a manager (or the
+    OpenADR VEN) opted out (`opt_out_t_s`; an event declined before its start never applies).
+    `max_kw` is the highest EV load at any change of the load while it was in force;
+    `compliance_pct` the share of those whole 15-minute intervals whose mean grid import stayed
+    within the cap (empty when no whole interval falls inside). `opt_outs_refused` counts the
+    opt-outs asked for but refused (the event did not allow it).
     """
     assert run.dr is not None
     d = run.dr
+    opt = run.dr_opt_outs or {"t_s": np.zeros(0), "event_id": np.zeros(0, int), "site": np.zeros(0, int),
+                              "accepted": np.zeros(0, int)}  # fmt: skip
     rows = []
     columns = ("event_id", "site", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out")
     for event_id, k, notify, a, b, cap, opt_out in zip(*(d[c] for c in columns), strict=True):
         site = run.sites[k]
+        mine = (opt["event_id"] == event_id) & (opt["site"] == k)
+        accepted = mine & (opt["accepted"] == 1)
+        opt_out_t = float(opt["t_s"][accepted].min()) if accepted.any() else np.nan
+        in_force_end = min(b, max(a, opt_out_t)) if accepted.any() else b
         st = steps[steps["site_id"] == site.site_id]
         t, p = st["t_s"].to_numpy(), st["power_kw"].to_numpy()
         before = np.searchsorted(t, a, side="right") - 1  # the step in force when the event starts
-        inside = (t >= a) & (t < b)
-        powers = np.concatenate([p[max(before, 0) : max(before, 0) + 1], p[inside]])
-        ld = load[(load["site_id"] == site.site_id) & (load["t_s"] >= a - 1e-9) & (load["t_s"] + BIN_S <= b + 1e-9)]
+        inside = (t >= a) & (t < in_force_end)
+        powers = np.concatenate([p[max(before, 0) : max(before, 0) + 1], p[inside]]) if in_force_end > a else p[:0]
+        ld = load[(load["site_id"] == site.site_id) & (load["t_s"] >= a - 1e-9)
+                  & (load["t_s"] + BIN_S <= in_force_end + 1e-9)]  # fmt: skip
         grid = ld["grid_kw"].to_numpy()
         rows.append({
             "event_id": int(event_id), "site_id": site.site_id, "notify_t_s": notify, "start_t_s": a, "end_t_s": b,
-            "cap_kw": cap, "opt_out_allowed": bool(opt_out), "max_kw": float(powers.max()) if len(powers) else 0.0,
+            "cap_kw": cap, "opt_out_allowed": bool(opt_out), "opted_out": bool(accepted.any()),
+            "opt_out_t_s": opt_out_t, "opt_outs_refused": int((mine & (opt["accepted"] == 0)).sum()),
+            "max_kw": float(powers.max()) if len(powers) else 0.0,
             "mean_grid_kw": float(grid.mean()) if len(grid) else np.nan,
             "compliance_pct": float(100.0 * (grid <= cap * (1 + 1e-9) + 1e-9).mean()) if len(grid) else np.nan,
         })  # fmt: skip
-    names = ["event_id", "site_id", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out_allowed", "max_kw",
-             "mean_grid_kw", "compliance_pct"]  # fmt: skip
+    names = ["event_id", "site_id", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out_allowed", "opted_out",
+             "opt_out_t_s", "opt_outs_refused", "max_kw", "mean_grid_kw", "compliance_pct"]  # fmt: skip
     return pd.DataFrame(rows, columns=names)
+
+
+def _dr_kpis(dr: pd.DataFrame) -> dict[str, Any]:
+    """Events, opt-outs and compliance: compliance over the events not opted out, which held their cap throughout."""
+    held = dr[~dr["opted_out"].astype(bool)]
+    return {
+        "dr_events": len(dr),
+        "dr_opted_out": int(dr["opted_out"].sum()),
+        "dr_opt_outs_refused": int(dr["opt_outs_refused"].sum()),
+        "dr_compliance_pct": float(held["compliance_pct"].mean()) if held["compliance_pct"].notna().any() else None,
+    }
 
 
 def _site_kpis(ld: pd.DataFrame, months: np.ndarray, rate_per_kw_month: float, horizon_s: float) -> dict[str, Any]:
@@ -208,9 +231,7 @@ def grid_kpis(
             k.update(_storage_kpis(storage.iloc[by_site[site.site_id]], cfg.storage.capacity_kwh, scenario.horizon_s))
         else:
             k.update(storage_discharged_kwh=0.0, storage_charged_kwh=0.0)
-        ev_dr = dr[dr["site_id"] == site.site_id]
-        k["dr_events"] = len(ev_dr)
-        k["dr_compliance_pct"] = float(ev_dr["compliance_pct"].mean()) if len(ev_dr) else None
+        k.update(_dr_kpis(dr[dr["site_id"] == site.site_id]))
         sites[site.site_id] = k
     served = sessions[sessions["outcome"] == "served"]
     unmet = served["energy_requested_kwh"] - served["energy_delivered_kwh"]
@@ -227,8 +248,7 @@ def grid_kpis(
             "sites_overloaded": sum(1 for k in sites.values() if k["overload_minutes"] > 0),
             "unmet_energy_kwh": float(unmet.sum()),
             "unmet_sessions_share": float((unmet > 0.01).mean()) if len(unmet) else 0.0,
-            "dr_events": len(dr),
-            "dr_compliance_pct": float(dr["compliance_pct"].mean()) if len(dr) else None,
+            **_dr_kpis(dr),
         },
         "sites": sites,
     }

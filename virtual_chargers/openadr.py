@@ -115,9 +115,7 @@ class TwinVen:
 
     async def _on_event(self, event: dict[str, Any]) -> str:
         event_id = str(event.get("event_descriptor", {}).get("event_id", "?"))
-        if self.cfg.policy == "opt_out":
-            self.received.append(Received(event_id, "optOut", 0, "policy"))
-            return "optOut"
+        opted_out = self.cfg.policy == "opt_out"  # the twin records the event, declined: no cap applies
         submitted = 0
         for signal in event.get("event_signals", []):
             name, kind = signal.get("signal_name", ""), signal.get("signal_type", "")
@@ -130,11 +128,14 @@ class TwinVen:
                     cap_kw, shed_kw = self._limit(name, kind, float(interval["signal_payload"]), site_id)
                     if cap_kw is None and shed_kw is None:
                         continue
-                    self.pacer.submit(_Signal(SiteId(site_id), t0, t1, cap_kw, shed_kw))
+                    self.pacer.submit(_Signal(SiteId(site_id), t0, t1, cap_kw, shed_kw, opted_out))
                     submitted += 1
         if not submitted:
             log.warning("OpenADR event %s carries no load signal the twin can follow; opting out", event_id)
             self.received.append(Received(event_id, "optOut", 0, "no load signal"))
+            return "optOut"
+        if opted_out:
+            self.received.append(Received(event_id, "optOut", submitted, "policy"))
             return "optOut"
         self.received.append(Received(event_id, "optIn", submitted))
         return "optIn"
@@ -147,6 +148,7 @@ class _Signal:
     end_t_s: float
     cap_kw: float | None
     shed_kw: float | None
+    opted_out: bool = False
 
     def __call__(self, sim: Simulation) -> None:
-        sim.demand_response(self.site_id, self.start_t_s, self.end_t_s, self.cap_kw, self.shed_kw)
+        sim.demand_response(self.site_id, self.start_t_s, self.end_t_s, self.cap_kw, self.shed_kw, self.opted_out)

@@ -156,6 +156,7 @@ class DemandResponseNotified:
     cap_kw: float | None
     shed_kw: float | None
     opt_out_allowed: bool
+    event_id: int = -1  # what `OptOutDemandResponse` names
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +265,19 @@ class ChangeAvailability:
 
 
 @dataclass(frozen=True, slots=True)
+class OptOutDemandResponse:
+    """Decline a demand-response event at a site (OpenADR's optOut; a site EMS's refusal of an external limit).
+
+    Accepted only when the event allows it (`DemandResponseNotified.opt_out_allowed`) and has not
+    ended: the cap is then lifted at once, or never applied if the event has not started. A
+    refused opt-out leaves the cap in force. Both are recorded in ``dr_events.parquet``.
+    """
+
+    site_id: SiteId
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class RejectSession:
     """The backend refused the driver's authorization: the session on the connector ends now.
 
@@ -334,6 +348,7 @@ Command = (
     | ScheduleMaintenance
     | ChangeAvailability
     | RejectSession
+    | OptOutDemandResponse
     | SetTariff
     | SetTimer
 )

@@ -66,6 +66,7 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
         "storage_cycles": 1.5,
         "dr_events": dr_events,
         "dr_compliance_pct": 50.0 if with_dr else None,
+        "dr_opted_out": 0,
     }
     site_s2 = {
         "load_factor": 0.5,
@@ -80,6 +81,7 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
         "storage_discharged_kwh": 0.0,
         "dr_events": 0,
         "dr_compliance_pct": None,
+        "dr_opted_out": 0,
     }
     network = {
         "grid_import_kwh": 1234.5,
@@ -93,6 +95,7 @@ def _grid_kpis(dr_events: int) -> dict[str, object]:
         "unmet_sessions_share": 0.125,
         "dr_events": dr_events,
         "dr_compliance_pct": 50.0 if with_dr else None,
+        "dr_opted_out": 0,
     }
     return {"network": network, "sites": {"S1": site_s1, "S2": site_s2}}
 
@@ -149,7 +152,8 @@ def test_section_has_tables_and_two_embedded_figures(grid_dir: Path) -> None:
         "| Served sessions short of their request | 12.5 % |",
         "| PV generation | 80.0 kWh |",
         "| Demand-response events | 1 |",
-        "| Demand-response compliance, mean | 50.0 % |",
+        "| Demand-response compliance, mean of events held | 50.0 % |",
+        "| Demand-response events opted out | 0 |",
         "| Overload above site limits (15-minute intervals) | 45 min |",
         "| Worst overload excess | 12.5 kW |",
         "| S1 | Central | 40.0 % | 100.0 kW | 0 | 0.0 kW | 150.00 EUR | 60.00 EUR | 75.0 % | 1.5 | 50.0 % |",
@@ -211,7 +215,7 @@ def test_no_events_table_without_events(tmp_path: Path) -> None:
     render(tmp_path)
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "| Demand-response events | 0 |" in text
-    assert "| Demand-response compliance, mean | – |" in text
+    assert "| Demand-response compliance, mean of events held | – |" in text
     assert "### Demand-response events" not in text
     assert all((tmp_path / name).is_file() for name in GRID_FIGURES)
 
@@ -353,8 +357,8 @@ def test_dr_events_table_is_sorted_local_and_capped() -> None:
     rows += [(0, "A", 0.0, 90000.0, 92700.0, 120.0, False, 100.0, 90.0, 100.0)]
     table = dr_events_table(_dr_events(rows), start)
     assert table.rows == [
-        ("A", "Tue 2026-06-02 01:00", "0:45", "120.0 kW", "100.0 kW", "90.0 kW", "100.0 %"),
-        ("B", "Tue 2026-06-02 01:00", "1:30", "80.0 kW", "82.0 kW", "79.6 kW", "–"),
+        ("A", "Tue 2026-06-02 01:00", "0:45", "120.0 kW", "100.0 kW", "90.0 kW", "100.0 %", ""),
+        ("B", "Tue 2026-06-02 01:00", "1:30", "80.0 kW", "82.0 kW", "79.6 kW", "–", ""),
     ]
     assert table.headers[1] == "Start (UTC+02:00)"
     assert not table.note.startswith("The first")

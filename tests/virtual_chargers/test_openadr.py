@@ -98,7 +98,9 @@ def test_openadr_wall_clock_events_cap_the_simulated_load():
     assert len(reports) >= 2
 
 
-async def calendar_round_trip(start: datetime, event_start: datetime, event_h: float, speed: float):
+async def calendar_round_trip(
+    start: datetime, event_start: datetime, event_h: float, speed: float, policy: str = "opt_in"
+):
     """A VTN schedules one SIMPLE level 2 event at ``event_start`` on the simulated calendar, before the run starts."""
     port = free_port()
     vtn = openleadr.OpenADRServer(vtn_id="grid-operator", http_host="127.0.0.1", http_port=port,
@@ -116,7 +118,8 @@ async def calendar_round_trip(start: datetime, event_start: datetime, event_h: f
                   intervals=[{"dtstart": event_start, "duration": timedelta(hours=event_h), "signal_payload": 2.0}],
                   callback=on_opt)  # fmt: skip
     await vtn.run_async()
-    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "speed": speed}  # simulated calendar
+    openadr = {"vtn_url": f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "speed": speed,  # simulated calendar
+               "policy": policy}  # fmt: skip
     scenario = make_scenario(start=start.isoformat(), horizon_days=3, manager={"kind": "equal_share"},
                              demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 10.0},
                                       "dwell_min": 240}],
@@ -147,3 +150,22 @@ def test_openadr_event_times_are_on_the_simulated_calendar():
     assert steps["power_kw"].max() > 50.0
     assert [r["opt"] for r in result.openadr] == ["optIn"]
     assert opts == [("evening", "optIn")]
+
+
+def test_a_ven_that_opts_out_records_the_event_declined_and_applies_no_cap():
+    """The VEN's optOut maps to the twin's opt-out: the event is in the record as declined, and no cap holds."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    event_start = tomorrow + timedelta(days=2, hours=18)
+    result, opts = asyncio.run(calendar_round_trip(tomorrow, event_start, 1.0, speed=20000.0, policy="opt_out"))
+    dr, opt_outs = result.tables.dr, result.tables.dr_opt_outs
+    assert dr is not None
+    assert opt_outs is not None
+    day3_18h = 2 * 86400.0 + 18 * 3600.0
+    assert dr["start_t_s"].tolist() == [day3_18h]
+    assert opt_outs["accepted"].tolist() == [1]
+    assert opt_outs["event_id"].tolist() == dr["event_id"].tolist()
+    steps = build_tables(result.tables).load_steps
+    inside = steps[(steps["t_s"] >= day3_18h) & (steps["t_s"] < day3_18h + 3600.0)]
+    assert inside["power_kw"].max() > 50.0, "the declined cap of 50 kW did not apply"
+    assert [r["opt"] for r in result.openadr] == ["optOut"]
+    assert opts == [("evening", "optOut")]
