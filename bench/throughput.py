@@ -206,7 +206,7 @@ def _format(what: str, value: float) -> str:
         return f"{value:,.0f}"
     if what == "peak RSS":
         return f"{value:,.0f} MB"
-    return f"{value:.0%}"
+    return f"{value:.1%}"
 
 
 def check_targets(figures: dict[str, dict[str, float]]) -> list[str]:
