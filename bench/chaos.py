@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from reference_csms import reference_csms
 
 from virtual_chargers.conformance.chaos import load_chaos, run_chaos
 
@@ -32,52 +33,16 @@ def main() -> int:
     ap.add_argument("--limit-s", type=float, default=600.0)
     args = ap.parse_args()
     scenario = load_chaos(args.scenario)
-    proc = None
-    url = args.csms
-    if url is None:
-        exe = Path(sys.executable).with_name("chargetwin")
-        proc = subprocess.Popen(
-            # A TxProfile right behind every StartTransaction answer: two frames back to back, which the
-            # reordering fault can swap (OCPP-J allows one request in flight per side, so frames of one
-            # connection rarely travel together otherwise).
-            [
-                str(exe),
-                "csms",
-                "--port",
-                "0",
-                "--heartbeat-interval",
-                "3600",
-                "--cap",
-                "11@00:00-23:59",
-                "--cap-on",
-                "transaction",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        m = re.search(r"(ws://\S+)", line)
-        if m is None:
-            proc.kill()
-            raise SystemExit(f"the reference CSMS did not start: {line!r}")
-        url = m.group(1)
-    t0 = time.monotonic()
-    load0 = os.getloadavg()[0]
-    try:
+    with contextlib.ExitStack() as stack:
+        # A TxProfile right behind every StartTransaction answer: two frames back to back, which the
+        # reordering fault can swap (OCPP-J allows one request in flight per side, so frames of one
+        # connection rarely travel together otherwise).
+        csms = ("--heartbeat-interval", "3600", "--cap", "11@00:00-23:59", "--cap-on", "transaction")
+        url = args.csms or stack.enter_context(reference_csms(*csms))[0]
+        t0 = time.monotonic()
+        load0 = os.getloadavg()[0]
         with tempfile.TemporaryDirectory() as state:
             report = asyncio.run(asyncio.wait_for(run_chaos(scenario, url, Path(state), print), args.limit_s))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
     wall_s = time.monotonic() - t0
     faults = scenario.faults.model_dump(exclude_defaults=True)
     print(f"scenario {scenario.name}: {scenario.chargers} chargers, faults {faults}")

@@ -16,33 +16,18 @@ import argparse
 import asyncio
 import gc
 import os
-import re
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reference_csms import cpu_s, proc_cpu_s, reference_csms  # noqa: E402
+
 from sim.ev import PRESETS  # noqa: E402
 from virtual_chargers.base import ChargerSpec, ConnectorSpec  # noqa: E402
 from virtual_chargers.meter import EVSession  # noqa: E402
 from virtual_chargers.testing import ChargerSet  # noqa: E402
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _proc_cpu_s(pid: int) -> float:
-    """CPU seconds of another process (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Path, csms_pid: int) -> None:
@@ -70,12 +55,12 @@ async def bench(url: str, chargers: int, speed: float, wall_s: float, state: Pat
         s = fleet.log.summary
         await asyncio.sleep(5)  # settle: boot storm and status notifications are over
         s.rtt_s.clear()
-        sent0, recv0, cpu0, t0 = sum(s.sent.values()), sum(s.received.values()), _cpu_s(), time.perf_counter()
-        csms_cpu0, load0 = _proc_cpu_s(csms_pid), os.getloadavg()[0]
+        sent0, recv0, cpu0, t0 = sum(s.sent.values()), sum(s.received.values()), cpu_s(), time.perf_counter()
+        csms_cpu0, load0 = proc_cpu_s(csms_pid), os.getloadavg()[0]
         await asyncio.sleep(wall_s)
         sent, recv = sum(s.sent.values()) - sent0, sum(s.received.values()) - recv0
-        cpu, wall = _cpu_s() - cpu0, time.perf_counter() - t0
-        csms_cpu, load1 = _proc_cpu_s(csms_pid) - csms_cpu0, os.getloadavg()[0]
+        cpu, wall = cpu_s() - cpu0, time.perf_counter() - t0
+        csms_cpu, load1 = proc_cpu_s(csms_pid) - csms_cpu0, os.getloadavg()[0]
         requests = sum(len(v) for v in s.rtt_s.values())
         print(f"measured {wall:.1f} s wall = {wall * speed:,.0f} simulated s at {speed:g}×")
         print(f"requests answered: {requests:,} ({requests / wall:,.0f}/s); frames sent+received {sent + recv:,}")
@@ -99,27 +84,11 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--wall-s", type=float, default=120.0)
     args = parser.parse_args()
-    root = str(Path(__file__).resolve().parents[1])  # the CSMS of this tree, not of whatever is installed
-    boot = f"import sys; sys.path.insert(0, {root!r}); from sim.cli import main; sys.exit(main())"
-    csms = subprocess.Popen(
-        [sys.executable, "-c", boot, "csms", "--port", "0", "--heartbeat-interval", "30"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert csms.stdout is not None
-        line = csms.stdout.readline()
-        m = re.search(r"(ws://[\d.]+:\d+)", line)
-        if m is None:
-            raise SystemExit(f"CSMS did not start: {line!r}")
+    with reference_csms("--heartbeat-interval", "30") as (url, csms_pid):
         state = Path("out/bench-chargers-state")
         for f in state.glob("*"):
             f.unlink()
-        asyncio.run(bench(m.group(1), args.chargers, args.speed, args.wall_s, state, csms.pid))
-    finally:
-        csms.terminate()
-        csms.wait(timeout=30)
+        asyncio.run(bench(url, args.chargers, args.speed, args.wall_s, state, csms_pid))
 
 
 if __name__ == "__main__":

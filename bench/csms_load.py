@@ -18,15 +18,16 @@ busy the machine was, and the emulator's own CPU share is printed per step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from reference_csms import reference_csms
 
 from sim.config import load_scenario
 from virtual_chargers.fleet import FleetOptions, PlannedCharger, plan_scenario, run_fleet
@@ -77,25 +78,10 @@ def main() -> int:
     arrivals = sum(1 for p in plans for s in p.sessions if start_s <= s.t_s < start_s + horizon_s)
     print(f"{args.scenario.name}: {len(plans)} chargers, {arrivals} EV arrivals in the window of each copy "
           f"({args.start_h:g}:00 + {horizon_s / 3600:.1f} h simulated at {args.speed:g}x)")  # fmt: skip
-    proc = None
-    url = args.csms
-    if url is None:
-        exe = Path(sys.executable).with_name("chargetwin")
-        proc = subprocess.Popen(
-            [str(exe), "csms", "--port", "0", "--heartbeat-interval", "300"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert proc.stdout is not None
-        m = re.search(r"(ws://\S+)", proc.stdout.readline())
-        if m is None:
-            proc.kill()
-            raise SystemExit("the reference CSMS did not start")
-        url = m.group(1)
     t_all = time.monotonic()
     behind_at = None
-    try:
+    with contextlib.ExitStack() as stack:
+        url = args.csms or stack.enter_context(reference_csms("--heartbeat-interval", "300"))[0]
         for n in steps:
             if time.monotonic() - t_all > args.limit_s:
                 print(f"stopped before {n}: --limit-s {args.limit_s:g} reached")
@@ -130,16 +116,6 @@ def main() -> int:
                 behind_at = n
                 print(f"falls behind at {n} chargers (p99 {worst:.0f} ms, {timeouts} timeouts)")
                 break
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-            if proc.stdout is not None:
-                proc.stdout.close()
     if behind_at is None:
         print(f"kept up at every step run (p99 <= {args.behind_p99_ms:g} ms, no timeouts)")
     print(f"total wall {time.monotonic() - t_all:.0f} s")

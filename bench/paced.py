@@ -23,9 +23,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reference_csms import cpu_s, proc_cpu_s, reference_csms  # noqa: E402
 
 from sim.config import Scenario, validate_data  # noqa: E402
 from virtual_chargers.paced_run import PacedRun  # noqa: E402
@@ -88,27 +87,13 @@ def scenario(csms_url: str, speed: float, start: str, horizon_h: float) -> Scena
     return validate_data(data, "bench/paced.py", Path("."))
 
 
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def _proc_cpu_s(pid: int) -> float:
-    """CPU seconds of another process (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one_run(url: str, csms_pid: int, speed: float, start: str, horizon_h: float, show: bool) -> dict[str, Any]:
     """One paced run; print its figures when ``show``; return lag p99 and whether it fell behind."""
     s = scenario(url, speed, start, horizon_h)
     with tempfile.TemporaryDirectory(prefix="bench-paced-") as state:
-        cpu0, csms0, wall0, load0 = _cpu_s(), _proc_cpu_s(csms_pid), time.perf_counter(), os.getloadavg()
+        cpu0, csms0, wall0, load0 = cpu_s(), proc_cpu_s(csms_pid), time.perf_counter(), os.getloadavg()
         result = asyncio.run(PacedRun(s, state_dir=Path(state), boot_timeout_s=120.0).run())
-        cpu, csms_cpu, wall = _cpu_s() - cpu0, _proc_cpu_s(csms_pid) - csms0, time.perf_counter() - wall0
+        cpu, csms_cpu, wall = cpu_s() - cpu0, proc_cpu_s(csms_pid) - csms0, time.perf_counter() - wall0
         load1 = os.getloadavg()
     lag, qa = result.lag, result.qa or {}
     backend = (qa.get("backend_lag_sim_s") or {}).get("StartTransaction") or {}
@@ -189,33 +174,16 @@ def main() -> None:
     parser.add_argument("--search-steps", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    root = str(Path(__file__).resolve().parents[1])  # the CSMS of this tree, not of whatever is installed
-    boot = f"import sys; sys.path.insert(0, {root!r}); from sim.cli import main; sys.exit(main())"
-    csms = subprocess.Popen(
-        [sys.executable, "-c", boot, "csms", "--port", "0", "--cap", "7@17:00-20:00+01:00"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        assert csms.stdout is not None
-        line = csms.stdout.readline()
-        m = re.search(r"(ws://[\d.]+:\d+)", line)
-        if m is None:
-            raise SystemExit(f"CSMS did not start: {line!r}")
-        url = m.group(1)
+    with reference_csms("--cap", "7@17:00-20:00+01:00") as (url, csms_pid):
         if args.no_day:
             pass
         elif args.quick:
-            one_run(url, csms.pid, args.speed, "2026-03-02T16:00:00+01:00", 2.0, show=True)
+            one_run(url, csms_pid, args.speed, "2026-03-02T16:00:00+01:00", 2.0, show=True)
         else:
-            one_run(url, csms.pid, args.speed, "2026-03-02T00:00:00+01:00", 24.0, show=True)
+            one_run(url, csms_pid, args.speed, "2026-03-02T00:00:00+01:00", 24.0, show=True)
         if not args.no_search:
-            search(url, csms.pid, 0.5 if args.quick else 2.0, 480.0 if args.quick else args.max_speed,
+            search(url, csms_pid, 0.5 if args.quick else 2.0, 480.0 if args.quick else args.max_speed,
                    1 if args.quick else args.search_steps)  # fmt: skip
-    finally:
-        csms.terminate()
-        csms.wait(timeout=30)
 
 
 if __name__ == "__main__":
