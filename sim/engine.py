@@ -370,10 +370,10 @@ class _Simulation:
         k = self.site_index[site_id]
         key = (event_id, k)
         w = self._dr_windows.get(key)
-        accepted = w is not None and w.opt_out_allowed and key not in self._dr_opted_out
+        accepted = w is not None and w.opt_out_allowed
         self.dr_opt_outs.add_floats((t_s,))
         self.dr_opt_outs.add_ints((event_id, k, int(accepted)))
-        if accepted:
+        if accepted and key not in self._dr_opted_out:  # a second opt-out changes nothing
             self._dr_opted_out.add(key)
             cap_kw = self._dr_caps.pop(key, None)
             if cap_kw is not None:  # in force: lifted now
