@@ -1,0 +1,129 @@
+"""The documentation builds without a warning, its links resolve, and the scenario reference covers the model."""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.config import Scenario, scenario_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("scenario_reference", DOCS / "hooks" / "scenario_reference.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> tuple[Path, str]:
+    """The site built with `mkdocs build --strict`, and what the build printed."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    return out, log
+
+
+def test_docs_build_strict_without_warnings(site):
+    """`mkdocs build --strict` succeeds and reports no warning."""
+    out, log = site
+    assert not re.search(r"^(WARNING|ERROR)\b", log, re.M), log
+    assert (out / "index.html").is_file()
+
+
+def test_scenario_reference_lists_every_top_level_field(site):
+    """The generated reference page has a row for every top-level key of the scenario model."""
+    out, _ = site
+    page = html.unescape((out / "reference" / "scenario" / "index.html").read_text(encoding="utf-8"))
+    table = page.split('id="scenario"', 1)[1].split('id="distributions"', 1)[0]
+    rows = set(re.findall(r"<tr>\s*<td><code>([a-z0-9_]+)</code></td>", table))
+    assert rows == set(Scenario.model_fields)
+
+
+def test_scenario_reference_has_a_section_for_every_definition():
+    """Every model the schema defines gets its own section, and every field of it a row."""
+    schema = scenario_schema()
+    page = _hook().render(schema)
+    for name, model in schema["$defs"].items():
+        assert f"### {name} {{#{name.lower()}}}" in page
+        section = page.split(f"### {name} {{#{name.lower()}}}", 1)[1].split("\n### ", 1)[0]
+        for field in model.get("properties", {}):
+            assert f"| `{field}` |" in section, f"{name}.{field}"
+
+
+def test_reference_units_come_from_field_names():
+    """Units follow the suffix convention of the scenario keys."""
+    unit_of = _hook().unit_of
+    assert unit_of("capacity_kw") == "kW"
+    assert unit_of("capacity_kwh") == "kWh"
+    assert unit_of("price_per_kwh") == "currency/kWh"
+    assert unit_of("demand_charge_per_kw_month") == "currency/kW/month"
+    assert unit_of("dwell_min") == "min"
+    assert unit_of("latency_s") == "s"
+    assert unit_of("target_soc_frac") == "fraction 0–1"
+    assert unit_of("seed") == ""
+
+
+def _links(path: Path) -> list[tuple[int, str]]:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"^( *)```.*?^\1```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    found = []
+    for m in re.finditer(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", text):
+        found.append((text[: m.start()].count("\n") + 1, m.group(1)))
+    return found
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)]
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_target_exists(page):
+    """Every relative link of the README and the docs points at a file or page that exists."""
+    generated = (DOCS / _hook().PAGE).resolve()
+    broken = []
+    for line, target in _links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        path = target.split("#", 1)[0]
+        resolved = (page.parent / path).resolve()
+        if not resolved.exists() and resolved != generated:
+            broken.append(f"{page.relative_to(ROOT)}:{line}: {target}")
+    assert broken == []
+
+
+def test_readme_links_into_the_docs():
+    """The short README points its readers at the documentation pages."""
+    targets = {target.split("#", 1)[0] for _, target in _links(ROOT / "README.md")}
+    assert any(t.startswith("docs/") for t in targets)
