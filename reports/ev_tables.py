@@ -75,7 +75,7 @@ def ev_sites_table(sites: Mapping[str, Mapping[str, Any]], site_names: Mapping[s
         (
             site_id,
             site_names.get(site_id, ""),
-            _count(k["arrivals"]),
+            _count(k["first_arrivals"]),
             _count_share(k["compat_misses"], k["compat_miss_share"]),
             _count(k["sessions_lost_to_compat"]),
             _count(k["sessions_incompatible"]),
@@ -85,8 +85,8 @@ def ev_sites_table(sites: Mapping[str, Mapping[str, Any]], site_names: Mapping[s
         for site_id in shown
         for k in [sites[site_id]]
     ]
-    headers = ("Site", "Name", "Arrivals", "Misses", "Lost", "No port fits", "Redirected away", "Redirected in")
-    note = "Arrivals, misses and losses count at the site a driver came to first."
+    headers = ("Site", "Name", "First arrivals", "Misses", "Lost", "No port fits", "Redirected away", "Redirected in")
+    note = "First arrivals: drivers who came to the site first (not redirected there); misses and losses count there."
     if more := len(sites) - len(shown):
         note = f"The {len(shown)} sites with the most arrivals; {more} more sites in kpis.json. " + note
     return Table("Compatibility per site", headers, rows, label_columns=2, note=note)

@@ -108,7 +108,8 @@ def _kpi_rows(currency: str, kpis: Mapping[str, Any]) -> list[tuple[str, str, Ca
         ("Time utilization", "time_utilization", _percent),
         ("Energy utilization", "energy_utilization", _percent),
         ("Peak power", "peak_kw", _power),
-        ("Revenue", "revenue", _money(currency)),
+        ("Session revenue", "session_revenue", _money(currency)),
+        *((("Revenue (with membership fees)", "revenue", _money(currency)),) if "revenue" in kpis else ()),
     ]
 
 

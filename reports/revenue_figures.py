@@ -319,7 +319,7 @@ def price_occupancy_figure(
 
 
 def revenue_per_port_figure(per_port: pd.Series, currency: str) -> Figure:
-    """Horizontal bars of revenue per port per day, one per site in the order given (top first)."""
+    """Horizontal bars of session revenue per port per day, one per site in the order given (top first)."""
     figure = Figure(figsize=(10, 1.4 + 0.32 * max(len(per_port), 1)), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     positions = np.arange(len(per_port))
@@ -337,12 +337,12 @@ def revenue_per_port_figure(per_port: pd.Series, currency: str) -> Figure:
     ax.set_yticks(positions, [str(site_id) for site_id in per_port.index], fontsize=8)
     ax.set_ylim(len(per_port) - 0.4, -0.6)
     ax.set_xlim(min(float(values.min(initial=0.0)), 0.0), 1.15 * max(float(values.max(initial=0.0)), 1.0))
-    ax.set_xlabel(f"revenue per port per day ({currency})")
+    ax.set_xlabel(f"session revenue per port per day ({currency})")
     return figure
 
 
 def revenue_by_hour_figure(by_hour: Sequence[float], zone_name: str, currency: str) -> Figure:
-    """Bars of session revenue by local hour of plug-in (24 values)."""
+    """Bars of session amounts by local hour of plug-in (24 values)."""
     figure = Figure(figsize=(10, 3.6), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     ax.bar(np.arange(24), np.asarray(by_hour, dtype=float), color=TOTAL_COLOR)
@@ -377,7 +377,7 @@ def revenue_table(kpis: Mapping[str, Any], currency: str) -> Table:
         ("Margin", money(kpis["margin"])),
         ("Demand charges, share of cost", _percent(kpis["demand_charge_share_of_cost"])),
         ("Average price paid", _price(currency)(kpis["average_price_per_kwh"])),
-        ("Session revenue per port per day (after payment fees)", money(kpis["revenue_per_port_per_day"])),
+        ("Session revenue per port per day (after payment fees)", money(kpis["session_revenue_per_port_per_day"])),
         ("Payment attempts", _count(kpis["payment_attempts"])),
         ("Payment failures", f"{_count(kpis['payment_failures'])} ({_percent(kpis['payment_failure_share'])})"),
         ("Members joined", _count(kpis["members_joined"])),
@@ -420,17 +420,18 @@ def revenue_sites_table(
     """One row per site of kpis.json's revenue "sites", in the order of ``by_arrivals``, at most ``MAX_BAR_SITES``."""
     money = _money(currency)
     columns = [
-        ("Revenue", "revenue", money),
+        ("Session revenue", "session_revenue", money),
         ("Energy cost", "energy_cost", money),
         ("Demand charge", "demand_charge", money),
         ("Margin before maintenance", "margin_before_maintenance", money),
-        ("Revenue per port per day", "revenue_per_port_per_day", money),
+        ("Session revenue per port per day", "session_revenue_per_port_per_day", money),
         ("Time utilization", "time_utilization", _percent),
-        ("Break-even utilization", "break_even_utilization", _percent),
+        ("Break-even utilization before maintenance", "break_even_utilization_before_maintenance", _percent),
     ]
     note = (
-        "Revenue: session amounts − payment fees (membership fees are not per site). Break-even utilization: the time"
-        " utilization at which revenue less energy cost would pay the demand charge; –: never at this margin."
+        "Session revenue: session amounts − their payment fees (membership fees are not per site). Break-even"
+        " utilization before maintenance: the time utilization at which session revenue less energy cost would pay"
+        " the demand charge; –: never at this margin."
     )
     return per_site_table("Revenue per site", sites, site_names, columns, by_arrivals, MAX_BAR_SITES, note)
 
@@ -457,9 +458,9 @@ def _figures(revenue: RevenueResults, results: Results) -> list[FigureRef]:
     )
     if n_more := len(kpis["sites"]) - len(price_sites):
         price_caption += f" The {len(price_sites)} sites with the most arrivals; {n_more} more in tariffs.parquet."
-    per_port = pd.Series({site_id: site["revenue_per_port_per_day"] for site_id, site in kpis["sites"].items()})
+    per_port = pd.Series({site_id: site["session_revenue_per_port_per_day"] for site_id, site in kpis["sites"].items()})
     per_port = per_port.astype(float).sort_values(ascending=False, kind="stable")
-    per_port_caption = "Revenue (session amounts − payment fees) per port per day by site, highest first."
+    per_port_caption = "Session revenue (session amounts − payment fees) per port per day by site, highest first."
     if len(per_port) > MAX_BAR_SITES:
         per_port_caption += f" The top {MAX_BAR_SITES} of {len(per_port)} sites."
         per_port = per_port.iloc[:MAX_BAR_SITES]
@@ -479,7 +480,7 @@ def _figures(revenue: RevenueResults, results: Results) -> list[FigureRef]:
         FigureRef(
             "revenue_by_hour.png",
             f"Session amounts by hour of plug-in ({zone_name}), summed over the run.",
-            png_bytes(revenue_by_hour_figure(kpis["revenue_by_local_hour"], zone_name, currency)),
+            png_bytes(revenue_by_hour_figure(kpis["session_amounts_by_local_hour"], zone_name, currency)),
         ),
     ]
 

@@ -4,8 +4,10 @@ Definitions:
 
 - A **compatibility miss** is an arrival that found free ports but none its EV could use,
   or a site with no usable port at all. It is **lost** when the driver did not charge in
-  the end (balked, reneged, failed or incompatible; a redirected driver served elsewhere
-  is not lost). Misses and losses count at the site where the miss happened.
+  the end (outcomes in ``LOST_OUTCOMES``; a redirected driver who charged elsewhere is not
+  lost); else the driver drove on to another site (**redirected**) or queued for a port that
+  fits (**waited**), and charged or was still there at the horizon. Misses count at the site
+  where the miss happened, the first site the driver came to.
 - A **visit** is one driver at one port: up to ``1 + retries`` handshakes. Its first
   attempt succeeds when the first handshake starts the session; it succeeds after retries
   when any does. With a failure probability p per handshake these are 1 − p and
@@ -39,7 +41,8 @@ __all__ = [
 ]
 
 NEED_MET_TOLERANCE_KWH = 0.1
-LOST_OUTCOMES = ("balked", "reneged", "failed", "incompatible")
+LOST_OUTCOMES = ("balked", "reneged", "failed", "incompatible", "priced_out", "rejected")
+"""Outcomes of a driver who left without charging; the others (served, interrupted, ongoing) charged or still may."""
 
 
 def _cat(codes: np.ndarray, names: list[str] | tuple[str, ...]) -> pd.Categorical:
@@ -151,18 +154,20 @@ def _energy_vs_need(served: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _compat(frame: pd.DataFrame) -> dict[str, Any]:
+def _compat(frame: pd.DataFrame, arrivals_key: str) -> dict[str, Any]:
+    """Misses of the drivers in `frame` and what followed: lost, redirected or waited, which add up to the misses."""
     miss = frame["compat_miss"]
     lost = miss & frame["outcome"].isin(LOST_OUTCOMES)
-    redirected = miss & frame["origin_site_id"].notna()
+    redirected = frame["origin_site_id"].notna()
     return {
-        "arrivals": len(frame),
+        arrivals_key: len(frame),
         "compat_misses": int(miss.sum()),
         "compat_miss_share": _rate(float(miss.sum()), len(frame)),
         "sessions_lost_to_compat": int(lost.sum()),
         "sessions_incompatible": int((frame["outcome"] == "incompatible").sum()),
-        "compat_misses_redirected": int((redirected & ~lost).sum()),  # drove on and were not lost there
-        "compat_misses_waited": int((miss & ~lost & ~redirected).sum()),  # stayed: waited, charged or still there
+        "compat_misses_redirected": int((miss & ~lost & redirected).sum()),  # drove on and charged there
+        # Stayed: a driver who misses and stays queues (no free port fits), so charged after a wait or still there.
+        "compat_misses_waited": int((miss & ~lost & ~redirected).sum()),
     }
 
 
@@ -182,7 +187,7 @@ def ev_kpis(run: RunTables, sessions: pd.DataFrame, ev_sessions: pd.DataFrame, a
     source_share = plugged["needs_source"].value_counts(normalize=True, sort=False) if len(plugged) else None
     methods = plugged["auth_method"].astype(str)
     network = {
-        **_compat(both),
+        **_compat(both, "arrivals"),
         "redirected": int(redirected.sum()),
         "redirected_served": int((redirected & (both["outcome"] == "served")).sum()),
         "adapter_sessions": int(plugged["adapter_used"].sum()),
@@ -213,7 +218,7 @@ def ev_kpis(run: RunTables, sessions: pd.DataFrame, ev_sessions: pd.DataFrame, a
     for site in run.sites:
         sid = site.site_id
         here = both[both["miss_site_id"] == sid]
-        k = _compat(here)
+        k = _compat(here, "first_arrivals")  # a redirected driver counts at the site of the miss
         k["redirected_away"] = int((both["origin_site_id"].astype(str) == sid).sum())
         k["redirected_in"] = int((redirected & (both["site_id"].astype(str) == sid)).sum())
         sites[sid] = k

@@ -264,7 +264,8 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "time_utilization": float(ports["plugged_s"].sum() / (len(ports) * horizon_s)) if len(ports) else 0.0,
         "energy_utilization": energy_kwh / capacity_kwh if capacity_kwh else 0.0,
         "peak_kw": float(load["power_kw"].max()) if len(load) else 0.0,
-        "revenue": round(float(sessions["amount_charged"].sum() - sessions["payment_fee"].sum()), 2),
+        # Sessions only; the network's `revenue` (written by sim.results) adds the membership fees.
+        "session_revenue": round(float(sessions["amount_charged"].sum() - sessions["payment_fee"].sum()), 2),
         "ports": len(ports),
     }
 

@@ -96,7 +96,7 @@ def tariffs_frame(run: RunTables) -> pd.DataFrame:
 
 
 def _break_even(revenue: float, variable: float, fixed: float, utilization: float) -> float | None:
-    """Time utilization at which the site breaks even, if revenue and variable costs scale with utilization."""
+    """Time utilization at which revenue less variable cost pays the fixed cost, if both scale with utilization."""
     contribution = revenue - variable
     if fixed <= 0:
         return 0.0
@@ -131,11 +131,12 @@ def revenue_kpis(
     demand = _money(grid["network"]["demand_charge"])
     maintenance_cost = _money(maintenance_cost)
     costs = energy_cost + demand + maintenance_cost  # of the reported (rounded) costs, so the margin adds up
+    billed_amounts = float(billed["amount_charged"].sum())  # only a plugged-in session is billed
     energy_kwh = float(billed["energy_delivered_kwh"].sum())
     clock = WallClock.of(scenario)
     wall_s = pd.Series(clock.wall_s_many(billed["plug_t_s"].to_numpy()), index=billed.index)
     local_hour = ((clock.day0_s + wall_s) // 3600).astype(int) % 24
-    by_hour = billed.groupby(local_hour)["amount_charged"].sum().reindex(range(24), fill_value=0.0)
+    amounts_by_hour = billed.groupby(local_hour)["amount_charged"].sum().reindex(range(24), fill_value=0.0)
     attempts = int(sessions["plug_t_s"].notna().sum()) + int((sessions["cause"] == "payment").sum())
     failures = int((sessions["cause"] == "payment").sum())
     joined = invoices.loc[invoices["action"] == "join", "driver_id"]
@@ -145,16 +146,16 @@ def revenue_kpis(
         s = sessions[sessions["site_id"] == site.site_id]
         p = ports[ports["site_id"] == site.site_id]
         g = grid["sites"][site.site_id]
-        rev = float(s["amount_charged"].sum() - s["payment_fee"].sum())
+        rev = float(s["amount_charged"].sum() - s["payment_fee"].sum())  # sessions only: memberships are not per site
         util = float(p["plugged_s"].sum() / (len(p) * scenario.horizon_s)) if len(p) else 0.0
         sites[site.site_id] = {
-            "revenue": _money(rev),
+            "session_revenue": _money(rev),
             "energy_cost": _money(g["energy_cost"]),
             "demand_charge": _money(g["demand_charge"]),
             "margin_before_maintenance": _money(rev - g["energy_cost"] - g["demand_charge"]),
-            "revenue_per_port_per_day": _money(rev / len(p) / days) if len(p) else 0.0,
+            "session_revenue_per_port_per_day": _money(rev / len(p) / days) if len(p) else 0.0,
             "time_utilization": util,
-            "break_even_utilization": _break_even(rev, g["energy_cost"], g["demand_charge"], util),
+            "break_even_utilization_before_maintenance": _break_even(rev, g["energy_cost"], g["demand_charge"], util),
         }
     return {
         "currency": scenario.tariff.currency,
@@ -171,9 +172,9 @@ def revenue_kpis(
         "maintenance_cost": _money(maintenance_cost),
         "margin": _money(revenue - costs),
         "demand_charge_share_of_cost": demand / costs if costs > 0 else 0.0,
-        "average_price_per_kwh": amounts / energy_kwh if energy_kwh > 0 else None,
-        "revenue_per_port_per_day": _money((amounts - session_fees) / len(ports) / days) if len(ports) else 0.0,
-        "revenue_by_local_hour": [_money(x) for x in by_hour.to_numpy()],
+        "average_price_per_kwh": billed_amounts / energy_kwh if energy_kwh > 0 else None,
+        "session_revenue_per_port_per_day": _money((amounts - session_fees) / len(ports) / days) if len(ports) else 0.0,
+        "session_amounts_by_local_hour": [_money(x) for x in amounts_by_hour.to_numpy()],
         "payment_attempts": attempts,
         "payment_failures": failures,
         "payment_failure_share": failures / attempts if attempts else 0.0,

@@ -90,7 +90,7 @@ def test_needs_and_sites_tables_show_missing_values_as_dashes() -> None:
     table = needs_table({"iso15118": full, "telematics": empty, "estimate": empty, "known": full})
     assert table.rows[0][1:] == ("3", "30.0 kWh", "27.0 kWh", "90.0 %", "66.7 %")
     assert table.rows[1][4:] == ("–", "–")
-    site = {"arrivals": 10, "compat_misses": 4, "compat_miss_share": 0.4, "sessions_lost_to_compat": 2,
+    site = {"first_arrivals": 10, "compat_misses": 4, "compat_miss_share": 0.4, "sessions_lost_to_compat": 2,
             "sessions_incompatible": 1, "redirected_away": 1, "redirected_in": 0}  # fmt: skip
     rows = ev_sites_table({"a": site, "b": site}, {"a": "Alpha"}, ["b", "a"]).rows
     assert [r[0] for r in rows] == ["b", "a"]

@@ -40,7 +40,7 @@ def _kpis(sessions: pd.DataFrame, ports: int, capacity_kw: float | None = None) 
         "time_utilization": 0.4321,
         "energy_utilization": 0.1234,
         "peak_kw": 123.45,
-        "revenue": float(sessions["amount_charged"].sum()),
+        "session_revenue": float(sessions["amount_charged"].sum()),
         "ports": ports,
     }
     return kpis if capacity_kw is None else kpis | {"capacity_kw": capacity_kw}
@@ -149,7 +149,7 @@ def write_results(results_dir: Path) -> None:
     (results_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     kpis = {
         "currency": "EUR",
-        "network": _kpis(sessions, ports=4),
+        "network": _kpis(sessions, ports=4) | {"revenue": float(sessions["amount_charged"].sum()) + 9.99},
         "sites": {s: _kpis(sessions[sessions["site_id"] == s], 2, SITES[s][1]) for s in SITES},
     }
     (results_dir / "kpis.json").write_text(json.dumps(kpis), encoding="utf-8")
@@ -192,7 +192,8 @@ def test_markdown_shows_formatted_kpis(results_dir: Path) -> None:
     assert f"| Energy delivered | {kpis['energy_delivered_kwh'] / 1000:,.2f} MWh |" in text
     assert f"| Mean wait, all who queued | {kpis['wait_all_mean_s'] / 60:.1f} min |" in text
     assert "| Time utilization | 43.2 % |" in text
-    assert f"| Revenue | {kpis['revenue']:,.2f} EUR |" in text
+    assert f"| Session revenue | {kpis['session_revenue']:,.2f} EUR |" in text
+    assert f"| Revenue (with membership fees) | {kpis['revenue']:,.2f} EUR |" in text
     assert "| S1 | Central |" in text
     assert "| S2 | Depot |" in text
     for name in FIGURES:
