@@ -13,21 +13,21 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import simpy
 
 from sim import demand
 from sim.behind_meter import SiteEnergy, ev_load_bound_kw
+from sim.billing import SESSION_FLOATS, Billing
 from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.config import Scenario
-from sim.config.revenue import PaymentMethod
 from sim.customers import Customers
 from sim.drivers import Choice, Driver, DriverModel, energy_factor
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.ev_arrivals import EvState
-from sim.ev_side import PLUG_AND_CHARGE, EvRecord, EvSide
+from sim.ev_side import EvRecord, EvSide
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -72,7 +72,6 @@ from sim.recorder import Table
 from sim.rng import stream
 from sim.serviceability import Reliability, ServiceRecord, haversine_km
 from sim.sessions import Cause, EventKind, Outcome, Session, State
-from sim.tariffs import BusyClock, Record, TariffSchedule, plain_record, session_charges, settle
 from sim.units import S_PER_DAY
 from sim.wallclock import WallClock
 
@@ -80,34 +79,6 @@ __all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
-SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as written
-    "arrival_t_s",
-    "plug_t_s",
-    "charge_start_t_s",
-    "charge_end_t_s",
-    "departure_t_s",
-    "wait_s",
-    "energy_requested_kwh",
-    "energy_delivered_kwh",
-    "soc_in_frac",
-    "soc_out_frac",
-    "price_per_kwh",
-    "energy_charge",
-    "time_charge",
-    "session_fee_charge",
-    "idle_charge",
-    "cap_adjustment",
-    "member_discount",
-    "loyalty_discount",
-    "amount_charged",
-    "payment_fee",
-    "preauth_hold",
-    "idle_min",
-    "detour_km",
-    "shift_s",
-)
-SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
-                "payment_method", "plan")  # fmt: skip
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -265,15 +236,12 @@ class _Simulation:
         self.drivers = DriverModel(stream(scenario.seed, "drivers"))
         self.customers = Customers(scenario, arrivals, {s.site_id: s.index for s in self.sites})
         self.site_index = {s.site_id: s.index for s in self.sites}
-        self.layouts: dict = {}  # time-of-use layouts shared by tariffs that differ only in prices
-        site_tariffs = {SiteId(c.id): c.tariff or scenario.tariff for c in scenario.network.sites}
         self.clock = WallClock.of(scenario)
-        self.tariffs = [TariffSchedule(t, self.clock, self.layouts) for t in site_tariffs.values()]
-        self.tariff_history = [[(0.0, t)] for t in self.tariffs]  # for sessions not fixed at the start
-        self.tariff_changes = Table(floats=("t_s", "price_per_kwh"), ints=("site",))
-        self.busy = [BusyClock() for _ in self.sites]
+        self.billing = Billing(scenario, self.clock, self.customers)
+        self.tariffs = self.billing.tariffs
+        self.busy = self.billing.busy
         if scenario.pricing is not None:
-            self.manager = CompositeManager([self.manager, DynamicPricing(scenario.pricing, site_tariffs)])
+            self.manager = CompositeManager([self.manager, DynamicPricing(scenario.pricing, self.billing.site_tariffs)])
         self.choice = scenario.drivers.site_choice
         self.response = scenario.drivers.price_response
         self.site_kw = [  # the fastest DC and AC port of each site
@@ -285,9 +253,9 @@ class _Simulation:
         self.ev_side: EvSide | None = None
         if scenario.ev_side is not None:
             self.ev_side = self.view.ev_side = EvSide(scenario, self.sites, self.evses, self, self.profiles)
+            self.billing.pnc = (self.ev_side.pnc_payment, self.ev_side.pnc_code)
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
-        self.sessions = Table(floats=SESSION_FLOATS, ints=SESSION_INTS)
         self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
         self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
@@ -315,6 +283,7 @@ class _Simulation:
             arr = arrivals[site.site_id]
             if len(arr):
                 self.env.process(self._arrivals(site, arr))
+        self._handlers = self._command_handlers()
         self.env.process(self._ticks())
         self.env.timeout(0.0, "start").callbacks.append(self._on_timer)
 
@@ -607,14 +576,6 @@ class _Simulation:
         s.detour_km += km
         self._reach(s, t_s)
 
-    def _payment(self, s: Session) -> tuple[PaymentMethod | None, int]:
-        """How `s` pays, and that method's code: the driver's method, or Plug & Charge if its certificate started it."""
-        if s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE:
-            assert self.ev_side is not None
-            return self.ev_side.pnc_payment, self.ev_side.pnc_code
-        assert s.visit is not None
-        return self.customers.method(s.visit), s.visit.method
-
     def _accept_price(self, s: Session, t_s: float) -> bool:
         """Above their willingness to pay a driver shifts or leaves; below it they may ask for less energy."""
         r = self.response
@@ -656,7 +617,7 @@ class _Simulation:
             if not self.ev_side.start(s, evse, t_s):
                 return False
         assert s.visit is not None
-        method = self._payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
+        method = self.billing.payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
         if method is not None and s.visit.u_payment < method.failure_prob:
             s.state = State.DONE
             s.cause = Cause.PAYMENT
@@ -708,13 +669,10 @@ class _Simulation:
             evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
         wants = s.target_soc_frac > s.soc_frac
         if wants and s.ev is not None and s.ev.auth_s > 0:
-            evse.status = PREPARING  # power flows once the session is authorised
+            evse.set_status(PREPARING)  # power flows once the session is authorised
             self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
-        elif wants:
-            evse.status = CHARGING
-            evse.charger.drawing += 1
         else:
-            evse.status = SUSPENDED_EV
+            evse.set_status(CHARGING if wants else SUSPENDED_EV)
         self._apply(
             self.manager.handle(
                 SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id)), self.view
@@ -735,7 +693,7 @@ class _Simulation:
         if s.state is not State.PLUGGED or evse is None or evse.status is not PREPARING:
             return  # left or interrupted meanwhile
         t_s = self.env.now
-        self._set_status(evse, CHARGING)
+        evse.set_status(CHARGING)
         self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, CHARGING))
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
@@ -746,7 +704,7 @@ class _Simulation:
         """Start an interval at the connector's current cap, or pause the session at a zero cap."""
         cap = evse.cap_kw()
         if cap < MIN_POWER_KW:
-            self._set_status(evse, SUSPENDED_EVSE)
+            evse.set_status(SUSPENDED_EVSE)
             return
         if evse.site.energy is not None:
             self.site_changed(evse.site)
@@ -775,7 +733,7 @@ class _Simulation:
         self._close(s, t_s)
         s.soc_frac = s.target_soc_frac
         s.charge_end_t_s = s.full_t_s = t_s
-        self._set_status(evse, SUSPENDED_EV)
+        evse.set_status(SUSPENDED_EV)
         if s.driver.leave_when_charged:
             self._depart(s, t_s)
             return
@@ -798,7 +756,7 @@ class _Simulation:
         if s.profile is not None:
             self._close(s, t_s)
             s.charge_end_t_s = t_s
-        self._set_status(evse, AVAILABLE)
+        evse.set_status(AVAILABLE)
         evse.session = None
         evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
         if evse.profiles is not None:
@@ -818,75 +776,81 @@ class _Simulation:
 
     # ------------------------------------------------------------ power
 
-    def _set_status(self, evse: Evse, status: EvseStatus) -> None:
-        if evse.status is CHARGING:
-            evse.charger.drawing -= 1
-        if status is CHARGING:
-            evse.charger.drawing += 1
-        evse.status = status
-
     def _apply(self, commands: Sequence[Command], t_s: float) -> None:
+        handlers = self._handlers
         for c in commands:
-            if isinstance(c, SetPowerLimit):
-                evse = self.evse_by_id[c.evse_id]
-                evse.limit_kw = c.power_kw
-                session_id = evse.session.session_id if evse.session is not None else -1
-                self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
-                self._replan(evse, t_s)
-            elif isinstance(c, SetChargingProfile | ClearChargingProfile):
-                for evse in self._targets(c.evse_id, c.charger_id):
-                    if evse.profiles is None:
-                        evse.profiles = ProfileSet()
-                        if evse.session is not None:
-                            evse.profiles.start_transaction(evse.session.plug_t_s)
-                    if isinstance(c, SetChargingProfile):
-                        try:
-                            evse.profiles.install(c.profile)
-                        except ValueError:  # e.g. a TxProfile with no transaction: the charger rejects it
-                            self._event(t_s, EventKind.PROFILE_REJECTED, evse.site.index, evse.index, -1,
-                                        c.profile.profile_id)  # fmt: skip
-                            continue
-                    else:
-                        evse.profiles.clear(c.profile_id, c.purpose, c.stack_level)
-                    self._follow_profiles(evse, t_s)
-            elif isinstance(c, SetTariff):
-                self._set_tariff(c, t_s)
-            elif isinstance(c, SetTimer):
-                if c.t_s < t_s:
-                    raise ValueError(f"SetTimer for t_s={c.t_s} is in the past (now {t_s})")
-                self.env.timeout(c.t_s - t_s, c.name).callbacks.append(self._on_timer)
-            elif isinstance(c, RejectSession):
-                evse = self.evse_by_id[c.evse_id]
-                s = evse.session
-                if s is None or s.session_id != c.session_id:
-                    raise ValueError(f"RejectSession: session {c.session_id} is no longer on {c.evse_id}")
-                s.cause = Cause.AUTHORIZATION
-                self._depart(s, t_s, Outcome.REJECTED)
-            elif isinstance(c, OptOutDemandResponse):
-                self.opt_out(c.site_id, c.event_id, t_s)
-            elif isinstance(c, ChangeAvailability):
-                evse = self.evse_by_id[c.evse_id]
-                if c.operative == (evse.evse_id in self.unavailable):
-                    (self.unavailable.discard if c.operative else self.unavailable.add)(evse.evse_id)
-                    (self.unblock if c.operative else self.block)(evse, t_s)
-            elif self.reliability is None:
-                raise ValueError(f"{type(c).__name__} needs a serviceability section in the scenario")
-            elif isinstance(c, Reset):
-                self.reliability.reset(c.charger_id)
-            elif isinstance(c, DispatchTechnician):
-                self.reliability.dispatch(c.charger_id, c.fault_id)
-            elif isinstance(c, ScheduleMaintenance):
-                self.reliability.schedule_maintenance(c.charger_id, c.t_s)
+            handler = handlers.get(type(c))
+            if handler is None:
+                raise ValueError(f"{type(c).__name__} is not a command the simulation knows")
+            handler(c, t_s)
 
-    def _set_tariff(self, c: SetTariff, t_s: float) -> None:
-        if c.tariff.currency != self.scenario.tariff.currency:
-            currency = self.scenario.tariff.currency
-            raise ValueError(f"SetTariff in {c.tariff.currency}, but the network bills in {currency}")
-        k = self.site_index[c.site_id]
-        self.tariffs[k] = TariffSchedule(c.tariff, self.clock, self.layouts)
-        self.tariff_history[k].append((t_s, self.tariffs[k]))
-        self.tariff_changes.add_floats((t_s, c.tariff.price_per_kwh))
-        self.tariff_changes.add_ints((k,))
+    def _command_handlers(self) -> dict[type, Callable[[Any, float], object]]:
+        """Each command type and the handler of its owner."""
+        rel = self.reliability
+        handlers: dict[type, Callable[[Any, float], object]] = {
+            SetPowerLimit: self._set_power_limit,
+            SetChargingProfile: self._change_profiles,
+            ClearChargingProfile: self._change_profiles,
+            SetTariff: self.billing.set_tariff,
+            SetTimer: self._set_timer,
+            RejectSession: self._reject_session,
+            OptOutDemandResponse: lambda c, t_s: self.opt_out(c.site_id, c.event_id, t_s),
+            ChangeAvailability: self._change_availability,
+        }
+        if rel is None:
+
+            def refuse(c: Command, t_s: float) -> None:
+                raise ValueError(f"{type(c).__name__} needs a serviceability section in the scenario")
+
+            handlers.update(dict.fromkeys((Reset, DispatchTechnician, ScheduleMaintenance), refuse))
+        else:
+            handlers[Reset] = lambda c, t_s: rel.reset(c.charger_id)
+            handlers[DispatchTechnician] = lambda c, t_s: rel.dispatch(c.charger_id, c.fault_id)
+            handlers[ScheduleMaintenance] = lambda c, t_s: rel.schedule_maintenance(c.charger_id, c.t_s)
+        return handlers
+
+    def _set_power_limit(self, c: SetPowerLimit, t_s: float) -> None:
+        evse = self.evse_by_id[c.evse_id]
+        evse.limit_kw = c.power_kw
+        session_id = evse.session.session_id if evse.session is not None else -1
+        self._event(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
+        self._replan(evse, t_s)
+
+    def _change_profiles(self, c: SetChargingProfile | ClearChargingProfile, t_s: float) -> None:
+        for evse in self._targets(c.evse_id, c.charger_id):
+            if evse.profiles is None:
+                evse.profiles = ProfileSet()
+                if evse.session is not None:
+                    evse.profiles.start_transaction(evse.session.plug_t_s)
+            if isinstance(c, SetChargingProfile):
+                try:
+                    evse.profiles.install(c.profile)
+                except ValueError:  # e.g. a TxProfile with no transaction: the charger rejects it
+                    self._event(t_s, EventKind.PROFILE_REJECTED, evse.site.index, evse.index, -1,
+                                c.profile.profile_id)  # fmt: skip
+                    continue
+            else:
+                evse.profiles.clear(c.profile_id, c.purpose, c.stack_level)
+            self._follow_profiles(evse, t_s)
+
+    def _set_timer(self, c: SetTimer, t_s: float) -> None:
+        if c.t_s < t_s:
+            raise ValueError(f"SetTimer for t_s={c.t_s} is in the past (now {t_s})")
+        self.env.timeout(c.t_s - t_s, c.name).callbacks.append(self._on_timer)
+
+    def _reject_session(self, c: RejectSession, t_s: float) -> None:
+        evse = self.evse_by_id[c.evse_id]
+        s = evse.session
+        if s is None or s.session_id != c.session_id:
+            raise ValueError(f"RejectSession: session {c.session_id} is no longer on {c.evse_id}")
+        s.cause = Cause.AUTHORIZATION
+        self._depart(s, t_s, Outcome.REJECTED)
+
+    def _change_availability(self, c: ChangeAvailability, t_s: float) -> None:
+        evse = self.evse_by_id[c.evse_id]
+        if c.operative == (evse.evse_id in self.unavailable):
+            (self.unavailable.discard if c.operative else self.unavailable.add)(evse.evse_id)
+            (self.unblock if c.operative else self.block)(evse, t_s)
 
     def _targets(self, evse_id: EvseId | None, charger_id: ChargerId | None) -> list[Evse]:
         if evse_id is not None:
@@ -939,7 +903,7 @@ class _Simulation:
             if s.profile is not None:
                 self._close(s, t_s)
                 s.charge_end_t_s = t_s
-            self._set_status(evse, FAULTED)
+            evse.set_status(FAULTED)
             evse.session = None
             evse.limit_kw = math.inf
             s.state = State.DONE
@@ -948,7 +912,7 @@ class _Simulation:
             if was_charging and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         else:
-            self._set_status(evse, FAULTED)
+            evse.set_status(FAULTED)
         self.send(StatusChanged(t_s, site.site_id, evse.evse_id, FAULTED))
 
     def unblock(self, evse: Evse, t_s: float) -> None:
@@ -956,7 +920,7 @@ class _Simulation:
         evse.blocks -= 1
         if evse.blocks > 0:
             return
-        self._set_status(evse, AVAILABLE)
+        evse.set_status(AVAILABLE)
         self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, AVAILABLE))
         self._release(evse, t_s)
 
@@ -980,7 +944,7 @@ class _Simulation:
             if evse.status is not CHARGING and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         elif evse.status is SUSPENDED_EVSE and evse.cap_kw() >= MIN_POWER_KW:
-            self._set_status(evse, CHARGING)
+            evse.set_status(CHARGING)
             self._open(s, evse, t_s)
             if evse.charger.splits:
                 self._replan_siblings(evse, t_s)
@@ -996,87 +960,8 @@ class _Simulation:
         self.events.add_floats((t_s, value))
         self.events.add_ints((kind, site, evse, session_id))
 
-    def _bill(self, s: Session, end_t_s: float, method: PaymentMethod | None) -> tuple[Record, float] | None:
-        """Settle a session that was plugged in: its charge detail record in cents, and its idle minutes."""
-        evse = s.evse
-        sched = s.schedule
-        if evse is None or sched is None:
-            return None
-        visit = s.visit
-        assert visit is not None
-        if sched.plain and s.plan is None and visit.account is None:
-            return plain_record(sched, s.plug_t_s, end_t_s, s.full_t_s, s.energy_kwh, method)
-        schedules = [(s.plug_t_s, sched)]
-        if not sched.tariff.fixed_at_start:
-            history = self.tariff_history[evse.site.index]
-            first = max(i for i, (t, _) in enumerate(history) if t <= s.plug_t_s)
-            schedules += [h for h in history[first + 1 :] if h[0] < end_t_s]
-        energy_kwh = s.energy_kwh
-        charges = session_charges(schedules, s.plug_t_s, end_t_s, s.full_t_s, s.intervals, energy_kwh,
-                                  self.busy[evse.site.index])  # fmt: skip
-        acct, plan = visit.account, s.plan
-        loyalty = None
-        if acct is not None and plan is not None and plan.loyalty is not None:
-            loyalty = lambda amount: self.customers.loyalty(acct, plan, amount)  # noqa: E731
-        rec = settle(charges, sched.tariff, energy_kwh > 0, plan.discount if plan else None, loyalty, method)
-        if acct is not None:
-            self.customers.record(acct, end_t_s, evse.site.index, (rec.energy, rec.time, rec.session_fee, rec.idle))
-        return rec, charges.idle_min
-
     def _record(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
-        evse = s.evse
-        energy_kwh = s.energy_kwh
-        if evse is not None:
-            wait_s = s.plug_t_s - s.arrival_t_s
-        elif s.state is State.QUEUED:  # still waiting at the horizon: the wait so far
-            wait_s = self.env.now - s.arrival_t_s
-        else:  # reneged after waiting; balked or priced out at once (no departure time: no wait)
-            wait_s = departure_t_s - s.arrival_t_s
-        method, method_code = self._payment(s)
-        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.scenario.horizon_s, method)
-        visit = s.visit
-        assert visit is not None
-        self.sessions.add_ints(
-            (
-                s.session_id,
-                s.site.index,
-                evse.index if evse is not None else -1,
-                s.model_index,
-                outcome,
-                s.cause,
-                s.failed_attempts,
-                visit.driver_id,
-                method_code,
-                self.customers.plans.index(s.plan) if s.plan is not None else -1,
-            )
-        )
-        nan = math.nan
-        rec, idle_min = bill if bill is not None else (None, 0.0)
-        money = (
-            (rec.energy / 100, rec.time / 100, rec.session_fee / 100, rec.idle / 100, rec.cap_adjustment / 100,
-             rec.member_discount / 100, rec.loyalty_discount / 100, rec.amount / 100, rec.payment_fee / 100)
-            if rec is not None else (0.0,) * 9
-        )  # fmt: skip
-        self.sessions.add_floats(
-            (
-                s.arrival_t_s,
-                s.plug_t_s,
-                s.charge_start_t_s,
-                s.charge_end_t_s,
-                departure_t_s,
-                wait_s if wait_s == wait_s else 0.0,
-                s.requested_kwh,
-                energy_kwh,
-                s.soc_in_frac,
-                s.soc_frac,
-                s.schedule.at(s.plug_t_s).per_kwh if s.schedule is not None else nan,
-                *money,
-                method.preauth_hold if method is not None and evse is not None else 0.0,
-                idle_min,
-                s.detour_km,
-                s.shift_s,
-            )
-        )
+        self.billing.record(s, outcome, departure_t_s, self.env.now)
         if s.ev is not None:
             assert self.ev_side is not None
             self.ev_side.record(s)
@@ -1187,13 +1072,13 @@ class Simulation:
         """Close the run at the horizon (or now, if earlier) and return its tables."""
         sim = self._sim
         sim.finish(min(float(sim.env.now), self.scenario.horizon_s))
-        sim.sessions.sort_rows("session_id")  # recorded as sessions end; results list them by id
+        sim.billing.sessions.sort_rows("session_id")  # recorded as sessions end; results list them by id
         return RunTables(
             self.scenario,
             sim.models,
             sim.plan,
             sim.profiles.profiles,
-            sim.sessions.arrays(),
+            sim.billing.sessions.arrays(),
             sim.events.arrays(),
             sim.intervals.arrays(),
             time.perf_counter() - self._t0,
@@ -1201,7 +1086,7 @@ class Simulation:
             sim.dr.arrays(),
             sim.prices,
             sim.customers.invoices.arrays(),
-            sim.tariff_changes.arrays(),
+            sim.billing.tariff_changes.arrays(),
             sim.ev_side.result() if sim.ev_side is not None else None,
             sim.storage.arrays(),
             sim.dr_opt_outs.arrays(),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Charger", "Evse", "SiteState", "build_sites"]
 
+_CHARGING = EvseStatus.CHARGING
+
 
 class Charger:
     """A charger (charge point) with one or more connectors."""
@@ -35,7 +37,7 @@ class Charger:
         self.power_kw = power_kw
         self.shared = shared
         self.evses: list[Evse] = []
-        self.drawing = 0  # connectors in status CHARGING
+        self.drawing = 0  # connectors in status CHARGING, kept by `Evse.set_status`
         self.max_profile_kw = math.inf  # limit of its ChargePointMax profiles now
         self.shared_kw = power_kw if shared else math.inf  # what the connectors drawing share (inf: nothing)
 
@@ -75,6 +77,14 @@ class Evse:
         self.profile_kw = math.inf  # their composite limit now
         self.profile_version = 0
         self.session: Session | None = None  # while an EV is plugged in
+
+    def set_status(self, status: EvseStatus) -> None:
+        """Move to `status`, keeping the charger's count of connectors drawing power (status CHARGING)."""
+        if self.status is _CHARGING:
+            self.charger.drawing -= 1
+        if status is _CHARGING:
+            self.charger.drawing += 1
+        self.status = status
 
     def cap_kw(self) -> float:
         """The power this connector may deliver now."""
