@@ -82,7 +82,7 @@ def main() -> None:
             wall_s, table, run_s = timed(path, folder / name.replace(" ", "_").replace(",", ""), **backend)
             results[name] = (wall_s, table)
             print(f"{name:<34} {wall_s:>8.1f} {runs / wall_s * 60:>9.1f} {run_s:>10.2f}")
-        # as `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ...` (README), and as --dask-local does
+        # as `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ...` (docs/guide/sweeps.md) and --dask-local
         with (
             dask.config.set({"distributed.worker.profile.enabled": False}),
             LocalCluster(

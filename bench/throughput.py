@@ -31,7 +31,7 @@ from sim.demand import fleet_models, generate  # noqa: E402
 
 PORTS_PER_SITE = 8
 SMART = ("equal_share", "least_laxity_first", "price_responsive")
-# (case, what is measured, at least / at most, value): the targets the README states.
+# (case, what is measured, at least / at most, value): the targets docs/benchmarks.md states.
 TARGETS = (
     ("uncontrolled", "sessions/s", ">=", 20_000),
     ("uncontrolled", "of ceiling", ">=", 0.25),

@@ -253,17 +253,21 @@ def _jsonable(data):
     return json.loads(json.dumps(data, default=lambda o: o.isoformat()))
 
 
-def _readme_yaml_blocks() -> list[tuple[int, dict]]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _readme_yaml_blocks() -> list[tuple[str, dict]]:
+    """The YAML examples of the README and the documentation pages, each with its file and line."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     blocks = []
-    for m in re.finditer(r"^( *)```yaml\n(.*?)^\1```", text, re.S | re.M):
-        body = "\n".join(line[len(m.group(1)) :] for line in m.group(2).splitlines())
-        blocks.append((text[: m.start()].count("\n") + 1, yaml.load(body, Loader=YamlLoader)))  # noqa: S506
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"^( *)```yaml\n(.*?)^\1```", text, re.S | re.M):
+            body = "\n".join(line[len(m.group(1)) :] for line in m.group(2).splitlines())
+            where = f"{page.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}"
+            blocks.append((where, yaml.load(body, Loader=YamlLoader)))  # noqa: S506
     return blocks
 
 
 _SCHEMA = scenario_schema()
-# A README fragment shows one section: every value it gives must fit, the keys it leaves out are not checked.
+# A README or docs fragment shows one section: every value it gives must fit, the keys it leaves out are not checked.
 _Fragment = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"required": lambda *args: iter(())})
 
 
@@ -277,20 +281,18 @@ def test_schema_accepts_every_shipped_scenario(path):
     assert errors == []
 
 
-def test_schema_accepts_every_readme_example():
-    """Every scenario example of the README fits the schema; a whole scenario fully, a section in what it gives."""
+def test_schema_accepts_every_documented_example():
+    """Every scenario example of the README and docs fits the schema: a whole scenario fully, a section as given."""
     checked = 0
-    for line, data in _readme_yaml_blocks():
+    for where, data in _readme_yaml_blocks():
         if not isinstance(data, dict) or not set(data) <= set(_SCHEMA["properties"]):
             continue  # a sweep file or a fault timeline: not a scenario
         whole = set(_SCHEMA["required"]) <= set(data)
         validator = (jsonschema.Draft202012Validator if whole else _Fragment)(_SCHEMA)
-        errors = [
-            f"README.md:{line}: {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(_jsonable(data))
-        ]
+        errors = [f"{where}: {list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(_jsonable(data))]
         assert errors == []
         checked += 1
-    assert checked >= 7
+    assert checked >= 8
 
 
 def _invalid_cases():

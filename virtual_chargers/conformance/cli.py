@@ -65,7 +65,9 @@ def add_subcommand(sub: Any) -> None:
     p.add_argument("--select", metavar="GLOBS", help="comma-separated globs on case ids, e.g. 'E*,K*' or 'CORE_00?'")
     p.add_argument("--out", type=Path, help="report folder (default out/conformance-<ocpp>)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML for CI")
-    p.add_argument("--csms-api", metavar="URL", help="HTTP endpoint that makes the CSMS send a request (see README)")
+    p.add_argument(
+        "--csms-api", metavar="URL", help="HTTP endpoint that makes the CSMS send a request (docs/ocpp/conformance.md)"
+    )
     p.add_argument("--valid-tag", default="CONFTAG01", help="an id tag the CSMS accepts (default CONFTAG01)")
     p.add_argument("--invalid-tag", help="an id tag the CSMS answers Invalid (without it those cases do not apply)")
     p.add_argument("--charger-id", help="use this (registered) charger id in every case instead of CT-<case id>")
