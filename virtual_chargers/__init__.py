@@ -34,11 +34,7 @@ and `virtual_chargers.v201`):
   on_frame=…)`` and served with ``await handler.start()``.
 - `pytest_plugin`: the ``--csms`` option and the ``virtual_charger`` fixture (a pytest11 entry point).
 
-`ocpp.messages.ASYNC_VALIDATION` is switched off on import: the library would otherwise validate every
-frame in a thread pool, which costs more than the validation itself at a thousand chargers (its path
-still validates what `wire` leaves to it: the three 1.6 schemas with ``multipleOf``).
+Importing this package changes nothing in the `ocpp` library: our own connections validate frames with
+`wire` (synchronously, without the library's thread pool), and its settings stay as they are for any other
+code in the process, a user's own CSMS tests under the pytest plugin included.
 """
-
-import ocpp.messages
-
-ocpp.messages.ASYNC_VALIDATION = False

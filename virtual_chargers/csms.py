@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from virtual_chargers.clock import ocpp_time
-from virtual_chargers.wire import RawReplies, from_frame, handle_call
+from virtual_chargers.wire import RawReplies, from_frame, handle_call, send_request
 
 __all__ = ["CapRule", "Csms", "Csms16Handler", "Csms16Records", "Transaction16"]
 
@@ -351,7 +351,7 @@ class Csms16Handler(RawReplies, ChargePoint):  # type: ignore[misc]
 
     async def request(self, payload: Any) -> Any:
         """Send a request and return the answer (raises the library's error on a CallError)."""
-        return await self.call(payload, suppress=False)
+        return await send_request(self, payload)
 
     async def remote_start(
         self, id_tag: str, connector_id: int | None = None, profile: dict[str, Any] | None = None

@@ -11,32 +11,41 @@ own functions once per distinct key and remember the answer, so names come out e
 spells them.
 
 The three 1.6 schemas with a ``multipleOf`` (floats with one decimal) are checked here for everything
-else, then by the library, which parses those with `decimal.Decimal` to get the precision right.
+else, then by the library's validator for that schema (``ocpp.messages.get_validator``), with numbers parsed
+as `decimal.Decimal` to get the precision right, as the library does.
+
+Our own connections (the virtual chargers, the reference CSMS) validate here, synchronously; the library's
+own switch between validating in a thread pool or not (``ocpp.messages.ASYNC_VALIDATION``) is left as the
+library sets it, so code of others running in the same process is not changed by importing ours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import decimal
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import ocpp
+from jsonschema.exceptions import ValidationError as SchemaValidationError
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.exceptions import (
     NotImplementedError,
-    OCPPError,
     PropertyConstraintViolationError,
     ProtocolError,
 )
-from ocpp.messages import Call, CallError, CallResult, MessageType, _validate_payload
+from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator
 
 from virtual_chargers.rpc import action_error, call_error_code, payload_not_object, schema_error
 
-__all__ = ["RawReplies", "from_frame", "handle_call", "snake_keys", "to_wire", "validate"]
+__all__ = ["RawReplies", "from_frame", "handle_call", "send_request", "snake_keys", "to_wire", "validate"]
+
+_LOG = logging.getLogger(__name__)
 
 _SCHEMA_ROOT = Path(ocpp.__file__).resolve().parent
 _Validator = Callable[[Any], Any]
@@ -99,12 +108,12 @@ def validate(ocpp_version: str, message_type_id: int, action: str, payload: dict
     except fastjsonschema.JsonSchemaValueException as exc:
         raise schema_error(ocpp_version, exc.rule or "", f"{action}: {exc.message}") from None
     if multiple_of:
-        msg = Call("-", action, payload) if message_type_id == MessageType.Call else CallResult("-", payload, action)
+        exact = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
         try:
-            _validate_payload(msg, ocpp_version)
-        except OCPPError as exc:  # everything but the precision passed above
-            raise schema_error(ocpp_version, "multipleOf", f"{action}: {exc.details or exc.description}") from None
-        return msg.payload
+            get_validator(message_type_id, action, ocpp_version, parse_float=decimal.Decimal).validate(exact)
+        except SchemaValidationError as exc:  # everything but the precision passed above
+            raise schema_error(ocpp_version, "multipleOf", f"{action}: {exc.message}") from None
+        return exact
     return payload
 
 
@@ -231,6 +240,33 @@ async def handle_call(cp: Any, msg: Call) -> Any:
     if inspect.isawaitable(result):
         asyncio.ensure_future(result)
     return result
+
+
+async def send_request(cp: Any, payload: Any) -> Any:
+    """``ocpp.ChargePoint.call(payload, suppress=False)`` with the precompiled schemas, for a CSMS handler.
+
+    Sends the request dataclass ``payload``, waits for the answer with its id and returns it as the
+    library's ``call_result`` dataclass, as the library does, but validates both here and synchronously.
+
+    Raises:
+        OCPPError: The request or the answer breaks its schema, or the answer is a CallError (its error).
+        TimeoutError: No answer within the handler's response timeout.
+    """
+    version = cp._ocpp_version
+    action = type(payload).__name__
+    body = validate(version, MessageType.Call, action, to_wire(payload))
+    request = Call(str(cp._unique_id_generator()), action, body)
+    async with cp._call_lock:
+        await cp._send(request.to_json())
+        try:
+            response = await cp._get_specific_response(request.unique_id, cp._response_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"Waited {cp._response_timeout}s for response on {request.to_json()}.") from None
+    if response.message_type_id == MessageType.CallError:
+        _LOG.warning("CallError answer to %s: %s", action, response)
+        raise response.to_exception()
+    answer = validate(version, MessageType.CallResult, action, response.payload)
+    return getattr(cp._call_result, action)(**snake_keys(answer))
 
 
 class RawReplies:

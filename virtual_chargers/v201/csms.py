@@ -21,7 +21,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from virtual_chargers.clock import ocpp_time
-from virtual_chargers.wire import RawReplies, handle_call
+from virtual_chargers.wire import RawReplies, handle_call, send_request
 
 __all__ = ["Csms201Handler", "Csms201Records", "TxEventRecord"]
 
@@ -311,7 +311,7 @@ class Csms201Handler(RawReplies, ChargePoint):  # type: ignore[misc]
             OCPPError: When the station answers with a CallError.
             TimeoutError: When it does not answer in time.
         """
-        return await self.call(payload, suppress=False)
+        return await send_request(self, payload)
 
     async def request_start(
         self, id_token: str, evse_id: int | None = 1, remote_start_id: int = 1, charging_profile: Any = None
