@@ -189,3 +189,15 @@ def test_researcher_tutorial_manager_runs(tmp_path, monkeypatch):
     kpis = json.loads((tmp_path / "out" / "small_city_7kw" / "kpis.json").read_text(encoding="utf-8"))
     ports = kpis["network"]["ports"]
     assert 0 < kpis["network"]["peak_kw"] <= 7.0 * ports + 1e-6
+
+
+def test_every_scenario_field_has_a_description():
+    """Every key of the scenario model says what it is, so the generated reference describes it."""
+    schema = scenario_schema()
+    missing = [
+        f"{name}.{field}"
+        for name, model in [("Scenario", schema), *schema["$defs"].items()]
+        for field, node in model.get("properties", {}).items()
+        if not node.get("description")
+    ]
+    assert missing == []

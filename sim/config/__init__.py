@@ -73,11 +73,13 @@ MAX_PORTS = 100_000
 class ChargerGroup(StrictModel):
     """`count` identical chargers of one model at a site."""
 
-    model: str = Field(min_length=1)
-    count: int = Field(default=1, ge=1)
-    connectors: int = Field(default=1, ge=1, le=8)
+    model: str = Field(
+        min_length=1, description="charger model name; serviceability.hardware and ev_side interop refer to it"
+    )
+    count: int = Field(default=1, ge=1, description="number of identical chargers")
+    connectors: int = Field(default=1, ge=1, le=8, description="connectors (EVSEs) per charger")
     power_kw: float = Field(gt=0, le=1000, description="maximum power of each connector")
-    current: Literal["ac", "dc"]
+    current: Literal["ac", "dc"] = Field(description="ac or dc")
     shared: bool = Field(
         default=False,
         description="the charger's power_kw is shared among its connectors (a DC cabinet)",
@@ -95,13 +97,17 @@ class ChargerGroup(StrictModel):
 class Site(StrictModel):
     """A charging site with its grid connection and chargers."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = ""
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$", description="site id, used by demand, grid.sites and in every result table"
+    )
+    name: str = Field(default="", description="a readable name for reports")
+    lat: float = Field(ge=-90, le=90, description="latitude, for distances to other sites and crew depots")
+    lon: float = Field(ge=-180, le=180, description="longitude")
     capacity_kw: float = Field(gt=0, description="grid connection limit of the site")
-    type: Literal["public", "highway", "workplace", "depot", "retail", "residential"] = "public"
-    chargers: list[ChargerGroup] = Field(min_length=1)
+    type: Literal["public", "highway", "workplace", "depot", "retail", "residential"] = Field(
+        default="public", description="kind of site, for reports"
+    )
+    chargers: list[ChargerGroup] = Field(min_length=1, description="the site's charger groups")
     tariff: Tariff | None = Field(default=None, description="this site's tariff; none: the scenario's tariff")
 
     @property
@@ -113,7 +119,7 @@ class Site(StrictModel):
 class Network(StrictModel):
     """The sites of the network."""
 
-    sites: list[Site] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1, description="the charging sites")
 
     @field_validator("sites")
     @classmethod
@@ -132,9 +138,9 @@ class Network(StrictModel):
 class EVModelSpec(StrictModel):
     """A vehicle model written out in the scenario."""
 
-    name: str = Field(min_length=1)
-    capacity_kwh: float = Field(gt=0, le=500)
-    ac_max_kw: float = Field(gt=0, le=50)
+    name: str = Field(min_length=1, description="model name, shown in result tables")
+    capacity_kwh: float = Field(gt=0, le=500, description="usable battery capacity")
+    ac_max_kw: float = Field(gt=0, le=50, description="on-board AC charger limit")
     dc_curve: list[tuple[float, float]] = Field(description="(soc_frac, power_kw) points from SoC 0 to 1")
 
     @field_validator("dc_curve")
@@ -147,8 +153,10 @@ class EVModelSpec(StrictModel):
 class FleetEntry(StrictModel):
     """One vehicle model of the fleet mix, by preset name or written out, with its share."""
 
-    preset: str | None = None
-    model: EVModelSpec | None = None
+    preset: str | None = Field(
+        default=None, description="a vehicle preset name (e.g. tesla_model_3_lr); give preset or model"
+    )
+    model: EVModelSpec | None = Field(default=None, description="a vehicle model written out; give preset or model")
     share: float = Field(gt=0, description="relative weight in the mix")
     iso15118_share: float = Field(
         default=0.0, ge=0, le=1, description="share of these EVs that tell the charger their departure and need"
@@ -189,8 +197,8 @@ class FleetEntry(StrictModel):
 class RateConstant(StrictModel):
     """The same arrival rate every hour."""
 
-    kind: Literal["constant"]
-    per_hour: float = Field(ge=0)
+    kind: Literal["constant"] = Field(description="selects this rate shape")
+    per_hour: float = Field(ge=0, description="arrivals per hour, every hour")
 
     def weekly_per_hour(self) -> np.ndarray:
         """168 hourly rates from Monday 00:00."""
@@ -200,9 +208,13 @@ class RateConstant(StrictModel):
 class RateDaily(StrictModel):
     """A daily profile of 24 local hourly rates scaled by a factor per weekday (Monday first)."""
 
-    kind: Literal["daily"]
-    per_hour: NonNegativeFloats = Field(min_length=24, max_length=24)
-    weekday_factors: NonNegativeFloats = Field(default=[1.0] * 7, min_length=7, max_length=7)
+    kind: Literal["daily"] = Field(description="selects this rate shape")
+    per_hour: NonNegativeFloats = Field(
+        min_length=24, max_length=24, description="24 arrival rates per local hour, from 00:00"
+    )
+    weekday_factors: NonNegativeFloats = Field(
+        default=[1.0] * 7, min_length=7, max_length=7, description="7 factors on the daily profile, Monday first"
+    )
 
     def weekly_per_hour(self) -> np.ndarray:
         """168 hourly rates from Monday 00:00."""
@@ -212,8 +224,10 @@ class RateDaily(StrictModel):
 class RateWeekly(StrictModel):
     """168 local hourly rates, Monday 00:00 first."""
 
-    kind: Literal["weekly"]
-    per_hour: NonNegativeFloats = Field(min_length=168, max_length=168)
+    kind: Literal["weekly"] = Field(description="selects this rate shape")
+    per_hour: NonNegativeFloats = Field(
+        min_length=168, max_length=168, description="168 arrival rates per local hour of the week, Monday 00:00 first"
+    )
 
     def weekly_per_hour(self) -> np.ndarray:
         """168 hourly rates from Monday 00:00."""
@@ -224,7 +238,9 @@ Rate = Annotated[RateConstant | RateDaily | RateWeekly, Field(discriminator="kin
 
 
 class _DriverBehaviour(StrictModel):
-    arrival_soc_frac: Distribution = Field(default=Uniform(dist="uniform", low=0.1, high=0.5))
+    arrival_soc_frac: Distribution = Field(
+        default=Uniform(dist="uniform", low=0.1, high=0.5), description="state of charge on arrival"
+    )
     patience_min: Distribution = Field(default=Constant(value=15.0), description="longest wait before reneging")
     max_queue: int = Field(default=2, ge=0, description="a driver balks when this many are already waiting")
     fleet: list[FleetEntry] | None = Field(default=None, description="fleet mix here; the scenario fleet if absent")
@@ -237,11 +253,15 @@ class _DriverBehaviour(StrictModel):
 class SyntheticDemand(_DriverBehaviour):
     """Poisson arrivals at one site with a rate by hour of the week."""
 
-    kind: Literal["synthetic"]
-    site: str
-    rate: Rate
-    target_soc_frac: Distribution | None = None
-    energy_need_kwh: Distribution | None = None
+    kind: Literal["synthetic"] = Field(description="selects synthetic arrivals")
+    site: str = Field(description="id of the site the drivers arrive at")
+    rate: Rate = Field(description="arrival rate by local hour of the week")
+    target_soc_frac: Distribution | None = Field(
+        default=None, description="state of charge the driver wants; neither this nor energy_need_kwh: 0.8"
+    )
+    energy_need_kwh: Distribution | None = Field(
+        default=None, description="energy the driver wants, instead of target_soc_frac"
+    )
     dwell_min: Distribution = Field(description="how long the car stays plugged in")
     leave_when_charged: bool = Field(default=False, description="leave once charged, or at the end of the dwell")
 
@@ -268,10 +288,10 @@ class SyntheticDemand(_DriverBehaviour):
 class TraceDemand(_DriverBehaviour):
     """Replay of recorded sessions from a CSV: arrival, departure, energy_kwh, station."""
 
-    kind: Literal["trace"]
+    kind: Literal["trace"] = Field(description="selects trace replay")
     path: Path = Field(description="CSV file, relative to the scenario file")
     site: str | None = Field(default=None, description="send every row here instead of the row's station")
-    max_queue: int = Field(default=0, ge=0)
+    max_queue: int = Field(default=0, ge=0, description="a driver balks when this many are already waiting")
 
     @field_validator("path")
     @classmethod
@@ -298,13 +318,13 @@ Demand = Annotated[SyntheticDemand | TraceDemand, Field(discriminator="kind")]
 class UncontrolledManager(StrictModel):
     """Every connector charges at what the EV and the EVSE allow."""
 
-    kind: Literal["uncontrolled"]
+    kind: Literal["uncontrolled"] = Field(description="selects this manager")
 
 
 class EqualShareManager(StrictModel):
     """The site's limit is shared equally among the sessions drawing power."""
 
-    kind: Literal["equal_share"]
+    kind: Literal["equal_share"] = Field(description="selects this manager")
 
 
 class _Estimates(StrictModel):
@@ -315,32 +335,32 @@ class _Estimates(StrictModel):
 class FirstComeFirstServedManager(_Estimates):
     """The site's limit goes to sessions in plug-in order, each as much as it can take."""
 
-    kind: Literal["first_come_first_served"]
+    kind: Literal["first_come_first_served"] = Field(description="selects this manager")
 
 
 class EarliestDeadlineFirstManager(_Estimates):
     """The site's limit goes first to the sessions that leave first."""
 
-    kind: Literal["earliest_deadline_first"]
+    kind: Literal["earliest_deadline_first"] = Field(description="selects this manager")
 
 
 class LeastLaxityFirstManager(_Estimates):
     """The site's limit goes first to the sessions with the least slack (time left − time needed)."""
 
-    kind: Literal["least_laxity_first"]
+    kind: Literal["least_laxity_first"] = Field(description="selects this manager")
 
 
 class PriceResponsiveManager(_Estimates):
     """Each session charges in the cheapest hours before its departure that still meet its need."""
 
-    kind: Literal["price_responsive"]
+    kind: Literal["price_responsive"] = Field(description="selects this manager")
 
 
 class PeakShavingManager(_Estimates):
     """Sessions in plug-in order within a site load target below the site's limit."""
 
-    kind: Literal["peak_shaving"]
-    target_kw: float = Field(gt=0)
+    kind: Literal["peak_shaving"] = Field(description="selects this manager")
+    target_kw: float = Field(gt=0, description="site load to stay under, below the site's limit")
 
 
 ManagerConfig = Annotated[
@@ -370,7 +390,7 @@ class Scenario(StrictModel):
     """A complete scenario: network, fleet, demand, tariff and network manager."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also the default results folder name")
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, description="seed of every random stream; same scenario + seed give identical results")
     start: AwareDatetime = Field(description="timezone-aware start, e.g. 2026-01-05T00:00:00+01:00")
     timezone: str | None = Field(
         default=None,
@@ -378,17 +398,25 @@ class Scenario(StrictModel):
         "demand-response windows, report axes), daylight saving included, e.g. Europe/Amsterdam; "
         "none: the fixed UTC offset of start, all year",
     )
-    horizon_days: float = Field(gt=0, le=3660)
-    network: Network
-    fleet: list[FleetEntry] = Field(min_length=1)
-    demand: list[Demand] = Field(min_length=1)
-    tariff: Tariff = Tariff()
-    manager: ManagerConfig = UncontrolledManager(kind="uncontrolled")
+    horizon_days: float = Field(gt=0, le=3660, description="simulated duration")
+    network: Network = Field(description="the sites and their chargers")
+    fleet: list[FleetEntry] = Field(min_length=1, description="the vehicle mix of the arriving drivers")
+    demand: list[Demand] = Field(min_length=1, description="arrival sources: synthetic (Poisson) or trace replay")
+    tariff: Tariff = Field(default=Tariff(), description="what drivers pay; a site's own tariff replaces it there")
+    manager: ManagerConfig = Field(
+        default=UncontrolledManager(kind="uncontrolled"), description="the network manager, chosen by kind"
+    )
     serviceability: Serviceability | None = Field(default=None, description="faults and repairs; none: no faults")
-    grid: Grid = Grid()
+    grid: Grid = Field(
+        default=Grid(), description="energy prices, demand charges, demand response, PV, storage and transformers"
+    )
     pricing: Pricing | None = Field(default=None, description="dynamic pricing: the price per kWh set at an interval")
-    drivers: Drivers = Drivers()
-    memberships: list[MembershipPlan] = []
+    drivers: Drivers = Field(
+        default=Drivers(), description="repeat customers, their site choice and their price response"
+    )
+    memberships: list[MembershipPlan] = Field(
+        default=[], description="membership plans drivers may join (needs drivers.population)"
+    )
     payments: Payments | None = Field(default=None, description="payment methods; none: payments never fail, no fees")
     ev_side: EvSide | None = Field(default=None, description="connectors, vehicle data, interop; none: all compatible")
 

@@ -42,8 +42,8 @@ class StrictModel(BaseModel):
 class Constant(StrictModel):
     """Always the same value; a bare number in YAML means this."""
 
-    dist: Literal["constant"] = "constant"
-    value: float
+    dist: Literal["constant"] = Field(default="constant", description="selects this distribution")
+    value: float = Field(description="the value")
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw `n` values."""
@@ -57,9 +57,9 @@ class Constant(StrictModel):
 class Uniform(StrictModel):
     """Uniform on [low, high]."""
 
-    dist: Literal["uniform"]
-    low: float
-    high: float
+    dist: Literal["uniform"] = Field(description="selects this distribution")
+    low: float = Field(description="smallest value")
+    high: float = Field(description="largest value")
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -79,11 +79,11 @@ class Uniform(StrictModel):
 class Normal(StrictModel):
     """Normal, truncated to [low, high] by resampling when bounds are given."""
 
-    dist: Literal["normal"]
-    mean: float
-    std: float = Field(ge=0)
-    low: float = -np.inf
-    high: float = np.inf
+    dist: Literal["normal"] = Field(description="selects this distribution")
+    mean: float = Field(description="mean")
+    std: float = Field(ge=0, description="standard deviation")
+    low: float = Field(default=-np.inf, description="lower truncation bound")
+    high: float = Field(default=np.inf, description="upper truncation bound")
 
     @model_validator(mode="after")
     def _ordered(self) -> Normal:
@@ -109,9 +109,9 @@ class Normal(StrictModel):
 class LogNormal(StrictModel):
     """Log-normal given by its median and the standard deviation of its logarithm."""
 
-    dist: Literal["lognormal"]
-    median: float = Field(gt=0)
-    sigma: float = Field(ge=0)
+    dist: Literal["lognormal"] = Field(description="selects this distribution")
+    median: float = Field(gt=0, description="median")
+    sigma: float = Field(ge=0, description="standard deviation of the logarithm")
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw `n` values."""
@@ -125,8 +125,8 @@ class LogNormal(StrictModel):
 class Exponential(StrictModel):
     """Exponential with the given mean."""
 
-    dist: Literal["exponential"]
-    mean: float = Field(gt=0)
+    dist: Literal["exponential"] = Field(description="selects this distribution")
+    mean: float = Field(gt=0, description="mean")
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw `n` values."""
@@ -140,9 +140,9 @@ class Exponential(StrictModel):
 class Beta(StrictModel):
     """Beta(a, b) on [0, 1]: the usual shape for a state of charge."""
 
-    dist: Literal["beta"]
-    a: float = Field(gt=0)
-    b: float = Field(gt=0)
+    dist: Literal["beta"] = Field(description="selects this distribution")
+    a: float = Field(gt=0, description="first shape parameter")
+    b: float = Field(gt=0, description="second shape parameter")
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw `n` values."""

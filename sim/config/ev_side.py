@@ -65,9 +65,9 @@ class Telematics(StrictModel):
 class InteropFailure(StrictModel):
     """The handshake failure probability of one EV family on one charger model."""
 
-    family: str = Field(min_length=1)
-    charger_model: str = Field(min_length=1)
-    failure_prob: float = Field(ge=0, lt=1)
+    family: str = Field(min_length=1, description="EV family")
+    charger_model: str = Field(min_length=1, description="charger model")
+    failure_prob: float = Field(ge=0, lt=1, description="probability a handshake of this pair fails")
 
 
 class Interop(StrictModel):
@@ -96,10 +96,10 @@ class Interop(StrictModel):
 class StartTimes(StrictModel):
     """From plug-in to power, by the way a driver pays (the `payments` methods): authorisation and start."""
 
-    app: float = Field(default=60.0, ge=0)
-    rfid: float = Field(default=20.0, ge=0)
-    contactless: float = Field(default=45.0, ge=0)
-    qr: float = Field(default=50.0, ge=0)
+    app: float = Field(default=60.0, ge=0, description="drivers paying by app")
+    rfid: float = Field(default=20.0, ge=0, description="drivers paying by RFID card")
+    contactless: float = Field(default=45.0, ge=0, description="drivers paying by contactless card")
+    qr: float = Field(default=50.0, ge=0, description="drivers paying by QR code")
     unknown: float = Field(default=20.0, ge=0, description="drivers without a payment method (no payments section)")
 
 
@@ -119,15 +119,17 @@ class PlugAndCharge(StrictModel):
 class Authorization(StrictModel):
     """Session start: how long each way of paying takes, and Plug & Charge as a way of paying."""
 
-    start_s: StartTimes = StartTimes()
-    plug_and_charge: PlugAndCharge = PlugAndCharge()
+    start_s: StartTimes = Field(default=StartTimes(), description="time from plug-in to power, by payment method")
+    plug_and_charge: PlugAndCharge = Field(
+        default=PlugAndCharge(), description="Plug & Charge (ISO 15118 contract certificates)"
+    )
 
 
 class Redirect(StrictModel):
     """A driver who finds no port for their EV drives to the nearest site that has one, within a radius."""
 
-    radius_km: float = Field(gt=0)
-    speed_kmh: float = Field(default=40.0, gt=0)
+    radius_km: float = Field(gt=0, description="farthest site a driver drives on to")
+    speed_kmh: float = Field(default=40.0, gt=0, description="average driving speed to that site")
     detour_factor: float = Field(default=1.3, ge=1, description="road distance over straight-line distance")
 
 
@@ -139,8 +141,10 @@ class EvSide(StrictModel):
         default="ocpp2.0.1",
         description="ocpp2.0.1: ISO 15118 needs reach the manager (NotifyEVChargingNeeds); ocpp1.6: only the charger",
     )
-    telematics: Telematics = Telematics()
-    interop: Interop = Interop()
+    telematics: Telematics = Field(
+        default=Telematics(), description="vehicle data reported through the carmakers' feeds"
+    )
+    interop: Interop = Field(default=Interop(), description="handshake failures between EV families and charger models")
     authorization: Authorization | None = Field(default=None, description="none: sessions start at plug-in")
     redirect: Redirect | None = Field(default=None, description="none: a driver with no usable port leaves")
 

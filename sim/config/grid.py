@@ -35,16 +35,23 @@ _PV_SHAPE = [0, 0, 0, 0, 0, 0.02, 0.08, 0.2, 0.38, 0.56, 0.7, 0.78, 0.8, 0.77, 0
 class PriceFlat(StrictModel):
     """One energy price at all times."""
 
-    kind: Literal["flat"]
-    per_kwh: float = Field(ge=0)
+    kind: Literal["flat"] = Field(description="selects a flat price")
+    per_kwh: float = Field(ge=0, description="energy price at all times")
 
 
 class PriceTou(StrictModel):
     """Time-of-use: a price per hour of the day, optionally another for weekends (Saturday, Sunday)."""
 
-    kind: Literal["tou"]
-    per_kwh_by_hour: NonNegativeFloats = Field(min_length=24, max_length=24)
-    weekend_per_kwh_by_hour: NonNegativeFloats | None = Field(default=None, min_length=24, max_length=24)
+    kind: Literal["tou"] = Field(description="selects time-of-use prices")
+    per_kwh_by_hour: NonNegativeFloats = Field(
+        min_length=24, max_length=24, description="24 energy prices per local hour, from 00:00"
+    )
+    weekend_per_kwh_by_hour: NonNegativeFloats | None = Field(
+        default=None,
+        min_length=24,
+        max_length=24,
+        description="24 prices for Saturday and Sunday; none: per_kwh_by_hour every day",
+    )
 
 
 class PriceSeries(StrictModel):
@@ -53,7 +60,7 @@ class PriceSeries(StrictModel):
     Each price holds until the next timestamp; before the first, the first price applies.
     """
 
-    kind: Literal["series"]
+    kind: Literal["series"] = Field(description="selects a price series")
     path: Path = Field(description="CSV file, relative to the scenario file")
 
     @field_validator("path")
@@ -73,13 +80,17 @@ EnergyPrice = Annotated[PriceFlat | PriceTou | PriceSeries, Field(discriminator=
 class DemandResponseEvent(StrictModel):
     """A scheduled demand-response event: a cap (or a shed from the load at its start) on sites."""
 
-    start: AwareDatetime
-    duration_min: float = Field(gt=0)
+    start: AwareDatetime = Field(description="timezone-aware start of the event")
+    duration_min: float = Field(gt=0, description="how long the event lasts")
     notify_min: float = Field(default=60.0, ge=0, description="notice before the start")
-    cap_kw: float | None = Field(default=None, ge=0)
-    shed_kw: float | None = Field(default=None, gt=0)
+    cap_kw: float | None = Field(
+        default=None, ge=0, description="site load cap during the event; give cap_kw or shed_kw"
+    )
+    shed_kw: float | None = Field(
+        default=None, gt=0, description="load to shed from the site's load at the start; give cap_kw or shed_kw"
+    )
     sites: list[str] | None = Field(default=None, description="site ids; none: every site")
-    opt_out_allowed: bool = False
+    opt_out_allowed: bool = Field(default=False, description="a manager may decline the event")
 
     @model_validator(mode="after")
     def _one_limit(self) -> DemandResponseEvent:
@@ -91,9 +102,9 @@ class DemandResponseEvent(StrictModel):
 class RandomDemandResponse(StrictModel):
     """Events drawn at random: Poisson per site, starting within a window of hours on weekdays."""
 
-    per_site_per_month: float = Field(ge=0)
-    duration_min: Distribution = Constant(value=120.0)
-    notify_min: float = Field(default=60.0, ge=0)
+    per_site_per_month: float = Field(ge=0, description="mean number of events per site and month")
+    duration_min: Distribution = Field(default=Constant(value=120.0), description="how long each event lasts")
+    notify_min: float = Field(default=60.0, ge=0, description="notice before the start")
     cap_frac: float = Field(default=0.5, ge=0, le=1, description="cap as a share of the site's limit")
     window_h: tuple[float, float] = Field(default=(16.0, 20.0), description="local hours the event may start in")
 
@@ -120,10 +131,15 @@ class OpenAdr(StrictModel):
     """
 
     vtn_url: str = Field(pattern=r"^https?://", description="e.g. http://127.0.0.1:8080/OpenADR2/Simple/2.0b")
-    ven_name: str = Field(default="chargetwin", min_length=1)
+    ven_name: str = Field(default="chargetwin", min_length=1, description="name the VEN registers with at the VTN")
     policy: Literal["opt_in", "opt_out"] = Field(default="opt_in", description="answer to every event")
     speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
-    simple_level_cap_frac: list[float] = Field(default=[1.0, 0.75, 0.5, 0.25], min_length=4, max_length=4)
+    simple_level_cap_frac: list[float] = Field(
+        default=[1.0, 0.75, 0.5, 0.25],
+        min_length=4,
+        max_length=4,
+        description="cap as a share of the site's limit for SIMPLE levels 0, 1, 2, 3",
+    )
     report_interval_s: float = Field(default=60.0, gt=0, description="wall-clock seconds between load reports")
     event_times: Literal["simulated", "wall"] = Field(
         default="simulated", description="event times on the simulated calendar, or wall-clock times"
@@ -133,16 +149,21 @@ class OpenAdr(StrictModel):
 class DemandResponse(StrictModel):
     """Scheduled and random demand-response events, and an OpenADR server to take more from."""
 
-    events: list[DemandResponseEvent] = []
-    random: RandomDemandResponse | None = None
-    openadr: OpenAdr | None = None
+    events: list[DemandResponseEvent] = Field(default=[], description="scheduled events")
+    random: RandomDemandResponse | None = Field(default=None, description="events drawn at random")
+    openadr: OpenAdr | None = Field(default=None, description="events from an OpenADR 2.0b server (the run is paced)")
 
 
 class SolarPV(StrictModel):
     """On-site PV: a peak power and the share of it produced in each hour of the day."""
 
-    peak_kw: float = Field(gt=0)
-    profile_by_hour: list[float] = Field(default=_PV_SHAPE, min_length=24, max_length=24)
+    peak_kw: float = Field(gt=0, description="peak output")
+    profile_by_hour: list[float] = Field(
+        default=_PV_SHAPE,
+        min_length=24,
+        max_length=24,
+        description="24 shares of peak_kw per hour, on the UTC offset of start; default: a clear day",
+    )
 
     @field_validator("profile_by_hour")
     @classmethod
@@ -155,11 +176,14 @@ class SolarPV(StrictModel):
 class Storage(StrictModel):
     """A stationary battery behind the meter, dispatched at every change of the site's load (`sim.behind_meter`)."""
 
-    capacity_kwh: float = Field(gt=0)
-    power_kw: float = Field(gt=0)
-    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1)
-    initial_soc_frac: float = Field(default=0.5, ge=0, le=1)
-    strategy: Literal["peak_shaving", "self_consumption"] = "peak_shaving"
+    capacity_kwh: float = Field(gt=0, description="usable energy")
+    power_kw: float = Field(gt=0, description="largest charge and discharge power")
+    round_trip_efficiency: float = Field(default=0.9, gt=0, le=1, description="energy out over energy in")
+    initial_soc_frac: float = Field(default=0.5, ge=0, le=1, description="state of charge at the start")
+    strategy: Literal["peak_shaving", "self_consumption"] = Field(
+        default="peak_shaving",
+        description="peak_shaving (cover import above threshold_kw) or self_consumption (store PV surplus)",
+    )
     threshold_kw: float | None = Field(default=None, ge=0, description="peak shaving: keep grid import below")
 
     @model_validator(mode="after")
@@ -173,8 +197,8 @@ class SiteGrid(StrictModel):
     """What one site has behind its grid connection."""
 
     transformer_kw: float | None = Field(default=None, gt=0, description="a second limit below the connection")
-    pv: SolarPV | None = None
-    storage: Storage | None = None
+    pv: SolarPV | None = Field(default=None, description="on-site PV; none: no PV")
+    storage: Storage | None = Field(default=None, description="a battery behind the meter; none: no battery")
     demand_charge_per_kw_month: float | None = Field(
         default=None, ge=0, description="this site's demand charge; none: the grid's demand_charge_per_kw_month"
     )
@@ -183,7 +207,12 @@ class SiteGrid(StrictModel):
 class Grid(StrictModel):
     """Energy prices, demand charges, demand response, and each site's PV, storage and transformer."""
 
-    energy_price: EnergyPrice = PriceFlat(kind="flat", per_kwh=0.0)
+    energy_price: EnergyPrice = Field(
+        default=PriceFlat(kind="flat", per_kwh=0.0),
+        description="price the operator pays for energy: flat, time of use or a series",
+    )
     demand_charge_per_kw_month: float = Field(default=0.0, ge=0, description="on each site's monthly 15-min peak")
-    demand_response: DemandResponse = DemandResponse()
-    sites: dict[str, SiteGrid] = {}
+    demand_response: DemandResponse = Field(default=DemandResponse(), description="demand-response events")
+    sites: dict[str, SiteGrid] = Field(
+        default={}, description="per site id: transformer, PV, storage and demand charge"
+    )

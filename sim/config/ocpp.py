@@ -25,7 +25,10 @@ class OcppSecurity(StrictModel):
     Relative paths are relative to the scenario file.
     """
 
-    profile: Literal[0, 1, 2, 3] = 0
+    profile: Literal[0, 1, 2, 3] = Field(
+        default=0,
+        description="OCPP security profile: 0 none, 1 basic auth, 2 TLS + basic auth, 3 TLS client certificate",
+    )
     password_env: str | None = Field(default=None, description="environment variable holding the basic-auth password")
     password_file: Path | None = Field(default=None, description="file whose first line is the password")
     ca_file: Path | None = Field(default=None, description="CA bundle that signed the CSMS certificate")
@@ -69,15 +72,15 @@ def csms_url_problem(csms_url: str) -> str | None:
 class OcppManager(StrictModel):
     """A CSMS manages the network: the simulated chargers speak OCPP to it, paced at `speed`."""
 
-    kind: Literal["ocpp"]
+    kind: Literal["ocpp"] = Field(description="selects a CSMS as the manager")
     csms: str = Field(
         pattern=r"^wss?://",
         description="CSMS websocket URL: chargers connect to <csms>/<charger id>, or where {id} stands in a "
         "template such as ws://host/ws/ocpp/{id}/ or ws://host/ocpp?cp={id}",
     )
-    ocpp: Literal["1.6", "2.0.1"] = "1.6"
+    ocpp: Literal["1.6", "2.0.1"] = Field(default="1.6", description="OCPP version the chargers speak")
     speed: float = Field(default=60.0, gt=0, description="simulated seconds per wall-clock second")
-    security: OcppSecurity = OcppSecurity()
+    security: OcppSecurity = Field(default=OcppSecurity(), description="how the chargers authenticate to the CSMS")
     response_timeout_s: float = Field(default=30.0, gt=0, description="wall seconds to wait for a CSMS answer")
     meter_interval_s: float = Field(default=60.0, ge=0, description="simulated seconds between MeterValues")
     warn_lag_s: float = Field(default=1.0, gt=0, description="warn when the simulation is this far (wall s) behind")

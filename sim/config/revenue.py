@@ -48,18 +48,31 @@ def clock_min(text: str) -> int:
 class TimeTier(StrictModel):
     """A price per minute that applies while the delivered power is at least `from_kw`."""
 
-    from_kw: float = Field(ge=0)
-    price_per_min: float = Field(ge=0)
+    from_kw: float = Field(ge=0, description="delivered power from which this tier applies")
+    price_per_min: float = Field(ge=0, description="price per minute in this tier")
 
 
 class _Prices(StrictModel):
     """The components a time-of-use period may override; `None` keeps the tariff's own."""
 
-    price_per_kwh: float | None = Field(default=None, ge=0)
-    price_per_min: float | None = Field(default=None, ge=0)
-    time_tiers: list[TimeTier] | None = None
-    session_fee: float | None = Field(default=None, ge=0)
-    idle_fee_per_min: float | None = Field(default=None, ge=0)
+    price_per_kwh: float | None = Field(
+        default=None, ge=0, description="price of energy; none in a period: the tariff's"
+    )
+    price_per_min: float | None = Field(
+        default=None, ge=0, description="price per minute plugged in; none in a period: the tariff's"
+    )
+    time_tiers: list[TimeTier] | None = Field(
+        default=None,
+        description="price per minute by delivered power, replacing price_per_min; the first starts at from_kw 0",
+    )
+    session_fee: float | None = Field(
+        default=None, ge=0, description="fee at the start of a session; none in a period: the tariff's"
+    )
+    idle_fee_per_min: float | None = Field(
+        default=None,
+        ge=0,
+        description="price per idle minute after the battery is full; none in a period: the tariff's",
+    )
 
     @field_validator("time_tiers")
     @classmethod
@@ -82,7 +95,7 @@ class TariffPeriod(_Prices):
     first listed wins.
     """
 
-    days: list[Day] = Field(default=list(DAYS), min_length=1)
+    days: list[Day] = Field(default=list(DAYS), min_length=1, description="days the period applies on")
     start: str = Field(description="HH:MM local time")
     end: str = Field(description="HH:MM local time; 24:00 is midnight at the end of the day")
 
@@ -107,10 +120,12 @@ class Tariff(_Prices):
     the session crosses them.
     """
 
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
-    price_per_kwh: float = Field(default=0.0, ge=0)
+    currency: str = Field(
+        default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of every amount of the scenario"
+    )
+    price_per_kwh: float = Field(default=0.0, ge=0, description="price of energy delivered")
     price_per_min: float = Field(default=0.0, ge=0, description="per minute plugged in; time_tiers replace it")
-    session_fee: float = Field(default=0.0, ge=0)
+    session_fee: float = Field(default=0.0, ge=0, description="fee at the start of a session")
     idle_fee_per_min: float = Field(default=0.0, ge=0, description="per minute plugged in after the battery is full")
     idle_grace_min: float = Field(default=0.0, ge=0, description="free minutes after the battery is full")
     idle_only_when_busy: bool = Field(default=False, description="idle minutes count only while a driver waits")
@@ -131,8 +146,8 @@ class Tariff(_Prices):
 
 class _PricingBase(StrictModel):
     interval_min: float = Field(default=15.0, gt=0, description="how often the price is set")
-    floor_per_kwh: float = Field(ge=0)
-    ceiling_per_kwh: float = Field(ge=0)
+    floor_per_kwh: float = Field(ge=0, description="lowest price set")
+    ceiling_per_kwh: float = Field(ge=0, description="highest price set")
     sites: list[str] | None = Field(default=None, description="site ids; none: every site")
 
     @model_validator(mode="after")
@@ -156,21 +171,21 @@ class _Utilization(_PricingBase):
 class OccupancyPricing(_Utilization):
     """Price per kWh from the share of a site's ports in use, linear between floor and ceiling."""
 
-    kind: Literal["occupancy"]
+    kind: Literal["occupancy"] = Field(description="selects occupancy pricing")
 
 
 class DemandPricing(_Utilization):
     """Price per kWh from (ports in use + drivers waiting) / ports, linear between floor and ceiling."""
 
-    kind: Literal["demand_based"]
+    kind: Literal["demand_based"] = Field(description="selects demand-based pricing")
 
 
 class EnergyPricePricing(_PricingBase):
     """Price per kWh = energy price × markup + adder, between floor and ceiling."""
 
-    kind: Literal["follow_energy_price"]
-    markup: float = Field(default=1.0, ge=0)
-    adder_per_kwh: float = Field(default=0.0)
+    kind: Literal["follow_energy_price"] = Field(description="selects pricing that follows the energy price")
+    markup: float = Field(default=1.0, ge=0, description="factor on the energy price")
+    adder_per_kwh: float = Field(default=0.0, description="amount added after the markup")
 
 
 Pricing = Annotated[OccupancyPricing | DemandPricing | EnergyPricePricing, Field(discriminator="kind")]
@@ -186,11 +201,11 @@ class SiteChoice(StrictModel):
     + beta_detour_per_km × detour + beta_member × (driver's plan valid there)``.
     """
 
-    radius_km: float = Field(gt=0)
+    radius_km: float = Field(gt=0, description="sites within this distance are considered")
     beta_price: float = Field(default=-5.0, le=0, description="per currency unit per kWh")
-    beta_wait_per_min: float = Field(default=-0.1, le=0)
-    beta_detour_per_km: float = Field(default=-0.3, le=0)
-    beta_member: float = Field(default=0.5, ge=0)
+    beta_wait_per_min: float = Field(default=-0.1, le=0, description="utility of each minute of expected wait")
+    beta_detour_per_km: float = Field(default=-0.3, le=0, description="utility of each km of detour")
+    beta_member: float = Field(default=0.5, ge=0, description="utility of a site where the driver's plan applies")
     speed_kmh: float = Field(default=40.0, gt=0, description="to reach another site")
     session_min: float = Field(default=45.0, gt=0, description="a driver's guess of how long a port stays taken")
 
@@ -204,11 +219,18 @@ class PriceResponse(StrictModel):
     never above the original need.
     """
 
-    reference_price_per_kwh: float = Field(gt=0)
-    elasticity: float = Field(default=-0.3, le=0)
-    willingness_to_pay_per_kwh: Distribution = Field(default=LogNormal(dist="lognormal", median=0.7, sigma=0.3))
-    shift_share: float = Field(default=0.0, ge=0, le=1)
-    shift_window_h: float = Field(default=4.0, gt=0)
+    reference_price_per_kwh: float = Field(gt=0, description="price at which drivers ask for their whole need")
+    elasticity: float = Field(
+        default=-0.3, le=0, description="the need scales by (price / reference) ^ elasticity, never above it"
+    )
+    willingness_to_pay_per_kwh: Distribution = Field(
+        default=LogNormal(dist="lognormal", median=0.7, sigma=0.3),
+        description="highest price per kWh each driver accepts",
+    )
+    shift_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of priced-out drivers who come back when a cheaper period starts"
+    )
+    shift_window_h: float = Field(default=4.0, gt=0, description="how far ahead they look for that cheaper period")
 
     @model_validator(mode="after")
     def _check(self) -> PriceResponse:
@@ -223,8 +245,12 @@ class Drivers(StrictModel):
         default=None, ge=1, le=10_000_000, description="repeat customers; none: each arrival is new"
     )
     frequency_sigma: float = Field(default=1.0, ge=0, description="lognormal spread of how often each one charges")
-    site_choice: SiteChoice | None = None
-    price_response: PriceResponse | None = None
+    site_choice: SiteChoice | None = Field(
+        default=None, description="drivers choose among nearby sites; none: each charges at the site it arrives at"
+    )
+    price_response: PriceResponse | None = Field(
+        default=None, description="drivers answer the price; none: they charge at any price"
+    )
 
 
 # ---------------------------------------------------------------- memberships and payments
@@ -233,27 +259,27 @@ class Drivers(StrictModel):
 class MemberDiscount(StrictModel):
     """Share taken off each tariff component for members."""
 
-    energy_frac: float = Field(default=0.0, ge=0, le=1)
-    time_frac: float = Field(default=0.0, ge=0, le=1)
-    session_fee_frac: float = Field(default=0.0, ge=0, le=1)
-    idle_frac: float = Field(default=0.0, ge=0, le=1)
+    energy_frac: float = Field(default=0.0, ge=0, le=1, description="share off the energy charge")
+    time_frac: float = Field(default=0.0, ge=0, le=1, description="share off the time charge")
+    session_fee_frac: float = Field(default=0.0, ge=0, le=1, description="share off the session fee")
+    idle_frac: float = Field(default=0.0, ge=0, le=1, description="share off the idle fee")
 
 
 class EveryNth(StrictModel):
     """Every `n`-th session of a member is discounted by `discount_frac`."""
 
-    kind: Literal["every_nth"]
-    n: int = Field(ge=2)
-    discount_frac: float = Field(gt=0, le=1)
+    kind: Literal["every_nth"] = Field(description="selects every-nth-session loyalty")
+    n: int = Field(ge=2, description="every n-th session of a member is discounted")
+    discount_frac: float = Field(gt=0, le=1, description="share off that session")
 
 
 class Points(StrictModel):
     """Members earn points per currency unit paid; `redeem_points` take `redeem_value` off a later session."""
 
-    kind: Literal["points"]
-    points_per_unit: float = Field(gt=0)
-    redeem_points: float = Field(gt=0)
-    redeem_value: float = Field(gt=0)
+    kind: Literal["points"] = Field(description="selects points loyalty")
+    points_per_unit: float = Field(gt=0, description="points earned per currency unit paid")
+    redeem_points: float = Field(gt=0, description="points redeemed at once")
+    redeem_value: float = Field(gt=0, description="amount those points take off a later session")
 
 
 Loyalty = Annotated[EveryNth | Points, Field(discriminator="kind")]
@@ -267,18 +293,18 @@ class MembershipPlan(StrictModel):
     longer does.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    monthly_fee: float = Field(ge=0)
-    discount: MemberDiscount = MemberDiscount()
-    loyalty: Loyalty | None = None
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="plan name, in results")
+    monthly_fee: float = Field(ge=0, description="fee per month of membership")
+    discount: MemberDiscount = Field(default=MemberDiscount(), description="member discounts per tariff component")
+    loyalty: Loyalty | None = Field(default=None, description="a loyalty scheme for members; none: no loyalty")
     sites: list[str] | None = Field(default=None, description="where the plan applies; none: every site")
 
 
 class PaymentMethod(StrictModel):
     """How a driver pays: a share of drivers, a processing fee, a pre-authorization hold and a failure rate."""
 
-    method: Literal["app", "rfid", "contactless", "qr", "plug_and_charge"]
-    share: float = Field(gt=0)
+    method: Literal["app", "rfid", "contactless", "qr", "plug_and_charge"] = Field(description="way of paying")
+    share: float = Field(gt=0, description="relative weight among the methods")
     fee_pct: float = Field(default=0.0, ge=0, le=100, description="percent of the amount")
     fee_fixed: float = Field(default=0.0, ge=0, description="per payment")
     preauth_hold: float = Field(default=0.0, ge=0, description="amount held on the card at the start")
@@ -288,7 +314,9 @@ class PaymentMethod(StrictModel):
 class Payments(StrictModel):
     """The payment methods drivers use; each driver has one."""
 
-    methods: list[PaymentMethod] = Field(min_length=1)
+    methods: list[PaymentMethod] = Field(
+        min_length=1, description="payment methods with their shares; each driver has one"
+    )
 
     @field_validator("methods")
     @classmethod

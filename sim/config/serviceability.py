@@ -37,16 +37,16 @@ ErrorCode = Literal[
 class WeibullTTF(StrictModel):
     """Weibull time to failure: shape > 1 models wear-out, which preventive maintenance renews."""
 
-    dist: Literal["weibull"]
-    shape: float = Field(gt=0)
-    scale_days: float = Field(gt=0)
+    dist: Literal["weibull"] = Field(description="selects a Weibull time to failure")
+    shape: float = Field(gt=0, description="shape; > 1: wear-out")
+    scale_days: float = Field(gt=0, description="scale")
 
 
 class ExponentialTTF(StrictModel):
     """Exponential (memoryless) time to failure with the given mean."""
 
-    dist: Literal["exponential"]
-    mtbf_days: float = Field(gt=0)
+    dist: Literal["exponential"] = Field(description="selects an exponential time to failure")
+    mtbf_days: float = Field(gt=0, description="mean time between failures")
 
 
 TimeToFailure = Annotated[WeibullTTF | ExponentialTTF, Field(discriminator="dist")]
@@ -57,18 +57,20 @@ class FaultMode(StrictModel):
 
     error_code: ErrorCode = Field(description="OCPP 1.6 StatusNotification errorCode")
     chargex_code: str | None = Field(default=None, pattern=r"^CX\d{3}$", description="ChargeX MREC, where one fits")
-    ttf: TimeToFailure
+    ttf: TimeToFailure = Field(description="time to failure of each charger (or connector)")
     detected: bool = Field(description="reported by the charger (Faulted); else silent until a driver fails")
     scope: Literal["charger", "connector"] = Field(description="all ports of the charger, or one connector")
     derate_frac: float = Field(default=0.0, ge=0, lt=1, description="> 0: ports keep charging at this share of power")
     remote_reset_success: float = Field(default=0.0, ge=0, le=1, description="chance a remote reset clears it")
-    diagnosis_min: Distribution = Constant(value=15.0)
-    repair_min: Distribution = Constant(value=60.0)
+    diagnosis_min: Distribution = Field(
+        default=Constant(value=15.0), description="technician's time to find the fault on site"
+    )
+    repair_min: Distribution = Field(default=Constant(value=60.0), description="technician's time to repair it")
     part_in_van_prob: float = Field(
         default=1.0, ge=0, le=1, description="else a part is ordered and a second visit made"
     )
-    part_lead_days: Distribution = Constant(value=3.0)
-    part_cost: float = Field(default=0.0, ge=0)
+    part_lead_days: Distribution = Field(default=Constant(value=3.0), description="delivery time of an ordered part")
+    part_cost: float = Field(default=0.0, ge=0, description="cost of the part per repair")
 
     @model_validator(mode="after")
     def _check(self) -> FaultMode:
@@ -123,16 +125,16 @@ FAULT_PRESETS: dict[str, FaultMode] = {
 class Depot(StrictModel):
     """Where a crew starts each shift."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, description="latitude")
+    lon: float = Field(ge=-180, le=180, description="longitude")
 
 
 class Shift(StrictModel):
     """Working hours of a crew, local wall-clock time in the scenario's `timezone`; days 0 = Monday."""
 
-    start_h: float = Field(default=7.0, ge=0, lt=24)
-    end_h: float = Field(default=19.0, gt=0, le=24)
-    days: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1)
+    start_h: float = Field(default=7.0, ge=0, lt=24, description="local hour the shift starts")
+    end_h: float = Field(default=19.0, gt=0, le=24, description="local hour the shift ends")
+    days: list[int] = Field(default=[0, 1, 2, 3, 4], min_length=1, description="working days, 0 = Monday")
 
     @model_validator(mode="after")
     def _check(self) -> Shift:
@@ -146,31 +148,31 @@ class Shift(StrictModel):
 class Crew(StrictModel):
     """Technicians working from one depot; a site is served by the crew with the nearest depot."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    technicians: int = Field(default=1, ge=1, le=10_000)
-    depot: Depot
-    shift: Shift = Shift()
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="crew id, in results")
+    technicians: int = Field(default=1, ge=1, le=10_000, description="technicians who work in parallel")
+    depot: Depot = Field(description="where the crew starts each shift")
+    shift: Shift = Field(default=Shift(), description="working hours")
 
 
 class Travel(StrictModel):
     """Road travel: straight-line distance × detour factor at an average speed."""
 
-    speed_kmh: float = Field(default=70.0, gt=0)
-    detour_factor: float = Field(default=1.3, ge=1)
+    speed_kmh: float = Field(default=70.0, gt=0, description="average driving speed")
+    detour_factor: float = Field(default=1.3, ge=1, description="road distance over straight-line distance")
 
 
 class ReactiveOperator(StrictModel):
     """Repair on report: a remote reset first where it can help, else a technician."""
 
-    kind: Literal["reactive"]
+    kind: Literal["reactive"] = Field(description="selects the reactive operator")
 
 
 class PreventiveOperator(StrictModel):
     """Reactive repairs plus a scheduled visit to every charger each `interval_days`."""
 
-    kind: Literal["preventive"]
-    interval_days: float = Field(default=90.0, gt=0)
-    visit_min: Distribution = Constant(value=60.0)
+    kind: Literal["preventive"] = Field(description="selects the preventive operator")
+    interval_days: float = Field(default=90.0, gt=0, description="time between visits to each charger")
+    visit_min: Distribution = Field(default=Constant(value=60.0), description="duration of a preventive visit")
 
 
 OperatorConfig = Annotated[ReactiveOperator | PreventiveOperator, Field(discriminator="kind")]
@@ -179,25 +181,33 @@ OperatorConfig = Annotated[ReactiveOperator | PreventiveOperator, Field(discrimi
 class GridOutages(StrictModel):
     """Utility interruptions at each site: all ports down, excluded from NEVI uptime."""
 
-    per_site_per_year: float = Field(default=0.0, ge=0)
-    duration_min: Distribution = LogNormal(dist="lognormal", median=90.0, sigma=0.8)
+    per_site_per_year: float = Field(default=0.0, ge=0, description="mean number of outages per site and year")
+    duration_min: Distribution = Field(
+        default=LogNormal(dist="lognormal", median=90.0, sigma=0.8), description="how long each outage lasts"
+    )
 
 
 class Vandalism(StrictModel):
     """Damage to a charger: down until a technician repairs it; excluded from NEVI uptime."""
 
-    per_charger_per_year: float = Field(default=0.0, ge=0)
-    repair_min: Distribution = Constant(value=120.0)
-    part_lead_days: Distribution = Constant(value=5.0)
-    part_cost: float = Field(default=800.0, ge=0)
+    per_charger_per_year: float = Field(default=0.0, ge=0, description="mean number of incidents per charger and year")
+    repair_min: Distribution = Field(
+        default=Constant(value=120.0), description="technician's time to repair the damage"
+    )
+    part_lead_days: Distribution = Field(
+        default=Constant(value=5.0), description="delivery time of the replacement part, which is always ordered"
+    )
+    part_cost: float = Field(default=800.0, ge=0, description="cost of the replacement part")
 
 
 class FirmwareUpdates(StrictModel):
     """Planned firmware updates of every charger: a short planned outage that can fail."""
 
-    interval_days: float = Field(gt=0)
-    duration_min: Distribution = Constant(value=15.0)
-    failure_prob: float = Field(default=0.02, ge=0, le=1)
+    interval_days: float = Field(gt=0, description="time between updates of each charger")
+    duration_min: Distribution = Field(default=Constant(value=15.0), description="planned outage of an update")
+    failure_prob: float = Field(
+        default=0.02, ge=0, le=1, description="chance an update fails, leaving the charger faulted"
+    )
 
 
 class UptimeMinPower(StrictModel):
@@ -221,14 +231,18 @@ class Serviceability(StrictModel):
 
     fault_modes: dict[str, FaultMode] = Field(default={}, description="modes of your own, by name")
     hardware: dict[str, list[str]] = Field(description="charger model → names of its fault modes")
-    crews: list[Crew] = Field(min_length=1)
-    travel: Travel = Travel()
-    operator: OperatorConfig = ReactiveOperator(kind="reactive")
-    remote_reset_min: Distribution = Constant(value=5.0)
-    grid_outages: GridOutages = GridOutages()
-    vandalism: Vandalism = Vandalism()
-    firmware: FirmwareUpdates | None = None
-    labour_cost_per_h: float = Field(default=85.0, ge=0)
+    crews: list[Crew] = Field(min_length=1, description="maintenance crews; the nearest depot serves a site")
+    travel: Travel = Field(default=Travel(), description="how technicians travel")
+    operator: OperatorConfig = Field(
+        default=ReactiveOperator(kind="reactive"), description="the maintenance operator: reactive or preventive"
+    )
+    remote_reset_min: Distribution = Field(default=Constant(value=5.0), description="time a remote reset takes")
+    grid_outages: GridOutages = Field(
+        default=GridOutages(), description="utility interruptions (excluded from NEVI uptime)"
+    )
+    vandalism: Vandalism = Field(default=Vandalism(), description="vandalism (excluded from NEVI uptime)")
+    firmware: FirmwareUpdates | None = Field(default=None, description="planned firmware updates; none: no updates")
+    labour_cost_per_h: float = Field(default=85.0, ge=0, description="technician cost per hour")
     maintenance_excluded_h_per_port_year: float | None = Field(
         default=None, ge=0, description="cap on scheduled maintenance counted as excluded outage; none: no cap"
     )
