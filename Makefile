@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= scenarios/small_city.yaml
 
-.PHONY: run test test-fast lint bench docs clean
+.PHONY: run test test-fast coverage lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 # Everything but the tests marked slow.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
+
+# Line coverage of the packages, with the lines no test runs.
+coverage: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest --cov=sim --cov=virtual_chargers --cov=reports --cov-report=term-missing
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
