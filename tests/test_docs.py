@@ -191,6 +191,14 @@ def test_researcher_tutorial_manager_runs(tmp_path, monkeypatch):
     assert 0 < kpis["network"]["peak_kw"] <= 7.0 * ports + 1e-6
 
 
+def test_researcher_tutorial_manager_test_passes():
+    """The tutorial's test of its manager against a hand-made site runs as written, assertion included."""
+    blocks = _code_blocks(DOCS / "getting-started" / "researcher.md", "python")
+    (manager,) = [b.split("scenario = load_scenario")[0] for b in blocks if "simulate(" in b]
+    (test,) = [b for b in blocks if "StaticNetwork" in b]
+    exec(compile(manager + test, "researcher.md", "exec"), {"__name__": "tutorial"})  # noqa: S102
+
+
 def test_every_scenario_field_has_a_description():
     """Every key of the scenario model says what it is, so the generated reference describes it."""
     schema = scenario_schema()
