@@ -209,3 +209,14 @@ def test_every_scenario_field_has_a_description():
         if not node.get("description")
     ]
     assert missing == []
+
+
+def test_every_repository_path_the_docs_name_exists():
+    """Modules, folders and files of the repository named in the README and the docs exist (they move in refactors)."""
+    pattern = r"\b((?:sim|virtual_chargers|reports|bench|tests|notebooks)/[\w/.-]*\w(?:/)?)"
+    missing = []
+    for page in _pages():
+        for path in sorted(set(re.findall(pattern, page.read_text(encoding="utf-8")))):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+    assert missing == []
