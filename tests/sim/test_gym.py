@@ -1,0 +1,174 @@
+"""The Gymnasium environment: the checker, determinism, vectorisation, and rewards recomputed from the run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from sim.config import load_scenario
+from sim.engine import simulate
+from sim.gym import PORT_FEATURES, ChargingEnv, RewardWeights
+from sim.managers.uncontrolled import Uncontrolled
+from sim.metrics import load_15min, sessions_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKPLACE = ROOT / "scenarios" / "gym_workplace.yaml"
+DEPOT = ROOT / "scenarios" / "depot_grid.yaml"
+
+
+def _episode(env, actions, seed):
+    """Observations, rewards and infos of one episode driven by `actions(step)`."""
+    obs, _ = env.reset(seed=seed)
+    seen, rewards, infos = [obs], [], []
+    done, k = False, 0
+    while not done:
+        obs, reward, done, truncated, info = env.step(actions(k))
+        assert not truncated
+        seen.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        k += 1
+    return seen, rewards, infos
+
+
+@pytest.mark.parametrize("action", ["continuous", (0.0, 0.5, 1.0)], ids=["continuous", "discrete"])
+def test_passes_the_gymnasium_checker(action):
+    """`check_env` finds nothing to warn about, with continuous and with discrete actions."""
+    check_env(ChargingEnv(WORKPLACE, horizon_days=0.5, action=action), skip_render_check=True)
+
+
+def test_same_seed_same_episode_other_seed_other_arrivals():
+    """reset(seed=s) with the same actions replays the same observations and rewards; another seed differs."""
+    env = ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=1800)
+    rng = np.random.default_rng(5)
+    actions = rng.random((48, len(env.port_ids))).astype(np.float32)
+    a_obs, a_rew, _ = _episode(env, lambda k: actions[k], seed=3)
+    b_obs, b_rew, _ = _episode(
+        ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=1800), lambda k: actions[k], 3
+    )
+    assert len(a_obs) == 49  # 24 h in half hours, and the first observation
+    assert a_rew == b_rew
+    for x, y in zip(a_obs, b_obs, strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    c_obs, _, _ = _episode(env, lambda k: actions[k], seed=4)
+    assert any(not np.array_equal(x["ports"], y["ports"]) for x, y in zip(a_obs, c_obs, strict=True))
+
+
+def test_full_power_changes_nothing_in_the_run():
+    """An agent that always lifts every limit gives the same sessions as the uncontrolled manager: stepping is exact."""
+    env = ChargingEnv(WORKPLACE, horizon_days=2, decision_interval_s=900)
+    ones = np.ones(len(env.port_ids), np.float32)
+    _, info = env.reset(options={"scenario_seed": 11})
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(ones)
+    scenario = load_scenario(WORKPLACE, seed=11, horizon_days=2)
+    alone = simulate(scenario, manager=Uncontrolled())
+    assert env.run_tables is not None
+    for column in ("session_id", "plug_t_s", "energy_delivered_kwh", "energy_requested_kwh"):
+        np.testing.assert_array_equal(env.run_tables.sessions[column], alone.sessions[column])
+    assert info["scenario_seed"] == 11
+
+
+def test_energy_and_cost_add_up_to_the_recorded_run():
+    """Σ step energy equals the sessions' delivered energy, and Σ step cost the 15-minute energy × the price then."""
+    env = ChargingEnv(DEPOT, horizon_days=2, decision_interval_s=600)
+    rng = np.random.default_rng(1)
+    _, rewards, infos = _episode(env, lambda k: rng.random(len(env.port_ids)), seed=8)
+    run = env.run_tables
+    assert run is not None
+    sessions = sessions_frame(run)
+    energy_kwh = sum(i["energy_kwh"] for i in infos)
+    assert energy_kwh == pytest.approx(sessions["energy_delivered_kwh"].sum(), rel=1e-9)
+    assert energy_kwh > 100  # the vans did charge
+    load = load_15min(run)
+    prices = np.array([run.prices.at(t) for t in load["t_s"]])  # hourly prices: constant in every 15 minutes
+    assert sum(i["energy_cost"] for i in infos) == pytest.approx(float((load["energy_kwh"] * prices).sum()), rel=1e-9)
+    w = env.weights
+    for reward, i in zip(rewards, infos, strict=True):
+        assert reward == pytest.approx(
+            w.profit * i["profit"] - w.unmet_per_kwh * i["unmet_kwh"] - w.overload_per_kwh * i["overload_kwh"]
+        )
+        assert i["profit"] == pytest.approx(i["energy_kwh"] * env.sale_price_per_kwh - i["energy_cost"])
+
+
+def test_no_power_leaves_every_need_unmet():
+    """With every port at 0 nothing is delivered, and the unmet energy is what the departed drivers requested."""
+    env = ChargingEnv(WORKPLACE, horizon_days=2, reward=RewardWeights(unmet_per_kwh=2.0))
+    zeros = np.zeros(len(env.port_ids), np.float32)
+    _, rewards, infos = _episode(env, lambda k: zeros, seed=2)
+    sessions = sessions_frame(env.run_tables)
+    left = sessions[sessions["outcome"] == "served"]
+    assert len(left) > 10
+    assert sum(i["energy_kwh"] for i in infos) == 0.0
+    assert sum(i["unmet_kwh"] for i in infos) == pytest.approx(left["energy_requested_kwh"].sum(), rel=1e-9)
+    assert sum(rewards) == pytest.approx(-2.0 * left["energy_requested_kwh"].sum(), rel=1e-9)
+
+
+def test_observation_shows_sessions_and_the_site_limit():
+    """Occupied ports carry their need and departure; the site row its limit; features are as documented."""
+    env = ChargingEnv(WORKPLACE, horizon_days=1)
+    env.reset(seed=1)
+    half = np.full(len(env.port_ids), 0.5, np.float32)
+    for _ in range(40):  # to 10:00, after the morning arrivals
+        obs, *_ = env.step(half)
+    ports = obs["ports"]
+    occupied = ports[:, PORT_FEATURES.index("occupied")] == 1
+    assert occupied.sum() >= 3
+    assert (ports[occupied, PORT_FEATURES.index("need_known")] == 1).all()  # every EV speaks ISO 15118 here
+    assert (ports[occupied, PORT_FEATURES.index("departure_h")] > 0).all()
+    assert (ports[~occupied, : PORT_FEATURES.index("max_power_kw")] == 0).all()
+    assert (ports[:, PORT_FEATURES.index("power_frac")] <= 0.5 + 1e-6).all()  # held at half the port
+    assert obs["sites"][0, 1] == 66.0
+    assert obs["time"][3] == pytest.approx(40 * 900 / 86400)
+
+
+def test_clip_to_site_limit_keeps_the_site_within_its_limit_after_each_decision():
+    """With the safety layer, full-power actions never leave the garage over its limit just after the action."""
+    ones = lambda k: np.ones(20, np.float32)  # noqa: E731
+    _, _, clipped = _episode(ChargingEnv(WORKPLACE, horizon_days=1, clip_to_site_limit=True), ones, seed=1)
+    assert all(i["overload_after_action_kw"] == 0.0 for i in clipped)
+    _, _, free = _episode(ChargingEnv(WORKPLACE, horizon_days=1), ones, seed=1)
+    assert max(i["overload_after_action_kw"] for i in free) > 0  # without it, full power overloads the garage
+    for i in free:
+        assert i["overload_kwh"] == pytest.approx(0.5 * (i["overload_after_action_kw"] + i["overload_end_kw"]) / 4)
+
+
+def test_vector_env_matches_single_envs():
+    """SyncVectorEnv over two envs gives each the observations of a single env seeded alike, and autoresets."""
+    make = lambda: ChargingEnv(WORKPLACE, horizon_days=0.25, decision_interval_s=1800)  # noqa: E731
+    vec = gymnasium.vector.SyncVectorEnv([make, make])
+    obs, _ = vec.reset(seed=[10, 20])
+    single = make()
+    one, _ = single.reset(seed=20)
+    np.testing.assert_array_equal(obs["ports"][1], one["ports"])
+    action = np.full((2, len(single.port_ids)), 0.7, np.float32)
+    for k in range(12):  # 6 h in half hours: the episode ends at step 12
+        obs, reward, terminated, _, _ = vec.step(action)
+        o, r, done, _, _ = single.step(action[1])
+        np.testing.assert_array_equal(obs["ports"][1], o["ports"])
+        assert reward[1] == r
+        assert terminated[1] == done == (k == 11)
+    vec.close()
+
+
+def test_bad_arguments_name_the_fix():
+    """A non-positive interval or a discrete set out of [0, 1] is refused with its value."""
+    with pytest.raises(ValueError, match="decision_interval_s"):
+        ChargingEnv(WORKPLACE, decision_interval_s=0)
+    with pytest.raises(ValueError, match="shares"):
+        ChargingEnv(WORKPLACE, action=(0.0, 1.5))
+    env = ChargingEnv(WORKPLACE, horizon_days=0.1)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(len(env.port_ids), np.float32))
+
+
+def test_import_sim_needs_no_gymnasium():
+    """The simulation, its command line and its results load without the optional gym extra."""
+    code = "import sys; sys.modules['gymnasium'] = None; import sim, sim.engine, sim.cli, sim.results, sim.sweep"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
