@@ -10,9 +10,14 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
-def test_the_three_notebooks_exist():
-    """Corridor sizing, tariff design and the manager comparison ship with the product."""
-    assert [p.stem for p in NOTEBOOKS] == ["01_corridor_sizing", "02_tariff_design", "03_compare_managers"]
+def test_the_notebooks_exist():
+    """Corridor sizing, tariff design, the manager comparison and the Gymnasium policy ship with the product."""
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_corridor_sizing",
+        "02_tariff_design",
+        "03_compare_managers",
+        "04_gym_policy",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
