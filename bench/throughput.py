@@ -33,10 +33,12 @@ PORTS_PER_SITE = 8
 SMART = ("equal_share", "least_laxity_first", "price_responsive")
 # (case, what is measured, at least / at most, value): the targets docs/benchmarks.md states.
 TARGETS = (
-    ("uncontrolled", "sessions/s", ">=", 20_000),
-    ("uncontrolled", "of ceiling", ">=", 0.25),
-    *((m, "sessions/s", ">=", 5_000) for m in SMART),
-    ("*", "peak RSS", "<=", 2_000),
+    ("uncontrolled", "sessions/s", ">=", 40_000),
+    ("uncontrolled", "of ceiling", ">=", 0.30),
+    ("equal_share", "sessions/s", ">=", 10_000),
+    ("least_laxity_first", "sessions/s", ">=", 5_000),
+    ("price_responsive", "sessions/s", ">=", 5_000),
+    ("*", "peak RSS", "<=", 1_500),
     ("uncontrolled+faults", "slower than without faults", "<=", 0.20),
 )
 
@@ -209,19 +211,23 @@ def _format(what: str, value: float) -> str:
     return f"{value:.1%}"
 
 
-def check_targets(figures: dict[str, dict[str, float]]) -> list[str]:
-    """Print each target beside its measured figure; return the missed ones."""
+def check_targets(figures: dict[str, dict[str, float]], ceiling: float | None = None) -> list[str]:
+    """Print each target beside its measured figure; return the missed ones.
+
+    `ceiling` (sessions/s of the bare SimPy loop) is printed beside the share of it.
+    """
     missed = []
-    print(f"\n{'target':<52}{'measured':>12}  verdict")
+    print(f"\n{'target':<60}{'measured':>12}  verdict")
     for case, what, op, value in TARGETS:
+        shown = f"of the bare SimPy ceiling ({ceiling:,.0f}/s)" if what == "of ceiling" and ceiling else what
         for name in sorted(figures) if case == "*" else [case]:
+            label = f"{name}: {shown} {op.replace('>=', '≥').replace('<=', '≤')} {_format(what, value)}"
             if name not in figures or what not in figures[name]:
-                print(f"{f'{name}: {what} {op} {_format(what, value)}':<52}{'not run':>12}")
+                print(f"{label:<60}{'not run':>12}")
                 continue
             got = figures[name][what]
             ok = got >= value if op == ">=" else got <= value
-            label = f"{name}: {what} {op.replace('>=', '≥').replace('<=', '≤')} {_format(what, value)}"
-            print(f"{label:<52}{_format(what, got):>12}  {'met' if ok else 'MISSED'}")
+            print(f"{label:<60}{_format(what, got):>12}  {'met' if ok else 'MISSED'}")
             if not ok:
                 missed.append(label)
     return missed
@@ -258,7 +264,7 @@ def main() -> None:
             f"{name:<22}{n:>11,}{wall_s:>9.1f}{rate:>12,.0f}{n / cpu_s:>11,.0f}{rate / ceiling:>12.0%}"
             f"{tables_s:>10.1f}{rss_kb / 1024:>9,.0f} MB"
         )
-    missed = check_targets(_figures(results))
+    missed = check_targets(_figures(results), ceiling)
     full = args.days >= 365 and args.sites >= 125
     scope = "" if full else " (indicative: targets are set for 365 days × 125 sites)"
     print(f"\ntargets missed{scope}: {len(missed)}" + "".join(f"\n  MISSED {m}" for m in missed))

@@ -76,7 +76,7 @@ class Billing:
         self.tariff_changes = Table(floats=("t_s", "price_per_kwh"), ints=("site",))
         self.busy = [BusyClock() for _ in self.tariffs]
         self.pnc: tuple[PaymentMethod, int] | None = None  # Plug & Charge's method and code, with an ev_side section
-        self.sessions = Table(floats=SESSION_FLOATS, ints=SESSION_INTS)
+        self.sessions = Table(floats=SESSION_FLOATS, ints=SESSION_INTS, int_bits=32)  # millions of rows a year
 
     def set_tariff(self, c: SetTariff, t_s: float) -> None:
         """A manager's new tariff for a site, from now on."""

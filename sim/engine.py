@@ -256,8 +256,9 @@ class _Simulation:
             self.billing.pnc = (self.ev_side.pnc_payment, self.ev_side.pnc_code)
         self.next_session_id = 0
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
-        self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"))
-        self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"))
+        # The tables with millions of rows a year keep their codes and ids in 32 bits (the sessions table too).
+        self.events = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"), int_bits=32)
+        self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"), int_bits=32)
         self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
         # Opt-outs a manager asked for: accepted (1) or refused (0), and when.
         self.dr_opt_outs = Table(floats=("t_s",), ints=("event_id", "site", "accepted"))

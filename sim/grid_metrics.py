@@ -109,13 +109,20 @@ def with_grid_columns(run: RunTables, load: pd.DataFrame, storage: pd.DataFrame 
             eta = float(np.sqrt(cfg.storage.round_trip_efficiency))
             storage_kwh[rows] = _battery_energy_at(st, eta, np.minimum(t[rows] + BIN_S, horizon_s))
     # Added in place: the frame is the caller's fresh table, and a copy of a year of 15-minute rows is large.
+    # Setting a column copies the array, so each local array is dropped once the frame has its copy.
+    grid_kw = ev_kw - pv - storage_kw
     load["limit_kw"] = limit
+    del limit
     load["dr_cap_kw"] = dr_cap
+    del dr_cap
     load["price_per_kwh"] = run.prices.at_many(t)
     load["pv_kw"] = pv
+    del pv
     load["storage_kw"] = storage_kw
+    del storage_kw
     load["storage_energy_kwh"] = storage_kwh
-    load["grid_kw"] = ev_kw - pv - storage_kw
+    del storage_kwh
+    load["grid_kw"] = grid_kw
     return load
 
 
@@ -233,8 +240,8 @@ def grid_kpis(
             k.update(storage_discharged_kwh=0.0, storage_charged_kwh=0.0)
         k.update(_dr_kpis(dr[dr["site_id"] == site.site_id]))
         sites[site.site_id] = k
-    served = sessions[sessions["outcome"] == "served"]
-    unmet = served["energy_requested_kwh"] - served["energy_delivered_kwh"]
+    served = sessions["outcome"] == "served"  # two columns of the served rows, not a copy of the table
+    unmet = sessions["energy_requested_kwh"][served] - sessions["energy_delivered_kwh"][served]
     total = {key: sum(s[key] for s in sites.values()) for key in
              ("grid_import_kwh", "grid_export_kwh", "energy_cost", "demand_charge", "pv_generation_kwh", "pv_used_kwh",
               "storage_discharged_kwh", "storage_charged_kwh")}  # fmt: skip

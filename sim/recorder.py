@@ -1,6 +1,6 @@
 """Columnar recording while the run goes: rows packed into flat typed buffers, no object per row.
 
-A table keeps one float64 buffer for its float columns and one int64 buffer for its
+A table keeps one float64 buffer for its float columns and one integer buffer for its
 integer columns; recording a row is one C call per buffer (``array.extend``), and
 `Table.arrays` hands out the columns as zero-copy numpy views.
 """
@@ -14,16 +14,25 @@ import numpy as np
 
 __all__ = ["Table"]
 
+_INT_CODES = {64: ("q", np.int64), 32: ("i", np.int32)}
+
 
 class Table:
     """A growing table of float and integer columns."""
 
-    def __init__(self, floats: Sequence[str], ints: Sequence[str]) -> None:
-        """Create the columns; rows are added as ``add_floats(...)`` and ``add_ints(...)`` tuples in this order."""
+    def __init__(self, floats: Sequence[str], ints: Sequence[str], int_bits: int = 64) -> None:
+        """Create the columns; rows are added as ``add_floats(...)`` and ``add_ints(...)`` tuples in this order.
+
+        ``int_bits=32`` halves the integer columns of a table with millions of rows whose codes and ids
+        fit in 32 bits; a value that does not raises `OverflowError` as it is recorded, never wraps.
+        """
+        if int_bits not in _INT_CODES:
+            raise ValueError(f"int_bits(={int_bits}) must be one of {sorted(_INT_CODES)}")
+        code, self._int_dtype = _INT_CODES[int_bits]
         self.floats = tuple(floats)
         self.ints = tuple(ints)
         self._f = array("d")
-        self._i = array("q")
+        self._i = array(code)
         self.add_floats = self._f.extend
         """Append the float values of one row, in `floats` order."""
         self.add_ints = self._i.extend
@@ -34,22 +43,27 @@ class Table:
         return len(self._f) // len(self.floats) if self.floats else len(self._i) // len(self.ints)
 
     def sort_rows(self, by: str) -> None:
-        """Reorder the rows by the integer column `by` (stable), in place: no second table is kept."""
+        """Reorder the rows by the integer column `by` (stable), in place.
+
+        One column at a time, so the only copy held is one column, not the table.
+        """
         if not len(self):
             return
-        ints = np.frombuffer(self._i, dtype=np.int64).reshape(-1, len(self.ints))
+        ints = np.frombuffer(self._i, dtype=self._int_dtype).reshape(-1, len(self.ints))
         order = np.argsort(ints[:, self.ints.index(by)], kind="stable")
         if np.array_equal(order, np.arange(len(order))):
             return
-        ints[:] = ints[order]
+        blocks = [ints]
         if self.floats:
-            floats = np.frombuffer(self._f, dtype=np.float64).reshape(-1, len(self.floats))
-            floats[:] = floats[order]
+            blocks.append(np.frombuffer(self._f, dtype=np.float64).reshape(-1, len(self.floats)))
+        for rows in blocks:
+            for k in range(rows.shape[1]):
+                rows[:, k] = rows[order, k]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The columns as numpy arrays (strided views of the buffers, no copy)."""
         out: dict[str, np.ndarray] = {}
-        for names, buf, dtype in ((self.floats, self._f, np.float64), (self.ints, self._i, np.int64)):
+        for names, buf, dtype in ((self.floats, self._f, np.float64), (self.ints, self._i, self._int_dtype)):
             if not names:
                 continue
             flat = np.frombuffer(buf, dtype=dtype) if len(buf) else np.zeros(0, dtype=dtype)

@@ -128,6 +128,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
+# The 15-minute load columns read once load.parquet is written (dr_frame, metrics.kpis, grid_metrics.grid_kpis).
+_LOAD_KPI_COLUMNS = ("site_id", "t_s", "power_kw", "grid_kw", "pv_kw", "limit_kw", "price_per_kwh")
 _ROW_GROUP = 262_144  # rows converted to Arrow at a time: a year of sessions is never copied whole
 
 
@@ -207,15 +209,17 @@ def write_results(
             },
             tmp / "manifest.json",
         )
-        # One table at a time, dropped once written, so peak memory stays near the largest table.
-        _write_parquet(metrics.events_frame(run), tmp / "events.parquet")
-        steps = metrics.load_steps(run)
-        _write_parquet(steps, tmp / "load_steps.parquet")
-        peaks = metrics.peak_instant_kw(steps)
+        # One table at a time, dropped once written, so peak memory stays near the largest table;
+        # the largest (the 15-minute load) first, then only the load columns the KPIs read are kept.
         storage = grid_metrics.storage_frame(run)
         _write_parquet(storage, tmp / "storage.parquet")
         load = grid_metrics.with_grid_columns(run, metrics.load_15min(run), storage)
         _write_parquet(load, tmp / "load.parquet")
+        load = load[list(_LOAD_KPI_COLUMNS)]
+        _write_parquet(metrics.events_frame(run), tmp / "events.parquet")
+        steps = metrics.load_steps(run)
+        _write_parquet(steps, tmp / "load_steps.parquet")
+        peaks = metrics.peak_instant_kw(steps)
         dr = grid_metrics.dr_frame(run, steps, load)
         del steps
         _write_parquet(dr, tmp / "dr_events.parquet")
@@ -236,6 +240,7 @@ def write_results(
         if run.ev is not None:
             k["ev_side"] = _write_ev(run, sessions, tmp)
         _write_json(k, tmp / "kpis.json")
+        del sessions, load, ports, dr, storage, invoices  # the report reads the written tables
         if finish is not None:
             finish(tmp)
         if out_dir.exists():

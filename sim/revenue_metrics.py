@@ -116,7 +116,8 @@ def revenue_kpis(
     """The `revenue` section of kpis.json: the waterfall, prices, memberships, payments, break-even."""
     scenario = run.scenario
     days = scenario.horizon_s / 86400.0
-    billed = sessions[sessions["evse_id"].notna()]
+    # The billed rows of the three columns read below: a copy of every column of a year of sessions is large.
+    billed = sessions.loc[sessions["evse_id"].notna(), ["amount_charged", "energy_delivered_kwh", "plug_t_s"]]
     session_fees = float(sessions["payment_fee"].sum())
     invoiced = invoices[invoices["action"] != "leave"]
     membership_fees = float(invoiced["amount"].sum())
