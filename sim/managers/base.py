@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
@@ -380,7 +380,7 @@ class VehicleView:
     data_age_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class EvseView:
     """One connector as a CSMS would know it.
 
@@ -404,6 +404,45 @@ class EvseView:
     departure_t_s: float | None = None
     energy_need_kwh: float | None = None
     ev_max_kw: float | None = None
+
+    def __init__(
+        self,
+        evse_id: EvseId,
+        charger_id: ChargerId,
+        status: EvseStatus,
+        max_power_kw: float,
+        limit_kw: float,
+        power_kw: float,
+        session_id: SessionId | None,
+        charger_max_kw: float = math.inf,
+        plug_t_s: float | None = None,
+        energy_kwh: float = 0.0,
+        departure_t_s: float | None = None,
+        energy_need_kwh: float | None = None,
+        ev_max_kw: float | None = None,
+    ) -> None:
+        """The dataclass's own constructor, twice as fast: a view is built for every connector at every event.
+
+        A frozen dataclass sets each field through ``object.__setattr__``; this sets the slots directly.
+        """
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12 = _EVSE_VIEW_SLOTS
+        s0(self, evse_id)
+        s1(self, charger_id)
+        s2(self, status)
+        s3(self, max_power_kw)
+        s4(self, limit_kw)
+        s5(self, power_kw)
+        s6(self, session_id)
+        s7(self, charger_max_kw)
+        s8(self, plug_t_s)
+        s9(self, energy_kwh)
+        s10(self, departure_t_s)
+        s11(self, energy_need_kwh)
+        s12(self, ev_max_kw)
+
+
+# The slot setters of EvseView, in the order of its fields and of its constructor's arguments.
+_EVSE_VIEW_SLOTS = tuple(getattr(EvseView, f.name).__set__ for f in fields(EvseView))
 
 
 @dataclass(frozen=True, slots=True)
