@@ -100,8 +100,8 @@ class Evse:
 class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
-    __slots__ = ("capacity_kw", "chargers", "dr_caps", "energy", "evses", "free", "grid_limit_kw", "index", "queue",
-                 "site_id")  # fmt: skip
+    __slots__ = ("capacity_kw", "chargers", "dr_caps", "energy", "evses", "free", "grid_limit_kw", "index",
+                 "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
 
     def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
         """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
@@ -115,11 +115,15 @@ class SiteState:
         self.evses: list[Evse] = []
         self.free: list[Evse] = []  # connectors with no EV, in build order
         self.queue: deque[Session] = deque()
+        self.phase_limit_kw = math.inf  # what each phase may carry (the plan's)
+        self.single_phase: dict[EvseId, int] = {}  # single-phase connectors and their phase (0, 1, 2 for L1-L3)
 
 
 def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
     """Create the mutable hardware of every site from the frozen `plan`, in the plan's order."""
     states = [SiteState(p.index, p.site_id, p.capacity_kw, p.grid_limit_kw) for p in plan.sites]
+    for state, site_plan in zip(states, plan.sites, strict=True):
+        state.phase_limit_kw = site_plan.phase_limit_kw
     chargers = [Charger(p.charger_id, p.power_kw, p.shared) for p in plan.chargers]
     for p in plan.chargers:
         states[p.site.index].chargers.append(chargers[p.index])
@@ -127,6 +131,8 @@ def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
     for port in plan.ports:
         site, charger = states[port.site.index], chargers[port.charger.index]
         evse = Evse(port.index, port.evse_id, site, charger, port.rated_kw, port.dc)
+        if port.phase is not None:
+            site.single_phase[port.evse_id] = port.phase
         charger.evses.append(evse)
         site.evses.append(evse)
         evses.append(evse)

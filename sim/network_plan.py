@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChargerPlan", "NetworkPlan", "PortPlan", "SitePlan", "plan_network"]
 
+_PHASES = ("L1", "L2", "L3")
+
 
 @dataclass(frozen=True, slots=True)
 class SitePlan:
@@ -29,6 +31,10 @@ class SitePlan:
     capacity_kw: float
     grid_limit_kw: float
     """The connection or the transformer, whichever is smaller."""
+    phase_limit_kw: float = math.inf
+    """Power each phase (L1, L2, L3) may carry: `phase_limit_a` × `voltage_v` (inf without a phase limit)."""
+    voltage_v: float = 230.0
+    """Line-to-neutral voltage of the supply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,17 @@ class PortPlan:
     charger: ChargerPlan
     rated_kw: float
     dc: bool
+    phases: int = 3
+    """AC phases the connector draws on (1 or 3); DC draws on all three."""
+    phase: int | None = None
+    """The phase (0 for L1, 1 for L2, 2 for L3) of a single-phase connector; None when it draws on all three."""
+
+    @property
+    def phase_share(self) -> tuple[float, float, float]:
+        """Share of the connector's power on L1, L2 and L3."""
+        if self.phase is None:
+            return (1 / 3, 1 / 3, 1 / 3)
+        return (1.0 if self.phase == 0 else 0.0, 1.0 if self.phase == 1 else 0.0, 1.0 if self.phase == 2 else 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +84,9 @@ class NetworkPlan:
 def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | None = None) -> NetworkPlan:
     """Plan every site of the scenario; port ids are ``<site>.<charger nn>.<connector n>``.
 
+    A single-phase charger's connectors are on its phase: the one its group names, else the
+    next of L1, L2, L3 in turn over the site's single-phase chargers (phase rotation).
+
     Args:
         sites: The scenario's `network.sites`.
         transformer_kw: Transformer rating by site id, where a grid section gives one.
@@ -76,18 +96,29 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
     chargers: list[ChargerPlan] = []
     ports: list[PortPlan] = []
     for i, cfg in enumerate(sites):
-        site = SitePlan(i, SiteId(cfg.id), cfg.capacity_kw, min(cfg.capacity_kw, transformer_kw.get(cfg.id, math.inf)))
+        phase_limit_kw = cfg.phase_limit_a * cfg.voltage_v / 1000.0 if cfg.phase_limit_a is not None else math.inf
+        grid_limit_kw = min(cfg.capacity_kw, transformer_kw.get(cfg.id, math.inf))
+        site = SitePlan(i, SiteId(cfg.id), cfg.capacity_kw, grid_limit_kw, phase_limit_kw, cfg.voltage_v)
         site_plans.append(site)
         n = 0
+        rotation = 0  # single-phase chargers without a phase: L1, L2, L3 in turn
         for group in cfg.chargers:
+            dc = group.current == "dc"
+            phases = 3 if dc else group.phases
             for _ in range(group.count):
                 n += 1
                 charger_id = ChargerId(f"{cfg.id}.{n:02d}")
                 charger = ChargerPlan(len(chargers), charger_id, site, group.model, group.power_kw, group.shared)
                 chargers.append(charger)
+                phase = None
+                if phases == 1:
+                    if group.phase is not None:
+                        phase = _PHASES.index(group.phase)
+                    else:
+                        phase, rotation = rotation, (rotation + 1) % 3
                 for c in range(1, group.connectors + 1):
                     port = PortPlan(
-                        len(ports), EvseId(f"{charger_id}.{c}"), site, charger, group.power_kw, group.current == "dc"
+                        len(ports), EvseId(f"{charger_id}.{c}"), site, charger, group.power_kw, dc, phases, phase
                     )
                     ports.append(port)
     return NetworkPlan(tuple(site_plans), tuple(chargers), tuple(ports))

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import ev_metrics, grid_metrics, metrics, revenue_metrics, service_metrics
+from sim import ev_metrics, grid_metrics, metrics, phase_metrics, revenue_metrics, service_metrics
 from sim.engine import RunTables
 from sim.outputs import check_folder, json_with_keys
 
@@ -229,6 +229,7 @@ def write_results(
         _write_parquet(ports, tmp / "ports.parquet")
         k = metrics.kpis(run, sessions, ports, load, peaks)
         k["grid"] = grid_metrics.grid_kpis(run, load, sessions, dr, storage)
+        phase_metrics.add_phase_kpis(run, k["grid"])  # sites with per-phase limits or single-phase chargers
         if run.service is not None:
             k["serviceability"] = _write_service(run, sessions, tmp)
         invoices = revenue_metrics.invoices_frame(run)

@@ -244,7 +244,8 @@ class Bridge:
             n, index = 0, 0
             for group in site.chargers:
                 dc = group.current == "dc"
-                spec = ConnectorSpec(group.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+                voltage_v, phases = (400.0, 1) if dc else (site.voltage_v, group.phases)  # as wired
+                spec = ConnectorSpec(group.power_kw, dc=dc, voltage_v=voltage_v, phases=phases)
                 for _ in range(group.count):
                     n += 1
                     charger_id = ChargerId(f"{site.id}.{n:02d}")

@@ -98,7 +98,9 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
         for charger in (c for c in network.chargers if c.site.site_id == site.id):
             charger_ports = ports_of[charger.charger_id]
             dc = charger_ports[0].dc
-            connector = ConnectorSpec(charger.power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+            # AC: the site's voltage and the phases the charger is wired to, so profiles in A convert as wired
+            voltage_v, phases = (400.0, 1) if dc else (charger.site.voltage_v, charger_ports[0].phases)
+            connector = ConnectorSpec(charger.power_kw, dc=dc, voltage_v=voltage_v, phases=phases)
             shared_kw = charger.power_kw if charger.shared and len(charger_ports) > 1 else None
             specs.append(
                 ChargerSpec(

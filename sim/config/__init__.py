@@ -87,10 +87,24 @@ class ChargerGroup(StrictModel):
     connector: Connector | list[Connector] | None = Field(
         default=None, description="standard, or one per connector; none: the ev_side market's for the current"
     )
+    phases: Literal[1, 3] = Field(
+        default=3,
+        description="AC phases each connector draws on: 3 (balanced), or 1 (wired to `phase`); DC chargers draw "
+        "on all three",
+    )
+    phase: Literal["L1", "L2", "L3"] | None = Field(
+        default=None,
+        description="the phase single-phase chargers are wired to; none: phase rotation, L1, L2, L3 in turn over "
+        "the site's single-phase chargers",
+    )
 
     @model_validator(mode="after")
     def _connector_fits(self) -> ChargerGroup:
         check_connectors(self.connector, self.connectors, self.current)
+        if self.phases == 1 and self.current == "dc":
+            raise ValueError("phases: 1 is for AC chargers; a DC charger draws on all three phases (drop phases)")
+        if self.phase is not None and self.phases != 1:
+            raise ValueError(f"phase: {self.phase} is for single-phase chargers: add phases: 1, or drop phase")
         return self
 
 
@@ -109,6 +123,15 @@ class Site(StrictModel):
     )
     chargers: list[ChargerGroup] = Field(min_length=1, description="the site's charger groups")
     tariff: Tariff | None = Field(default=None, description="this site's tariff; none: the scenario's tariff")
+    phase_limit_a: float | None = Field(
+        default=None,
+        gt=0,
+        description="current limit (A) on each of the supply's three phases L1, L2, L3, e.g. the main fuse; "
+        "none: capacity_kw only",
+    )
+    voltage_v: float = Field(
+        default=230.0, gt=0, description="line-to-neutral voltage (V) of the supply, to turn phase currents into power"
+    )
 
     @property
     def port_count(self) -> int:

@@ -472,7 +472,10 @@ class SiteView:
     `limit_kw` is what a manager must keep the site's chargers under: the grid connection,
     the transformer and any demand-response cap on import in force (`dr_cap_kw`, inf when
     none), plus the PV output now (`pv_kw`) and what the battery may discharge
-    (`storage.available_kw`). `grid_limit_kw` is the import limit alone.
+    (`storage.available_kw`). `grid_limit_kw` is the import limit alone. With per-phase
+    limits, each of L1, L2, L3 may also carry at most `phase_limit_kw`: a connector in
+    `single_phase` draws all its power on that phase (0 for L1, 1 for L2, 2 for L3), any
+    other a third on each.
     """
 
     site_id: SiteId
@@ -489,6 +492,21 @@ class SiteView:
     pv_kw: float = 0.0
     storage: StorageView | None = None
     grid_limit_kw: float = math.inf
+    phase_limit_kw: float = math.inf
+    single_phase: Mapping[EvseId, int] = field(default_factory=dict)
+
+    def phase_load_kw(self, power_kw: Mapping[EvseId, float]) -> tuple[float, float, float]:
+        """Power on L1, L2 and L3 when the connectors draw `power_kw`."""
+        load = [0.0, 0.0, 0.0]
+        single = self.single_phase
+        for evse_id, kw in power_kw.items():
+            p = single.get(evse_id)
+            if p is None:
+                for k in range(3):
+                    load[k] += kw / 3
+            else:
+                load[p] += kw
+        return (load[0], load[1], load[2])
 
     def vehicle(self, evse_id: EvseId) -> VehicleView | None:
         """What the EV on `evse_id` reported of itself (state of charge, target, age), None if nothing."""

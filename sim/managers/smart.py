@@ -2,8 +2,9 @@
 
 Each manager is one `allocate(site)` function wrapped by `AllocatingManager`. They share
 `fill`, which hands power out in a priority order while keeping every node of the site's
-constraint tree — the site limit (grid connection, transformer, demand-response cap),
-each shared charger cabinet and each connector — within its limit. Where an EV does not
+constraint tree — the site limit (grid connection, transformer, demand-response cap), each
+phase of the supply where it has per-phase limits, each shared charger cabinet and each
+connector — within its limit. Where an EV does not
 say its departure and need (no ISO 15118), the manager estimates them from its settings.
 """
 
@@ -53,8 +54,10 @@ class Estimates:
 
 
 def fill(site: SiteView, order: Sequence[EvseView], want_kw: Mapping[EvseId, float], limit_kw: float) -> dict:
-    """Give each connector in `order` what it wants, as far as the site and its cabinet allow.
+    """Give each connector in `order` what it wants, as far as the site, its phases and its cabinet allow.
 
+    With per-phase limits (`SiteView.phase_limit_kw`) a single-phase connector gets at most
+    what is left on its phase, any other three times what is left on its fullest phase.
     Limits are rounded down to 0.1 kW, the resolution chargers accept (OCPP limits come in
     tenths of an ampere or watt-level steps): it keeps every node within its limit and the
     number of distinct limits small.
@@ -62,12 +65,25 @@ def fill(site: SiteView, order: Sequence[EvseView], want_kw: Mapping[EvseId, flo
     left = limit_kw
     cabinet_left: dict[str, float] = {}
     out: dict[EvseId, float] = {}
+    phased = site.phase_limit_kw < math.inf
+    phase_left = [site.phase_limit_kw] * 3
+    single = site.single_phase
     for e in order:
         cab = cabinet_left.get(e.charger_id, e.charger_max_kw)
-        kw = max(0.0, math.floor(min(want_kw[e.evse_id], left, cab) * _STEPS_PER_KW) / _STEPS_PER_KW)
+        cap = min(want_kw[e.evse_id], left, cab)
+        p = single.get(e.evse_id)
+        if phased:
+            cap = min(cap, phase_left[p] if p is not None else 3 * min(phase_left))
+        kw = max(0.0, math.floor(cap * _STEPS_PER_KW) / _STEPS_PER_KW)
         out[e.evse_id] = kw
         left -= kw
         cabinet_left[e.charger_id] = cab - kw
+        if phased:
+            if p is not None:
+                phase_left[p] -= kw
+            else:
+                for k in range(3):
+                    phase_left[k] -= kw / 3
     return out
 
 
