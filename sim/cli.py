@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from sim.config import Scenario, ScenarioError, load_scenario, scenario_schema
+from sim.console import UsageError, lazy_progress, run_title
 from sim.outputs import OutputRefusedError, describe
 from sim.sessions import Outcome
 
@@ -44,10 +45,6 @@ examples:
   chargetwin run scenarios/csms/csms_smart_charging.yaml --csms ws://127.0.0.1:9000 --speed 600
                                                            a CSMS as the manager, paced
 """
-
-
-class UsageError(Exception):
-    """A problem the user can fix; printed without a traceback, exit code 2."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -89,38 +86,6 @@ def _say_removed(flag: str, folder: Path, entries: list[Path]) -> None:
             highlight=False,
             soft_wrap=True,
         )
-
-
-def _lazy_progress(
-    console: Console, label: str, after_s: float = 1.0
-) -> tuple[Callable[[float], None], Callable[[], None]]:
-    """A progress callback that shows a bar only once the work has taken `after_s`."""
-    started = time.perf_counter()
-    state: dict[str, Any] = {}
-
-    def update(fraction: float) -> None:
-        if "bar" not in state:
-            if time.perf_counter() - started < after_s:
-                return
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                TextColumn("left"),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            bar.start()
-            state["bar"], state["task"] = bar, bar.add_task(label, total=1.0)
-        state["bar"].update(state["task"], completed=fraction)
-
-    def stop() -> None:
-        if "bar" in state:
-            state["bar"].stop()
-
-    return update, stop
 
 
 def _outcome_rows(n: dict[str, Any]) -> list[tuple[str, str]]:
@@ -240,7 +205,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         return cmd_run_paced(scenario, out, args, console, _summary, _render_report)
     started = time.perf_counter()
-    update, stop = _lazy_progress(console, f"simulating {scenario.name}")
+    update, stop = lazy_progress(console, f"simulating {scenario.name}")
     try:
         run = simulate(scenario, progress=update)
     finally:
@@ -259,22 +224,6 @@ def _print_warnings(kpis: dict[str, Any], console: Console) -> None:
 
     for line in run_warnings(kpis):
         console.print(f"warning: {line}", style="yellow", markup=False, highlight=False, soft_wrap=True)
-
-
-def _seconds(x: float) -> str:
-    return f"{x:.2f} s" if x < 10 else f"{x:,.1f} s"
-
-
-def run_title(scenario: Scenario, wall_s: float, simulating_s: float | None = None, paced: str = "") -> str:
-    """The title of a run's summary: simulated time and the wall time it took (simulating, then writing)."""
-    days = scenario.horizon_days
-    took = f"{_seconds(wall_s)} wall time" + (
-        f" ({_seconds(simulating_s)} simulating)" if simulating_s is not None else ""
-    )
-    return (
-        f"{scenario.name}: {days:g} simulated day{'s' if days != 1 else ''}{paced} in {took}, "
-        f"seed {scenario.seed}, {scenario.manager.kind}"
-    )
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:

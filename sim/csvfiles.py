@@ -1,13 +1,20 @@
-"""Reading the CSV files a scenario points at (traces, price series): one place for the checks they share."""
+"""Reading the CSV files a scenario points at (session traces, price series): their formats and checks.
+
+The scenario model (`sim.config`) reads them to validate a scenario, demand replay (`sim.demand`) and the
+price signal (`sim.grid`) to run one; all three import the formats from here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["read_columns", "zoned_timestamps"]
+__all__ = ["TRACE_COLUMNS", "read_columns", "read_price_series", "read_trace", "zoned_timestamps"]
+
+TRACE_COLUMNS = ("arrival", "departure", "energy_kwh", "station")
 
 _ZONE = r"(?:Z|[+-]\d\d:?\d\d)\s*$"
 
@@ -44,3 +51,40 @@ def zoned_timestamps(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     t = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     return t, t.isna() | ~text.str.contains(_ZONE)
+
+
+def read_trace(path: Path) -> pd.DataFrame:
+    """Read a session trace CSV; raise ValueError naming the file and every bad row."""
+    raw = read_columns(path, "trace file", TRACE_COLUMNS)
+    arrival, bad_arrival = zoned_timestamps(raw["arrival"])
+    departure, bad_departure = zoned_timestamps(raw["departure"])
+    energy = pd.to_numeric(raw["energy_kwh"], errors="coerce")
+    bad = bad_arrival | bad_departure | energy.isna() | (energy < 0) | (departure < arrival)
+    bad |= raw["station"].str.strip() == ""
+    if bad.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())]  # +2: header line, 1-based
+        shown = ", ".join(map(str, rows[:10])) + (" …" if len(rows) > 10 else "")
+        raise ValueError(
+            f"trace file {path}: {len(rows)} row(s) cannot be used (lines {shown}); each row needs ISO "
+            "timestamps with a zone for arrival and departure (departure not before arrival), "
+            "energy_kwh >= 0 and a station"
+        )
+    return pd.DataFrame(
+        {"arrival": arrival, "departure": departure, "energy_kwh": energy.astype(float), "station": raw["station"]}
+    )
+
+
+def read_price_series(path: Path) -> pd.DataFrame:
+    """Read a price CSV (timestamp, price_per_kwh); raise ValueError naming the file and the bad rows."""
+    raw = read_columns(path, "price file", ("timestamp", "price_per_kwh"))
+    t, bad_t = zoned_timestamps(raw["timestamp"])
+    price = pd.to_numeric(raw["price_per_kwh"], errors="coerce")
+    bad = bad_t | price.isna()
+    if bad.any() or len(raw) == 0:
+        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())][:10]
+        raise ValueError(
+            f"price file {path}: rows {rows or 'none'} cannot be used; each row needs an ISO timestamp with a "
+            "zone and a number price_per_kwh (and the file at least one row)"
+        )
+    order = np.argsort(t.to_numpy(), kind="stable")
+    return pd.DataFrame({"timestamp": t.to_numpy()[order], "price_per_kwh": price.to_numpy()[order]})

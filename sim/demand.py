@@ -9,14 +9,13 @@ site's demand leaves every other site's arrivals as they were.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sim import ev_arrivals
-from sim.csvfiles import read_columns, zoned_timestamps
+from sim.csvfiles import read_trace
 from sim.rng import stream
 from sim.units import S_PER_H, S_PER_MIN
 from sim.wallclock import WallClock
@@ -25,9 +24,7 @@ if TYPE_CHECKING:
     from sim.config import FleetEntry, Scenario, SyntheticDemand, TraceDemand
     from sim.ev import EVModel
 
-__all__ = ["TRACE_COLUMNS", "SiteArrivals", "fleet_models", "generate", "read_trace"]
-
-TRACE_COLUMNS = ("arrival", "departure", "energy_kwh", "station")
+__all__ = ["SiteArrivals", "fleet_models", "generate"]
 
 
 @dataclass(frozen=True)
@@ -63,27 +60,6 @@ def fleet_models(scenario: Scenario) -> list[EVModel]:
             if models.setdefault(m.name, m) != m:
                 raise ValueError(f"two different vehicle models are both named {m.name!r}")
     return list(models.values())
-
-
-def read_trace(path: Path) -> pd.DataFrame:
-    """Read a session trace CSV; raise ValueError naming the file and every bad row."""
-    raw = read_columns(path, "trace file", TRACE_COLUMNS)
-    arrival, bad_arrival = zoned_timestamps(raw["arrival"])
-    departure, bad_departure = zoned_timestamps(raw["departure"])
-    energy = pd.to_numeric(raw["energy_kwh"], errors="coerce")
-    bad = bad_arrival | bad_departure | energy.isna() | (energy < 0) | (departure < arrival)
-    bad |= raw["station"].str.strip() == ""
-    if bad.any():
-        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())]  # +2: header line, 1-based
-        shown = ", ".join(map(str, rows[:10])) + (" …" if len(rows) > 10 else "")
-        raise ValueError(
-            f"trace file {path}: {len(rows)} row(s) cannot be used (lines {shown}); each row needs ISO "
-            "timestamps with a zone for arrival and departure (departure not before arrival), "
-            "energy_kwh >= 0 and a station"
-        )
-    return pd.DataFrame(
-        {"arrival": arrival, "departure": departure, "energy_kwh": energy.astype(float), "station": raw["station"]}
-    )
 
 
 def _draw_models(rng: np.random.Generator, entries: list[FleetEntry], index: dict[str, int], n: int) -> np.ndarray:

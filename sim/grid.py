@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from sim.csvfiles import read_columns, zoned_timestamps
+from sim.csvfiles import read_price_series
 from sim.rng import stream
 from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN
 from sim.wallclock import WallClock
@@ -25,23 +24,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.config.grid import EnergyPrice
 
-__all__ = ["DrWindow", "PriceSignal", "dr_windows", "read_price_series"]
-
-
-def read_price_series(path: Path) -> pd.DataFrame:
-    """Read a price CSV (timestamp, price_per_kwh); raise ValueError naming the file and the bad rows."""
-    raw = read_columns(path, "price file", ("timestamp", "price_per_kwh"))
-    t, bad_t = zoned_timestamps(raw["timestamp"])
-    price = pd.to_numeric(raw["price_per_kwh"], errors="coerce")
-    bad = bad_t | price.isna()
-    if bad.any() or len(raw) == 0:
-        rows = [int(i) + 2 for i in np.flatnonzero(bad.to_numpy())][:10]
-        raise ValueError(
-            f"price file {path}: rows {rows or 'none'} cannot be used; each row needs an ISO timestamp with a "
-            "zone and a number price_per_kwh (and the file at least one row)"
-        )
-    order = np.argsort(t.to_numpy(), kind="stable")
-    return pd.DataFrame({"timestamp": t.to_numpy()[order], "price_per_kwh": price.to_numpy()[order]})
+__all__ = ["DrWindow", "PriceSignal", "dr_windows"]
 
 
 class PriceSignal:

@@ -1,6 +1,6 @@
 """``chargetwin chargers`` and ``chargetwin csms``: virtual chargers against a CSMS, and the reference CSMS.
 
-Registered into `sim.cli` by `add_subcommands`; problems the user can fix raise `sim.cli.UsageError`
+Registered into `sim.cli` by `add_subcommands`; problems the user can fix raise `sim.console.UsageError`
 or `sim.config.ScenarioError`, which `sim.cli.main` prints as one line each with exit code 2.
 """
 
@@ -41,7 +41,7 @@ def default_state_dir() -> Path:
 
 
 def _usage(message: str) -> Exception:
-    from sim.cli import UsageError
+    from sim.console import UsageError
 
     return UsageError(message)
 

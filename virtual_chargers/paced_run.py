@@ -298,7 +298,7 @@ def cmd_run_paced(
     render: Callable[[Path], None],
 ) -> int:
     """`chargetwin run` of a scenario with a CSMS or an OpenADR server: paced, then the usual folder and report."""
-    from sim.cli import UsageError, _lazy_progress, run_title
+    from sim.console import UsageError, lazy_progress, run_title
     from virtual_chargers.connection import SecurityError
 
     try:
@@ -320,7 +320,7 @@ def cmd_run_paced(
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     frames = out.parent / f".{out.name}.frames.jsonl"
-    update, stop = _lazy_progress(console, f"pacing {scenario.name}")
+    update, stop = lazy_progress(console, f"pacing {scenario.name}")
     started = time.perf_counter()
     try:
         try:

@@ -39,6 +39,7 @@ from sim.config.grid import Grid
 from sim.config.ocpp import OcppManager
 from sim.config.revenue import Drivers, MembershipPlan, Payments, Pricing, Tariff
 from sim.config.serviceability import Serviceability
+from sim.csvfiles import read_trace
 from sim.ev import PRESETS, EVModel, check_curve
 
 __all__ = [
@@ -319,11 +320,11 @@ class TraceDemand(_DriverBehaviour):
     @field_validator("path")
     @classmethod
     def _readable(cls, path: Path, info: ValidationInfo) -> Path:
-        from sim.demand import read_trace  # the trace format belongs to demand.py
-
         base = Path((info.context or {}).get("base_dir", "."))
         full = path if path.is_absolute() else base / path
-        read_trace(full)  # raises ValueError with the bad rows
+        trace = read_trace(full)  # raises ValueError with the bad rows
+        if info.context is not None:  # the scenario's own checks use it, without reading the file again
+            info.context.setdefault("traces", {})[full.resolve()] = trace
         return full.resolve()
 
     @model_validator(mode="after")
@@ -467,17 +468,18 @@ class Scenario(StrictModel):
         return v
 
     @model_validator(mode="after")
-    def _demand_sites_exist(self) -> Scenario:
+    def _demand_sites_exist(self, info: ValidationInfo) -> Scenario:
         ids = [s.id for s in self.network.sites]
+        traces = (info.context or {}).get("traces", {})  # read by TraceDemand in this validation
         for i, d in enumerate(self.demand):
             if d.site is not None and d.site not in ids:
                 raise LocatedError(
                     ("demand", i, "site"), f"{d.site!r} is not a site of the network; sites: {', '.join(ids)}"
                 )
             if d.kind == "trace":
-                from sim.demand import read_trace
-
-                trace = read_trace(d.path)
+                trace = traces.get(d.path)
+                if trace is None:
+                    trace = read_trace(d.path)
                 first, last = trace["arrival"].min(), trace["arrival"].max()
                 end = self.start + dt.timedelta(days=self.horizon_days)
                 if len(trace) and (last < self.start or first >= end):

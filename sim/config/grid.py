@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
 from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, within
+from sim.csvfiles import read_price_series
 
 __all__ = [
     "DemandResponse",
@@ -66,8 +67,6 @@ class PriceSeries(StrictModel):
     @field_validator("path")
     @classmethod
     def _readable(cls, path: Path, info: ValidationInfo) -> Path:
-        from sim.grid import read_price_series  # the CSV format belongs to grid.py
-
         base = Path((info.context or {}).get("base_dir", "."))
         full = path if path.is_absolute() else base / path
         read_price_series(full)

@@ -1,6 +1,6 @@
 """``chargetwin conformance``: run the conformance suite against a CSMS and write its reports.
 
-Registered into `sim.cli` by `add_subcommand`; problems the user can fix raise `sim.cli.UsageError`
+Registered into `sim.cli` by `add_subcommand`; problems the user can fix raise `sim.console.UsageError`
 (one line, exit code 2). The exit code is 0 when no case failed, 1 otherwise.
 """
 
@@ -44,7 +44,7 @@ _MARK = {
 
 
 def _usage(message: str) -> Exception:
-    from sim.cli import UsageError
+    from sim.console import UsageError
 
     return UsageError(message)
 
