@@ -1,0 +1,37 @@
+"""OCPP 2.0.1 functional block C, Authorization: Authorize online, the local list and cache, offline rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.v201 import call
+
+from virtual_chargers.base import CsmsCallError, OfflineError
+from virtual_chargers.v201.availability import AvailabilityMixin
+
+__all__ = ["AuthorizationMixin"]
+
+
+class AuthorizationMixin(AvailabilityMixin):
+    """Functional block C, Authorization of a `V201Charger`."""
+
+    async def authorize(self, id_token: dict[str, Any]) -> bool:
+        """Ask the CSMS when online; offline, AuthCtrlr.OfflineTxForUnknownIdEnabled decides."""
+        if not self.dm.bool_value("AuthCtrlr", "Enabled"):
+            return True
+        local = self.local_decision(id_token, online=self.accepted)
+        if local is not None:
+            return local
+        if self.accepted:
+            try:
+                res = await self.request(call.Authorize(id_token=id_token))
+            except (TimeoutError, OfflineError, CsmsCallError, OCPPError):
+                return self._offline_authorize()
+            return bool(res.id_token_info["status"] == "Accepted")
+        return self._offline_authorize()
+
+    def _offline_authorize(self) -> bool:
+        return self.dm.bool_value("AuthCtrlr", "LocalAuthorizeOffline") and self.dm.bool_value(
+            "AuthCtrlr", "OfflineTxForUnknownIdEnabled"
+        )
