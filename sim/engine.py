@@ -196,7 +196,8 @@ class _View:
         if energy is None:
             return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
                             now, len(site.queue), vehicles, grid_limit_kw=import_kw,
-                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase)  # fmt: skip
+                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
+                            panels=site.panels)  # fmt: skip
         b = energy.battery
         storage = None
         if b is not None:
@@ -204,7 +205,7 @@ class _View:
             storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
         return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
                         self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
-                        import_kw, site.phase_limit_kw, site.single_phase)  # fmt: skip
+                        import_kw, site.phase_limit_kw, site.single_phase, site.panels)  # fmt: skip
 
 
 class _Simulation:

@@ -101,7 +101,7 @@ class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
     __slots__ = ("capacity_kw", "chargers", "dr_caps", "energy", "evses", "free", "grid_limit_kw", "index",
-                 "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
+                 "panels", "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
 
     def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
         """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
@@ -117,6 +117,7 @@ class SiteState:
         self.queue: deque[Session] = deque()
         self.phase_limit_kw = math.inf  # what each phase may carry (the plan's)
         self.single_phase: dict[EvseId, int] = {}  # single-phase connectors and their phase (0, 1, 2 for L1-L3)
+        self.panels: dict[EvseId, tuple[int, float]] = {}  # connectors on a panel: (panel, kW per phase)
 
 
 def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
@@ -133,6 +134,8 @@ def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
         evse = Evse(port.index, port.evse_id, site, charger, port.rated_kw, port.dc)
         if port.phase is not None:
             site.single_phase[port.evse_id] = port.phase
+        if port.panel is not None:
+            site.panels[port.evse_id] = (port.panel, port.panel_phase_limit_kw)
         charger.evses.append(evse)
         site.evses.append(evse)
         evses.append(evse)

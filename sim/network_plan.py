@@ -63,6 +63,10 @@ class PortPlan:
     """AC phases the connector draws on (1 or 3); DC draws on all three."""
     phase: int | None = None
     """The phase (0 for L1, 1 for L2, 2 for L3) of a single-phase connector; None when it draws on all three."""
+    panel: int | None = None
+    """Index, within the site, of the panel (a charger group's feeder) the connector hangs on; None: none."""
+    panel_phase_limit_kw: float = math.inf
+    """Power each phase of that panel may carry."""
 
     @property
     def phase_share(self) -> tuple[float, float, float]:
@@ -102,9 +106,12 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
         site_plans.append(site)
         n = 0
         rotation = 0  # single-phase chargers without a phase: L1, L2, L3 in turn
-        for group in cfg.chargers:
+        for g, group in enumerate(cfg.chargers):
             dc = group.current == "dc"
             phases = 3 if dc else group.phases
+            panel, panel_kw = None, math.inf
+            if group.panel_phase_limit_a is not None:
+                panel, panel_kw = g, group.panel_phase_limit_a * cfg.voltage_v / 1000.0
             for _ in range(group.count):
                 n += 1
                 charger_id = ChargerId(f"{cfg.id}.{n:02d}")
@@ -118,7 +125,8 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
                         phase, rotation = rotation, (rotation + 1) % 3
                 for c in range(1, group.connectors + 1):
                     port = PortPlan(
-                        len(ports), EvseId(f"{charger_id}.{c}"), site, charger, group.power_kw, dc, phases, phase
-                    )
+                        len(ports), EvseId(f"{charger_id}.{c}"), site, charger, group.power_kw, dc, phases, phase,
+                        panel, panel_kw,
+                    )  # fmt: skip
                     ports.append(port)
     return NetworkPlan(tuple(site_plans), tuple(chargers), tuple(ports))

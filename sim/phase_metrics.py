@@ -21,10 +21,13 @@ def has_phases(run: RunTables, site: SitePlan) -> bool:
     return site.phase_limit_kw < np.inf or any(p.phase is not None for p in run.network.ports if p.site is site)
 
 
-def phase_load_steps(run: RunTables, site: SitePlan) -> pd.DataFrame:
-    """Power (kW) on L1, L2 and L3 of `site` right after every change, evaluated exactly from the intervals."""
+def phase_load_steps(run: RunTables, site: SitePlan, panel: int | None = None) -> pd.DataFrame:
+    """Power (kW) on L1, L2 and L3 of `site` (or of its `panel`) after every change, exactly from the intervals."""
     iv = run.intervals
     rows = np.flatnonzero(iv["site"] == site.index)
+    if panel is not None:
+        on_panel = np.array([p.panel == panel and p.site is site for p in run.network.ports])
+        rows = rows[on_panel[iv["evse"][rows]]]
     share = np.array([p.phase_share for p in run.network.ports]).reshape(-1, 3)
     t0, t1 = iv["t0_s"][rows], iv["t1_s"][rows]
     keys = np.unique(np.concatenate([[0.0], t0, t1]))

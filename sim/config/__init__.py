@@ -98,12 +98,20 @@ class ChargerGroup(StrictModel):
         description="the phase single-phase chargers are wired to; none: phase rotation, L1, L2, L3 in turn over "
         "the site's single-phase chargers",
     )
+    panel_phase_limit_a: float | None = Field(
+        default=None,
+        gt=0,
+        description="current limit (A) on each phase of the panel (feeder) these chargers share, below the site's "
+        "supply; none: no panel of their own",
+    )
 
     @model_validator(mode="after")
     def _connector_fits(self) -> ChargerGroup:
         check_connectors(self.connector, self.connectors, self.current)
         if self.phases == 1 and self.current == "dc":
             raise ValueError("phases: 1 is for AC chargers; a DC charger draws on all three phases (drop phases)")
+        if self.panel_phase_limit_a is not None and self.current == "dc":
+            raise ValueError("panel_phase_limit_a is for AC chargers' panels: drop it from the DC group")
         if self.phase is not None and self.phases != 1:
             raise ValueError(f"phase: {self.phase} is for single-phase chargers: add phases: 1, or drop phase")
         return self

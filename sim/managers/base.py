@@ -475,7 +475,8 @@ class SiteView:
     (`storage.available_kw`). `grid_limit_kw` is the import limit alone. With per-phase
     limits, each of L1, L2, L3 may also carry at most `phase_limit_kw`: a connector in
     `single_phase` draws all its power on that phase (0 for L1, 1 for L2, 2 for L3), any
-    other a third on each.
+    other a third on each. A connector in `panels` hangs on a panel (a charger group's
+    feeder) whose every phase may carry at most the kW given with it: ``(panel, kW)``.
     """
 
     site_id: SiteId
@@ -494,6 +495,7 @@ class SiteView:
     grid_limit_kw: float = math.inf
     phase_limit_kw: float = math.inf
     single_phase: Mapping[EvseId, int] = field(default_factory=dict)
+    panels: Mapping[EvseId, tuple[int, float]] = field(default_factory=dict)
 
     def phase_load_kw(self, power_kw: Mapping[EvseId, float]) -> tuple[float, float, float]:
         """Power on L1, L2 and L3 when the connectors draw `power_kw`."""

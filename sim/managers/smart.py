@@ -56,8 +56,9 @@ class Estimates:
 def fill(site: SiteView, order: Sequence[EvseView], want_kw: Mapping[EvseId, float], limit_kw: float) -> dict:
     """Give each connector in `order` what it wants, as far as the site, its phases and its cabinet allow.
 
-    With per-phase limits (`SiteView.phase_limit_kw`) a single-phase connector gets at most
-    what is left on its phase, any other three times what is left on its fullest phase.
+    With per-phase limits (`SiteView.phase_limit_kw`, and a panel's in `SiteView.panels`) a
+    single-phase connector gets at most what is left on its phase, any other three times what
+    is left on its fullest phase, of the site's supply and of its panel.
     Limits are rounded down to 0.1 kW, the resolution chargers accept (OCPP limits come in
     tenths of an ampere or watt-level steps): it keeps every node within its limit and the
     number of distinct limits small.
@@ -68,22 +69,28 @@ def fill(site: SiteView, order: Sequence[EvseView], want_kw: Mapping[EvseId, flo
     phased = site.phase_limit_kw < math.inf
     phase_left = [site.phase_limit_kw] * 3
     single = site.single_phase
+    panels = site.panels
+    panel_left: dict[int, list[float]] = {}
     for e in order:
         cab = cabinet_left.get(e.charger_id, e.charger_max_kw)
         cap = min(want_kw[e.evse_id], left, cab)
         p = single.get(e.evse_id)
-        if phased:
-            cap = min(cap, phase_left[p] if p is not None else 3 * min(phase_left))
+        nodes = [phase_left] if phased else []  # the phase sets this connector draws on
+        on_panel = panels.get(e.evse_id)
+        if on_panel is not None:
+            nodes.append(panel_left.setdefault(on_panel[0], [on_panel[1]] * 3))
+        for node in nodes:
+            cap = min(cap, node[p] if p is not None else 3 * min(node))
         kw = max(0.0, math.floor(cap * _STEPS_PER_KW) / _STEPS_PER_KW)
         out[e.evse_id] = kw
         left -= kw
         cabinet_left[e.charger_id] = cab - kw
-        if phased:
+        for node in nodes:
             if p is not None:
-                phase_left[p] -= kw
+                node[p] -= kw
             else:
                 for k in range(3):
-                    phase_left[k] -= kw / 3
+                    node[k] -= kw / 3
     return out
 
 

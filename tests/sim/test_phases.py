@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "phase_limited_garage.yaml"
 
 
-def _site(evses, phase_limit_a, single_phase, voltage_v=230.0, limit_kw=math.inf):
+def _site(evses, phase_limit_a, single_phase, voltage_v=230.0, limit_kw=math.inf, panels=None):
     return SiteView(
         SiteId("a"),
         limit_kw,
@@ -30,6 +30,7 @@ def _site(evses, phase_limit_a, single_phase, voltage_v=230.0, limit_kw=math.inf
         limit_kw=limit_kw,
         phase_limit_kw=phase_limit_a * voltage_v / 1000.0,
         single_phase={EvseId(k): v for k, v in single_phase.items()},
+        panels={EvseId(k): (n, a * voltage_v / 1000.0) for k, (n, a) in (panels or {}).items()},
     )
 
 
@@ -72,25 +73,52 @@ def test_hand_computed_three_phase_first():
     assert _fcfs_limits(site) == {"a.02.1": 11.0, "a.01.1": 3.6, "a.03.1": 3.6, "a.04.1": 3.6}
 
 
+def test_hand_computed_two_level_case():
+    """Supply 40 A a phase (9.2 kW), a panel of 16 A a phase (3.68 kW) under it for a.01.1 and a.02.1.
+
+    a.01.1 (L1, 7.4 kW) is held by its panel: floor(3.68) = 3.6 kW, 0.08 kW left on the panel's L1. The
+    three-phase a.02.1 on the same panel: 3 × 0.08 = 0.24 → 0.2 kW. a.03.1 (three-phase, no panel) takes its
+    11 kW: the supply's L1 keeps 9.2 − 3.6 − 0.2/3 − 11/3 = 1.87 kW. a.04.1 (L2, no panel): the supply's L2 has
+    9.2 − 0.2/3 − 11/3 = 5.47 kW left → 5.4 kW.
+    """
+    evses = [
+        port("a.01.1", 7.4, session=1, plug_t_s=0.0),
+        port("a.02.1", 11.0, session=2, plug_t_s=1.0),
+        port("a.03.1", 11.0, session=3, plug_t_s=2.0),
+        port("a.04.1", 7.4, session=4, plug_t_s=3.0),
+    ]
+    site = _site(evses, 40.0, {"a.01.1": 0, "a.04.1": 1}, panels={"a.01.1": (0, 16.0), "a.02.1": (0, 16.0)})
+    assert _fcfs_limits(site) == {"a.01.1": 3.6, "a.02.1": 0.2, "a.03.1": 11.0, "a.04.1": 5.4}
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     ports=st.lists(
-        st.tuples(st.sampled_from([None, 0, 1, 2]), st.floats(1.0, 50.0), st.floats(0.0, 60.0)), min_size=1, max_size=12
+        st.tuples(
+            st.sampled_from([None, 0, 1, 2]), st.floats(1.0, 50.0), st.floats(0.0, 60.0), st.sampled_from([None, 0, 1])
+        ),
+        min_size=1,
+        max_size=12,
     ),
     phase_limit_a=st.floats(1.0, 200.0),
+    panel_limit_a=st.tuples(st.floats(1.0, 100.0), st.floats(1.0, 100.0)),
     voltage_v=st.sampled_from([120.0, 230.0, 240.0]),
     site_limit_kw=st.floats(0.0, 300.0),
 )
-def test_fill_never_exceeds_a_phase(ports, phase_limit_a, voltage_v, site_limit_kw):
-    """Whatever the wiring and wants, no phase carries more than its limit and the site stays within its own."""
-    evses = [port(f"a.{i:02d}.1", max_kw, session=i, plug_t_s=float(i)) for i, (_, max_kw, _) in enumerate(ports)]
-    single = {f"a.{i:02d}.1": p for i, (p, _, _) in enumerate(ports) if p is not None}
-    site = _site(evses, phase_limit_a, single, voltage_v, site_limit_kw)
-    want = {e.evse_id: w for e, (_, _, w) in zip(evses, ports, strict=True)}
+def test_fill_never_exceeds_a_phase(ports, phase_limit_a, panel_limit_a, voltage_v, site_limit_kw):
+    """Whatever the wiring, panels and wants, no phase of the supply or of a panel carries more than its limit."""
+    evses = [port(f"a.{i:02d}.1", row[1], session=i, plug_t_s=float(i)) for i, row in enumerate(ports)]
+    single = {f"a.{i:02d}.1": row[0] for i, row in enumerate(ports) if row[0] is not None}
+    panels = {f"a.{i:02d}.1": (row[3], panel_limit_a[row[3]]) for i, row in enumerate(ports) if row[3] is not None}
+    site = _site(evses, phase_limit_a, single, voltage_v, site_limit_kw, panels)
+    want = {e.evse_id: row[2] for e, row in zip(evses, ports, strict=True)}
     out = fill(site, evses, want, site_limit_kw)
     assert all(0.0 <= out[e.evse_id] <= want[e.evse_id] for e in evses)
     assert sum(out.values()) <= site_limit_kw + 1e-9
     assert max(site.phase_load_kw(out)) <= site.phase_limit_kw + 1e-9
+    for n in (0, 1):
+        on_panel = {k: v for k, v in out.items() if site.panels.get(k, (None,))[0] == n}
+        assert max(site.phase_load_kw(on_panel)) <= panel_limit_a[n] * voltage_v / 1000.0 + 1e-9
 
 
 def test_phase_rotation_and_explicit_phases():
@@ -100,6 +128,8 @@ def test_phase_rotation_and_explicit_phases():
     phases = {p.evse_id: p.phase for p in plan.ports}
     assert [phases[EvseId(f"garage.{n:02d}.1")] for n in range(1, 7)] == [0, 1, 2, 0, 1, 2]
     assert all(p.phase is None and p.phases == 3 for p in plan.ports if p.charger.model == "wallbox_3ph_11")
+    panel = [(p.panel, p.panel_phase_limit_kw) for p in plan.ports if p.charger.model == "wallbox_3ph_11"]
+    assert panel == [(1, pytest.approx(16 * 230 / 1000))] * 4
     assert phases[EvseId("garage.11.1")] == 2  # named L3
     site = plan.sites[0]
     assert site.phase_limit_kw == pytest.approx(63 * 230 / 1000)
@@ -111,12 +141,14 @@ def test_phase_rotation_and_explicit_phases():
     [
         ({"current": "dc", "phases": 1}, "phases: 1 is for AC chargers"),
         ({"current": "ac", "phase": "L2"}, "phase: L2 is for single-phase chargers"),
+        ({"current": "dc", "panel_phase_limit_a": 32}, "panel_phase_limit_a is for AC"),
     ],
 )
 def test_phase_settings_that_cannot_be_wired_are_refused(tmp_path, group, message):
     """A single-phase DC charger, or a phase for a three-phase charger, is an error naming the fix."""
     text = SCENARIO.read_text().replace(
-        "        - {model: wallbox_3ph_11, count: 4, connectors: 1, power_kw: 11, current: ac}",
+        "        - {model: wallbox_3ph_11, count: 4, connectors: 1, power_kw: 11, current: ac,\n"
+        "           panel_phase_limit_a: 16}   # a sub-panel with 16 A per phase: 11 kW for four 11 kW boxes",
         "        - {model: x, count: 1, power_kw: 11, " + ", ".join(f"{k}: {v}" for k, v in group.items()) + "}",
     )
     path = tmp_path / "bad.yaml"
@@ -149,6 +181,9 @@ def test_a_run_keeps_every_phase_within_its_limit_and_the_kpis_recompute(tmp_pat
     assert kpis["phase_peak_kw"] == pytest.approx(list(power.max(axis=0)))
     assert kpis["phase_max_excess_kw"] == 0.0
     assert kpis["phase_limit_kw"] == pytest.approx(site.phase_limit_kw)
+    # The three-phase boxes' panel: 16 A a phase, never exceeded either.
+    panel = phase_load_steps(run, site, panel=1)[["l1_kw", "l2_kw", "l3_kw"]].to_numpy()
+    assert 0.9 * 3.68 < panel.max() <= 3.68 + 1e-6
 
 
 def test_uncontrolled_overloads_a_phase_and_the_kpi_shows_it(tmp_path):
