@@ -27,7 +27,7 @@ from sim.customers import Customers
 from sim.drivers import Choice, Driver, DriverModel, energy_factor
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.ev_arrivals import EvState
-from sim.ev_side import EvRecord, EvSide
+from sim.ev_side import PLUG_AND_CHARGE, EvRecord, EvSide
 from sim.grid import DrWindow, PriceSignal, dr_windows
 from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -67,7 +67,7 @@ from sim.managers.base import (
     VehicleView,
 )
 from sim.managers.pricing import DynamicPricing
-from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_network
+from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.recorder import Table
 from sim.rng import stream
 from sim.serviceability import Reliability, ServiceRecord, haversine_km
@@ -79,13 +79,14 @@ __all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
-CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING = (
+CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING, UNAVAILABLE = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
     EvseStatus.SUSPENDED_EVSE,
     EvseStatus.AVAILABLE,
     EvseStatus.FAULTED,
     EvseStatus.PREPARING,
+    EvseStatus.UNAVAILABLE,
 )
 
 
@@ -221,8 +222,7 @@ class _Simulation:
         self.scenario = scenario
         self.models = models
         self.env = simpy.Environment()
-        transformer_kw = {k: g.transformer_kw for k, g in scenario.grid.sites.items() if g.transformer_kw}
-        self.plan = plan_network(scenario.network.sites, transformer_kw)
+        self.plan = plan_of(scenario)
         self.sites, self.evses = build_sites(self.plan)
         self.evse_by_id = {e.evse_id: e for e in self.evses}
         self.prices = PriceSignal(scenario.grid.energy_price, scenario)
@@ -676,9 +676,10 @@ class _Simulation:
             self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
         else:
             evse.set_status(CHARGING if wants else SUSPENDED_EV)
+        pnc = s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE
         self._apply(
             self.manager.handle(
-                SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id)), self.view
+                SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), self.view
             ),
             t_s,
         )
@@ -892,21 +893,27 @@ class _Simulation:
         """Hand `event` to the manager and apply its commands now."""
         self._apply(self.manager.handle(event, self.view), self.env.now)
 
-    def block(self, evse: Evse, t_s: float) -> None:
-        """One more condition keeps `evse` out of service; the first takes it down."""
+    def block(self, evse: Evse, t_s: float, fault: bool = False) -> None:
+        """One more condition keeps `evse` out of service; the first takes it down.
+
+        A fault shows as Faulted, anything else (availability, resets, planned work) as Unavailable.
+        """
         evse.blocks += 1
+        evse.fault_blocks += fault
         if evse.blocks > 1:
+            self._down_status(evse, t_s)
             return
         site = evse.site
         if evse in site.free:
             site.free.remove(evse)
+        status = FAULTED if evse.fault_blocks else UNAVAILABLE
         s = evse.session
         if s is not None:  # the session ends here: the driver leaves with what was charged
             was_charging = evse.status is CHARGING
             if s.profile is not None:
                 self._close(s, t_s)
                 s.charge_end_t_s = t_s
-            evse.set_status(FAULTED)
+            evse.set_status(status)
             evse.session = None
             evse.limit_kw = math.inf
             s.state = State.DONE
@@ -915,17 +922,26 @@ class _Simulation:
             if was_charging and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
         else:
-            evse.set_status(FAULTED)
-        self.send(StatusChanged(t_s, site.site_id, evse.evse_id, FAULTED))
+            evse.set_status(status)
+        self.send(StatusChanged(t_s, site.site_id, evse.evse_id, status))
 
-    def unblock(self, evse: Evse, t_s: float) -> None:
+    def unblock(self, evse: Evse, t_s: float, fault: bool = False) -> None:
         """One condition fewer; after the last the port serves again."""
         evse.blocks -= 1
+        evse.fault_blocks -= fault
         if evse.blocks > 0:
+            self._down_status(evse, t_s)
             return
         evse.set_status(AVAILABLE)
         self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, AVAILABLE))
         self._release(evse, t_s)
+
+    def _down_status(self, evse: Evse, t_s: float) -> None:
+        """A port still out of service shows Faulted while a fault is among its conditions, else Unavailable."""
+        status = FAULTED if evse.fault_blocks else UNAVAILABLE
+        if status is not evse.status:
+            evse.set_status(status)
+            self.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, status))
 
     def port_power_changed(self, evse: Evse, t_s: float) -> None:
         """Derating began or ended: re-plan the session on the port."""

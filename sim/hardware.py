@@ -56,8 +56,8 @@ class Evse:
     """One connector: it charges one EV at a time."""
 
     __slots__ = (
-        "blocks", "charger", "dc", "evse_id", "index", "limit_kw", "max_kw", "profile_kw", "profile_version",
-        "profiles", "rated_kw", "session", "silent_faults", "site", "status",
+        "blocks", "charger", "dc", "evse_id", "fault_blocks", "index", "limit_kw", "max_kw", "profile_kw",
+        "profile_version", "profiles", "rated_kw", "session", "silent_faults", "site", "status",
     )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
@@ -70,6 +70,7 @@ class Evse:
         self.max_kw = max_kw  # below rated_kw while a fault derates the port
         self.dc = dc
         self.blocks = 0  # conditions keeping the port out of service (faults, maintenance, outages)
+        self.fault_blocks = 0  # those of them that are faults: the port shows Faulted, else Unavailable
         self.silent_faults: list = []  # undetected faults: the next driver will fail to charge
         self.status = EvseStatus.AVAILABLE
         self.limit_kw = math.inf

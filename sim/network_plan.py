@@ -1,8 +1,9 @@
-"""The network as planned: ids, sites, chargers and ratings, frozen once from the scenario.
+"""The network as planned: ids, sites, chargers, ratings, supply and connectors, frozen once from the scenario.
 
-The engine builds its mutable hardware (`sim.hardware`) from this plan, and results read
-their static facts (ids, rated power, AC or DC) from it, never from the live connectors:
-a port derated at the end of a run is still reported at its rating.
+The engine builds its mutable hardware (`sim.hardware`) from this plan, results read their
+static facts (ids, rated power, AC or DC) from it, never from the live connectors (a port
+derated at the end of a run is still reported at its rating), and the virtual chargers of a
+bridged run or a fleet are the plan's chargers, with its ids, voltages and connectors.
 """
 
 from __future__ import annotations
@@ -12,12 +13,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sim.compat import group_connectors
 from sim.ids import ChargerId, EvseId, SiteId
 
 if TYPE_CHECKING:
-    from sim.config import Site
+    from sim.config import Scenario, Site
 
-__all__ = ["ChargerPlan", "NetworkPlan", "PortPlan", "SitePlan", "plan_network"]
+__all__ = [
+    "AC_PHASES",
+    "AC_VOLTAGE_V",
+    "DC_PHASES",
+    "DC_VOLTAGE_V",
+    "ChargerPlan",
+    "NetworkPlan",
+    "PortPlan",
+    "SitePlan",
+    "plan_network",
+    "plan_of",
+]
+
+AC_VOLTAGE_V, AC_PHASES = 230.0, 3  # an AC port's supply: phase voltage and phases
+DC_VOLTAGE_V, DC_PHASES = 400.0, 1  # a DC port's nominal output voltage
 
 _PHASES = ("L1", "L2", "L3")
 
@@ -51,7 +67,11 @@ class ChargerPlan:
 
 @dataclass(frozen=True, slots=True)
 class PortPlan:
-    """A connector (port): its rated power and current, on its charger at its site."""
+    """A connector (port): its rated power, current and supply, on its charger at its site.
+
+    ``connector`` is its standard (``ccs2``, ``type2`` …, see `sim.compat`) when the scenario has an
+    ``ev_side`` section, which gives ports standards; None otherwise.
+    """
 
     index: int
     evse_id: EvseId
@@ -67,6 +87,9 @@ class PortPlan:
     """Index, within the site, of the panel (a charger group's feeder) the connector hangs on; None: none."""
     panel_phase_limit_kw: float = math.inf
     """Power each phase of that panel may carry."""
+    voltage_v: float = AC_VOLTAGE_V
+    """The supply: the site's phase voltage for AC, the nominal output voltage for DC."""
+    connector: str | None = None
 
     @property
     def phase_share(self) -> tuple[float, float, float]:
@@ -85,7 +108,9 @@ class NetworkPlan:
     ports: tuple[PortPlan, ...]
 
 
-def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | None = None) -> NetworkPlan:
+def plan_network(
+    sites: Sequence[Site], transformer_kw: Mapping[str, float] | None = None, market: str | None = None
+) -> NetworkPlan:
     """Plan every site of the scenario; port ids are ``<site>.<charger nn>.<connector n>``.
 
     A single-phase charger's connectors are on its phase: the one its group names, else the
@@ -94,6 +119,7 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
     Args:
         sites: The scenario's `network.sites`.
         transformer_kw: Transformer rating by site id, where a grid section gives one.
+        market: The `ev_side` market, which gives ports without a configured standard theirs; None: no standards.
     """
     transformer_kw = transformer_kw or {}
     site_plans: list[SitePlan] = []
@@ -112,6 +138,12 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
             panel, panel_kw = None, math.inf
             if group.panel_phase_limit_a is not None:
                 panel, panel_kw = g, group.panel_phase_limit_a * cfg.voltage_v / 1000.0
+            voltage_v = DC_VOLTAGE_V if dc else cfg.voltage_v
+            standards: Sequence[str | None] = (
+                group_connectors(group.connector, group.connectors, market, group.current)
+                if market is not None
+                else [None] * group.connectors
+            )
             for _ in range(group.count):
                 n += 1
                 charger_id = ChargerId(f"{cfg.id}.{n:02d}")
@@ -124,9 +156,17 @@ def plan_network(sites: Sequence[Site], transformer_kw: Mapping[str, float] | No
                     else:
                         phase, rotation = rotation, (rotation + 1) % 3
                 for c in range(1, group.connectors + 1):
+                    evse_id = EvseId(f"{charger_id}.{c}")
                     port = PortPlan(
-                        len(ports), EvseId(f"{charger_id}.{c}"), site, charger, group.power_kw, dc, phases, phase,
-                        panel, panel_kw,
+                        len(ports), evse_id, site, charger, group.power_kw, dc, phases, phase,
+                        panel, panel_kw, voltage_v, standards[c - 1],
                     )  # fmt: skip
                     ports.append(port)
     return NetworkPlan(tuple(site_plans), tuple(chargers), tuple(ports))
+
+
+def plan_of(scenario: Scenario) -> NetworkPlan:
+    """The scenario's network plan: the one the simulation, the OCPP bridge and the charger fleet share."""
+    transformer_kw = {k: g.transformer_kw for k, g in scenario.grid.sites.items() if g.transformer_kw}
+    market = scenario.ev_side.market if scenario.ev_side is not None else None
+    return plan_network(scenario.network.sites, transformer_kw, market)

@@ -46,11 +46,15 @@ _EARTH_KM = 6371.0
 class PortControl(Protocol):
     """What the reliability model may do to ports; the engine implements it."""
 
-    def block(self, evse: Evse, t_s: float) -> None:
-        """A condition keeping the port out of service began (the port goes down on the first)."""
+    def block(self, evse: Evse, t_s: float, fault: bool) -> None:
+        """A condition keeping the port out of service began (the port goes down on the first).
 
-    def unblock(self, evse: Evse, t_s: float) -> None:
-        """Such a condition ended (the port serves again after the last)."""
+        `fault`: a fault (the port shows Faulted); otherwise planned work or an outside outage
+        (reset, firmware, maintenance, grid: it shows Unavailable, as OCPP chargers report them).
+        """
+
+    def unblock(self, evse: Evse, t_s: float, fault: bool) -> None:
+        """Such a condition ended (the port serves again after the last); `fault` as it began."""
 
     def port_power_changed(self, evse: Evse, t_s: float) -> None:
         """The port's maximum power changed (derating began or ended)."""
@@ -343,7 +347,7 @@ class Reliability:
                 self.derates.setdefault(evse.index, []).append(mode.derate_frac)
                 self._apply_derate(evse, t)
             elif mode.detected:
-                self.ports.block(evse, t)
+                self.ports.block(evse, t, fault=True)
             else:
                 evse.silent_faults.append(fault)
         if mode.detected:
@@ -358,7 +362,7 @@ class Reliability:
         if not fault.mode.detected and fault.mode.derate_frac == 0:
             for evse in fault.evses:
                 evse.silent_faults.remove(fault)
-                self.ports.block(evse, t_s)
+                self.ports.block(evse, t_s, fault=True)
         site = self.site_of[id(fault.charger)]
         self.ports.send(
             FaultReported(
@@ -391,7 +395,7 @@ class Reliability:
                 self.derates[evse.index].remove(fault.mode.derate_frac)
                 self._apply_derate(evse, t_s)
             elif fault.detected_t_s == fault.detected_t_s:
-                self.ports.unblock(evse, t_s)
+                self.ports.unblock(evse, t_s, fault=True)
             else:
                 evse.silent_faults.remove(fault)
         if fault.unit is not None:
@@ -427,12 +431,12 @@ class Reliability:
         t = self.env.now
         tokens = [self._open_row(e, t, cause, -1, excluded, True) for e in evses]
         for e in evses:
-            self.ports.block(e, t)
+            self.ports.block(e, t, fault=False)
         yield self.env.timeout(duration_s)
         t = self.env.now
         for e, token in zip(evses, tokens, strict=True):
             self._close_row(e, token, t, by, math.nan)
-            self.ports.unblock(e, t)
+            self.ports.unblock(e, t, fault=False)
 
     # ------------------------------------------------------------ commands
 

@@ -99,12 +99,16 @@ class CsmsCallError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConnectorSpec:
-    """One connector's hardware: rating, AC or DC, voltage and phases."""
+    """One connector's hardware: rating, AC or DC, voltage, phases and its OCPP 2.0.1 ConnectorType.
+
+    ``connector_type`` None: ``cCCS2`` for DC, ``cType2`` for AC.
+    """
 
     max_power_kw: float
     dc: bool = False
     voltage_v: float = 230.0
     phases: int = 3
+    connector_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +389,8 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
             self.online.clear()
             self.accepted = False
             await self._cancel({receiver, reboot, *self._session_tasks})
+            if self._reply is not None and not self._reply.done():  # its answer can no longer come
+                self._reply.set_exception(OfflineError(f"{self.spec.id}: connection lost awaiting an answer"))
             await self._close_ws()
             self.ctx.log.summary.disconnects += 1
         if not self._reboot.is_set():

@@ -73,6 +73,7 @@ from sim.managers.base import (
     EvseStatus,
     EvseView,
     FaultReported,
+    NeedsSource,
     NetworkView,
     RejectSession,
     Reset,
@@ -83,13 +84,16 @@ from sim.managers.base import (
     SetTariff,
     StatusChanged,
 )
+from sim.network_plan import plan_of
 from virtual_chargers.base import ChargerSpec, Connector, ConnectorSpec, VirtualCharger
 from virtual_chargers.clock import SimClock
 from virtual_chargers.connection import SecurityConfig, client_ssl_context, load_password
 from virtual_chargers.meter import EVSession, Meter, MeterReading, kw_to_w
+from virtual_chargers.network import charger_specs
 from virtual_chargers.testing import ChargerSet
 from virtual_chargers.v16 import V16Charger
 from virtual_chargers.v16.charger import DEFAULT_EV
+from virtual_chargers.v201.certificates import ContractIssuer
 
 __all__ = ["Bridge", "Port", "TwinMeter", "security_of"]
 
@@ -122,7 +126,21 @@ class Port:
     register_wh: float = 0.0  # energy of the sessions already ended on this connector
     pinned_wh: float | None = None  # the register at the instant of the event being told to the CSMS
     session_id: SessionId | None = None  # the simulated session on the connector, as the CSMS was told
+    error_code: str | None = None  # the 1.6 error code of the fault that has the port down
+    unavailable: bool = False  # down for something other than a fault (reset, firmware, maintenance, availability)
     charger: VirtualCharger | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plug:
+    """A session to start on a virtual connector: the simulated session, the EV and how it is authorised."""
+
+    session_id: SessionId
+    start_wh: float
+    ev: EVSession
+    departure_t_s: float | None
+    iso15118: bool
+    plug_and_charge: bool
 
 
 class TwinMeter(Meter):
@@ -228,6 +246,7 @@ class Bridge:
         self.site_of: dict[ChargerId, SiteId] = {}
         self.tariffs = {SiteId(s.id): s.tariff or scenario.tariff for s in scenario.network.sites}
         self.fleet: ChargerSet | None = None
+        self.contracts = ContractIssuer(scenario.seed)  # Plug & Charge contracts of the simulated EVs
         self._submit: Callable[[Callable[[Any], None]], None] | None = None
         self._view: NetworkView | None = None
         self._ops: dict[ChargerId, asyncio.Queue[Callable[[], Awaitable[None]]]] = {}
@@ -239,24 +258,17 @@ class Bridge:
         self._plan(scenario)
 
     def _plan(self, scenario: Scenario) -> None:
-        """Chargers and connectors with the simulation's ids (see `sim.hardware.build_sites`)."""
-        for site in scenario.network.sites:
-            n, index = 0, 0
-            for group in site.chargers:
-                dc = group.current == "dc"
-                voltage_v, phases = (400.0, 1) if dc else (site.voltage_v, group.phases)  # as wired
-                spec = ConnectorSpec(group.power_kw, dc=dc, voltage_v=voltage_v, phases=phases)
-                for _ in range(group.count):
-                    n += 1
-                    charger_id = ChargerId(f"{site.id}.{n:02d}")
-                    self.specs[charger_id] = ChargerSpec(
-                        charger_id, (spec,) * group.connectors, vendor=TARIFF_VENDOR, model=group.model
-                    )
-                    self.site_of[charger_id] = SiteId(site.id)
-                    for c in range(1, group.connectors + 1):
-                        evse_id = EvseId(f"{charger_id}.{c}")
-                        self.ports[evse_id] = Port(evse_id, SiteId(site.id), index, charger_id, c)
-                        index += 1
+        """Chargers and connectors of the simulation's network plan, with its ids."""
+        plan = plan_of(scenario)
+        self.specs = charger_specs(plan)
+        in_site: Counter[SiteId] = Counter()  # a port's position among its site's (`SiteView.evses`)
+        on_charger: Counter[ChargerId] = Counter()  # its OCPP connector (1.6) / EVSE (2.0.1) id
+        for p in plan.ports:
+            site_id, charger_id = p.site.site_id, p.charger.charger_id
+            self.site_of[charger_id] = site_id
+            on_charger[charger_id] += 1
+            self.ports[p.evse_id] = Port(p.evse_id, site_id, in_site[site_id], charger_id, on_charger[charger_id])
+            in_site[site_id] += 1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -379,8 +391,9 @@ class Bridge:
         if isinstance(event, SessionStarted):
             port = self.ports[event.evse_id]
             port.session_id = event.session_id
-            start_wh, ev = port.register_wh, self._ev_of(port)
-            self._op(port, lambda: self._plug(port, event.session_id, start_wh, ev))
+            start_wh, ev = port.register_wh, self._ev_of(port, network)
+            plug = _Plug(event.session_id, start_wh, *ev, event.plug_and_charge)
+            self._op(port, lambda: self._plug(port, plug))
         elif isinstance(event, SessionStopped):
             port = self.ports[event.evse_id]
             if port.session_id == event.session_id:
@@ -395,32 +408,42 @@ class Bridge:
                 return [ChangeAvailability(event.evse_id, False)]
         elif isinstance(event, StatusChanged):
             port = self.ports[event.evse_id]
-            if event.status is EvseStatus.FAULTED and event.evse_id not in self._held:
-                self._op(port, lambda: self._fault(port, "OtherError", only_if_clear=True))
-            elif event.status is EvseStatus.AVAILABLE and event.evse_id not in self._held:
-                self._op(port, lambda: self._fault(port, None))
+            if event.status in (EvseStatus.FAULTED, EvseStatus.UNAVAILABLE, EvseStatus.AVAILABLE):
+                if event.status is EvseStatus.AVAILABLE:
+                    port.error_code = None
+                self._op(port, functools.partial(self._outage, port, event.status))
             elif event.status is EvseStatus.SUSPENDED_EV:
                 self._op(port, lambda: self._refresh(port))
         elif isinstance(event, FaultReported):
             code = _error_code_16(event.error_code)
-            for evse_id in event.evse_ids:
-                self._op(self.ports[evse_id], functools.partial(self._fault, self.ports[evse_id], code))
+            for evse_id in event.evse_ids:  # the port went Faulted just before; this names the error
+                self.ports[evse_id].error_code = code
+                self._op(self.ports[evse_id], functools.partial(self._fault_code, self.ports[evse_id], code))
         else:
             return ()
         self.stats.events[type(event).__name__] += 1
         return ()
 
-    def _ev_of(self, port: Port) -> tuple[EVSession, float | None]:
-        """The EV to plug in: for ISO 15118 EVs one whose need is the twin's, with its departure."""
+    def _ev_of(self, port: Port, network: NetworkView) -> tuple[EVSession, float | None, bool]:
+        """The EV to plug in, its departure (t_s, if known) and whether it speaks ISO 15118 to the charger.
+
+        An ISO 15118 EV is the twin's: its energy need, power, state of charge, capacity and target.
+        """
         view = self._port_view(port)
-        if view is None or view.energy_need_kwh is None:
-            return DEFAULT_EV, None
+        vehicle = network.site(port.site_id).vehicle(port.evse_id)
+        if (
+            view is None
+            or view.energy_need_kwh is None
+            or vehicle is None
+            or vehicle.source is not NeedsSource.ISO15118
+        ):
+            return DEFAULT_EV, None, False
         need_kwh = max(view.energy_need_kwh, 1e-3)
         ev_max_kw = view.ev_max_kw or view.max_power_kw
-        model = EVModel("twin", need_kwh, min(ev_max_kw, 50.0), ((0.0, ev_max_kw), (1.0, ev_max_kw)))
-        known = view.departure_t_s is not None and view.plug_t_s is not None
-        departure_s = view.departure_t_s - view.plug_t_s if known else None  # type: ignore[operator]
-        return EVSession(model, 0.0, 1.0), departure_s
+        capacity_kwh = max(vehicle.capacity_kwh, need_kwh)
+        target = vehicle.target_soc_frac if vehicle.capacity_kwh >= need_kwh else 1.0
+        model = EVModel("twin", capacity_kwh, min(ev_max_kw, 50.0), ((0.0, ev_max_kw), (1.0, ev_max_kw)))
+        return EVSession(model, max(0.0, target - need_kwh / capacity_kwh), target), view.departure_t_s, True
 
     def _op(self, port: Port, op: Callable[[], Awaitable[None]]) -> None:
         self._ops[port.charger_id].put_nowait(op)
@@ -437,24 +460,29 @@ class Bridge:
             finally:
                 queue.task_done()
 
-    async def _plug(
-        self, port: Port, session_id: SessionId, start_wh: float, ev: tuple[EVSession, float | None]
-    ) -> None:
+    async def _plug(self, port: Port, plug: _Plug) -> None:
         charger, c = self._connector(port)
         if c.ev is not None:
             await charger.unplug(c.id)
-        port.pinned_wh = start_wh
+        port.pinned_wh = plug.start_wh
         charger.auth_refused = False
         try:
-            session, departure_s = ev
-            if departure_s is not None and charger.ocpp_version == "2.0.1":
-                await charger.plug_in(c.id, session, f"SIM{session_id:08d}", iso15118=True, departure_s=departure_s)
+            v201 = charger.ocpp_version == "2.0.1"
+            if plug.plug_and_charge:  # the contract certificate authorises: its eMAID is the token
+                id_tag = self.contracts.emaid(plug.session_id)
+                contract = {"contract": self.contracts.hash_data(plug.session_id)} if v201 else {}
             else:
-                await charger.plug_in(c.id, session, f"SIM{session_id:08d}")
+                id_tag, contract = f"SIM{plug.session_id:08d}", {}
+            if plug.iso15118 and v201:
+                # the departure as an interval from now: this op may run a little after the plug-in
+                departure_s = None if plug.departure_t_s is None else max(0.0, plug.departure_t_s - self.clock.t_s())
+                await charger.plug_in(c.id, plug.ev, id_tag, iso15118=True, departure_s=departure_s, **contract)
+            else:
+                await charger.plug_in(c.id, plug.ev, id_tag, **contract)
         finally:
             port.pinned_wh = None
         if charger.auth_refused:  # the CSMS answered Authorize with something other than Accepted
-            self.reject(charger.spec.id, c.id, session_id)
+            self.reject(charger.spec.id, c.id, plug.session_id)
 
     async def _unplug(self, port: Port, stop_wh: float) -> None:
         charger, c = self._connector(port)
@@ -471,17 +499,25 @@ class Bridge:
         if c.tx_ref is not None:
             await charger.refresh_status(c)
 
-    async def _fault(self, port: Port, error_code: str | None, only_if_clear: bool = False) -> None:
+    async def _outage(self, port: Port, status: EvseStatus) -> None:
+        """The simulated port went down (Faulted by a fault, Unavailable by anything else) or came back."""
         charger, c = self._connector(port)
-        if error_code is None:
-            if c.fault is not None:
-                c.fault = None
-                await charger.on_connector_fault(c, None)
+        port.unavailable = status is EvseStatus.UNAVAILABLE
+        if status is EvseStatus.FAULTED:
+            c.fault = port.error_code or "OtherError"
+        elif c.fault is not None:
+            c.fault = None
+        else:  # only the availability changed: no fault to clear, the status follows `unavailable`
+            await charger.refresh_idle(c)
             return
-        if only_if_clear and c.fault is not None:
-            return
-        c.fault = error_code
-        await charger.on_connector_fault(c, error_code)
+        await charger.on_connector_fault(c, c.fault)
+
+    async def _fault_code(self, port: Port, error_code: str) -> None:
+        """The error code of a fault that keeps the port Faulted (a port a fault only derates keeps charging)."""
+        charger, c = self._connector(port)
+        if c.fault is not None and c.fault != error_code:
+            c.fault = error_code
+            await charger.on_connector_fault(c, error_code)
 
     def _connector(self, port: Port) -> tuple[Any, Connector]:
         charger = port.charger
@@ -633,6 +669,16 @@ class TwinCharger16(V16Charger):
         """Report the transaction's status as the simulation has it now."""
         await self.set_status(c, self._charging_status(c))
 
+    def _idle_status(self, c: Connector) -> str:
+        if c.fault is None and self.bridge.port(self.spec.id, c.id).unavailable:
+            return "Unavailable"
+        return super()._idle_status(c)
+
+    async def refresh_idle(self, c: Connector) -> None:
+        """Report a connector without a transaction as the simulation has it now (Unavailable or not)."""
+        if c.tx_ref is None:
+            await self.set_status(c, self._idle_status(c))
+
     def profile_installed(self, target: int, profile: ChargingProfile) -> None:
         """The profile the charger installed goes to the simulated connector (0: every connector of the charger)."""
         if target == 0:
@@ -724,9 +770,10 @@ class TwinCharger16(V16Charger):
 
 
 def session_of_tag(id_tag: str | None) -> SessionId | None:
-    """The simulated session of an id tag the bridge made (``SIM<session id>``), else None."""
-    if id_tag is not None and id_tag.startswith("SIM") and id_tag[3:].isdigit():
-        return SessionId(int(id_tag[3:]))
+    """The simulated session of an id tag the bridge made (``SIM<session id>``, or its contract's eMAID), else None."""
+    for prefix in ("SIM", ContractIssuer.emaid(0)[:6]):
+        if id_tag is not None and id_tag.startswith(prefix) and id_tag[len(prefix) :].isdigit():
+            return SessionId(int(id_tag[len(prefix) :]))
     return None
 
 

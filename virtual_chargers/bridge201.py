@@ -35,9 +35,11 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         self.auth_refused = False  # the last Authorize was refused
         super().__init__(spec, ctx, **kwargs)
 
-    async def authorize(self, id_token: dict[str, Any]) -> bool:
+    async def authorize(
+        self, id_token: dict[str, Any], certificate_hash_data: list[dict[str, str]] | None = None
+    ) -> bool:
         """Authorize as a station does; a refusal is noted for the bridge, which turns the driver away."""
-        ok = bool(await V201Charger.authorize(self, id_token))
+        ok = bool(await V201Charger.authorize(self, id_token, certificate_hash_data))
         self.auth_refused = not ok
         return ok
 
@@ -64,6 +66,16 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
     async def refresh_status(self, c: Connector) -> None:
         """Report the transaction's charging state as the simulation has it now."""
         self._report_charging_state(c)
+
+    def _status_of(self, c: Connector) -> str:
+        status = super()._status_of(c)
+        if status == "Available" and self.bridge.port(self.spec.id, c.id).unavailable:
+            return "Unavailable"
+        return status
+
+    async def refresh_idle(self, c: Connector) -> None:
+        """Report the EVSE's status as the simulation has it now (Unavailable or not)."""
+        await self.update_status(c)
 
     def _evse(self, evse_id: int) -> Any:
         return self.bridge.port(self.spec.id, evse_id).evse_id

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sim.ev import PRESETS
-from sim.network_plan import PortPlan, plan_network
+from sim.network_plan import plan_of
 from sim.rng import stream
 from virtual_chargers.base import ChargerSpec, ConnectorSpec
 from virtual_chargers.clock import SimClock
@@ -34,6 +34,7 @@ from virtual_chargers.connection import SecurityConfig, client_ssl_context, load
 from virtual_chargers.faults import FaultTimeline
 from virtual_chargers.framelog import Summary
 from virtual_chargers.meter import EVSession
+from virtual_chargers.network import charger_specs
 from virtual_chargers.testing import ChargerSet
 
 __all__ = ["FleetOptions", "PlannedCharger", "PlannedSession", "plan_quick", "plan_scenario", "run_fleet"]
@@ -89,27 +90,10 @@ def plan_scenario(scenario: Any) -> list[PlannedCharger]:
     arrivals = generate(scenario, models)
     plans: list[PlannedCharger] = []
     serial = 0
-    network = plan_network(scenario.network.sites)  # the simulation's ids: <site>.<nn>, one naming everywhere
-    ports_of: dict[str, list[PortPlan]] = {}
-    for port in network.ports:
-        ports_of.setdefault(port.charger.charger_id, []).append(port)
+    network = plan_of(scenario)  # the simulation's chargers and ids: <site>.<nn>, one naming everywhere
+    all_specs = charger_specs(network)
     for site in scenario.network.sites:
-        specs: list[ChargerSpec] = []
-        for charger in (c for c in network.chargers if c.site.site_id == site.id):
-            charger_ports = ports_of[charger.charger_id]
-            dc = charger_ports[0].dc
-            # AC: the site's voltage and the phases the charger is wired to, so profiles in A convert as wired
-            voltage_v, phases = (400.0, 1) if dc else (charger.site.voltage_v, charger_ports[0].phases)
-            connector = ConnectorSpec(charger.power_kw, dc=dc, voltage_v=voltage_v, phases=phases)
-            shared_kw = charger.power_kw if charger.shared and len(charger_ports) > 1 else None
-            specs.append(
-                ChargerSpec(
-                    charger.charger_id,
-                    (connector,) * len(charger_ports),
-                    model=charger.model,
-                    shared_power_kw=shared_kw,
-                )
-            )
+        specs = [all_specs[c.charger_id] for c in network.chargers if c.site.site_id == site.id]
         ports = [(i, c + 1) for i, s in enumerate(specs) for c in range(len(s.connectors))]
         free_at = np.zeros(len(ports))
         sessions: list[list[PlannedSession]] = [[] for _ in specs]

@@ -16,6 +16,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from sim.network_plan import AC_PHASES, AC_VOLTAGE_V, DC_PHASES, DC_VOLTAGE_V
 from virtual_chargers.base import ChargerContext, ChargerSpec, ConnectorSpec, VirtualCharger
 from virtual_chargers.clock import SimClock
 from virtual_chargers.connection import SecurityConfig
@@ -108,7 +109,12 @@ class ChargerSet:
         spec = ChargerSpec(
             charger_id,
             tuple(
-                ConnectorSpec(power_kw, dc=dc, voltage_v=400.0 if dc else 230.0, phases=1 if dc else 3)
+                ConnectorSpec(
+                    power_kw,
+                    dc=dc,
+                    voltage_v=DC_VOLTAGE_V if dc else AC_VOLTAGE_V,
+                    phases=DC_PHASES if dc else AC_PHASES,
+                )
                 for _ in range(connectors)
             ),
         )

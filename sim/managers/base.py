@@ -73,12 +73,13 @@ class EvseStatus(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class SessionStarted:
-    """An EV plugged in and its session began."""
+    """An EV plugged in and its session began; `plug_and_charge`: its ISO 15118 contract certificate authorises it."""
 
     t_s: float
     site_id: SiteId
     evse_id: EvseId
     session_id: SessionId
+    plug_and_charge: bool = False
 
 
 @dataclass(frozen=True, slots=True)

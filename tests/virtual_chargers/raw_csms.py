@@ -1,4 +1,4 @@
-"""A CSMS of our own for bridged-run tests: OCPP 1.6 as raw JSON frames over `websockets`.
+"""A CSMS of our own for bridged-run tests: OCPP 1.6 or 2.0.1 as raw JSON frames over `websockets`.
 
 It behaves the way third-party CSMSs were seen to: it can answer late (``delay_s`` wall seconds on
 every answer), freeze (hold every answer until `thaw`), turn id tags away (``authorize`` /
@@ -39,12 +39,14 @@ class RawCsms:
     """The CSMS: `start` binds 127.0.0.1 on a free port, `url` is the chargers' base URL.
 
     Attributes:
+        version: ``"1.6"`` or ``"2.0.1"`` (the subprotocol and the shape of its answers).
         delay_s: Wall seconds added before every answer (the latency of a slow backend).
-        authorize: ``idTagInfo.status`` of Authorize answers.
-        start_status: ``idTagInfo.status`` of StartTransaction answers.
+        authorize: ``idTagInfo.status`` (``idTokenInfo.status``) of Authorize answers.
+        start_status: ``idTagInfo.status`` of StartTransaction answers (1.6).
         after: Called with (csms, charger, action, payload, answer) once an answer is sent.
     """
 
+    version: str = "1.6"
     delay_s: float = 0.0
     authorize: str = "Accepted"
     start_status: str = "Accepted"
@@ -66,7 +68,8 @@ class RawCsms:
 
     async def start(self) -> RawCsms:
         """Listen on 127.0.0.1, port 0."""
-        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        protocol = "ocpp2.0.1" if self.version == "2.0.1" else "ocpp1.6"
+        self._server = await serve(self._serve, "127.0.0.1", 0, subprotocols=[protocol])  # type: ignore[list-item]
         return self
 
     @property
@@ -94,9 +97,9 @@ class RawCsms:
         """Send the held answers."""
         self._thawed.set()
 
-    def of(self, action: str) -> list[Received]:
-        """The Calls of one action, in arrival order."""
-        return [r for r in self.received if r.action == action]
+    def of(self, action: str, charger: str | None = None) -> list[Received]:
+        """The Calls of one action (of one charger, if given), in arrival order."""
+        return [r for r in self.received if r.action == action and charger in (None, r.charger)]
 
     async def call(self, charger: str, action: str, payload: dict[str, Any], timeout_s: float = 10.0) -> Any:
         """Send a Call to a charger and return its answer's payload (or the CallError frame)."""
@@ -115,8 +118,12 @@ class RawCsms:
             return {"status": "Accepted", "currentTime": _now(), "interval": 300}
         if action == "Heartbeat":
             return {"currentTime": _now()}
+        if action == "Authorize" and self.version == "2.0.1":
+            return {"idTokenInfo": {"status": self.authorize}}
         if action == "Authorize":
             return {"idTagInfo": {"status": self.authorize}}
+        if action == "NotifyEVChargingNeeds":
+            return {"status": "Accepted"}
         if action == "StartTransaction":
             return {"transactionId": next(self._tx), "idTagInfo": {"status": self.start_status}}
         if action == "StopTransaction":

@@ -285,8 +285,8 @@ def test_csms_commands_change_the_simulation(tmp_path, arun):
     # at the end a.02's first connector serves again after the reboot; the second stays out of service
     view = runner.pacer.simulation.view.site("a")
     status = {e.evse_id: e.status.value for e in view.evses}
-    assert status["a.02.2"] == "Faulted"
-    assert status["a.02.1"] != "Faulted"
+    assert status["a.02.2"] == "Unavailable"  # out of service as the CSMS asked: Unavailable, as OCPP has it
+    assert status["a.02.1"] != "Unavailable"
 
 
 class CsmsThread:

@@ -16,8 +16,14 @@ __all__ = ["AuthorizationMixin"]
 class AuthorizationMixin(AvailabilityMixin):
     """Functional block C, Authorization of a `V201Charger`."""
 
-    async def authorize(self, id_token: dict[str, Any]) -> bool:
-        """Ask the CSMS when online; offline, AuthCtrlr.OfflineTxForUnknownIdEnabled decides."""
+    async def authorize(
+        self, id_token: dict[str, Any], certificate_hash_data: list[dict[str, str]] | None = None
+    ) -> bool:
+        """Ask the CSMS when online; offline, AuthCtrlr.OfflineTxForUnknownIdEnabled decides.
+
+        ``certificate_hash_data``: the OCSP data of an ISO 15118 contract certificate (Plug & Charge, C07),
+        sent as ``iso15118CertificateHashData`` beside the eMAID token.
+        """
         if not self.dm.bool_value("AuthCtrlr", "Enabled"):
             return True
         local = self.local_decision(id_token, online=self.accepted)
@@ -25,7 +31,9 @@ class AuthorizationMixin(AvailabilityMixin):
             return local
         if self.accepted:
             try:
-                res = await self.request(call.Authorize(id_token=id_token))
+                res = await self.request(
+                    call.Authorize(id_token=id_token, iso15118_certificate_hash_data=certificate_hash_data)
+                )
             except (TimeoutError, OfflineError, CsmsCallError, OCPPError):
                 return self._offline_authorize()
             return bool(res.id_token_info["status"] == "Accepted")

@@ -10,6 +10,7 @@ over the issuer's name and public key, and the serial number), as the specificat
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from virtual_chargers.base import ChargerSpec
     from virtual_chargers.v201.device_model import DeviceModel
 
-__all__ = ["CertificatesMixin", "InstalledCertificate", "hash_data"]
+__all__ = ["CertificatesMixin", "ContractIssuer", "InstalledCertificate", "hash_data"]
 
 _PEM_END = "-----END CERTIFICATE-----"
 
@@ -61,6 +62,46 @@ def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) ->
         "issuerKeyHash": key_hash.finalize().hex(),
         "serialNumber": format(cert.serial_number, "x"),
     }
+
+
+class ContractIssuer:
+    """The eMSP sub-CA of simulated Plug & Charge contracts: eMAIDs and their certificates' OCSP data.
+
+    A contract certificate is identified by its issuer (name and key hashes) and its serial number, so
+    the OCSP data of contract ``n`` is the issuer's with serial ``n``; no certificate is minted per
+    session. The key is derived from ``seed``: the same run sends the same data.
+    """
+
+    _SECP256R1_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+    def __init__(self, seed: int = 0, responder_url: str = "http://ocsp.chargetwin.invalid") -> None:
+        """An issuer whose key follows from ``seed``; ``responder_url`` goes into every OCSP request."""
+        secret = int.from_bytes(hashlib.sha256(f"contract-ca:{seed}".encode()).digest(), "big")
+        key = ec.derive_private_key(secret % (self._SECP256R1_ORDER - 1) + 1, ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chargetwin contract sub-CA")])
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.issuer_name_hash = hashlib.sha256(name.public_bytes()).hexdigest()
+        self.issuer_key_hash = hashlib.sha256(_subject_public_key_bits(spki)).hexdigest()
+        self.responder_url = responder_url
+
+    @staticmethod
+    def emaid(n: int) -> str:
+        """The eMAID of contract ``n`` (ISO 15118-2 Annex H without separators: country, provider, C, id)."""
+        return f"ZZCTWC{n:09d}"
+
+    def hash_data(self, n: int) -> list[dict[str, str]]:
+        """``iso15118CertificateHashData`` of contract ``n``'s certificate (OCSPRequestDataType, SHA256)."""
+        return [
+            {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": self.issuer_name_hash,
+                "issuerKeyHash": self.issuer_key_hash,
+                "serialNumber": format(n, "x"),
+                "responderURL": self.responder_url,
+            }
+        ]
 
 
 def _subject_public_key_bits(spki_der: bytes) -> bytes:

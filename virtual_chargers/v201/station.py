@@ -84,7 +84,7 @@ class StationCore(VirtualCharger, LibChargePoint, ReservationMixin, LocalListMix
             serial_number=spec.serial or spec.id,
             firmware_version=spec.firmware,
             evse_max_power_w=[kw_to_w(c.max_power_kw) for c in spec.connectors],
-            connector_types=["cCCS2" if c.dc else "cType2" for c in spec.connectors],
+            connector_types=[c.connector_type or ("cCCS2" if c.dc else "cType2") for c in spec.connectors],
             security_profile=ctx.security.profile,
             basic_auth_password=ctx.password or "",
             identity=spec.id,

@@ -65,15 +65,18 @@ class TransactionsMixin(AuthorizationMixin):
         *,
         iso15118: bool = False,
         departure_s: float | None = None,
+        contract: list[dict[str, str]] | None = None,
     ) -> None:
         """An EV plugs into EVSE ``connector_id`` and its driver presents ``id_tag``.
 
         Args:
             connector_id: The EVSE.
             ev: The vehicle (the default EV if None).
-            id_tag: The token presented (ISO14443).
+            id_tag: The token presented (ISO14443), or the EV's eMAID with ``contract``.
             iso15118: The EV speaks ISO 15118: NotifyEVChargingNeeds follows the authorization.
             departure_s: Simulated seconds until the driver leaves (ISO 15118 departure time).
+            contract: Plug & Charge: the OCSP data of the EV's contract certificate; ``id_tag`` is then an
+                eMAID token (type eMAID) authorised with it (use case C07).
         """
         c = self._connector(connector_id)
         if c.ev is not None:
@@ -91,11 +94,12 @@ class TransactionsMixin(AuthorizationMixin):
             self._tx_event(c, "Updated", "CablePluggedIn")
         if c.tx_ref is not None:
             self.spawn(self._ev_connection_timeout(c, c.tx_ref))
-        token = self._token(id_tag)
-        if not self.reservation_admits(c, token) or not await self.authorize(token):
+        token = self._token(id_tag, "eMAID" if contract is not None else "ISO14443")
+        if not self.reservation_admits(c, token) or not await self.authorize(token, contract):
             return
-        if iso15118:
-            await self.send_charging_needs(c, departure_s)
+        if iso15118:  # the EV told its departure at plug-in; the authorization took time since
+            left_s = None if departure_s is None else max(0.0, departure_s - (self.clock.t_s() - t_s))
+            await self.send_charging_needs(c, left_s)
         self._authorized_on(c, token, "Authorized")
 
     async def _ev_connection_timeout(self, c: Connector, tx_id: str) -> None:
