@@ -129,6 +129,17 @@ class Port:
     error_code: str | None = None  # the 1.6 error code of the fault that has the port down
     unavailable: bool = False  # down for something other than a fault (reset, firmware, maintenance, availability)
     charger: VirtualCharger | None = None
+    remote: RemoteStart | None = None  # a CSMS's remote start the next driver on the connector charges under
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStart:
+    """A remote start the CSMS sent for a driver who is waiting: the id token (1.6 idTag) and what came with it."""
+
+    id_tag: str
+    id_token_type: str = "Central"  # 2.0.1
+    remote_start_id: int = 0  # 2.0.1
+    profile: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +264,7 @@ class Bridge:
         self._workers: list[asyncio.Task[None]] = []
         self._held: set[EvseId] = set()  # out of service by the CSMS's ChangeAvailability or a reset
         self._scheduled_inoperative: set[EvseId] = set()
+        self._reserved: set[EvseId] = set()  # kept free by a CSMS's reservation: waiting drivers do not take it
         self._resetting: dict[ChargerId, list[EvseId]] = {}
         self._slow_again_at = 0.0  # monotonic wall time before which slow_down does not halve the speed again
         self._plan(scenario)
@@ -408,7 +420,9 @@ class Bridge:
                 return [ChangeAvailability(event.evse_id, False)]
         elif isinstance(event, StatusChanged):
             port = self.ports[event.evse_id]
-            if event.status in (EvseStatus.FAULTED, EvseStatus.UNAVAILABLE, EvseStatus.AVAILABLE):
+            if event.status is EvseStatus.UNAVAILABLE and event.evse_id in self._reserved:
+                pass  # held for the reservation: the connector shows Reserved
+            elif event.status in (EvseStatus.FAULTED, EvseStatus.UNAVAILABLE, EvseStatus.AVAILABLE):
                 if event.status is EvseStatus.AVAILABLE:
                     port.error_code = None
                 self._op(port, functools.partial(self._outage, port, event.status))
@@ -466,7 +480,11 @@ class Bridge:
             await charger.unplug(c.id)
         port.pinned_wh = plug.start_wh
         charger.auth_refused = False
+        remote, port.remote = port.remote, None
         try:
+            if remote is not None:  # the driver the CSMS started remotely: its token, no tag of the driver's
+                await charger.start_remote(c, plug.ev, remote)
+                return
             v201 = charger.ocpp_version == "2.0.1"
             if plug.plug_and_charge:  # the contract certificate authorises: its eMAID is the token
                 id_tag = self.contracts.emaid(plug.session_id)
@@ -597,6 +615,30 @@ class Bridge:
         if commands:
             self.command(*commands)
 
+    def reservation_changed(self, charger_id: str, connector_id: int, reserved: bool) -> None:
+        """A connector became Reserved (the simulated port is kept from waiting drivers) or stopped being so."""
+        evse_id = self.port(charger_id, connector_id).evse_id
+        free = self.sim_status(charger_id, connector_id) in (EvseStatus.AVAILABLE, None)
+        if reserved and evse_id not in self._reserved and free:  # never takes a session's port away
+            self._reserved.add(evse_id)
+            self.command(ChangeAvailability(evse_id, False))
+        elif not reserved and evse_id in self._reserved:
+            self._reserved.discard(evse_id)
+            self.command(ChangeAvailability(evse_id, True))
+
+    def start_waiting_driver(self, charger_id: str, connector_id: int, remote: RemoteStart) -> bool:
+        """A remote start on a connector a reservation keeps free: the first driver waiting at the site takes it.
+
+        False (the charger rejects the request) when the port is not held free or nobody waits.
+        """
+        port = self.port(charger_id, connector_id)
+        if port.evse_id not in self._reserved or self._view is None or not self._view.site(port.site_id).waiting:
+            return False
+        port.remote = remote
+        self._reserved.discard(port.evse_id)
+        self.command(ChangeAvailability(port.evse_id, True))  # the simulation's first waiting driver plugs in
+        return True
+
     def reset(self, charger_id: str) -> None:
         """The CSMS reset a charger: the simulation's reset, or its ports out of service until it boots."""
         if self.scenario.serviceability is not None:
@@ -670,9 +712,25 @@ class TwinCharger16(V16Charger):
         await self.set_status(c, self._charging_status(c))
 
     def _idle_status(self, c: Connector) -> str:
-        if c.fault is None and self.bridge.port(self.spec.id, c.id).unavailable:
+        if c.fault is None and c.reservation_id is None and self.bridge.port(self.spec.id, c.id).unavailable:
             return "Unavailable"
         return super()._idle_status(c)
+
+    async def set_status(self, c: Connector, status: str, error_code: str = "NoError") -> None:
+        """Change the status as a charger does; a reservation's start and end reach the simulated port."""
+        was = c.status
+        await super().set_status(c, status, error_code)
+        if (was == "Reserved") != (c.status == "Reserved"):
+            self.bridge.reservation_changed(self.spec.id, c.id, c.status == "Reserved")
+
+    async def start_remote(self, c: Connector, ev: EVSession, remote: RemoteStart) -> None:
+        """The waiting driver a remote start was for plugs in; the transaction starts under the CSMS's idTag."""
+        t_s = self.clock.t_s()
+        c.sync(t_s)
+        c.ev = ev
+        c.meter.plug(ev, t_s)
+        await self.set_status(c, "Preparing")
+        await self._remote_start(c, remote.id_tag, remote.profile)
 
     async def refresh_idle(self, c: Connector) -> None:
         """Report a connector without a transaction as the simulation has it now (Unavailable or not)."""
@@ -731,7 +789,16 @@ class TwinCharger16(V16Charger):
     def on_remote_start(
         self, id_tag: str, connector_id: int | None = None, charging_profile: dict[str, Any] | None = None
     ) -> Any:
-        """RemoteStartTransaction: only for a plugged-in EV without a transaction; it charges again."""
+        """RemoteStartTransaction: a plugged-in EV without a transaction charges again.
+
+        On a connector reserved for ``id_tag`` the first driver waiting at the site plugs in there.
+        """
+        reserved = self.connectors.get(connector_id or 0)
+        if reserved is not None and reserved.ev is None and reserved.reservation_id is not None:
+            ok = reserved.id_tag == id_tag and self.bridge.start_waiting_driver(
+                self.spec.id, reserved.id, RemoteStart(id_tag, profile=charging_profile)
+            )
+            return call_result.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
         candidates = [connector_id] if connector_id else list(self.connectors)
         plugged = [
             i for i in candidates if i in self.connectors and self.connectors[i].ev is not None

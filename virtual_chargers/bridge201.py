@@ -13,7 +13,8 @@ from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
 from sim.ids import ChargerId
 from sim.managers.base import ClearChargingProfile, EvseStatus, SetChargingProfile, SetPowerLimit
 from virtual_chargers.base import ChargerSpec, Connector
-from virtual_chargers.bridge import TARIFF_MESSAGE, TARIFF_VENDOR, Bridge
+from virtual_chargers.bridge import TARIFF_MESSAGE, TARIFF_VENDOR, Bridge, RemoteStart
+from virtual_chargers.meter import EVSession
 from virtual_chargers.v201 import V201Charger  # type: ignore[attr-defined]
 from virtual_chargers.v201.smart_charging import PURPOSES
 
@@ -77,6 +78,24 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         """Report the EVSE's status as the simulation has it now (Unavailable or not)."""
         await self.update_status(c)
 
+    async def update_status(self, c: Connector) -> None:
+        """Update the status as a station does; a reservation's start and end reach the simulated port."""
+        was = c.status
+        await super().update_status(c)
+        if (was == "Reserved") != (c.status == "Reserved"):
+            self.bridge.reservation_changed(self.spec.id, c.id, c.status == "Reserved")
+
+    async def start_remote(self, c: Connector, ev: EVSession, remote: RemoteStart) -> None:
+        """The waiting driver a remote start was for plugs in; the transaction starts under the CSMS's token."""
+        t_s = self.clock.t_s()
+        c.sync(t_s)
+        c.ev = ev
+        c.meter.plug(ev, t_s)
+        token = {"idToken": remote.id_tag, "type": remote.id_token_type}
+        self.reservation_admits(c, token)  # the reservation is used (H01)
+        await self.update_status(c)
+        await self._remote_start(c, token, remote.remote_start_id, remote.profile)
+
     def _evse(self, evse_id: int) -> Any:
         return self.bridge.port(self.spec.id, evse_id).evse_id
 
@@ -129,7 +148,20 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         charging_profile: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """RequestStartTransaction: only for a plugged-in EV without an authorized transaction; it charges again."""
+        """RequestStartTransaction: a plugged-in EV without an authorized transaction charges again.
+
+        On an EVSE reserved for ``id_token`` the first driver waiting at the site plugs in there.
+        """
+        reserved = self.connectors.get(evse_id or 0)
+        if reserved is not None and reserved.ev is None and reserved.reservation_id is not None:
+            r = self._reservations.get(reserved.reservation_id)
+            remote = RemoteStart(id_token["id_token"], id_token["type"], remote_start_id, charging_profile)
+            ok = (
+                r is not None
+                and remote.id_tag in (r.id_token.get("idToken"), r.id_token.get("id_token"))
+                and self.bridge.start_waiting_driver(self.spec.id, reserved.id, remote)
+            )
+            return call_result.RequestStartTransaction(status="Accepted" if ok else "Rejected")
         candidates = [evse_id] if evse_id else list(self.connectors)
         plugged = [i for i in candidates if i in self.connectors and self.connectors[i].ev is not None]
         if not plugged:
