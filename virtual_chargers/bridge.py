@@ -2,9 +2,11 @@
 
 `Bridge` is the `NetworkManager` of a paced run (`virtual_chargers.paced_run`). What the simulation
 knows that a CSMS learns from chargers reaches the CSMS as OCPP messages: a `SessionStarted` plugs an
-EV into the matching virtual charger (Authorize, StartTransaction), a `SessionStopped` unplugs it
-(StopTransaction), a fault or an outage makes the connector Faulted, an EV that is full SuspendedEV.
-`handle` never waits: it queues these per charger, in order, and returns at once.
+EV into the matching virtual charger (Authorize, StartTransaction; a Plug & Charge EV with its eMAID
+and contract certificate data, an ISO 15118 EV with its needs on 2.0.1), a `SessionStopped` unplugs it
+(StopTransaction), a fault makes the connector Faulted, a reset, firmware install, maintenance or an
+availability change Unavailable, an EV that is full SuspendedEV. `handle` never waits: it queues these
+per charger, in order, and returns at once.
 
 The chargers do not simulate EVs of their own: each connector's meter (`TwinMeter`) reads the
 simulation's connector, so the register, the power and the status the CSMS sees are the twin's.
@@ -19,10 +21,14 @@ SetChargingProfile                 `SetChargingProfile` (connector 0 / EVSE 0: t
 ClearChargingProfile               `ClearChargingProfile`
 RemoteStop / RequestStop, Unlock   `SetPowerLimit(evse, 0)`: the session draws no more power; the
                                    EV stays plugged in until its driver leaves (transaction ends)
-RemoteStart / RequestStart         only for an EV that is plugged in without a transaction (after a
-                                   remote stop): `SetPowerLimit(evse, inf)`, it charges again. Every
-                                   EV that plugs in starts its session by itself, so a remote start
-                                   on an empty connector is Rejected.
+RemoteStart / RequestStart         for an EV that is plugged in without a transaction (after a
+                                   remote stop): `SetPowerLimit(evse, inf)`, it charges again. On a
+                                   connector reserved for the token: the first driver waiting at the
+                                   site plugs in there (`ChangeAvailability(evse, True)`) and charges
+                                   under the CSMS's token. Otherwise Rejected: every other driver
+                                   starts by plugging in.
+ReserveNow (Reserved)              `ChangeAvailability(evse, False)` while the connector is Reserved
+                                   (a free port only): waiting drivers do not take it
 ChangeAvailability                 `ChangeAvailability` now (Accepted) or when the session ends
                                    (Scheduled)
 Reset                              `Reset` when the scenario has serviceability (its reboot time, a
