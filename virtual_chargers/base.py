@@ -23,7 +23,6 @@ import math
 import random
 import ssl
 import time
-import uuid
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -215,6 +214,9 @@ class Connector:
 
 class VirtualCharger(ChargePoint):  # type: ignore[misc]
     """An emulated charge point; subclasses add one OCPP version's messages (see the module doc).
+
+    Message ids come from ``_unique_id_generator`` (``uuid.uuid4``), set as the ocpp library's
+    ``ChargePoint`` sets it: a test that asserts exact frames replaces it, as with the library.
 
     Args:
         spec: What the charger is.
@@ -527,7 +529,7 @@ class VirtualCharger(ChargePoint):  # type: ignore[misc]
         if self._ws is None:
             raise OfflineError(f"{self.spec.id} has no connection")
         body = validate(self.ocpp_version, MessageType.Call, action, body)
-        uid = str(uuid.uuid4())
+        uid = str(self._unique_id_generator())
         frame = [MessageType.Call, uid, action, body]
         try:
             async with self._call_lock:

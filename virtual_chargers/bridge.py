@@ -8,7 +8,9 @@ and contract certificate data, an ISO 15118 EV with its needs on 2.0.1), a `Sess
 availability change Unavailable, an EV that is full SuspendedEV. `handle` never waits: it queues these
 per charger, in order, and returns at once.
 
-The chargers do not simulate EVs of their own: each connector's meter (`TwinMeter`) reads the
+The chargers (`virtual_chargers.bridge16`, `virtual_chargers.bridge201`) report what the CSMS makes
+them do through one interface, `virtual_chargers.twin.TwinListener`, which `Bridge` implements for both
+versions. They do not simulate EVs of their own: each connector's meter (`TwinMeter`) reads the
 simulation's connector, so the register, the power and the status the CSMS sees are the twin's.
 
 What the CSMS sends the chargers flows back into the simulation as commands, submitted to the
@@ -60,9 +62,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v16 import call_result
-from ocpp.v16.enums import Action
 from pydantic import ValidationError
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
@@ -92,26 +91,20 @@ from sim.managers.base import (
 )
 from sim.network_plan import plan_of
 from virtual_chargers.base import ChargerSpec, Connector, ConnectorSpec, VirtualCharger
+from virtual_chargers.bridge16 import TwinCharger16
+from virtual_chargers.bridge201 import TwinCharger201
 from virtual_chargers.clock import SimClock
 from virtual_chargers.connection import SecurityConfig, client_ssl_context, load_password
 from virtual_chargers.meter import EVSession, Meter, MeterReading, kw_to_w
 from virtual_chargers.network import charger_specs
 from virtual_chargers.testing import ChargerSet
-from virtual_chargers.v16 import V16Charger
+from virtual_chargers.twin import RemoteStart
 from virtual_chargers.v16.charger import DEFAULT_EV
 from virtual_chargers.v201.certificates import ContractIssuer
 
 __all__ = ["Bridge", "Port", "TwinMeter", "security_of"]
 
 log = logging.getLogger(__name__)
-
-TARIFF_VENDOR = "chargetwin"
-TARIFF_MESSAGE = "SetTariff"
-_STATUS_16 = {
-    EvseStatus.CHARGING: "Charging",
-    EvseStatus.SUSPENDED_EV: "SuspendedEV",
-    EvseStatus.SUSPENDED_EVSE: "SuspendedEVSE",
-}
 
 
 def security_of(cfg: OcppManager) -> SecurityConfig:
@@ -136,16 +129,6 @@ class Port:
     unavailable: bool = False  # down for something other than a fault (reset, firmware, maintenance, availability)
     charger: VirtualCharger | None = None
     remote: RemoteStart | None = None  # a CSMS's remote start the next driver on the connector charges under
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteStart:
-    """A remote start the CSMS sent for a driver who is waiting: the id token (1.6 idTag) and what came with it."""
-
-    id_tag: str
-    id_token_type: str = "Central"  # 2.0.1
-    remote_start_id: int = 0  # 2.0.1
-    profile: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +298,7 @@ class Bridge:
         cls = _charger_class(self.cfg.ocpp)
         config = self._config()
         for charger_id, spec in self.specs.items():
-            charger = cls(spec, self.fleet.ctx, bridge=self, config=dict(config))
+            charger = cls(spec, self.fleet.ctx, listener=self, config=dict(config))
             for c in charger.connectors.values():
                 port = self.ports[EvseId(f"{charger_id}.{c.id}")]
                 port.charger = charger
@@ -506,7 +489,7 @@ class Bridge:
         finally:
             port.pinned_wh = None
         if charger.auth_refused:  # the CSMS answered Authorize with something other than Accepted
-            self.reject(charger.spec.id, c.id, plug.session_id)
+            self.authorization_refused(charger.spec.id, c.id, plug.session_id)
 
     async def _unplug(self, port: Port, stop_wh: float) -> None:
         charger, c = self._connector(port)
@@ -587,7 +570,43 @@ class Bridge:
 
         self._submit(apply)
 
-    def reject(self, charger_id: str, connector_id: int, session_id: SessionId | None = None) -> None:
+    # ------------------------------------------------------------------ what the chargers report (`TwinListener`)
+
+    def profile_installed(self, charger_id: str, connector_id: int, profile: ChargingProfile) -> None:
+        """The profile goes to the simulated connector (0: every connector of the charger)."""
+        if connector_id == 0:
+            self.command(SetChargingProfile(profile, charger_id=ChargerId(charger_id)))
+        else:
+            self.command(SetChargingProfile(profile, evse_id=self.port(charger_id, connector_id).evse_id))
+
+    def profile_cleared(
+        self,
+        charger_id: str,
+        connector_id: int,
+        profile_id: int | None,
+        purpose: ChargingProfilePurpose | None,
+        stack_level: int | None,
+    ) -> None:
+        """The same profiles leave the simulated connector (0: every connector of the charger)."""
+        if connector_id == 0:
+            target: dict[str, Any] = {"charger_id": ChargerId(charger_id)}
+        else:
+            target = {"evse_id": self.port(charger_id, connector_id).evse_id}
+        self.command(ClearChargingProfile(**target, profile_id=profile_id, purpose=purpose, stack_level=stack_level))
+
+    def power_stopped(self, charger_id: str, connector_id: int) -> None:
+        """The simulated session draws no more power; its EV stays until the driver leaves."""
+        self.command(SetPowerLimit(self.port(charger_id, connector_id).evse_id, 0.0))
+
+    def power_resumed(self, charger_id: str, connector_id: int) -> None:
+        """The simulated session may draw power again."""
+        self.command(SetPowerLimit(self.port(charger_id, connector_id).evse_id, math.inf))
+
+    def unavailable(self, charger_id: str, connector_id: int) -> bool:
+        """The simulated port is out of service for something other than a fault, as last told to the charger."""
+        return self.port(charger_id, connector_id).unavailable
+
+    def authorization_refused(self, charger_id: str, connector_id: int, session_id: SessionId | None = None) -> None:
         """The CSMS refused the driver's authorization: the simulated session ends (outcome rejected)."""
         port = self.port(charger_id, connector_id)
         sid = session_id if session_id is not None else port.session_id
@@ -605,7 +624,9 @@ class Bridge:
         ids = range(1, len(spec.connectors) + 1) if connector_id == 0 else [connector_id]
         return [EvseId(f"{charger_id}.{i}") for i in ids]
 
-    def availability(self, charger_id: str, connector_id: int, operative: bool, scheduled: Sequence[int]) -> None:
+    def availability_changed(
+        self, charger_id: str, connector_id: int, operative: bool, scheduled: Sequence[int]
+    ) -> None:
         """The CSMS changed availability: now for the connectors without a transaction, later for ``scheduled``."""
         commands: list[Command] = []
         for evse_id in self.evse_ids(charger_id, connector_id):
@@ -663,7 +684,7 @@ class Bridge:
         if ports:
             self.command(*(ChangeAvailability(e, True) for e in ports))
 
-    def set_tariff(self, charger_id: str, data: Any) -> bool:
+    def tariff_set(self, charger_id: str, data: Any) -> bool:
         """A price from the CSMS (DataTransfer SetTariff): the site's tariff with these fields; False if invalid."""
         site_id = self.site_of[ChargerId(charger_id)]
         try:
@@ -678,184 +699,8 @@ class Bridge:
         return True
 
 
-# ---------------------------------------------------------------------- the chargers
-
-
-class TwinCharger16(V16Charger):
-    """A 1.6 charger of a bridged run: what the CSMS makes it do is also done to the simulated charger."""
-
-    def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
-        """A stopped charger that reports to and through ``bridge``."""
-        self.bridge = bridge
-        self.auth_refused = False  # the last Authorize was refused
-        super().__init__(spec, ctx, **kwargs)
-
-    async def after_boot(self) -> None:
-        """Statuses as usual; ports a reset took out of service serve again."""
-        self.bridge.booted(self.spec.id)
-        await super().after_boot()
-
-    async def authorize(self, id_tag: str) -> bool:
-        """Authorize as a charger does; a refusal is noted for the bridge, which turns the driver away."""
-        ok = bool(await V16Charger.authorize(self, id_tag))
-        self.auth_refused = not ok
-        return ok
-
-    async def stop_transaction(self, c: Connector, reason: str, id_tag: str | None = None) -> None:
-        """Stop as a charger does; DeAuthorized (the CSMS refused the StartTransaction) ends the simulated session."""
-        if reason == "DeAuthorized" and c.tx_ref is not None:
-            self.bridge.reject(self.spec.id, c.id, session_of_tag(c.id_tag))
-        await V16Charger.stop_transaction(self, c, reason, id_tag)
-
-    def _charging_status(self, c: Connector) -> str:
-        status = self.bridge.sim_status(self.spec.id, c.id)
-        if c.fault is None and status in _STATUS_16:
-            return _STATUS_16[status]
-        return super()._charging_status(c)
-
-    async def refresh_status(self, c: Connector) -> None:
-        """Report the transaction's status as the simulation has it now."""
-        await self.set_status(c, self._charging_status(c))
-
-    def _idle_status(self, c: Connector) -> str:
-        if c.fault is None and c.reservation_id is None and self.bridge.port(self.spec.id, c.id).unavailable:
-            return "Unavailable"
-        return super()._idle_status(c)
-
-    async def set_status(self, c: Connector, status: str, error_code: str = "NoError") -> None:
-        """Change the status as a charger does; a reservation's start and end reach the simulated port."""
-        was = c.status
-        await super().set_status(c, status, error_code)
-        if (was == "Reserved") != (c.status == "Reserved"):
-            self.bridge.reservation_changed(self.spec.id, c.id, c.status == "Reserved")
-
-    async def start_remote(self, c: Connector, ev: EVSession, remote: RemoteStart) -> None:
-        """The waiting driver a remote start was for plugs in; the transaction starts under the CSMS's idTag."""
-        t_s = self.clock.t_s()
-        c.sync(t_s)
-        c.ev = ev
-        c.meter.plug(ev, t_s)
-        await self.set_status(c, "Preparing")
-        await self._remote_start(c, remote.id_tag, remote.profile)
-
-    async def refresh_idle(self, c: Connector) -> None:
-        """Report a connector without a transaction as the simulation has it now (Unavailable or not)."""
-        if c.tx_ref is None:
-            await self.set_status(c, self._idle_status(c))
-
-    def profile_installed(self, target: int, profile: ChargingProfile) -> None:
-        """The profile the charger installed goes to the simulated connector (0: every connector of the charger)."""
-        if target == 0:
-            self.bridge.command(SetChargingProfile(profile, charger_id=ChargerId(self.spec.id)))
-        else:
-            self.bridge.command(SetChargingProfile(profile, evse_id=self.bridge.port(self.spec.id, target).evse_id))
-
-    @on(Action.clear_charging_profile)
-    def on_clear_charging_profile(
-        self,
-        id: int | None = None,  # noqa: A002
-        connector_id: int | None = None,
-        charging_profile_purpose: str | None = None,
-        stack_level: int | None = None,
-    ) -> Any:
-        """ClearChargingProfile: here and on the simulated connector(s)."""
-        res = V16Charger.on_clear_charging_profile(self, id, connector_id, charging_profile_purpose, stack_level)
-        if res.status == "Accepted":
-            purpose = ChargingProfilePurpose(charging_profile_purpose) if charging_profile_purpose else None
-            if connector_id:
-                target: dict[str, Any] = {"evse_id": self.bridge.port(self.spec.id, connector_id).evse_id}
-            else:
-                target = {"charger_id": ChargerId(self.spec.id)}
-            self.bridge.command(ClearChargingProfile(**target, profile_id=id, purpose=purpose, stack_level=stack_level))
-        return res
-
-    def _stop_power(self, c: Connector) -> None:
-        self.bridge.command(SetPowerLimit(self.bridge.port(self.spec.id, c.id).evse_id, 0.0))
-
-    @on(Action.remote_stop_transaction)
-    def on_remote_stop(self, transaction_id: int) -> Any:
-        """RemoteStopTransaction: the simulated session stops drawing power."""
-        c = self._by_tx_id(transaction_id)
-        res = V16Charger.on_remote_stop(self, transaction_id)
-        if res.status == "Accepted" and c is not None:
-            self._stop_power(c)
-        return res
-
-    @on(Action.unlock_connector)
-    def on_unlock_connector(self, connector_id: int) -> Any:
-        """UnlockConnector: a running transaction ends, so the simulated session stops drawing power."""
-        c = self.connectors.get(connector_id)
-        running = c is not None and c.tx_ref is not None
-        res = V16Charger.on_unlock_connector(self, connector_id)
-        if running and c is not None:
-            self._stop_power(c)
-        return res
-
-    @on(Action.remote_start_transaction)
-    def on_remote_start(
-        self, id_tag: str, connector_id: int | None = None, charging_profile: dict[str, Any] | None = None
-    ) -> Any:
-        """RemoteStartTransaction: a plugged-in EV without a transaction charges again.
-
-        On a connector reserved for ``id_tag`` the first driver waiting at the site plugs in there.
-        """
-        reserved = self.connectors.get(connector_id or 0)
-        if reserved is not None and reserved.ev is None and reserved.reservation_id is not None:
-            ok = reserved.id_tag == id_tag and self.bridge.start_waiting_driver(
-                self.spec.id, reserved.id, RemoteStart(id_tag, profile=charging_profile)
-            )
-            return call_result.RemoteStartTransaction(status="Accepted" if ok else "Rejected")
-        candidates = [connector_id] if connector_id else list(self.connectors)
-        plugged = [
-            i for i in candidates if i in self.connectors and self.connectors[i].ev is not None
-            and self.connectors[i].tx_ref is None
-        ]  # fmt: skip
-        if not plugged:
-            return call_result.RemoteStartTransaction(status="Rejected")
-        res = V16Charger.on_remote_start(self, id_tag, plugged[0], charging_profile)
-        if res.status == "Accepted":
-            self.bridge.command(SetPowerLimit(self.bridge.port(self.spec.id, plugged[0]).evse_id, math.inf))
-        return res
-
-    @on(Action.reset)
-    def on_reset(self, type: str) -> Any:  # noqa: A002 - the OCPP field name
-        """Reset: Accepted; the simulated charger is reset too."""
-        res = V16Charger.on_reset(self, type)
-        self.bridge.reset(self.spec.id)
-        return res
-
-    @on(Action.change_availability)
-    async def on_change_availability(self, connector_id: int, type: str) -> Any:  # noqa: A002
-        """ChangeAvailability: the simulated connectors follow, at once or when their session ends."""
-        res = await V16Charger.on_change_availability(self, connector_id, type)
-        if res.status in ("Accepted", "Scheduled"):
-            scheduled = [c.id for c in self.connectors.values() if c.pending_operative is False]
-            self.bridge.availability(self.spec.id, connector_id, type == "Operative", scheduled)
-        return res
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: str | None = None) -> Any:
-        """DataTransfer chargetwin/SetTariff: the price the site's next driver sees."""
-        if vendor_id == TARIFF_VENDOR and message_id == TARIFF_MESSAGE:
-            ok = self.bridge.set_tariff(self.spec.id, data)
-            return call_result.DataTransfer(status="Accepted" if ok else "Rejected")
-        return V16Charger.on_data_transfer(self, vendor_id, message_id, data)
-
-
-def session_of_tag(id_tag: str | None) -> SessionId | None:
-    """The simulated session of an id tag the bridge made (``SIM<session id>``, or its contract's eMAID), else None."""
-    for prefix in ("SIM", ContractIssuer.emaid(0)[:6]):
-        if id_tag is not None and id_tag.startswith(prefix) and id_tag[len(prefix) :].isdigit():
-            return SessionId(int(id_tag[len(prefix) :]))
-    return None
-
-
-def _charger_class(ocpp: str) -> type[Any]:
-    if ocpp == "1.6":
-        return TwinCharger16
-    from virtual_chargers.bridge201 import TwinCharger201
-
-    return TwinCharger201
+def _charger_class(ocpp: str) -> type[TwinCharger16 | TwinCharger201]:
+    return TwinCharger16 if ocpp == "1.6" else TwinCharger201
 
 
 def _error_code_16(code: str) -> str:

@@ -1,8 +1,11 @@
-"""The 2.0.1 station of a bridged run (see `virtual_chargers.bridge` for what maps to what)."""
+"""The 2.0.1 station of a bridged run (see `virtual_chargers.bridge` for what maps to what).
+
+It reports what the CSMS makes it do to a `virtual_chargers.twin.TwinListener`, and shows the simulated
+EVSE's state; it knows nothing of the bridge.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ocpp.routing import on
@@ -10,29 +13,21 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose
-from sim.ids import ChargerId
-from sim.managers.base import ClearChargingProfile, EvseStatus, SetChargingProfile, SetPowerLimit
 from virtual_chargers.base import ChargerSpec, Connector
-from virtual_chargers.bridge import TARIFF_MESSAGE, TARIFF_VENDOR, Bridge, RemoteStart
 from virtual_chargers.meter import EVSession
+from virtual_chargers.twin import SIM_CHARGING_STATUS, TARIFF_MESSAGE, TARIFF_VENDOR, RemoteStart, TwinListener
 from virtual_chargers.v201 import V201Charger  # type: ignore[attr-defined]
 from virtual_chargers.v201.smart_charging import PURPOSES
 
 __all__ = ["TwinCharger201"]
 
-_STATE_201 = {
-    EvseStatus.CHARGING: "Charging",
-    EvseStatus.SUSPENDED_EV: "SuspendedEV",
-    EvseStatus.SUSPENDED_EVSE: "SuspendedEVSE",
-}
-
 
 class TwinCharger201(V201Charger):  # type: ignore[misc]
     """A 2.0.1 station of a bridged run: what the CSMS makes it do is also done to the simulated charger."""
 
-    def __init__(self, spec: ChargerSpec, ctx: Any, *, bridge: Bridge, **kwargs: Any) -> None:
-        """A stopped station that reports to and through ``bridge``."""
-        self.bridge = bridge
+    def __init__(self, spec: ChargerSpec, ctx: Any, *, listener: TwinListener, **kwargs: Any) -> None:
+        """A stopped station that reports to ``listener``."""
+        self.listener = listener
         self.auth_refused = False  # the last Authorize was refused
         super().__init__(spec, ctx, **kwargs)
 
@@ -49,19 +44,19 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
     ) -> None:
         """End as a station does; DeAuthorized (the CSMS refused the token) ends the simulated session."""
         if stopped_reason == "DeAuthorized" and c.tx_ref is not None:
-            self.bridge.reject(self.spec.id, c.id)
+            self.listener.authorization_refused(self.spec.id, c.id)
         await V201Charger.end_transaction(self, c, trigger, stopped_reason, id_token)
 
     async def after_boot(self) -> None:
         """Statuses as usual; ports a reset took out of service serve again."""
-        self.bridge.booted(self.spec.id)
+        self.listener.booted(self.spec.id)
         await super().after_boot()
 
     def _charging_state(self, c: Connector) -> str:
         state = super()._charging_state(c)
         if state in ("Charging", "SuspendedEV", "SuspendedEVSE"):
-            sim = self.bridge.sim_status(self.spec.id, c.id)
-            return _STATE_201.get(sim, state) if sim is not None else state
+            sim = self.listener.sim_status(self.spec.id, c.id)
+            return SIM_CHARGING_STATUS.get(sim, state) if sim is not None else state
         return state
 
     async def refresh_status(self, c: Connector) -> None:
@@ -70,7 +65,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
 
     def _status_of(self, c: Connector) -> str:
         status = super()._status_of(c)
-        if status == "Available" and self.bridge.port(self.spec.id, c.id).unavailable:
+        if status == "Available" and self.listener.unavailable(self.spec.id, c.id):
             return "Unavailable"
         return status
 
@@ -83,7 +78,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         was = c.status
         await super().update_status(c)
         if (was == "Reserved") != (c.status == "Reserved"):
-            self.bridge.reservation_changed(self.spec.id, c.id, c.status == "Reserved")
+            self.listener.reservation_changed(self.spec.id, c.id, c.status == "Reserved")
 
     async def start_remote(self, c: Connector, ev: EVSession, remote: RemoteStart) -> None:
         """The waiting driver a remote start was for plugs in; the transaction starts under the CSMS's token."""
@@ -96,15 +91,9 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         await self.update_status(c)
         await self._remote_start(c, token, remote.remote_start_id, remote.profile)
 
-    def _evse(self, evse_id: int) -> Any:
-        return self.bridge.port(self.spec.id, evse_id).evse_id
-
     def profile_installed(self, target: int, profile: ChargingProfile) -> None:
         """The profile the station installed goes to the simulated connector (0: every EVSE of the station)."""
-        if target == 0:
-            self.bridge.command(SetChargingProfile(profile, charger_id=ChargerId(self.spec.id)))
-        else:
-            self.bridge.command(SetChargingProfile(profile, evse_id=self._evse(target)))
+        self.listener.profile_installed(self.spec.id, target, profile)
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(
@@ -119,15 +108,9 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
             criteria = charging_profile_criteria or {}
             name = criteria.get("charging_profile_purpose")
             purpose: ChargingProfilePurpose | None = PURPOSES[name] if name else None
-            evse_id = criteria.get("evse_id")
-            target: dict[str, Any] = (
-                {"evse_id": self._evse(evse_id)} if evse_id else {"charger_id": ChargerId(self.spec.id)}
-            )
-            self.bridge.command(
-                ClearChargingProfile(
-                    **target, profile_id=charging_profile_id, purpose=purpose, stack_level=criteria.get("stack_level")
-                )
-            )
+            evse_id = int(criteria.get("evse_id") or 0)
+            stack_level = criteria.get("stack_level")
+            self.listener.profile_cleared(self.spec.id, evse_id, charging_profile_id, purpose, stack_level)
         return res
 
     @on(Action.request_stop_transaction)
@@ -136,7 +119,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         c = self._by_tx_id(transaction_id)
         res = V201Charger.on_request_stop_transaction(self, transaction_id, **kwargs)
         if res.status == "Accepted" and c is not None:
-            self.bridge.command(SetPowerLimit(self._evse(c.id), 0.0))
+            self.listener.power_stopped(self.spec.id, c.id)
         return res
 
     @on(Action.request_start_transaction)
@@ -159,7 +142,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
             ok = (
                 r is not None
                 and remote.id_tag in (r.id_token.get("idToken"), r.id_token.get("id_token"))
-                and self.bridge.start_waiting_driver(self.spec.id, reserved.id, remote)
+                and self.listener.start_waiting_driver(self.spec.id, reserved.id, remote)
             )
             return call_result.RequestStartTransaction(status="Accepted" if ok else "Rejected")
         candidates = [evse_id] if evse_id else list(self.connectors)
@@ -170,7 +153,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
             self, id_token, remote_start_id, plugged[0], charging_profile, **kwargs
         )
         if res.status == "Accepted":
-            self.bridge.command(SetPowerLimit(self._evse(plugged[0]), math.inf))
+            self.listener.power_resumed(self.spec.id, plugged[0])
         return res
 
     @on(Action.reset)
@@ -178,7 +161,7 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         """Reset of the station: the simulated charger is reset too (an EVSE reset only ends its transaction)."""
         res = V201Charger.on_reset(self, type, evse_id, **kwargs)
         if res.status == "Accepted" and evse_id is None:
-            self.bridge.reset(self.spec.id)
+            self.listener.reset(self.spec.id)
         return res
 
     @on(Action.change_availability)
@@ -188,13 +171,13 @@ class TwinCharger201(V201Charger):  # type: ignore[misc]
         if res.status in ("Accepted", "Scheduled"):
             scheduled = [c.id for c in self.connectors.values() if c.pending_operative is False]
             evse_id = int(evse.get("id", 0)) if evse else 0
-            self.bridge.availability(self.spec.id, evse_id, operational_status == "Operative", scheduled)
+            self.listener.availability_changed(self.spec.id, evse_id, operational_status == "Operative", scheduled)
         return res
 
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None, data: Any = None, **kwargs: Any) -> Any:
         """DataTransfer chargetwin/SetTariff: the price the site's next driver sees."""
         if vendor_id == TARIFF_VENDOR and message_id == TARIFF_MESSAGE:
-            ok = self.bridge.set_tariff(self.spec.id, data)
+            ok = self.listener.tariff_set(self.spec.id, data)
             return call_result.DataTransfer(status="Accepted" if ok else "Rejected")
         return V201Charger.on_data_transfer(self, vendor_id, message_id, data, **kwargs)

@@ -32,6 +32,7 @@ class Received:
     action: str
     payload: dict[str, Any]
     wall_s: float
+    unique_id: str = ""
 
 
 @dataclass
@@ -159,7 +160,7 @@ class RawCsms:
             async for raw in ws:
                 msg = json.loads(raw)
                 if msg[0] == 2:
-                    self.received.append(Received(charger, msg[2], msg[3], time.monotonic()))
+                    self.received.append(Received(charger, msg[2], msg[3], time.monotonic(), msg[1]))
                     self._spawn(self._reply(ws, charger, msg[1], msg[2], msg[3]))
                 elif msg[0] in (3, 4):
                     self.replies.append((charger, msg[2] if msg[0] == 3 else msg))
