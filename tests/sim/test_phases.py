@@ -91,6 +91,21 @@ def test_hand_computed_two_level_case():
     assert _fcfs_limits(site) == {"a.01.1": 3.6, "a.02.1": 0.2, "a.03.1": 11.0, "a.04.1": 5.4}
 
 
+def test_equal_share_scales_down_an_overloaded_phase():
+    """Four sessions share 40 kW: 10 kW each would put 3 × 10 + 10/3 = 33.3 kW on L1, limited to 7.36 kW (32 A).
+
+    Every connector on L1 (the three single-phase ones and the three-phase one) is scaled by 7.36 / 33.3 = 0.2208:
+    2.208 kW each, and L1 then carries exactly 7.36 kW.
+    """
+    from sim.managers.equal_share import allocate_equal_share
+
+    evses = [port(f"a.0{i}.1", 11.0, session=i) for i in range(1, 5)]
+    site = _site(evses, 32.0, {"a.01.1": 0, "a.02.1": 0, "a.03.1": 0}, limit_kw=40.0)
+    out = allocate_equal_share(site)
+    assert out == pytest.approx(dict.fromkeys(out, 10 * 7.36 / (100 / 3)))
+    assert site.phase_load_kw(out)[0] == pytest.approx(7.36)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     ports=st.lists(
@@ -106,7 +121,7 @@ def test_hand_computed_two_level_case():
     site_limit_kw=st.floats(0.0, 300.0),
 )
 def test_fill_never_exceeds_a_phase(ports, phase_limit_a, panel_limit_a, voltage_v, site_limit_kw):
-    """Whatever the wiring, panels and wants, no phase of the supply or of a panel carries more than its limit."""
+    """Whatever the wiring, panels and wants, fill and equal_share keep every phase of supply and panels in limit."""
     evses = [port(f"a.{i:02d}.1", row[1], session=i, plug_t_s=float(i)) for i, row in enumerate(ports)]
     single = {f"a.{i:02d}.1": row[0] for i, row in enumerate(ports) if row[0] is not None}
     panels = {f"a.{i:02d}.1": (row[3], panel_limit_a[row[3]]) for i, row in enumerate(ports) if row[3] is not None}
@@ -116,9 +131,13 @@ def test_fill_never_exceeds_a_phase(ports, phase_limit_a, panel_limit_a, voltage
     assert all(0.0 <= out[e.evse_id] <= want[e.evse_id] for e in evses)
     assert sum(out.values()) <= site_limit_kw + 1e-9
     assert max(site.phase_load_kw(out)) <= site.phase_limit_kw + 1e-9
-    for n in (0, 1):
-        on_panel = {k: v for k, v in out.items() if site.panels.get(k, (None,))[0] == n}
-        assert max(site.phase_load_kw(on_panel)) <= panel_limit_a[n] * voltage_v / 1000.0 + 1e-9
+    from sim.managers.equal_share import allocate_equal_share
+
+    for allocation in (out, allocate_equal_share(site)):
+        assert max(site.phase_load_kw(allocation)) <= site.phase_limit_kw + 1e-9
+        for n in (0, 1):
+            on_panel = {k: v for k, v in allocation.items() if site.panels.get(k, (None,))[0] == n}
+            assert max(site.phase_load_kw(on_panel)) <= panel_limit_a[n] * voltage_v / 1000.0 + 1e-9
 
 
 def test_phase_rotation_and_explicit_phases():
