@@ -59,6 +59,10 @@ SITE_FEATURES = (
     "pv_kw",  # PV output now
     "storage_soc_frac",  # the battery's state of charge, 0 without one
     "waiting",  # drivers queueing for a port
+    "phase_limit_kw",  # what each phase of the supply may carry (capped at the ports' total)
+    "l1_kw",  # the chargers' power on L1 now (single-phase connectors on their phase, others a third on each)
+    "l2_kw",
+    "l3_kw",
 )
 TIME_FEATURES = ("tod_sin", "tod_cos", "price_per_kwh", "elapsed_frac")
 _HOUR_S = 3600.0
@@ -336,9 +340,17 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             site = view.site(sid)
             agent.mark(site)
             power_kw = 0.0
+            single = site.single_phase
+            phase_kw = [0.0, 0.0, 0.0]
             for e in site.evses:
                 power_kw += e.power_kw
                 if e.session_id is not None:
+                    p = single.get(e.evse_id)
+                    if p is None:
+                        for k in range(3):
+                            phase_kw[k] += e.power_kw / 3
+                    else:
+                        phase_kw[p] += e.power_kw
                     occupied[i] = True
                     wanting[i] = e.status in _WANTS
                     row = ports[i]
@@ -361,6 +373,8 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
                 site.pv_kw,
                 storage.soc_frac if storage is not None else 0.0,
                 site.waiting,
+                min(site.phase_limit_kw, cap_kw),
+                *phase_kw,
             )
             overload_kw += max(power_kw - site.limit_kw, 0.0)
         agent.price_per_kwh = price = view.price_at(now)

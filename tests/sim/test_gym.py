@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 from sim.config import load_scenario
 from sim.engine import simulate
-from sim.gym import PORT_FEATURES, ChargingEnv, RewardWeights
+from sim.gym import PORT_FEATURES, SITE_FEATURES, ChargingEnv, RewardWeights
 from sim.managers.uncontrolled import Uncontrolled
 from sim.metrics import load_15min, sessions_frame
 
@@ -172,3 +172,19 @@ def test_import_sim_needs_no_gymnasium():
     """The simulation, its command line and its results load without the optional gym extra."""
     code = "import sys; sys.modules['gymnasium'] = None; import sim, sim.engine, sim.cli, sim.results, sim.sweep"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_site_rows_show_the_phases():
+    """On the phase-limited garage the site row has the phase limit, and the phases add up to the site's power."""
+    env = ChargingEnv(ROOT / "scenarios" / "phase_limited_garage.yaml", horizon_days=1)
+    env.reset(seed=1)
+    row = {name: i for i, name in enumerate(SITE_FEATURES)}
+    loaded = 0
+    for _ in range(96):
+        obs, *_ = env.step(np.ones(len(env.port_ids), np.float32))
+        site = obs["sites"][0]
+        assert site[row["phase_limit_kw"]] == pytest.approx(63 * 230 / 1000)
+        phases = site[[row["l1_kw"], row["l2_kw"], row["l3_kw"]]]
+        assert phases.sum() == pytest.approx(site[row["power_kw"]], rel=1e-5, abs=1e-4)
+        loaded += phases.max() > 0
+    assert loaded > 10
