@@ -17,17 +17,21 @@ stays within the limit at every instant, not only at the events.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sim.managers.base import EvseStatus
+import simpy
+
+from sim.managers.base import EvseStatus, NetworkView, SiteLimitChanged
+from sim.recorder import Table
 from sim.units import S_PER_H
 
 if TYPE_CHECKING:
+    from sim.charging import Bus
     from sim.config.grid import SiteGrid, SolarPV, Storage
     from sim.hardware import SiteState
     from sim.wallclock import WallClock
 
-__all__ = ["RESUME_SOC_FRAC", "Battery", "SiteEnergy", "ev_load_bound_kw", "pv_steps"]
+__all__ = ["RESUME_SOC_FRAC", "BehindMeter", "Battery", "SiteEnergy", "ev_load_bound_kw", "pv_steps"]
 
 RESUME_SOC_FRAC = 0.05
 """After running empty, a battery is offered to the chargers again once it holds this share of its capacity.
@@ -172,3 +176,92 @@ class SiteEnergy:
         """Power on top of the grid limit: PV output plus what the battery may discharge."""
         b = self.battery
         return self.pv_kw + (b.available_kw if b is not None else 0.0)
+
+
+class BehindMeter:
+    """Every site's PV and battery as the run goes: PV steps, battery dispatch and breakpoints, and the storage table.
+
+    Sites without PV or storage have no `SiteState.energy`; for them `site_changed` does nothing.
+    """
+
+    def __init__(self, env: simpy.Environment, bus: Bus, view: NetworkView) -> None:
+        """Nothing behind any meter until `add` puts it there."""
+        self.env = env
+        self.bus = bus
+        self.view = view
+        self.sites: list[SiteState] = []
+        self.storage = Table(floats=("t_s", "power_kw", "energy_kwh"), ints=("site",))
+
+    def add(self, site: SiteState, cfg: SiteGrid, clock: WallClock, horizon_s: float) -> None:
+        """PV and storage of `site` as `cfg` describes them: PV steps follow, the battery is dispatched now."""
+        site.energy = energy = SiteEnergy(cfg, clock, horizon_s)
+        self.sites.append(site)
+        if cfg.pv is not None:
+            self.env.process(self._pv(site, energy))
+        if energy.battery is not None:
+            self._record_battery(site, energy)
+            self.site_changed(site)
+
+    def _pv(self, site: SiteState, energy: SiteEnergy):  # noqa: ANN202 - a SimPy process
+        """Step the site's PV output at each change of its hourly profile and tell the managers."""
+        env = self.env
+        for t_s, kw in zip(energy.pv_t_s[1:], energy.pv_values[1:], strict=True):
+            yield env.timeout(t_s - env.now)
+            energy.pv_kw = kw
+            if energy.battery is not None:
+                self.site_changed(site)
+            self.bus.send(SiteLimitChanged(env.now, site.site_id, self.view.site(site.site_id).limit_kw))
+
+    def site_changed(self, site: SiteState) -> None:
+        """The site's load, PV or import limit changed: set the battery's power once this instant's changes are in."""
+        energy = site.energy
+        if energy is None or energy.battery is None or energy.pending:
+            return
+        energy.pending = True
+        self.env.timeout(0.0, site).callbacks.append(self._dispatch)
+
+    def _dispatch(self, event: simpy.Event) -> None:
+        site = cast("SiteState", event.value)
+        energy = site.energy
+        assert energy is not None
+        assert energy.battery is not None
+        energy.pending = False
+        b = energy.battery
+        t_s = self.env.now
+        b.advance(t_s)
+        before = b.power_kw
+        import_kw = min(site.grid_limit_kw, min(site.dr_caps, default=math.inf))
+        b.set_power(ev_load_bound_kw(site, t_s), energy.pv_kw, import_kw, bool(site.dr_caps))
+        if b.power_kw != before:
+            self._record_battery(site, energy)
+        in_s = b.breakpoint_in_s()
+        if in_s < math.inf:
+            self.env.timeout(in_s, (site, b.version)).callbacks.append(self._on_battery_breakpoint)
+
+    def _on_battery_breakpoint(self, event: simpy.Event) -> None:
+        """The battery ran empty, full, or has recharged enough to be used again."""
+        site, version = cast(tuple["SiteState", int], event.value)
+        energy = site.energy
+        assert energy is not None
+        assert energy.battery is not None
+        if energy.battery.version != version:
+            return
+        t_s = self.env.now
+        usable_changed = energy.battery.reach_breakpoint(t_s)
+        self._record_battery(site, energy)
+        self.site_changed(site)
+        if usable_changed:
+            self.bus.send(SiteLimitChanged(t_s, site.site_id, self.view.site(site.site_id).limit_kw))
+
+    def _record_battery(self, site: SiteState, energy: SiteEnergy) -> None:
+        b = energy.battery
+        assert b is not None
+        self.storage.add_floats((b.t_s, b.power_kw, b.energy_kwh))
+        self.storage.add_ints((site.index,))
+
+    def finish(self, t_s: float) -> None:
+        """Record the energy each battery holds at the end."""
+        for site in self.sites:
+            if site.energy is not None and site.energy.battery is not None:
+                site.energy.battery.advance(t_s)
+                self._record_battery(site, site.energy)

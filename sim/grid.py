@@ -1,8 +1,9 @@
 """Grid signals: energy prices and demand-response windows.
 
 Prices and demand-response windows are known before the run (a scheduled event is in
-the scenario; random ones are drawn from each site's ``dr:<site>`` stream), so the engine
-only turns them into events at the right times. PV and storage behind the meter act on
+the scenario; random ones are drawn from each site's ``dr:<site>`` stream), so the run
+only turns them into events at the right times: `DemandResponse` announces, starts and
+ends each window and takes a manager's opt-out. PV and storage behind the meter act on
 charging as the run goes: see `sim.behind_meter`.
 """
 
@@ -10,21 +11,33 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+import simpy
 
 from sim.csvfiles import read_price_series
+from sim.managers.base import (
+    DemandResponseEnded,
+    DemandResponseNotified,
+    DemandResponseStarted,
+    NetworkView,
+    OptOutDemandResponse,
+)
+from sim.recorder import Table
 from sim.rng import stream
 from sim.units import S_PER_DAY, S_PER_H, S_PER_MIN
 from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
+    from sim.charging import Bus, LoadListener
     from sim.config import Scenario
     from sim.config.grid import EnergyPrice
+    from sim.hardware import SiteState
+    from sim.ids import SiteId
 
-__all__ = ["DrWindow", "PriceSignal", "dr_windows"]
+__all__ = ["DemandResponse", "DrWindow", "PriceSignal", "dr_windows"]
 
 
 class PriceSignal:
@@ -115,3 +128,92 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
     out.sort(key=lambda w: (w[0], w[1]))
     return [DrWindow(i, k, max(n, 0.0), t0, end, cap, shed, opt)
             for i, (t0, k, n, end, cap, shed, opt) in enumerate(out)]  # fmt: skip
+
+
+class DemandResponse:
+    """Demand-response events as the run goes: announced, in force, ended or declined, and their tables."""
+
+    def __init__(self, env: simpy.Environment, sites: list[SiteState], bus: Bus, view: NetworkView,
+                 load: LoadListener) -> None:  # fmt: skip
+        """No event yet: `announce_in` and `start_in` add each window."""
+        self.env = env
+        self.sites = sites
+        self.site_index = {s.site_id: s.index for s in sites}
+        self.bus = bus
+        self.view = view
+        self.load = load
+        self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
+        # Opt-outs a manager asked for: accepted (1) or refused (0), and when.
+        self.opt_outs = Table(floats=("t_s",), ints=("event_id", "site", "accepted"))
+        self._windows: dict[tuple[int, int], DrWindow] = {}  # (event id, site index) → announced, not ended
+        self._caps: dict[tuple[int, int], float] = {}  # the caps in force, by (event id, site index)
+        self._opted_out: set[tuple[int, int]] = set()
+
+    def announce_in(self, window: DrWindow, in_s: float) -> None:
+        """Announce `window` to the managers `in_s` seconds from now."""
+        self.env.timeout(in_s, window).callbacks.append(self._notify)
+
+    def start_in(self, window: DrWindow, in_s: float) -> None:
+        """Start `window`'s cap `in_s` seconds from now; it ends at its end time."""
+        self.env.timeout(in_s, window).callbacks.append(self._start)
+
+    def _notify(self, event: simpy.Event) -> None:
+        w = cast(DrWindow, event.value)
+        site = self.sites[w.site_index]
+        self._windows[(w.event_id, w.site_index)] = w
+        self.bus.send(DemandResponseNotified(self.env.now, site.site_id, w.start_t_s, w.end_t_s, w.cap_kw, w.shed_kw,
+                                             w.opt_out_allowed, w.event_id))  # fmt: skip
+
+    def opt_out(self, site_id: SiteId, event_id: int, t_s: float) -> bool:
+        """Decline event `event_id` at `site_id` if it allows it and has not ended; recorded either way."""
+        k = self.site_index[site_id]
+        key = (event_id, k)
+        w = self._windows.get(key)
+        accepted = w is not None and w.opt_out_allowed
+        self.opt_outs.add_floats((t_s,))
+        self.opt_outs.add_ints((event_id, k, int(accepted)))
+        if accepted and key not in self._opted_out:  # a second opt-out changes nothing
+            self._opted_out.add(key)
+            cap_kw = self._caps.pop(key, None)
+            if cap_kw is not None:  # in force: lifted now
+                site = self.sites[k]
+                site.dr_caps.remove(cap_kw)
+                self.load.site_changed(site)
+                self.bus.send(DemandResponseEnded(t_s, site.site_id))
+        return accepted
+
+    def on_opt_out(self, c: OptOutDemandResponse, t_s: float) -> None:
+        """A manager declines an event."""
+        self.opt_out(c.site_id, c.event_id, t_s)
+
+    def _start(self, event: simpy.Event) -> None:
+        """The cap begins: a shed is taken from the site's power at this instant."""
+        w = cast(DrWindow, event.value)
+        site = self.sites[w.site_index]
+        t_s = self.env.now
+        if w.cap_kw is not None:
+            cap_kw = w.cap_kw
+        else:
+            assert w.shed_kw is not None
+            cap_kw = max(0.0, sum(e.power_kw for e in self.view.site(site.site_id).evses) - w.shed_kw)
+        self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw))
+        self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
+        key = (w.event_id, site.index)
+        self.env.timeout(w.end_t_s - t_s, key).callbacks.append(self._end)
+        if key in self._opted_out:  # declined before it began: the cap never applies
+            return
+        self._caps[key] = cap_kw
+        site.dr_caps.append(cap_kw)
+        self.load.site_changed(site)
+        self.bus.send(DemandResponseStarted(t_s, site.site_id, cap_kw))
+
+    def _end(self, event: simpy.Event) -> None:
+        key = cast(tuple[int, int], event.value)
+        self._windows.pop(key, None)
+        cap_kw = self._caps.pop(key, None)
+        if cap_kw is None:  # opted out
+            return
+        site = self.sites[key[1]]
+        site.dr_caps.remove(cap_kw)
+        self.load.site_changed(site)
+        self.bus.send(DemandResponseEnded(self.env.now, site.site_id))

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.hardware import Charger, Evse, SiteState
 
-__all__ = ["REPAIRED_BY", "VISIT_KINDS", "PortControl", "Reliability", "ServiceRecord", "haversine_km"]
+__all__ = ["REPAIRED_BY", "VISIT_KINDS", "NoReliability", "PortControl", "Reliability", "ServiceRecord", "haversine_km"]
 
 REPAIRED_BY = ("none", "reset", "technician", "self", "maintenance")  # outage end causes
 _NONE, _RESET, _TECH, _SELF, _MAINT = range(5)
@@ -657,3 +657,30 @@ class Reliability:
             total += max(0.0, close_t - max(open_t, t))
             t = close_t + 1e-6
         return total
+
+
+class NoReliability:
+    """The serviceability model of a run without a serviceability section: ports never fail."""
+
+    def failed_attempt(self, evse: Evse, session_id: int, t_s: float) -> None:
+        """Never called: only a silent fault fails an attempt, and there are none."""
+        raise AssertionError("no serviceability section, so no silent faults")
+
+    def reset(self, charger_id: ChargerId) -> None:
+        """A manager's remote reset: nothing can be reset without the model."""
+        raise ValueError("Reset needs a serviceability section in the scenario")
+
+    def dispatch(self, charger_id: ChargerId, fault_id: int) -> None:
+        """A manager's repair job: there are no crews."""
+        raise ValueError("DispatchTechnician needs a serviceability section in the scenario")
+
+    def schedule_maintenance(self, charger_id: ChargerId, t_s: float) -> None:
+        """A manager's maintenance visit: there are no crews."""
+        raise ValueError("ScheduleMaintenance needs a serviceability section in the scenario")
+
+    def finish(self, t_s: float) -> None:
+        """Nothing is open."""
+
+    def record(self) -> None:
+        """Nothing was recorded."""
+        return None

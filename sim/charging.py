@@ -1,0 +1,413 @@
+"""Sessions on ports: plug-in, charging intervals, limits and profiles, departure, ports out of service.
+
+A plugged-in session charges along one closed-form profile at a time (`sim.sessions`); each
+change of its connector's cap — a manager's limit, a charging profile's next period, a
+cabinet shared by one connector more or fewer, a derating fault — closes the interval and
+opens the next, or pauses the session at a zero cap. `Ports` schedules only the events a
+session needs (full battery, end of dwell, a profile's next change) and tells the manager
+what a charger would tell a CSMS.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Protocol, cast
+
+import simpy
+
+from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
+from sim.ev_side import PLUG_AND_CHARGE
+from sim.ids import ChargerId, EvseId, SessionId
+from sim.managers.base import (
+    ChangeAvailability,
+    ClearChargingProfile,
+    Event,
+    EvseStatus,
+    RejectSession,
+    SessionStarted,
+    SessionStopped,
+    SetChargingProfile,
+    SetPowerLimit,
+    StatusChanged,
+)
+from sim.recorder import Table
+from sim.sessions import Cause, EventKind, Outcome, Session, State
+
+if TYPE_CHECKING:
+    from sim.billing import Billing
+    from sim.ev import ProfileCache
+    from sim.hardware import Evse, SiteState
+
+__all__ = ["MIN_POWER_KW", "EventLog", "Ports"]
+
+MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
+CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING, UNAVAILABLE = (
+    EvseStatus.CHARGING,
+    EvseStatus.SUSPENDED_EV,
+    EvseStatus.SUSPENDED_EVSE,
+    EvseStatus.AVAILABLE,
+    EvseStatus.FAULTED,
+    EvseStatus.PREPARING,
+    EvseStatus.UNAVAILABLE,
+)
+
+
+class EventLog:
+    """The events table: queueing and the manager's commands, in time order (`sim.sessions.EventKind`)."""
+
+    def __init__(self) -> None:
+        """An empty table."""
+        # Millions of rows a year: codes and ids in 32 bits, as the sessions and intervals tables.
+        self.table = Table(floats=("t_s", "value"), ints=("event", "site", "evse", "session_id"), int_bits=32)
+
+    def add(self, t_s: float, kind: int, site: int, evse: int, session_id: int, value: float) -> None:
+        """One row."""
+        self.table.add_floats((t_s, value))
+        self.table.add_ints((kind, site, evse, session_id))
+
+
+class Bus(Protocol):
+    """Where a charger's messages go: the manager, whose commands are carried out at once."""
+
+    def handle(self, event: Event, t_s: float) -> None:
+        """Hand `event` to the manager and apply its commands at `t_s`."""
+        ...
+
+    def send(self, event: Event) -> None:
+        """`handle` at the current simulated time."""
+        ...
+
+
+class Queueing(Protocol):
+    """What happens to a session's end and to a port that becomes free (`sim.drivers.Drivers`)."""
+
+    def release(self, evse: Evse, t_s: float) -> None:
+        """A free, serviceable port: the next waiting driver takes it, or it joins the free list."""
+        ...
+
+    def done(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
+        """`s` ended with `outcome`: its row is recorded and the driver leaves the model."""
+        ...
+
+
+class LoadListener(Protocol):
+    """Told when a site's load changes (a behind-the-meter battery follows it)."""
+
+    def site_changed(self, site: SiteState) -> None:
+        """The site's load changed at this instant."""
+        ...
+
+
+class Ports:
+    """Every connector's session and power: the `PortControl` the reliability model switches ports through."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        evses: list[Evse],
+        profiles: ProfileCache,
+        horizon_s: float,
+        events: EventLog,
+        bus: Bus,
+        load: LoadListener,
+    ) -> None:
+        """Ports for `evses`; `connect` hands them the billing and the drivers before the run."""
+        self.env = env
+        self.evses = evses
+        self.evse_by_id = {e.evse_id: e for e in evses}
+        self.profiles = profiles
+        self.horizon_s = horizon_s
+        self.events = events
+        self.bus = bus
+        self.load = load
+        self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"), int_bits=32)
+        self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
+        self.billing: Billing
+        self.queueing: Queueing
+
+    def connect(self, billing: Billing, queueing: Queueing) -> None:
+        """The tariffs sessions are billed under, and who takes a port once it is free."""
+        self.billing = billing
+        self.queueing = queueing
+
+    # ------------------------------------------------------------ a session's life on a port
+
+    def plug(self, s: Session, evse: Evse, t_s: float) -> None:
+        """`s` plugs into the free port `evse` (authorised, payment accepted) and its session starts."""
+        s.state = State.PLUGGED
+        s.evse = evse
+        s.plug_t_s = t_s
+        s.depart_t_s = t_s + s.dwell_s
+        s.schedule = self.billing.tariffs[evse.site.index]
+        s.plan = self.billing.customers.plan_at(s.visit.account if s.visit else None, evse.site.site_id)
+        evse.session = s
+        self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
+        if evse.profiles is not None:  # relative profiles count from the transaction start
+            evse.profiles.start_transaction(t_s)
+            evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
+        wants = s.target_soc_frac > s.soc_frac
+        if wants and s.ev is not None and s.ev.auth_s > 0:
+            evse.set_status(PREPARING)  # power flows once the session is authorised
+            self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
+        else:
+            evse.set_status(CHARGING if wants else SUSPENDED_EV)
+        pnc = s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE
+        self.bus.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
+        if evse.status is CHARGING:
+            self._open(s, evse, t_s)
+            if evse.charger.splits:
+                self._replan_siblings(evse, t_s)
+        if evse.profiles is not None:
+            self._follow_profiles(evse, t_s)  # wake up at the profiles' next change
+
+    def _on_authorized(self, event: simpy.Event) -> None:
+        """Authorisation done: the session starts drawing power."""
+        s = cast(Session, event.value)
+        evse = s.evse
+        if s.state is not State.PLUGGED or evse is None or evse.status is not PREPARING:
+            return  # left or interrupted meanwhile
+        t_s = self.env.now
+        evse.set_status(CHARGING)
+        self.bus.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, CHARGING))
+        if evse.status is CHARGING:
+            self._open(s, evse, t_s)
+            if evse.charger.splits:
+                self._replan_siblings(evse, t_s)
+
+    def _open(self, s: Session, evse: Evse, t_s: float) -> None:
+        """Start an interval at the connector's current cap, or pause the session at a zero cap."""
+        cap = evse.cap_kw()
+        if cap < MIN_POWER_KW:
+            evse.set_status(SUSPENDED_EVSE)
+            return
+        self.load.site_changed(evse.site)
+        full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
+        if t_s + full_in_s < s.depart_t_s:
+            self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
+
+    def _close(self, s: Session, t_s: float) -> None:
+        evse = s.evse
+        assert evse is not None
+        t0_s, tau0_s, pid = s.close(t_s)
+        if t0_s >= self.horizon_s:  # opened by a change exactly at the horizon: outside the run
+            return
+        self.load.site_changed(evse.site)
+        self.intervals.add_floats((t0_s, t_s, tau0_s))
+        self.intervals.add_ints((evse.site.index, evse.index, pid))
+
+    def _on_full(self, event: simpy.Event) -> None:
+        s, version = cast(tuple[Session, int], event.value)
+        if s.version != version or s.state is not State.PLUGGED:
+            return
+        t_s = self.env.now
+        evse = s.evse
+        assert evse is not None
+        self._close(s, t_s)
+        s.soc_frac = s.target_soc_frac
+        s.charge_end_t_s = s.full_t_s = t_s
+        evse.set_status(SUSPENDED_EV)
+        if s.driver.leave_when_charged:
+            self.depart(s, t_s)
+            return
+        self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), t_s)
+        if evse.charger.splits:
+            self._replan_siblings(evse, t_s)
+
+    def _on_dwell_end(self, event: simpy.Event) -> None:
+        s = cast(Session, event.value)
+        if s.state is State.PLUGGED:
+            self.depart(s, self.env.now)
+
+    def depart(self, s: Session, t_s: float, outcome: Outcome = Outcome.SERVED) -> None:
+        """The EV of `s` leaves its port, which is free again."""
+        evse = s.evse
+        assert evse is not None
+        site = evse.site
+        was_charging = evse.status is CHARGING
+        if s.profile is not None:
+            self._close(s, t_s)
+            s.charge_end_t_s = t_s
+        evse.set_status(AVAILABLE)
+        evse.session = None
+        evse.limit_kw = math.inf  # limits are per transaction, as OCPP TxProfiles
+        if evse.profiles is not None:
+            evse.profiles.stop_transaction()
+            self._follow_profiles(evse, t_s)
+        s.state = State.DONE
+        self.queueing.done(s, outcome, t_s)
+        self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)
+        if was_charging and evse.charger.splits:
+            self._replan_siblings(evse, t_s)
+        self.queueing.release(evse, t_s)
+
+    def finish(self, t_s: float) -> None:
+        """Close what is still plugged in at the end of the horizon: those sessions are `ongoing`."""
+        for evse in self.evses:
+            s = evse.session
+            if s is not None:
+                if s.profile is not None:
+                    self._close(s, t_s)
+                self.queueing.done(s, Outcome.ONGOING, math.nan)
+
+    # ------------------------------------------------------------ commands
+
+    def set_power_limit(self, c: SetPowerLimit, t_s: float) -> None:
+        """A manager's power limit on one connector, until the session ends."""
+        evse = self.evse_by_id[c.evse_id]
+        evse.limit_kw = c.power_kw
+        session_id = evse.session.session_id if evse.session is not None else -1
+        self.events.add(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
+        self._replan(evse, t_s)
+
+    def change_profiles(self, c: SetChargingProfile | ClearChargingProfile, t_s: float) -> None:
+        """Install or clear OCPP charging profiles on a connector or on every connector of a charger."""
+        for evse in self._targets(c.evse_id, c.charger_id):
+            if evse.profiles is None:
+                evse.profiles = ProfileSet()
+                if evse.session is not None:
+                    evse.profiles.start_transaction(evse.session.plug_t_s)
+            if isinstance(c, SetChargingProfile):
+                try:
+                    evse.profiles.install(c.profile)
+                except ValueError:  # e.g. a TxProfile with no transaction: the charger rejects it
+                    self.events.add(t_s, EventKind.PROFILE_REJECTED, evse.site.index, evse.index, -1,
+                                    c.profile.profile_id)  # fmt: skip
+                    continue
+            else:
+                evse.profiles.clear(c.profile_id, c.purpose, c.stack_level)
+            self._follow_profiles(evse, t_s)
+
+    def reject_session(self, c: RejectSession, t_s: float) -> None:
+        """The backend refused the session's authorization: it ends now."""
+        evse = self.evse_by_id[c.evse_id]
+        s = evse.session
+        if s is None or s.session_id != c.session_id:
+            raise ValueError(f"RejectSession: session {c.session_id} is no longer on {c.evse_id}")
+        s.cause = Cause.AUTHORIZATION
+        self.depart(s, t_s, Outcome.REJECTED)
+
+    def change_availability(self, c: ChangeAvailability, t_s: float) -> None:
+        """Take a connector out of service, or back into it."""
+        evse = self.evse_by_id[c.evse_id]
+        if c.operative == (evse.evse_id in self.unavailable):
+            (self.unavailable.discard if c.operative else self.unavailable.add)(evse.evse_id)
+            (self.unblock if c.operative else self.block)(evse, t_s)
+
+    def _targets(self, evse_id: EvseId | None, charger_id: ChargerId | None) -> list[Evse]:
+        if evse_id is not None:
+            return [self.evse_by_id[evse_id]]
+        return [e for e in self.evses if e.charger.charger_id == charger_id]
+
+    def _follow_profiles(self, evse: Evse, t_s: float) -> None:
+        """Apply the connector's composite profile limit now and wake up at its next change."""
+        ps = evse.profiles
+        if ps is None:
+            return
+        kw = limit_at(ps.profiles, t_s, ps.tx_start_t_s)
+        if kw != evse.profile_kw:
+            evse.profile_kw = kw
+            self._replan(evse, t_s)
+        charger = evse.charger  # its ChargePointMax limit is shared by the connectors drawing
+        max_kw = min((charger_max_at(e.profiles.profiles, t_s) for e in charger.evses if e.profiles is not None),
+                     default=math.inf)  # fmt: skip
+        if max_kw != charger.max_profile_kw:
+            charger.set_max_profile_kw(max_kw)
+            for e in charger.evses:
+                self._replan(e, t_s)
+        evse.profile_version += 1
+        nxt = next_change_t_s(ps.profiles, t_s, ps.tx_start_t_s)
+        if nxt < math.inf:
+            self.env.timeout(nxt - t_s, (evse, evse.profile_version)).callbacks.append(self._on_profile_change)
+
+    def _on_profile_change(self, event: simpy.Event) -> None:
+        evse, version = cast(tuple["Evse", int], event.value)
+        if version == evse.profile_version:
+            self._follow_profiles(evse, self.env.now)
+
+    # ------------------------------------------------------------ `PortControl` for serviceability
+
+    def block(self, evse: Evse, t_s: float, fault: bool = False) -> None:
+        """One more condition keeps `evse` out of service; the first takes it down.
+
+        A fault shows as Faulted, anything else (availability, resets, planned work) as Unavailable.
+        """
+        evse.blocks += 1
+        evse.fault_blocks += fault
+        if evse.blocks > 1:
+            self._down_status(evse, t_s)
+            return
+        site = evse.site
+        if evse in site.free:
+            site.free.remove(evse)
+        status = FAULTED if evse.fault_blocks else UNAVAILABLE
+        s = evse.session
+        if s is not None:  # the session ends here: the driver leaves with what was charged
+            was_charging = evse.status is CHARGING
+            if s.profile is not None:
+                self._close(s, t_s)
+                s.charge_end_t_s = t_s
+            evse.set_status(status)
+            evse.session = None
+            evse.limit_kw = math.inf
+            s.state = State.DONE
+            self.queueing.done(s, Outcome.INTERRUPTED, t_s)
+            self.bus.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh))
+            if was_charging and evse.charger.splits:
+                self._replan_siblings(evse, t_s)
+        else:
+            evse.set_status(status)
+        self.bus.send(StatusChanged(t_s, site.site_id, evse.evse_id, status))
+
+    def unblock(self, evse: Evse, t_s: float, fault: bool = False) -> None:
+        """One condition fewer; after the last the port serves again."""
+        evse.blocks -= 1
+        evse.fault_blocks -= fault
+        if evse.blocks > 0:
+            self._down_status(evse, t_s)
+            return
+        evse.set_status(AVAILABLE)
+        self.bus.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, AVAILABLE))
+        self.queueing.release(evse, t_s)
+
+    def _down_status(self, evse: Evse, t_s: float) -> None:
+        """A port still out of service shows Faulted while a fault is among its conditions, else Unavailable."""
+        status = FAULTED if evse.fault_blocks else UNAVAILABLE
+        if status is not evse.status:
+            evse.set_status(status)
+            self.bus.send(StatusChanged(t_s, evse.site.site_id, evse.evse_id, status))
+
+    def port_power_changed(self, evse: Evse, t_s: float) -> None:
+        """Derating began or ended: re-plan the session on the port."""
+        self._replan(evse, t_s)
+
+    def send(self, event: Event) -> None:
+        """Hand `event` to the manager now (for the reliability model)."""
+        self.bus.send(event)
+
+    # ------------------------------------------------------------ power
+
+    def _replan(self, evse: Evse, t_s: float) -> None:
+        """Follow a change of the connector's cap: new interval, pause or resume."""
+        s = evse.session
+        if s is None:
+            return
+        if evse.status is CHARGING:
+            if s.profile is None:
+                return  # being plugged in: its first interval opens after the manager answered
+            cap = evse.cap_kw()
+            if cap >= MIN_POWER_KW and self.profiles.get(s.model, evse.dc, cap) is s.profile:
+                return
+            self._close(s, t_s)
+            self._open(s, evse, t_s)
+            if evse.status is not CHARGING and evse.charger.splits:
+                self._replan_siblings(evse, t_s)
+        elif evse.status is SUSPENDED_EVSE and evse.cap_kw() >= MIN_POWER_KW:
+            evse.set_status(CHARGING)
+            self._open(s, evse, t_s)
+            if evse.charger.splits:
+                self._replan_siblings(evse, t_s)
+
+    def _replan_siblings(self, evse: Evse, t_s: float) -> None:
+        for other in evse.charger.evses:
+            if other is not evse and other.status is CHARGING:
+                self._replan(other, t_s)

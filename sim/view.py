@@ -1,0 +1,113 @@
+"""The manager's view of the network: frozen snapshots of sites and connectors, built when asked for.
+
+A manager never holds a simulation object (`sim.managers.base`): each `site` call builds a
+`SiteView` of the site at this instant — its connectors' status, limits and power, what the
+EVs report, the import limit with any demand-response cap, PV and storage.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from sim.ids import EvseId, SessionId, SiteId
+from sim.managers.base import EvseView, NeedsSource, SiteView, StorageView, VehicleView
+
+if TYPE_CHECKING:
+    import simpy
+
+    from sim.ev import ProfileCache
+    from sim.ev_side import EvSide
+    from sim.grid import PriceSignal
+    from sim.hardware import SiteState
+
+__all__ = ["LiveView"]
+
+
+class LiveView:
+    """The `NetworkView` handed to the manager: snapshots of the live network, built on demand."""
+
+    def __init__(
+        self, env: simpy.Environment, sites: dict[str, SiteState], prices: PriceSignal, profiles: ProfileCache
+    ) -> None:
+        """A view of `sites` on `env`'s clock; `profiles` give an ISO 15118 EV's own limit."""
+        self._env = env
+        self._sites = sites
+        self._prices = prices
+        self._profiles = profiles  # the EV's own limit on a connector is its profile there, uncapped
+        self.ev_side: EvSide | None = None  # what the manager knows of EVs, with an ev_side section
+
+    def price_at(self, t_s: float) -> float:
+        """The energy price at `t_s`."""
+        return self._prices.at(t_s)
+
+    @property
+    def t_s(self) -> float:
+        """Simulation time now."""
+        return self._env.now
+
+    def site_ids(self) -> tuple[SiteId, ...]:
+        """Every site, in scenario order."""
+        return tuple(SiteId(k) for k in self._sites)
+
+    def site(self, site_id: SiteId) -> SiteView:
+        """A snapshot of the site now."""
+        site = self._sites[site_id]
+        now = self._env.now
+        views = []
+        vehicles: dict[EvseId, VehicleView] = {}
+        for e in site.evses:
+            s = e.session
+            charger_max_kw = e.charger.shared_kw
+            if s is None:
+                views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
+                                      charger_max_kw))  # fmt: skip
+                continue
+            if s.ev is not None:
+                assert self.ev_side is not None
+                view, vehicle = self.ev_side.vehicle_data.evse_view(e, s, s.ev, now, charger_max_kw)
+                views.append(view)
+                if vehicle is not None:
+                    vehicles[e.evse_id] = vehicle
+                continue
+            soc, power_kw = s.soc_frac, 0.0
+            if s.profile is not None:
+                soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
+                power_kw = s.profile.power_at(soc)
+            capacity_kwh = s.model.capacity_kwh
+            known = s.iso15118
+            views.append(
+                EvseView(
+                    e.evse_id,
+                    e.charger.charger_id,
+                    e.status,
+                    e.max_kw,
+                    e.limit_kw,
+                    power_kw,
+                    SessionId(s.session_id),
+                    charger_max_kw,
+                    s.plug_t_s,
+                    (soc - s.soc_in_frac) * capacity_kwh,
+                    s.depart_t_s if known else None,
+                    (s.target_soc_frac - soc) * capacity_kwh if known else None,
+                    self._profiles.get(s.model, e.dc, e.max_kw).power_at(soc) if known else None,
+                )
+            )
+            if known:
+                vehicles[e.evse_id] = VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0)
+        dr_cap_kw = min(site.dr_caps, default=math.inf)
+        import_kw = min(site.grid_limit_kw, dr_cap_kw)
+        energy = site.energy
+        if energy is None:
+            return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
+                            now, len(site.queue), vehicles, grid_limit_kw=import_kw,
+                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
+                            panels=site.panels)  # fmt: skip
+        b = energy.battery
+        storage = None
+        if b is not None:
+            b.advance(now)
+            storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
+        return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
+                        self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
+                        import_kw, site.phase_limit_kw, site.single_phase, site.panels)  # fmt: skip
