@@ -122,6 +122,9 @@ class Ports:
         self.load = load
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"), int_bits=32)
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
+        # False when the manager answers every session event with nothing and reads nothing (`uncontrolled`):
+        # then those events are not even built, the hot path of a run without control.
+        self.listening = True
         self.billing: Billing
         self.queueing: Queueing
 
@@ -151,8 +154,9 @@ class Ports:
             self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
         else:
             evse.set_status(CHARGING if wants else SUSPENDED_EV)
-        pnc = s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE
-        self.bus.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
+        if self.listening:
+            pnc = s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE
+            self.bus.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
             if evse.charger.splits:
@@ -209,7 +213,8 @@ class Ports:
         if s.driver.leave_when_charged:
             self.depart(s, t_s)
             return
-        self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), t_s)
+        if self.listening:
+            self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), t_s)
         if evse.charger.splits:
             self._replan_siblings(evse, t_s)
 
@@ -235,7 +240,8 @@ class Ports:
             self._follow_profiles(evse, t_s)
         s.state = State.DONE
         self.queueing.done(s, outcome, t_s)
-        self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)
+        if self.listening:
+            self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)
         if was_charging and evse.charger.splits:
             self._replan_siblings(evse, t_s)
         self.queueing.release(evse, t_s)

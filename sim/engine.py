@@ -59,6 +59,7 @@ from sim.managers.base import (
     Timer,
 )
 from sim.managers.pricing import DynamicPricing
+from sim.managers.uncontrolled import Uncontrolled
 from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.serviceability import NoReliability, Reliability, ServiceRecord
 from sim.units import S_PER_DAY
@@ -142,6 +143,7 @@ class _Network:
         self.drivers = Drivers(scenario, env, models, self.sites, self.customers, self.billing, self.ports,
                                self.reliability, self.events)  # fmt: skip
         self.ports.connect(self.billing, self.drivers)
+        self.ports.listening = type(self.manager) is not Uncontrolled
         self.ev_side: EvSide | None = None
         if scenario.ev_side is not None:
             self.ev_side = self.view.ev_side = EvSide(scenario, self.sites, evses, self.drivers, self.profiles)
