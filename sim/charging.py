@@ -184,8 +184,7 @@ class Ports:
         if cap < MIN_POWER_KW:
             evse.set_status(SUSPENDED_EVSE)
             return
-        if evse.site.energy is not None:  # PV or a battery behind the meter follows the load
-            self.load.site_changed(evse.site)
+        self.load.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
@@ -196,8 +195,7 @@ class Ports:
         t0_s, tau0_s, pid = s.close(t_s)
         if t0_s >= self.horizon_s:  # opened by a change exactly at the horizon: outside the run
             return
-        if evse.site.energy is not None:
-            self.load.site_changed(evse.site)
+        self.load.site_changed(evse.site)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
 

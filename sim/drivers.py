@@ -1,9 +1,9 @@
-"""Drivers: each arrival is a driver with an EV, a need, a dwell plan and a patience.
+"""Drivers as Mesa agents: each arrival is a driver with an EV, a need, a dwell plan and a patience.
 
 A driver's own decisions live in `Driver` methods; `Drivers` takes each arrival through
 site choice (multinomial logit over the shown price, wait, detour and membership), the
 price response (shift, leave, or ask for less energy), plugging in, queueing and leaving.
-The Mesa model owns the scenario's ``drivers`` random stream; drivers borrow it.
+The model owns the scenario's ``drivers`` random stream; agents borrow it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Choice(enum.Enum):
 
 
 class DriverModel(mesa.Model):
-    """The population of drivers: the Mesa model owning the scenario's ``drivers`` stream, which drivers borrow."""
+    """The population of drivers currently at the network's sites."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         """Use `rng` (the scenario's ``drivers`` stream) for every driver decision."""
@@ -59,19 +59,14 @@ class DriverModel(mesa.Model):
         return self._uniform.pop()
 
 
-class Driver:
-    """A driver at a site, from arrival until departure.
+class Driver(mesa.Agent):
+    """A driver at a site, from arrival until departure."""
 
-    A driver borrows its model's random stream as a Mesa agent does, but is not registered
-    with the model: nothing reads the population, and registering and removing each of the
-    1.5 million drivers of a year on 1,000 ports took a fifth of the run.
-    """
-
-    __slots__ = ("leave_when_charged", "max_queue", "model", "patience_s")
+    model: DriverModel
 
     def __init__(self, model: DriverModel, patience_s: float, max_queue: int, leave_when_charged: bool) -> None:
         """A driver who waits at most `patience_s` and balks at `max_queue` cars waiting."""
-        self.model = model
+        super().__init__(model)
         self.patience_s = patience_s
         self.max_queue = max_queue
         self.leave_when_charged = leave_when_charged
@@ -373,11 +368,13 @@ class Drivers:
         self.done(s, outcome, math.nan)
 
     def done(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
-        """`s` ended with `outcome` (`ongoing` at the horizon): its rows are recorded."""
+        """`s` ended with `outcome` (`ongoing` at the horizon): its rows are recorded and the driver leaves."""
         self.billing.record(s, outcome, departure_t_s, self.env.now)
         if s.ev is not None:
             assert self.ev_side is not None
             self.ev_side.record(s)
+        if outcome is not Outcome.ONGOING:
+            s.driver.remove()
 
     def finish(self) -> None:
         """Record the drivers still waiting at the horizon, or on their way to another site, as `ongoing`."""
