@@ -69,9 +69,12 @@ def ev_load_bound_kw(site: SiteState, t_s: float) -> float:
     total = 0.0
     for e in site.evses:
         s = e.session
-        if s is None or e.status is not _CHARGING or s.profile is None:
+        if s is None or e.status is not _CHARGING:
             continue
         p = s.profile
+        if p is None:  # discharging at constant power (V2G), or being plugged in (0)
+            total -= s.discharge_kw
+            continue
         soc = min(p.soc_at(s.tau0_s + t_s - s.t0_s), s.target_soc_frac)
         total += p.max_power(soc, s.target_soc_frac)
     return total

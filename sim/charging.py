@@ -3,7 +3,9 @@
 A plugged-in session charges along one closed-form profile at a time (`sim.sessions`); each
 change of its connector's cap — a manager's limit, a charging profile's next period, a
 cabinet shared by one connector more or fewer, a derating fault — closes the interval and
-opens the next, or pauses the session at a zero cap. `Ports` schedules only the events a
+opens the next, or pauses the session at a zero cap. A negative cap on a bidirectional port
+discharges a V2G-capable EV at constant power down to its floor (`sim.v2g`), each stretch a
+row of the discharges table; anywhere else it pauses the session like a zero cap. `Ports` schedules only the events a
 session needs (full battery, end of dwell, a profile's next change) and tells the manager
 what a charger would tell a CSMS.
 """
@@ -32,6 +34,7 @@ from sim.managers.base import (
 )
 from sim.recorder import Table
 from sim.sessions import Cause, EventKind, Outcome, Session, State
+from sim.v2g import discharge_plan
 
 if TYPE_CHECKING:
     from sim.billing import Billing
@@ -121,6 +124,9 @@ class Ports:
         self.bus = bus
         self.load = load
         self.intervals = Table(floats=("t0_s", "t1_s", "tau0_s"), ints=("site", "evse", "profile"), int_bits=32)
+        # Every stretch a session discharged (V2G) at constant power_kw (< 0), and its SoC at both ends.
+        self.discharges = Table(floats=("t0_s", "t1_s", "soc0_frac", "soc1_frac", "power_kw"),
+                                ints=("site", "evse", "session_id"))  # fmt: skip
         self.unavailable: set[str] = set()  # connectors taken out of service by ChangeAvailability
         # False when the manager answers every session event with nothing and reads nothing (`uncontrolled`):
         # then those events are not even built, the hot path of a run without control.
@@ -179,10 +185,11 @@ class Ports:
                 self._replan_siblings(evse, t_s)
 
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
-        """Start an interval at the connector's current cap, or pause the session at a zero cap."""
+        """Start an interval at the connector's current cap, discharge at a negative one, or pause at a zero cap."""
         cap = evse.cap_kw()
         if cap < MIN_POWER_KW:
-            evse.set_status(SUSPENDED_EVSE)
+            if s.v2g is None or not self._discharge(s, evse, cap, t_s):
+                evse.set_status(SUSPENDED_EVSE)
             return
         self.load.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
@@ -198,6 +205,75 @@ class Ports:
         self.load.site_changed(evse.site)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
         self.intervals.add_ints((evse.site.index, evse.index, pid))
+
+    # ------------------------------------------------------------ discharging (V2G)
+
+    def _discharge_kw(self, s: Session, evse: Evse, cap_kw: float) -> float:
+        """The power a V2G session discharges at under the connector's cap (0: it does not)."""
+        v2g = s.v2g
+        if cap_kw >= 0 or v2g is None or evse.discharge_kw <= 0:
+            return 0.0
+        kw = min(-cap_kw, evse.discharge_kw, evse.max_kw, v2g.max_discharge_kw)
+        return kw if kw >= MIN_POWER_KW else 0.0
+
+    def _discharge(self, s: Session, evse: Evse, cap_kw: float, t_s: float) -> bool:
+        """Start discharging `s` under a negative cap, down to its floor; False when it may not (status unchanged)."""
+        kw = self._discharge_kw(s, evse, cap_kw)
+        if kw == 0.0:
+            return False
+        v2g = s.v2g
+        assert v2g is not None
+        full = self.profiles.get(s.model, evse.dc, evse.max_kw)
+        end_t_s, stop_soc = discharge_plan(v2g, full, s.target_soc_frac, s.depart_t_s, s.soc_frac, kw,
+                                           s.model.capacity_kwh, t_s)  # fmt: skip
+        if end_t_s <= t_s:
+            return False  # at its floor: the EV refuses
+        s.discharge_kw, s.dis_t0_s, s.dis_soc0, s.dis_stop_soc = kw, t_s, s.soc_frac, stop_soc
+        s.version += 1
+        self.load.site_changed(evse.site)
+        if end_t_s < s.depart_t_s:
+            self.env.timeout(end_t_s - t_s, (s, s.version)).callbacks.append(self._on_floor)
+        return True
+
+    def _close_discharge(self, s: Session, t_s: float, at_floor: bool = False) -> None:
+        """End the open discharge at `t_s` (`at_floor`: where it had to stop) and record it."""
+        evse = s.evse
+        assert evse is not None
+        soc = s.dis_stop_soc if at_floor else s.discharge_soc_at(t_s)
+        s.discharged_kwh += (s.dis_soc0 - soc) * s.model.capacity_kwh
+        s.soc_frac = soc
+        kw, s.discharge_kw = s.discharge_kw, 0.0
+        s.version += 1
+        if s.dis_t0_s >= self.horizon_s:  # opened by a change exactly at the horizon: outside the run
+            return
+        self.load.site_changed(evse.site)
+        self.discharges.add_floats((s.dis_t0_s, t_s, s.dis_soc0, soc, -kw))
+        self.discharges.add_ints((evse.site.index, evse.index, s.session_id))
+
+    def _stop_power(self, s: Session, t_s: float) -> bool:
+        """Close whatever power flows on `s` (charging or discharging); False when none did."""
+        if s.profile is not None:
+            self._close(s, t_s)
+            return True
+        if s.discharge_kw:
+            self._close_discharge(s, t_s)
+            return True
+        return False
+
+    def _on_floor(self, event: simpy.Event) -> None:
+        """A discharge reached its floor (minimum SoC or departure guard): the EV stops giving energy back."""
+        s, version = cast(tuple[Session, int], event.value)
+        if s.version != version or s.state is not State.PLUGGED:
+            return
+        t_s = self.env.now
+        evse = s.evse
+        assert evse is not None
+        self._close_discharge(s, t_s, at_floor=True)
+        evse.set_status(SUSPENDED_EVSE)
+        if self.listening:
+            self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EVSE), t_s)
+        if evse.charger.splits:
+            self._replan_siblings(evse, t_s)
 
     def _on_full(self, event: simpy.Event) -> None:
         s, version = cast(tuple[Session, int], event.value)
@@ -229,8 +305,7 @@ class Ports:
         assert evse is not None
         site = evse.site
         was_charging = evse.status is CHARGING
-        if s.profile is not None:
-            self._close(s, t_s)
+        if self._stop_power(s, t_s):
             s.charge_end_t_s = t_s
         evse.set_status(AVAILABLE)
         evse.session = None
@@ -251,8 +326,7 @@ class Ports:
         for evse in self.evses:
             s = evse.session
             if s is not None:
-                if s.profile is not None:
-                    self._close(s, t_s)
+                self._stop_power(s, t_s)
                 self.queueing.done(s, Outcome.ONGOING, math.nan)
 
     # ------------------------------------------------------------ commands
@@ -349,8 +423,7 @@ class Ports:
         s = evse.session
         if s is not None:  # the session ends here: the driver leaves with what was charged
             was_charging = evse.status is CHARGING
-            if s.profile is not None:
-                self._close(s, t_s)
+            if self._stop_power(s, t_s):
                 s.charge_end_t_s = t_s
             evse.set_status(status)
             evse.session = None
@@ -393,25 +466,51 @@ class Ports:
     # ------------------------------------------------------------ power
 
     def _replan(self, evse: Evse, t_s: float) -> None:
-        """Follow a change of the connector's cap: new interval, pause or resume."""
+        """Follow a change of the connector's cap: new interval, pause or resume, discharge or stop discharging."""
         s = evse.session
         if s is None:
             return
         if evse.status is CHARGING:
-            if s.profile is None:
-                return  # being plugged in: its first interval opens after the manager answered
             cap = evse.cap_kw()
-            if cap >= MIN_POWER_KW and self.profiles.get(s.model, evse.dc, cap) is s.profile:
-                return
-            self._close(s, t_s)
+            if s.profile is not None:
+                if cap >= MIN_POWER_KW and self.profiles.get(s.model, evse.dc, cap) is s.profile:
+                    return
+                self._close(s, t_s)
+            elif s.discharge_kw:
+                if self._discharge_kw(s, evse, cap) == s.discharge_kw:
+                    return
+                self._close_discharge(s, t_s)
+            else:
+                return  # being plugged in: its first interval opens after the manager answered
             self._open(s, evse, t_s)
             if evse.status is not CHARGING and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
-        elif evse.status is SUSPENDED_EVSE and evse.cap_kw() >= MIN_POWER_KW:
-            evse.set_status(CHARGING)
-            self._open(s, evse, t_s)
+        elif evse.status is SUSPENDED_EVSE:
+            cap = evse.cap_kw()
+            if cap >= MIN_POWER_KW:
+                evse.set_status(CHARGING)
+                self._open(s, evse, t_s)
+            elif s.v2g is not None and self._discharge(s, evse, cap, t_s):
+                evse.set_status(CHARGING)
+            else:
+                return
             if evse.charger.splits:
                 self._replan_siblings(evse, t_s)
+        elif evse.status is SUSPENDED_EV and s.v2g is not None and evse.discharge_kw > 0:
+            self._replan_full_v2g(s, evse, t_s)
+
+    def _replan_full_v2g(self, s: Session, evse: Evse, t_s: float) -> None:
+        """A V2G EV at its target: a negative cap discharges it; below its target again, a positive cap charges it."""
+        cap = evse.cap_kw()
+        if cap >= MIN_POWER_KW and s.soc_frac < s.target_soc_frac:
+            evse.set_status(CHARGING)
+            self._open(s, evse, t_s)
+        elif cap < 0 and self._discharge(s, evse, cap, t_s):
+            evse.set_status(CHARGING)
+        else:
+            return
+        if evse.charger.splits:
+            self._replan_siblings(evse, t_s)
 
     def _replan_siblings(self, evse: Evse, t_s: float) -> None:
         for other in evse.charger.evses:

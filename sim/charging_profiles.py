@@ -48,11 +48,14 @@ class SchedulePeriod:
     limit_kw: float
 
     def __post_init__(self) -> None:
-        """Fail fast on a negative or non-finite offset or limit."""
+        """Fail fast on a negative or non-finite offset, or a non-finite limit.
+
+        A negative limit asks a bidirectional connector to discharge (OCPP 2.1 V2X; see `sim.charging`).
+        """
         if not (math.isfinite(self.start_offset_s) and self.start_offset_s >= 0):
             raise ValueError(f"start_offset_s(={self.start_offset_s}) must be finite and >= 0")
-        if not (math.isfinite(self.limit_kw) and self.limit_kw >= 0):
-            raise ValueError(f"limit_kw(={self.limit_kw}) must be finite and >= 0")
+        if not math.isfinite(self.limit_kw):
+            raise ValueError(f"limit_kw(={self.limit_kw}) must be finite (negative: discharge)")
 
 
 @dataclass(frozen=True, slots=True)

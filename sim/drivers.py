@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sim.ev_side import EvSide
     from sim.hardware import Evse, SiteState
     from sim.serviceability import NoReliability, Reliability
+    from sim.v2g import V2gLimits
 
 __all__ = ["Choice", "Driver", "DriverModel", "Drivers", "energy_factor"]
 
@@ -149,6 +150,7 @@ class Drivers:
         self.nearby = self._nearby(scenario) if self.choice is not None else []
         self.ev_dc_kw = [max(p for _, p in m.dc_curve) for m in models]
         self.ev_side: EvSide | None = None
+        self.v2g: list[V2gLimits | None] | None = None  # per vehicle model, when any can discharge (`sim.v2g`)
         self.release = self._release  # who takes a free port: with an ev_side section, a driver whose EV fits it
         self.next_session_id = 0
 
@@ -194,6 +196,8 @@ class Drivers:
         driver = Driver(self.model, patience_s, max_queue, leave)
         s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
         s.iso15118 = iso15118
+        if iso15118 and self.v2g is not None:  # V2G limits travel over ISO 15118-20
+            s.v2g = self.v2g[model]
         s.visit = visit = self.customers.visit(site.index, k)
         self.next_session_id += 1
         s.ev = ev

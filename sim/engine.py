@@ -63,6 +63,7 @@ from sim.managers.uncontrolled import Uncontrolled
 from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.serviceability import NoReliability, Reliability, ServiceRecord
 from sim.units import S_PER_DAY
+from sim.v2g import v2g_limits
 from sim.view import LiveView
 from sim.wallclock import WallClock
 
@@ -95,6 +96,7 @@ class RunTables:
     ev: EvRecord | None = None
     storage: dict[str, np.ndarray] | None = None
     dr_opt_outs: dict[str, np.ndarray] | None = None  # opt-outs asked for: t_s, event_id, site, accepted
+    discharges: dict[str, np.ndarray] | None = None  # V2G: each stretch a session discharged (`sim.charging`)
 
     @property
     def sites(self) -> tuple[SitePlan, ...]:
@@ -143,6 +145,9 @@ class _Network:
         self.drivers = Drivers(scenario, env, models, self.sites, self.customers, self.billing, self.ports,
                                self.reliability, self.events)  # fmt: skip
         self.ports.connect(self.billing, self.drivers)
+        limits = v2g_limits(scenario, models)
+        if any(v is not None for v in limits):
+            self.drivers.v2g = limits
         self.ports.listening = type(self.manager) is not Uncontrolled
         self.ev_side: EvSide | None = None
         if scenario.ev_side is not None:
@@ -273,6 +278,7 @@ class _Network:
             self.ev_side.result() if self.ev_side is not None else None,
             self.behind_meter.storage.arrays(),
             self.dr.opt_outs.arrays(),
+            self.ports.discharges.arrays(),
         )
 
 

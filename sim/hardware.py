@@ -56,8 +56,8 @@ class Evse:
     """One connector: it charges one EV at a time."""
 
     __slots__ = (
-        "blocks", "charger", "dc", "evse_id", "fault_blocks", "index", "limit_kw", "max_kw", "profile_kw",
-        "profile_version", "profiles", "rated_kw", "session", "silent_faults", "site", "status",
+        "blocks", "charger", "dc", "discharge_kw", "evse_id", "fault_blocks", "index", "limit_kw", "max_kw",
+        "profile_kw", "profile_version", "profiles", "rated_kw", "session", "silent_faults", "site", "status",
     )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
@@ -78,6 +78,7 @@ class Evse:
         self.profile_kw = math.inf  # their composite limit now
         self.profile_version = 0
         self.session: Session | None = None  # while an EV is plugged in
+        self.discharge_kw = 0.0  # most it discharges a V2G-capable EV with (bidirectional chargers)
 
     def set_status(self, status: EvseStatus) -> None:
         """Move to `status`, keeping the charger's count of connectors drawing power (status CHARGING)."""
@@ -101,8 +102,8 @@ class Evse:
 class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
-    __slots__ = ("capacity_kw", "chargers", "dr_caps", "energy", "evses", "free", "grid_limit_kw", "index",
-                 "panels", "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
+    __slots__ = ("capacity_kw", "chargers", "dr_caps", "dr_mins", "energy", "evses", "export_limit_kw", "free",
+                 "grid_limit_kw", "index", "panels", "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
 
     def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
         """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
@@ -111,6 +112,8 @@ class SiteState:
         self.capacity_kw = capacity_kw
         self.grid_limit_kw = capacity_kw if grid_limit_kw is None else grid_limit_kw
         self.dr_caps: list[float] = []  # demand-response caps in force
+        self.dr_mins: list[float] = []  # demand-response increase events in force: draw at least this
+        self.export_limit_kw = math.inf  # most the site may feed back into the grid (V2G, PV)
         self.energy: SiteEnergy | None = None  # PV and storage behind the meter, if any
         self.chargers: list[Charger] = []
         self.evses: list[Evse] = []
@@ -133,6 +136,7 @@ def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
     for port in plan.ports:
         site, charger = states[port.site.index], chargers[port.charger.index]
         evse = Evse(port.index, port.evse_id, site, charger, port.rated_kw, port.dc)
+        evse.discharge_kw = port.discharge_kw
         if port.phase is not None:
             site.single_phase[port.evse_id] = port.phase
         if port.panel is not None:

@@ -20,6 +20,7 @@ __all__ = [
     "BIN_S",
     "Tables",
     "build_tables",
+    "discharges_of",
     "events_frame",
     "kpis",
     "load_15min",
@@ -50,6 +51,12 @@ class Tables:
         self.load = load
         self.load_steps = load_steps
         self.ports = ports
+
+
+def discharges_of(run: RunTables) -> dict[str, np.ndarray] | None:
+    """The run's discharge stretches (V2G), or None when no session discharged."""
+    d = run.discharges
+    return d if d is not None and len(d["t0_s"]) else None
 
 
 def _category(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
@@ -95,6 +102,15 @@ def load_15min(run: RunTables) -> pd.DataFrame:
         e = prof.capacity_kwh * (prof.soc_at_array(base + hi) - prof.soc_at_array(base + lo))
         key = iv["site"][rows][r].astype(np.int64) * n_bins + b  # 64 bits: sites × bins may pass 2**31
         energy += np.bincount(key, weights=e, minlength=n_sites * n_bins)
+    d = discharges_of(run)
+    if d is not None:  # V2G: constant negative power over each stretch
+        t0, t1 = d["t0_s"], d["t1_s"]
+        b0 = (t0 // BIN_S).astype(np.int64)
+        b1 = np.maximum(b0, np.minimum(np.ceil(t1 / BIN_S).astype(np.int64) - 1, n_bins - 1))
+        r, b = _expand(b0, b1 - b0 + 1)
+        span_s = np.maximum(np.minimum(t1[r], (b + 1) * BIN_S) - np.maximum(t0[r], b * BIN_S), 0.0)
+        key = d["site"][r].astype(np.int64) * n_bins + b
+        energy += np.bincount(key, weights=d["power_kw"][r] * span_s / 3600.0, minlength=n_sites * n_bins)
     site = np.repeat(np.arange(n_sites), n_bins)
     t_s = np.tile(np.arange(n_bins) * BIN_S, n_sites)
     width_h = (np.minimum(t_s + BIN_S, horizon_s) - t_s) / 3600.0
@@ -119,6 +135,10 @@ def load_steps(run: RunTables) -> pd.DataFrame:
     site_f = iv["site"].astype(float)
     keys = np.unique(np.concatenate([[0.0], site_f * span + iv["t0_s"], site_f * span + iv["t1_s"]]))
     keys = np.union1d(keys, np.arange(len(run.sites)) * span)  # every site starts at zero
+    d = discharges_of(run)
+    if d is not None:
+        d_site = d["site"].astype(float)
+        keys = np.union1d(keys, np.concatenate([d_site * span + d["t0_s"], d_site * span + d["t1_s"]]))
     power = np.zeros(len(keys))
     for p, rows in _groups_by_profile(iv["profile"], len(run.profiles)):
         prof = run.profiles[p]
@@ -129,6 +149,11 @@ def load_steps(run: RunTables) -> pd.DataFrame:
         t = keys[k] - site_f[rows][r] * span
         soc = prof.soc_at_array(iv["tau0_s"][rows][r] + t - t0[r])
         power += np.bincount(k, weights=prof.power_at_array(soc), minlength=len(keys))
+    if d is not None:  # V2G: each stretch's constant negative power from its start to its end
+        first = np.searchsorted(keys, d_site * span + d["t0_s"])
+        last = np.searchsorted(keys, d_site * span + d["t1_s"])
+        r, k = _expand(first, last - first)
+        power += np.bincount(k, weights=d["power_kw"][r], minlength=len(keys))
     site = np.floor(keys / span).astype(np.int64)
     t_s = keys - site * span
     return pd.DataFrame(

@@ -90,6 +90,8 @@ class PortPlan:
     voltage_v: float = AC_VOLTAGE_V
     """The supply: the site's phase voltage for AC, the nominal output voltage for DC."""
     connector: str | None = None
+    discharge_kw: float = 0.0
+    """Most power the connector discharges a V2G-capable EV with: 0 unless its charger is bidirectional."""
 
     @property
     def phase_share(self) -> tuple[float, float, float]:
@@ -159,7 +161,7 @@ def plan_network(
                     evse_id = EvseId(f"{charger_id}.{c}")
                     port = PortPlan(
                         len(ports), evse_id, site, charger, group.power_kw, dc, phases, phase,
-                        panel, panel_kw, voltage_v, standards[c - 1],
+                        panel, panel_kw, voltage_v, standards[c - 1], group.discharge_kw,
                     )  # fmt: skip
                     ports.append(port)
     return NetworkPlan(tuple(site_plans), tuple(chargers), tuple(ports))

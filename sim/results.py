@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import ev_metrics, grid_metrics, metrics, phase_metrics, revenue_metrics, service_metrics
+from sim import ev_metrics, grid_metrics, metrics, phase_metrics, revenue_metrics, service_metrics, v2g_metrics
 from sim.engine import RunTables
 from sim.outputs import check_folder, json_with_keys
 
@@ -217,6 +217,8 @@ def write_results(
         _write_parquet(load, tmp / "load.parquet")
         load = load[list(_LOAD_KPI_COLUMNS)]
         _write_parquet(metrics.events_frame(run), tmp / "events.parquet")
+        if metrics.discharges_of(run) is not None:  # V2G: only when a session discharged
+            _write_parquet(v2g_metrics.discharges_frame(run), tmp / "discharges.parquet")
         steps = metrics.load_steps(run)
         _write_parquet(steps, tmp / "load_steps.parquet")
         peaks = metrics.peak_instant_kw(steps)

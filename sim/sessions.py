@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sim.ev_arrivals import EvState
     from sim.hardware import Evse, SiteState
     from sim.tariffs import Interval, TariffSchedule
+    from sim.v2g import V2gLimits
 
 __all__ = ["Cause", "EventKind", "Outcome", "Session", "State"]
 
@@ -65,6 +66,11 @@ class Session:
         "charge_start_t_s",
         "depart_t_s",
         "detour_km",
+        "dis_soc0",
+        "dis_stop_soc",
+        "dis_t0_s",
+        "discharge_kw",
+        "discharged_kwh",
         "driver",
         "dwell_s",
         "ev",
@@ -88,6 +94,7 @@ class Session:
         "t0_s",
         "target_soc_frac",
         "tau0_s",
+        "v2g",
         "version",
         "visit",
     )
@@ -136,6 +143,12 @@ class Session:
         self.detour_km = 0.0
         self.shift_s = 0.0
         self.ev: EvState | None = None  # connectors, vehicle data and attempts, with an ev_side section
+        self.v2g: V2gLimits | None = None  # a V2G-capable EV's limits (`sim.v2g`)
+        self.discharge_kw = 0.0  # while discharging: the power (> 0), from dis_t0_s at SoC dis_soc0
+        self.dis_t0_s = 0.0
+        self.dis_soc0 = 0.0
+        self.dis_stop_soc = 0.0  # the floor the open discharge stops at
+        self.discharged_kwh = 0.0  # energy taken back from the battery, closed discharges
 
     def open(self, profile: ChargeProfile, t_s: float) -> float:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""
@@ -160,8 +173,17 @@ class Session:
 
     @property
     def energy_kwh(self) -> float:
-        """Energy delivered up to the last closed interval."""
-        return (self.soc_frac - self.soc_in_frac) * self.model.capacity_kwh
+        """Energy delivered (charged into the battery) up to the last closed interval.
+
+        With V2G, energy charged − energy discharged = ΔSoC × capacity.
+        """
+        net_kwh = (self.soc_frac - self.soc_in_frac) * self.model.capacity_kwh
+        return net_kwh + self.discharged_kwh if self.discharged_kwh else net_kwh
+
+    def discharge_soc_at(self, t_s: float) -> float:
+        """State of charge at `t_s` during the open discharge: linear in time, never below its floor."""
+        soc = self.dis_soc0 - self.discharge_kw * (t_s - self.dis_t0_s) / 3600.0 / self.model.capacity_kwh
+        return soc if soc > self.dis_stop_soc else self.dis_stop_soc
 
     @property
     def requested_kwh(self) -> float:

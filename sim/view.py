@@ -11,7 +11,8 @@ import math
 from typing import TYPE_CHECKING
 
 from sim.ids import EvseId, SessionId, SiteId
-from sim.managers.base import EvseView, NeedsSource, SiteView, StorageView, VehicleView
+from sim.managers.base import EvseView, NeedsSource, SiteView, StorageView, V2gView, VehicleView
+from sim.v2g import guard_soc_frac
 
 if TYPE_CHECKING:
     import simpy
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from sim.ev import ProfileCache
     from sim.ev_side import EvSide
     from sim.grid import PriceSignal
-    from sim.hardware import SiteState
+    from sim.hardware import Evse, SiteState
+    from sim.sessions import Session
 
 __all__ = ["LiveView"]
 
@@ -56,8 +58,11 @@ class LiveView:
         now = self._env.now
         views = []
         vehicles: dict[EvseId, VehicleView] = {}
+        v2g: dict[EvseId, V2gView] = {}
         for e in site.evses:
             s = e.session
+            if s is not None and s.v2g is not None and e.discharge_kw > 0:
+                v2g[e.evse_id] = self._v2g(e, s, now)
             charger_max_kw = e.charger.shared_kw
             if s is None:
                 views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
@@ -74,6 +79,8 @@ class LiveView:
             if s.profile is not None:
                 soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
                 power_kw = s.profile.power_at(soc)
+            elif s.discharge_kw:
+                soc, power_kw = s.discharge_soc_at(now), -s.discharge_kw
             capacity_kwh = s.model.capacity_kwh
             known = s.iso15118
             views.append(
@@ -98,11 +105,13 @@ class LiveView:
         dr_cap_kw = min(site.dr_caps, default=math.inf)
         import_kw = min(site.grid_limit_kw, dr_cap_kw)
         energy = site.energy
+        export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
         if energy is None:
             return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
                             now, len(site.queue), vehicles, grid_limit_kw=import_kw,
                             phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
-                            panels=site.panels)  # fmt: skip
+                            panels=site.panels, v2g=v2g, export_limit_kw=export_kw,
+                            dr_min_kw=dr_min_kw)  # fmt: skip
         b = energy.battery
         storage = None
         if b is not None:
@@ -110,4 +119,21 @@ class LiveView:
             storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
         return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
                         self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
-                        import_kw, site.phase_limit_kw, site.single_phase, site.panels)  # fmt: skip
+                        import_kw, site.phase_limit_kw, site.single_phase, site.panels, v2g, export_kw,
+                        dr_min_kw)  # fmt: skip
+
+    def _v2g(self, e: Evse, s: Session, now: float) -> V2gView:
+        """What the V2G EV on `e` may give back now, and its floor."""
+        v = s.v2g
+        assert v is not None
+        if s.profile is not None:
+            soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
+        elif s.discharge_kw:
+            soc = s.discharge_soc_at(now)
+        else:
+            soc = s.soc_frac
+        full = self._profiles.get(s.model, e.dc, e.max_kw)
+        guarantee = v.guarantee(s.target_soc_frac)
+        floor = max(v.min_soc_frac, guard_soc_frac(full, guarantee, s.depart_t_s, now))
+        return V2gView(min(e.discharge_kw, e.max_kw, v.max_discharge_kw), soc, s.model.capacity_kwh, v.min_soc_frac,
+                       guarantee, s.depart_t_s, floor, full.power_at(soc))  # fmt: skip

@@ -33,12 +33,22 @@ from pydantic import (
 )
 
 from sim.compat import Connector, check_connectors
-from sim.config.base import Constant, Distribution, LocatedError, NonNegativeFloats, StrictModel, Uniform, within
+from sim.config.base import (
+    Constant,
+    Distribution,
+    LocatedError,
+    NonNegativeFloats,
+    QuietModel,
+    StrictModel,
+    Uniform,
+    within,
+)
 from sim.config.ev_side import Adapter, EvSide, check_ev_side
 from sim.config.grid import Grid
 from sim.config.ocpp import OcppManager
 from sim.config.revenue import Drivers, MembershipPlan, Payments, Pricing, Tariff
 from sim.config.serviceability import Serviceability
+from sim.config.v2g import V2gVehicle
 from sim.csvfiles import read_trace
 from sim.ev import PRESETS, EVModel, check_curve
 
@@ -71,8 +81,10 @@ MAX_PORTS = 100_000
 # ---------------------------------------------------------------- network
 
 
-class ChargerGroup(StrictModel):
+class ChargerGroup(QuietModel):
     """`count` identical chargers of one model at a site."""
+
+    QUIET = ("bidirectional", "max_discharge_kw")
 
     model: str = Field(
         min_length=1, description="charger model name; serviceability.hardware and ev_side interop refer to it"
@@ -104,6 +116,14 @@ class ChargerGroup(StrictModel):
         description="current limit (A) on each phase of the panel (feeder) these chargers share, below the site's "
         "supply; none: no panel of their own",
     )
+    bidirectional: bool = Field(
+        default=False,
+        description="the connectors can also discharge a V2G-capable EV (V2G / V2X, AC or DC), when a manager "
+        "commands a negative power",
+    )
+    max_discharge_kw: float | None = Field(
+        default=None, gt=0, le=1000, description="most power each connector discharges; none: power_kw"
+    )
 
     @model_validator(mode="after")
     def _connector_fits(self) -> ChargerGroup:
@@ -114,7 +134,16 @@ class ChargerGroup(StrictModel):
             raise ValueError("panel_phase_limit_a is for AC chargers' panels: drop it from the DC group")
         if self.phase is not None and self.phases != 1:
             raise ValueError(f"phase: {self.phase} is for single-phase chargers: add phases: 1, or drop phase")
+        if self.max_discharge_kw is not None and not self.bidirectional:
+            raise ValueError("max_discharge_kw is for bidirectional chargers: add bidirectional: true, or drop it")
         return self
+
+    @property
+    def discharge_kw(self) -> float:
+        """Most power each connector discharges: 0 unless bidirectional."""
+        if not self.bidirectional:
+            return 0.0
+        return self.max_discharge_kw if self.max_discharge_kw is not None else self.power_kw
 
 
 class Site(StrictModel):
@@ -182,8 +211,10 @@ class EVModelSpec(StrictModel):
         return curve
 
 
-class FleetEntry(StrictModel):
+class FleetEntry(QuietModel):
     """One vehicle model of the fleet mix, by preset name or written out, with its share."""
+
+    QUIET = ("v2g",)
 
     preset: str | None = Field(
         default=None, description="a vehicle preset name (e.g. tesla_model_3_lr); give preset or model"
@@ -198,6 +229,11 @@ class FleetEntry(StrictModel):
     adapters: list[Adapter] = Field(default_factory=list, description="adapters some drivers carry")
     telematics_share: float = Field(default=0.0, ge=0, le=1, description="share reporting through OEM telematics")
     plug_and_charge_share: float = Field(default=0.0, ge=0, le=1, description="share with a contract certificate")
+    v2g: V2gVehicle | None = Field(
+        default=None,
+        description="the model can discharge (V2G) with these limits, when its EV speaks ISO 15118 "
+        "(iso15118_share); none: it only charges",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FleetEntry:
@@ -212,6 +248,11 @@ class FleetEntry(StrictModel):
             raise ValueError("adapters: one entry per connector")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+        if self.v2g is not None and self.iso15118_share == 0:
+            raise ValueError(
+                "v2g needs EVs that speak ISO 15118 (-20), which carries the discharge limits: set iso15118_share "
+                "(e.g. 1.0, every EV of this entry), or drop v2g"
+            )
         return self
 
     def ev_model(self) -> EVModel:

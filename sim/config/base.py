@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
     "Beta",
@@ -16,6 +25,7 @@ __all__ = [
     "LogNormal",
     "NonNegativeFloats",
     "Normal",
+    "QuietModel",
     "Uniform",
     "within",
 ]
@@ -34,6 +44,26 @@ class StrictModel(BaseModel):
     """Unknown keys are errors; values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuietModel(StrictModel):
+    """A strict model whose `QUIET` fields are left out of a dump while they hold their default.
+
+    For features that are off unless a scenario asks for them: the resolved scenario a run
+    writes (``scenario.yaml``) then reads as it did before the feature existed.
+    """
+
+    QUIET: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for name in self.QUIET:
+                if getattr(self, name) == fields[name].default:
+                    data.pop(name, None)
+        return data
 
 
 # ---------------------------------------------------------------- distributions

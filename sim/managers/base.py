@@ -53,6 +53,7 @@ __all__ = [
     "SiteView",
     "StatusChanged",
     "StorageView",
+    "V2gView",
 ]
 
 
@@ -222,7 +223,10 @@ class SetPowerLimit:
     """Limit one connector's power for the current session; inf lifts the limit.
 
     The plain form of smart charging: one constant cap, dropped when the session ends,
-    applied beside any charging profiles (the lower wins).
+    applied beside any charging profiles (the lower wins). A negative limit asks a
+    bidirectional connector to discharge a V2G-capable EV at that power (within the
+    connector's and the EV's limits, `SiteView.v2g`); anywhere else it holds the session
+    at zero, as a limit of 0 does.
     """
 
     evse_id: EvseId
@@ -230,8 +234,8 @@ class SetPowerLimit:
 
     def __post_init__(self) -> None:
         """Fail fast on a limit that no charger could apply."""
-        if not self.power_kw >= 0:
-            raise ValueError(f"power_kw(={self.power_kw}) must be >= 0")
+        if math.isnan(self.power_kw) or self.power_kw == -math.inf:
+            raise ValueError(f"power_kw(={self.power_kw}) must be a number > -inf (negative: discharge)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +471,31 @@ class StorageView:
 
 
 @dataclass(frozen=True, slots=True)
+class V2gView:
+    """A V2G-capable EV on a bidirectional connector: what it may give back now (ISO 15118-20 limits).
+
+    `floor_soc_frac` is the lowest state of charge it may be discharged to now: the driver's
+    minimum, or higher as departure nears, so that charging at `full_kw` from there still reaches
+    `departure_soc_frac` by `departure_t_s`. A discharge stops at the floor; a manager keeps the
+    guarantee by letting the EV charge once its SoC nears the floor.
+    """
+
+    max_discharge_kw: float
+    soc_frac: float
+    capacity_kwh: float
+    min_soc_frac: float
+    departure_soc_frac: float
+    departure_t_s: float
+    floor_soc_frac: float
+    full_kw: float
+
+    @property
+    def headroom_kwh(self) -> float:
+        """Energy it may still give back now: from its SoC down to its floor."""
+        return max(self.soc_frac - self.floor_soc_frac, 0.0) * self.capacity_kwh
+
+
+@dataclass(frozen=True, slots=True)
 class SiteView:
     """One site: its limits, the current price and its connectors.
 
@@ -497,6 +526,11 @@ class SiteView:
     phase_limit_kw: float = math.inf
     single_phase: Mapping[EvseId, int] = field(default_factory=dict)
     panels: Mapping[EvseId, tuple[int, float]] = field(default_factory=dict)
+    # Bidirectional charging: the V2G-capable EVs on bidirectional connectors, the most the site may export
+    # (grid.sites.<id>.export_limit_kw) and the least it is asked to draw by a demand-response increase event.
+    v2g: Mapping[EvseId, V2gView] = field(default_factory=dict)
+    export_limit_kw: float = math.inf
+    dr_min_kw: float = 0.0
 
     def phase_load_kw(self, power_kw: Mapping[EvseId, float]) -> tuple[float, float, float]:
         """Power on L1, L2 and L3 when the connectors draw `power_kw`."""

@@ -228,9 +228,9 @@ def test_bad_profile_raises_with_the_value(kwargs, message):
         ChargingProfile(**(fields | kwargs))
 
 
-@pytest.mark.parametrize(("offset_s", "limit_kw", "message"), [(-1.0, 1.0, "-1.0"), (0.0, -3.0, "-3.0")])
+@pytest.mark.parametrize(("offset_s", "limit_kw", "message"), [(-1.0, 1.0, "-1.0"), (0.0, float("-inf"), "-inf")])
 def test_bad_period_raises_with_the_value(offset_s, limit_kw, message):
-    """A negative offset or limit raises ValueError naming it."""
+    """A negative offset or a limit that is not finite raises ValueError naming it (a negative limit discharges)."""
     with pytest.raises(ValueError, match=message):
         SchedulePeriod(offset_s, limit_kw)
 

@@ -37,6 +37,8 @@ def from_ocpp(
     periods = []
     for p in schedule["charging_schedule_period"]:
         limit = float(p["limit"])
+        if limit < 0:  # the simulation would discharge at a negative limit; these chargers only charge
+            raise ValueError(f"limit {limit:g} is negative: this charger does not discharge (no V2X)")
         if unit == "A":
             n = int(p.get("number_phases") or phases)
             limit_kw = amps_to_kw(limit, voltage_v, min(n, phases))
