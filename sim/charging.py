@@ -305,7 +305,11 @@ class Ports:
         assert evse is not None
         site = evse.site
         was_charging = evse.status is CHARGING
-        if self._stop_power(s, t_s):
+        if s.profile is not None:  # inline: the hot path of every departure
+            self._close(s, t_s)
+            s.charge_end_t_s = t_s
+        elif s.discharge_kw:
+            self._close_discharge(s, t_s)
             s.charge_end_t_s = t_s
         evse.set_status(AVAILABLE)
         evse.session = None
