@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reports import ev_figures, figures, grid_figures, revenue_figures, service_figures
 from reports.alerts import run_warnings
+from reports.degradation import degradation_section
 from reports.document import FigureRef, Report, Section, to_html, to_markdown
 from reports.ev_tables import ev_sites_table, ev_table, needs_table
 from reports.kpi_tables import (
@@ -225,7 +226,10 @@ def render(results_dir: Path) -> Path:
             sites_table(results.site_kpis, results.site_names, results.currency),
         ],
         figures=_figures(results),
-        sections=_sections(results, revenue_figures.load_revenue(results_dir)),
+        sections=[
+            *_sections(results, revenue_figures.load_revenue(results_dir)),
+            *filter(None, [degradation_section(results_dir, results.site_names, results.currency)]),
+        ],
         warnings=run_warnings(json.loads((results_dir / "kpis.json").read_text(encoding="utf-8"))),
     )
     for figure in [*report.figures, *(figure for section in report.sections for figure in section.figures)]:

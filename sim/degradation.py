@@ -139,7 +139,7 @@ def rainflow(points: Sequence[float]) -> list[tuple[float, float, float]]:
     for x in points:  # keep the turning points only
         if turning and x == turning[-1]:
             continue
-        if len(turning) >= 2 and (turning[-1] - turning[-2]) * (x - turning[-1]) > 0:
+        if len(turning) >= 2 and (turning[-1] > turning[-2]) == (x > turning[-1]):  # same way on: not a turn
             turning[-1] = x
         else:
             turning.append(x)

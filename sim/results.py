@@ -24,11 +24,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from sim import ev_metrics, grid_metrics, metrics, phase_metrics, revenue_metrics, service_metrics, v2g_metrics
+from sim import (
+    degradation_metrics,
+    ev_metrics,
+    grid_metrics,
+    metrics,
+    phase_metrics,
+    revenue_metrics,
+    service_metrics,
+    v2g_metrics,
+)
 from sim.engine import RunTables
 from sim.outputs import check_folder, json_with_keys
 
 __all__ = [
+    "DEGRADATION_FILES",
     "EV_FILES",
     "PARTIAL_RUN_FILE",
     "RESULT_FILES",
@@ -55,6 +65,7 @@ RESULT_FILES = (
 )
 SERVICE_FILES = ("outages.parquet", "uptime.parquet", "attempts.parquet", "visits.parquet", "crews.parquet")
 EV_FILES = ("ev_sessions.parquet", "plug_attempts.parquet")
+DEGRADATION_FILES = ("degradation.parquet",)
 PARTIAL_RUN_FILE = "run.pickle"
 _PACKAGES = ("chargetwin", "simpy", "mesa", "numpy", "pandas", "pyarrow", "pydantic")
 
@@ -242,6 +253,11 @@ def write_results(
         k["network"]["revenue"] = k["revenue"]["revenue"]  # sessions, memberships and payment fees together
         if run.ev is not None:
             k["ev_side"] = _write_ev(run, sessions, tmp)
+        if scenario.degradation is not None:
+            degradation = degradation_metrics.degradation_frame(run)
+            _write_parquet(degradation, tmp / "degradation.parquet")
+            k["degradation"] = degradation_metrics.degradation_kpis(degradation)
+            del degradation
         _write_json(k, tmp / "kpis.json")
         del sessions, load, ports, dr, storage, invoices  # the report reads the written tables
         if finish is not None:

@@ -23,7 +23,14 @@ from sim.results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "kpis.md"
-SCENARIOS = ("small_city", "mixed_market", "depot_grid", "corridor_one_crew", "pricing_tou_membership")
+SCENARIOS = (
+    "small_city",
+    "mixed_market",
+    "depot_grid",
+    "corridor_one_crew",
+    "pricing_tou_membership",
+    "battery_ageing",
+)
 DAYS = 2
 # kpis.json's top-level keys → the docs/kpis.md section ("## " heading) that defines them.
 SECTION_OF = {
@@ -34,6 +41,7 @@ SECTION_OF = {
     "revenue": "Revenue",
     "grid": "Grid and load",
     "ev_side": "EV side",
+    "degradation": "Battery degradation",
 }
 SCENARIO_NAMED = {"m"}  # placeholders for names a scenario defines, which no document can list
 _TOKEN = re.compile(r"`([^`\n]+)`")

@@ -43,6 +43,7 @@ from sim.config.base import (
     Uniform,
     within,
 )
+from sim.config.degradation import Degradation
 from sim.config.ev_side import Adapter, EvSide, check_ev_side
 from sim.config.grid import Grid
 from sim.config.ocpp import OcppManager
@@ -459,8 +460,10 @@ OPENADR_WITH_CSMS = (
 )
 
 
-class Scenario(StrictModel):
+class Scenario(QuietModel):
     """A complete scenario: network, fleet, demand, tariff and network manager."""
+
+    QUIET = ("degradation",)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="also the default results folder name")
     seed: int = Field(ge=0, description="seed of every random stream; same scenario + seed give identical results")
@@ -492,6 +495,9 @@ class Scenario(StrictModel):
     )
     payments: Payments | None = Field(default=None, description="payment methods; none: payments never fail, no fees")
     ev_side: EvSide | None = Field(default=None, description="connectors, vehicle data, interop; none: all compatible")
+    degradation: Degradation | None = Field(
+        default=None, description="battery ageing of the EVs and its cost; none: not computed"
+    )
 
     @field_validator("start", mode="before")
     @classmethod

@@ -1,0 +1,135 @@
+"""Every battery-degradation KPI recomputed from the recorded tables of a results folder (docs/kpis.md).
+
+The recomputations share no code with `sim.degradation` or `sim.degradation_metrics`: they read the
+parquet tables a run wrote (`sessions.parquet`, `degradation.parquet`) and the paper's formulas,
+written out again here.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.config import load_scenario
+from sim.engine import simulate
+from sim.ev import PRESETS
+from sim.results import write_results
+
+ROOT = Path(__file__).resolve().parents[2]
+AGE_DAYS, KM_PER_YEAR, KWH_PER_KM, T_K, PRICE = 730.0, 15_000.0, 0.186, 298.15, 115.0  # battery_ageing.yaml
+
+
+def alpha(soc):
+    """Calendar coefficient (per day^0.75) at SoC `soc`, 25 °C."""
+    return (7.543 * (3.3324 + 0.8263 * soc) - 23.75) * 1e6 * math.exp(-6976.0 / T_K)
+
+
+def half_cycle(s0, s1, capacity_kwh):
+    """Marginal cycle fade (relative) of charging from s0 up to s1."""
+    depth = np.maximum(s1 - s0, 0.0)
+    v = 3.3324 + 0.8263 * (s0 + s1) / 2
+    beta = 7.348e-3 * (v - 3.667) ** 2 + 7.6e-4 + 4.081e-3 * depth
+    q_age = 2 * AGE_DAYS * KM_PER_YEAR / 365 * KWH_PER_KM / capacity_kwh * 2.05
+    return 0.5 / np.sqrt(q_age) * beta * depth * 2.05
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """battery_ageing.yaml over 3 days: its results folder, sessions joined to their degradation rows, kpis."""
+    scenario = load_scenario(ROOT / "scenarios" / "battery_ageing.yaml", horizon_days=3)
+    out = tmp_path_factory.mktemp("ageing") / "out"
+    write_results(simulate(scenario), out)
+    sessions = pd.read_parquet(out / "sessions.parquet")
+    rows = pd.read_parquet(out / "degradation.parquet")
+    kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
+    joined = rows.merge(sessions, on="session_id", suffixes=("", "_s"), validate="one_to_one")
+    return sessions, rows, joined, kpis, scenario.horizon_s
+
+
+def test_one_row_per_plugged_session(results):
+    """`sessions`: the rows are the sessions with a plug-in time, in session id order."""
+    sessions, rows, _, kpis, _ = results
+    plugged = sessions.loc[sessions["plug_t_s"].notna(), "session_id"]
+    assert rows["session_id"].tolist() == sorted(plugged.tolist())
+    assert kpis["degradation"]["sessions"] == len(rows) > 50
+
+
+def test_charged_energy_is_the_energy_delivered(results):
+    """`charged_kwh`: without V2G each row's charged energy is the session's energy delivered."""
+    _, _, joined, kpis, _ = results
+    np.testing.assert_allclose(joined["charged_kwh"], joined["energy_delivered_kwh"], rtol=1e-9, atol=1e-9)
+    assert kpis["degradation"]["charged_kwh"] == pytest.approx(kpis["network"]["energy_delivered_kwh"], rel=1e-9)
+    assert kpis["degradation"]["discharged_kwh"] == 0.0
+
+
+def test_cycle_fade_of_charging_is_one_half_cycle(results):
+    """`cycle_fade_charging_kwh`: half cycle from `soc_in_frac` to `soc_out_frac`, times the model's capacity."""
+    _, _, joined, kpis, _ = results
+    capacity = joined["ev_model"].map(lambda m: PRESETS[m].capacity_kwh).astype(float)
+    expected = half_cycle(joined["soc_in_frac"], joined["soc_out_frac"], capacity) * capacity
+    np.testing.assert_allclose(joined["cycle_fade_charging_kwh"], expected, rtol=1e-9, atol=1e-15)
+    assert (joined["cycle_fade_v2g_kwh"] == 0.0).all()
+    assert kpis["degradation"]["cycle_fade_charging_kwh"] == pytest.approx(expected.sum(), rel=1e-9)
+    assert kpis["degradation"]["cycle_fade_v2g_kwh"] == 0.0
+
+
+def test_calendar_fade_follows_the_soc_while_plugged_in(results):
+    """`calendar_fade_kwh`: 0.75·age^-0.25·∫α dt; on the AC garage (one constant-power stretch) exactly.
+
+    Plug-in to charge start at `soc_in_frac`, a linear ramp to `soc_out_frac` until `charge_end_t_s`,
+    then `soc_out_frac` until departure (or the horizon). Every row lies between resting at its
+    plug-in SoC and resting at its departure SoC the whole time.
+    """
+    _, _, joined, kpis, horizon_s = results
+    capacity = joined["ev_model"].map(lambda m: PRESETS[m].capacity_kwh).astype(float)
+    end = joined["departure_t_s"].fillna(horizon_s)
+    plugged_s = end - joined["plug_t_s"]
+    np.testing.assert_allclose(joined["plugged_s"], plugged_s, rtol=1e-12)
+    scale = 0.75 * AGE_DAYS**-0.25 / 86400.0 * capacity
+    low = scale * alpha(joined["soc_in_frac"]) * plugged_s
+    high = scale * alpha(joined["soc_out_frac"]) * plugged_s
+    assert (joined["calendar_fade_kwh"] >= low * (1 - 1e-12)).all()
+    assert (joined["calendar_fade_kwh"] <= high * (1 + 1e-12)).all()
+    ac = (joined["site_id"] == "htc_garage") & joined["charge_start_t_s"].notna()
+    start, stop = joined["charge_start_t_s"], joined["charge_end_t_s"]
+    soc_in, soc_out = joined["soc_in_frac"], joined["soc_out_frac"]
+    alpha_s = (
+        alpha(soc_in) * (start - joined["plug_t_s"])
+        + alpha((soc_in + soc_out) / 2) * (stop - start)
+        + alpha(soc_out) * (end - stop)
+    )
+    assert ac.sum() > 10
+    np.testing.assert_allclose(joined.loc[ac, "calendar_fade_kwh"], (scale * alpha_s)[ac], rtol=1e-9)
+    assert kpis["degradation"]["calendar_fade_kwh"] == pytest.approx(joined["calendar_fade_kwh"].sum(), rel=1e-12)
+
+
+def test_totals_stats_and_costs(results):
+    """`fade_kwh`, per-EV stats, per-kWh figures and every cost: sums of the rows, fade × `cost_per_kwh`."""
+    _, rows, _, kpis, _ = results
+    k = kpis["degradation"]
+    fade = rows["calendar_fade_kwh"] + rows["cycle_fade_charging_kwh"] + rows["cycle_fade_v2g_kwh"]
+    np.testing.assert_allclose(rows["fade_kwh"], fade, rtol=1e-12)
+    assert k["fade_kwh"] == pytest.approx(fade.sum(), rel=1e-12)
+    assert k["fade_per_ev_mean_kwh"] == pytest.approx(fade.mean(), rel=1e-12)
+    assert k["fade_per_ev_p95_kwh"] == pytest.approx(np.percentile(fade, 95), rel=1e-12)
+    assert k["fade_per_ev_max_kwh"] == pytest.approx(fade.max(), rel=1e-12)
+    assert k["charging_fade_wh_per_kwh"] == pytest.approx(
+        1000 * rows["cycle_fade_charging_kwh"].sum() / rows["charged_kwh"].sum(), rel=1e-12
+    )
+    assert k["v2g_fade_wh_per_kwh"] == k["v2g_cost_per_kwh"] == 0.0
+    for part, column in (("calendar", "calendar_fade_kwh"), ("charging", "cycle_fade_charging_kwh"),
+                         ("v2g", "cycle_fade_v2g_kwh")):  # fmt: skip
+        np.testing.assert_allclose(rows[f"cost_{part}"], rows[column] * PRICE, rtol=1e-12)
+        assert k[f"cost_{part}"] == round(rows[column].sum() * PRICE, 2)
+    assert k["cost"] == round(fade.sum() * PRICE, 2)
+
+
+def test_without_the_section_nothing_is_computed(tmp_path):
+    """A scenario without `degradation` writes no degradation table and no KPI section."""
+    scenario = load_scenario(ROOT / "scenarios" / "small_city.yaml", horizon_days=1)
+    kpis = write_results(simulate(scenario), tmp_path / "out")
+    assert "degradation" not in kpis
+    assert not (tmp_path / "out" / "degradation.parquet").exists()
