@@ -74,14 +74,19 @@ def charging_segments(run: RunTables, rows: np.ndarray) -> dict[str, np.ndarray]
         soc_time[idx] = soc_time_integral(prof, tau1) - soc_time_integral(prof, tau0)
     session = _session_of(iv["evse"], iv["t0_s"], s["evse"][rows], s["plug_t_s"][rows])
     # A session stops at its target SoC: the profile's SoC at that instant differs from it by rounding only.
-    soc1 = np.minimum(soc1, s["soc_out_frac"][rows][session])
+    # (A session that discharged later may have left below the SoC a charging interval reached.)
+    soc_out = s["soc_out_frac"][rows][session]
+    discharged = np.zeros(len(rows), dtype=bool)
+    if run.discharges is not None and len(run.discharges["session_id"]):
+        discharged = np.isin(s["session_id"][rows], run.discharges["session_id"])
+    soc1 = np.where(discharged[session], soc1, np.minimum(soc1, soc_out))
     return {"session": session, "t0_s": iv["t0_s"], "t1_s": iv["t1_s"], "soc0_frac": soc0, "soc1_frac": soc1,
             "soc_time_s": soc_time}  # fmt: skip
 
 
 def _discharge_segments(run: RunTables, rows: np.ndarray) -> dict[str, np.ndarray] | None:
     """The ``discharges`` table's rows as segments of the sessions `rows`; None when the run has none."""
-    d = getattr(run, "discharges", None)
+    d = run.discharges
     if d is None or not len(d["t0_s"]):
         return None
     ids = run.sessions["session_id"][rows]  # ascending

@@ -16,7 +16,10 @@ import pytest
 from sim.config import load_scenario
 from sim.engine import simulate
 from sim.ev import PRESETS
+from sim.ids import EvseId
+from sim.managers.base import SessionStarted, SetPowerLimit, SetTimer, Timer
 from sim.results import write_results
+from tests.conftest import make_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 AGE_DAYS, KM_PER_YEAR, KWH_PER_KM, T_K, PRICE = 730.0, 15_000.0, 0.186, 298.15, 115.0  # battery_ageing.yaml
@@ -133,3 +136,83 @@ def test_without_the_section_nothing_is_computed(tmp_path):
     kpis = write_results(simulate(scenario), tmp_path / "out")
     assert "degradation" not in kpis
     assert not (tmp_path / "out" / "degradation.parquet").exists()
+
+
+class _DischargeFirstHour:
+    """V2G for the first hour of every session at 5 kW, then charging at the port's full power."""
+
+    def handle(self, event, network):
+        if isinstance(event, SessionStarted):
+            return [SetPowerLimit(event.evse_id, -5.0), SetTimer(event.t_s + 3600.0, str(event.evse_id))]
+        if isinstance(event, Timer) and event.name != "start":
+            return [SetPowerLimit(EvseId(event.name), 11.0)]
+        return ()
+
+
+@pytest.fixture(scope="module")
+def v2g_results(tmp_path_factory):
+    """Two days of V2G EVs on bidirectional AC ports that give 5 kW for an hour, then charge."""
+    scenario = make_scenario(
+        network={"sites": [{"id": "a", "lat": 0.0, "lon": 0.0, "capacity_kw": 1000.0, "chargers": [
+            {"model": "bi", "count": 4, "power_kw": 11.0, "current": "ac", "bidirectional": True}]}]},
+        fleet=[{"preset": "nissan_leaf_40", "share": 1, "iso15118_share": 1.0,
+                "v2g": {"max_discharge_kw": 20.0, "min_soc_frac": 0.2}},
+               {"preset": "renault_zoe_ze50", "share": 1, "iso15118_share": 1.0,
+                "v2g": {"max_discharge_kw": 20.0, "min_soc_frac": 0.2}}],
+        demand=[{"kind": "synthetic", "site": "a", "rate": {"kind": "constant", "per_hour": 1.0},
+                 "dwell_min": {"dist": "uniform", "low": 120.0, "high": 600.0},
+                 "arrival_soc_frac": {"dist": "uniform", "low": 0.3, "high": 0.9}, "target_soc_frac": 0.95,
+                 "max_queue": 0}],
+        horizon_days=2,
+        degradation={},
+    )  # fmt: skip
+    out = tmp_path_factory.mktemp("v2g") / "out"
+    write_results(simulate(scenario, manager=_DischargeFirstHour()), out)
+    rows = pd.read_parquet(out / "degradation.parquet")
+    sessions = pd.read_parquet(out / "sessions.parquet")
+    discharges = pd.read_parquet(out / "discharges.parquet")
+    kpis = json.loads((out / "kpis.json").read_text(encoding="utf-8"))
+    joined = rows.merge(sessions, on="session_id", suffixes=("", "_s"), validate="one_to_one")
+    return joined, discharges, kpis
+
+
+def test_v2g_energy_from_the_discharge_rows(v2g_results):
+    """`discharged_kwh`: Σ of the session's discharge rows; charged − discharged = the SoC gained × capacity."""
+    joined, discharges, kpis = v2g_results
+    out_kwh = discharges.groupby("session_id")["energy_kwh"].sum()
+    given = joined["session_id"].map(out_kwh).fillna(0.0)
+    assert (given > 0).sum() > 10
+    np.testing.assert_allclose(joined["discharged_kwh"], given, rtol=1e-9, atol=1e-12)
+    capacity = joined["ev_model"].map(lambda m: PRESETS[m].capacity_kwh).astype(float)
+    net = (joined["soc_out_frac"] - joined["soc_in_frac"]) * capacity
+    np.testing.assert_allclose(joined["charged_kwh"] - joined["discharged_kwh"], net, rtol=1e-9, atol=1e-9)
+    assert kpis["degradation"]["discharged_kwh"] == pytest.approx(discharges["energy_kwh"].sum(), rel=1e-9)
+
+
+def test_v2g_cycle_fade_splits_by_the_counterfactual_charge(v2g_results):
+    """Down from the plug-in SoC s_in to s_d, then up to s_out: two half cycles; charging owns s_in → s_out.
+
+    The rainflow of (s_in, s_d, s_out) is two half cycles whichever swing is larger; V2G owns what is
+    beyond one half cycle from s_in up to s_out (all of it when the EV left lower than it came).
+    """
+    joined, discharges, kpis = v2g_results
+    by_session = discharges.sort_values("t0_s").groupby("session_id")
+    low = joined["session_id"].map(by_session["soc1_frac"].last())
+    v2g = low.notna()
+    s_in, s_out, s_d = joined["soc_in_frac"][v2g], joined["soc_out_frac"][v2g], low[v2g]
+    capacity = joined["ev_model"][v2g].map(lambda m: PRESETS[m].capacity_kwh).astype(float)
+    total = (half_cycle(s_d, s_in, capacity) + half_cycle(s_d, s_out, capacity)) * capacity
+    charging = np.minimum(half_cycle(s_in, s_out, capacity) * capacity, total)
+    np.testing.assert_allclose(joined["cycle_fade_charging_kwh"][v2g], charging, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(joined["cycle_fade_v2g_kwh"][v2g], total - charging, rtol=1e-9, atol=1e-15)
+    assert (joined["cycle_fade_v2g_kwh"][v2g] > 0).all()
+    assert (joined["cycle_fade_v2g_kwh"][~v2g] == 0).all()
+    k = kpis["degradation"]
+    assert k["v2g_fade_wh_per_kwh"] == pytest.approx(1000 * joined["cycle_fade_v2g_kwh"].sum() / given_kwh(joined))
+    assert k["v2g_cost_per_kwh"] == pytest.approx(joined["cost_v2g"].sum() / given_kwh(joined), rel=1e-12)
+    assert k["cost_v2g"] == round(joined["cycle_fade_v2g_kwh"].sum() * PRICE, 2)
+
+
+def given_kwh(joined):
+    """Energy the EVs gave back."""
+    return joined["discharged_kwh"].sum()
