@@ -16,7 +16,7 @@ from reports.document import Report, Table, to_html, to_markdown
 
 __all__ = ["SECTIONS", "Comparison", "compare_runs", "flat_kpis"]
 
-SECTIONS = ("network", "revenue", "grid.network", "serviceability")  # the network-level KPI sections
+SECTIONS = ("network", "revenue", "grid.network", "serviceability", "degradation")  # the network-level KPI sections
 
 
 def _section(kpis: Mapping[str, Any], dotted: str) -> Mapping[str, Any]:

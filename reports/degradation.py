@@ -59,6 +59,9 @@ def kpi_table(k: Mapping[str, Any], currency: str) -> Table:
         ("Cost: total", money(k["cost"])),
         ("V2G wear per kWh given back", "–" if not k["discharged_kwh"] else f"{k['v2g_cost_per_kwh']:,.4f} {currency}"),
     ]
+    if "v2g_net_margin" in k:
+        rows += [("V2G pay to drivers", money(k["v2g_remuneration"])),
+                 ("V2G pay net of its wear", money(k["v2g_net_margin"]))]  # fmt: skip
     note = (
         "Schmalstieg et al. (2014) ageing model, marginal fade of the batteries at their age. Charging: cycling from"
         " the plug-in SoC up to the departure SoC; V2G: all cycling beyond that (discharges and their recharge);"

@@ -9,6 +9,7 @@ them into capacity fade; everything here is vectorised, and runs only for a scen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -152,11 +153,17 @@ def _per_kwh(part: float, energy_kwh: float) -> float:
     return part / energy_kwh if energy_kwh > 0 else 0.0
 
 
-def degradation_kpis(frame: pd.DataFrame) -> dict[str, Any]:
-    """The `degradation` section of kpis.json from `degradation_frame`; each KPI is defined in docs/kpis.md."""
+def degradation_kpis(frame: pd.DataFrame, v2g: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `degradation` section of kpis.json from `degradation_frame`; each KPI is defined in docs/kpis.md.
+
+    Args:
+        frame: `degradation_frame` of the run.
+        v2g: The network KPIs of kpis.json's `v2g` section, for runs with V2G: what the drivers were
+            paid for it is then set beside the wear it cost them.
+    """
     total = {c: float(frame[c].sum()) for c in _SUMMED}
     fade = frame["fade_kwh"]
-    return {
+    out = {
         "sessions": len(frame),
         "charged_kwh": total["charged_kwh"],
         "discharged_kwh": total["discharged_kwh"],
@@ -175,3 +182,7 @@ def degradation_kpis(frame: pd.DataFrame) -> dict[str, Any]:
         "cost": round(total["cost"], 2),
         "v2g_cost_per_kwh": _per_kwh(total["cost_v2g"], total["discharged_kwh"]),
     }
+    if v2g is not None:
+        out["v2g_remuneration"] = v2g["v2g_remuneration"]
+        out["v2g_net_margin"] = round(v2g["v2g_remuneration"] - total["cost_v2g"], 2)
+    return out

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from reports import render
+from reports.compare import compare_runs
 from reports.degradation import degradation_section, fade_by_site, sites_table
 from sim.config import load_scenario
 from sim.engine import simulate
@@ -90,3 +91,13 @@ def test_a_missing_table_is_an_error(ageing_dir: Path, tmp_path: Path) -> None:
     (broken / "kpis.json").write_text((ageing_dir / "kpis.json").read_text())
     with pytest.raises(FileNotFoundError, match="degradation.parquet"):
         degradation_section(broken, {}, "EUR")
+
+
+def test_compare_sets_degradation_beside_revenue(ageing_dir: Path) -> None:
+    """`chargetwin compare` lists the degradation KPIs with the revenue ones, so a V2G run meets its baseline."""
+    comparison, _ = compare_runs(ageing_dir, ageing_dir)
+    names = [kpi for kpi, _, _ in comparison.rows]
+    assert "revenue.margin" in names
+    assert "degradation.cost_v2g" in names
+    k = json.loads((ageing_dir / "kpis.json").read_text())["degradation"]
+    assert {kpi: a for kpi, a, _ in comparison.rows}["degradation.cost"] == k["cost"]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sim.config import load_scenario
+from sim.degradation_metrics import degradation_kpis
 from sim.engine import simulate
 from sim.ev import PRESETS
 from sim.ids import EvseId
@@ -216,3 +217,15 @@ def test_v2g_cycle_fade_splits_by_the_counterfactual_charge(v2g_results):
 def given_kwh(joined):
     """Energy the EVs gave back."""
     return joined["discharged_kwh"].sum()
+
+
+def test_v2g_pay_is_set_beside_its_wear():
+    """`v2g_net_margin` = the drivers' V2G pay − Σ `cost_v2g`; without V2G KPIs neither key is written."""
+    rows = pd.DataFrame({c: [1.0, 2.0] for c in ("charged_kwh", "discharged_kwh", "calendar_fade_kwh",
+                                                 "cycle_fade_charging_kwh", "cycle_fade_v2g_kwh", "fade_kwh",
+                                                 "cost_calendar", "cost_charging", "cost")})  # fmt: skip
+    rows["cost_v2g"] = [0.125, 0.25]
+    k = degradation_kpis(rows, {"v2g_remuneration": 1.5})
+    assert k["v2g_remuneration"] == 1.5
+    assert k["v2g_net_margin"] == round(1.5 - 0.375, 2)
+    assert "v2g_net_margin" not in degradation_kpis(rows)
