@@ -90,7 +90,7 @@ class Billing:
 
     def payment(self, s: Session) -> tuple[PaymentMethod | None, int]:
         """How `s` pays, and that method's code: the driver's method, or Plug & Charge if its certificate started it."""
-        if s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE:
+        if s.ev.auth_method == PLUG_AND_CHARGE:
             assert self.pnc is not None
             return self.pnc
         assert s.visit is not None

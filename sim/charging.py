@@ -155,13 +155,13 @@ class Ports:
             evse.profiles.start_transaction(t_s)
             evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
         wants = s.target_soc_frac > s.soc_frac
-        if wants and s.ev is not None and s.ev.auth_s > 0:
+        if wants and s.ev.auth_s > 0:
             evse.set_status(PREPARING)  # power flows once the session is authorised
             self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
         else:
             evse.set_status(CHARGING if wants else SUSPENDED_EV)
         if self.listening:
-            pnc = s.ev is not None and s.ev.auth_method == PLUG_AND_CHARGE
+            pnc = s.ev.auth_method == PLUG_AND_CHARGE
             self.bus.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
         if evse.status is CHARGING:
             self._open(s, evse, t_s)

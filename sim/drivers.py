@@ -8,7 +8,6 @@ The model owns the scenario's ``drivers`` random stream; agents borrow it.
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import TYPE_CHECKING, cast
 
@@ -16,9 +15,11 @@ import mesa
 import numpy as np
 import simpy
 
+from sim.ev_arrivals import NO_EV
+from sim.ev_side import NoEvSide
 from sim.rng import stream
 from sim.serviceability import haversine_km
-from sim.sessions import Cause, EventKind, Outcome, Session, State
+from sim.sessions import Cause, Choice, EventKind, Outcome, Session, State
 
 if TYPE_CHECKING:
     from sim.billing import Billing
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.customers import Customers
     from sim.ev import EVModel
-    from sim.ev_arrivals import EvState
+    from sim.ev_arrivals import EvState, NoEv
     from sim.ev_side import EvSide
     from sim.hardware import Evse, SiteState
     from sim.serviceability import NoReliability, Reliability
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["Choice", "Driver", "DriverModel", "Drivers", "energy_factor"]
 
 _BATCH = 4096
-
-
-class Choice(enum.Enum):
-    """What a driver does on arrival."""
-
-    PLUG = "plug"
-    QUEUE = "queue"
-    BALK = "balk"
 
 
 class DriverModel(mesa.Model):
@@ -149,7 +142,8 @@ class Drivers:
         ]
         self.nearby = self._nearby(scenario) if self.choice is not None else []
         self.ev_dc_kw = [max(p for _, p in m.dc_curve) for m in models]
-        self.ev_side: EvSide | None = None
+        self.ev_side: EvSide | NoEvSide = NoEvSide()
+        self.plug_in = self._plug_in  # how an arriving driver finds a port: with an ev_side section, one the EV fits
         self.v2g: list[V2gLimits | None] | None = None  # per vehicle model, when any can discharge (`sim.v2g`)
         self.release = self._release  # who takes a free port: with an ev_side section, a driver whose EV fits it
         self.next_session_id = 0
@@ -157,6 +151,7 @@ class Drivers:
     def add_ev_side(self, ev_side: EvSide) -> None:
         """EVs with connectors, handshakes and authorisation: free ports go to drivers whose EV fits them."""
         self.ev_side = ev_side
+        self.plug_in = ev_side.arrive
         self.release = ev_side.release
 
     def _nearby(self, scenario: Scenario) -> list[list[tuple[int, float]]]:
@@ -190,7 +185,7 @@ class Drivers:
         max_queue: int,
         leave: bool,
         iso15118: bool,
-        ev: EvState | None = None,
+        ev: EvState | NoEv = NO_EV,
     ) -> None:
         """Arrival number `k` at `site`: a new driver, who may pick another site nearby."""
         driver = Driver(self.model, patience_s, max_queue, leave)
@@ -231,10 +226,7 @@ class Drivers:
         assert c is not None
         assert s.visit is not None
         options = self.nearby[s.site.index]
-        if s.ev is not None:  # the driver's app lists only sites with a connector their EV fits
-            assert self.ev_side is not None
-            ev = s.ev
-            options = [o for o in options if self.ev_side.fits(o[0], ev)] or options[:1]
+        options = self.ev_side.listed(s, options)  # with an ev_side section, sites with a connector the EV fits
         utilities = []
         for j, km in options:
             site = self.sites[j]
@@ -253,10 +245,10 @@ class Drivers:
         s.arrival_t_s = t_s
         if self.response is not None and not self._accept_price(s, t_s):
             return
-        if s.ev is not None:
-            assert self.ev_side is not None
-            self.ev_side.arrive(s, site, t_s)  # only ports the EV can use
-            return
+        self.plug_in(s, site, t_s)
+
+    def _plug_in(self, s: Session, site: SiteState, t_s: float) -> None:
+        """The driver at `site` plugs into a free port, waits in the queue, or leaves."""
         free = site.free
         while True:  # each failed attempt takes a port out of service, so this ends
             choice = s.driver.choose(len(free), len(site.queue))
@@ -305,21 +297,14 @@ class Drivers:
     def try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
         """Plug `s` into `evse`; True when the driver is done choosing ports.
 
-        A silently failed port, or with an ev_side section a failed handshake or refused
-        certificate, makes it a failed attempt (the driver may try again); a refused payment
-        ends the session as failed and hands the port to the next driver.
+        A silently failed port makes it a failed attempt (the driver may try again); a refused
+        payment ends the session as failed and hands the port to the next driver. With an
+        ev_side section the EV side's handshakes and authorisation come first (`sim.ev_side`).
         """
         if evse.silent_faults:
             s.failed_attempts += 1
             self.reliability.failed_attempt(evse, s.session_id, t_s)
-            if s.ev is not None:
-                assert self.ev_side is not None
-                self.ev_side.fault_attempt(s, evse, t_s)
             return False
-        if s.ev is not None:
-            assert self.ev_side is not None
-            if not self.ev_side.start(s, evse, t_s):
-                return False
         assert s.visit is not None
         method = self.billing.payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
         if method is not None and s.visit.u_payment < method.failure_prob:
@@ -374,9 +359,7 @@ class Drivers:
     def done(self, s: Session, outcome: Outcome, departure_t_s: float) -> None:
         """`s` ended with `outcome` (`ongoing` at the horizon): its rows are recorded and the driver leaves."""
         self.billing.record(s, outcome, departure_t_s, self.env.now)
-        if s.ev is not None:
-            assert self.ev_side is not None
-            self.ev_side.record(s)
+        self.ev_side.record(s)
         if outcome is not Outcome.ONGOING:
             s.driver.remove()
 
@@ -385,6 +368,5 @@ class Drivers:
         for site in self.sites:
             for s in site.queue:
                 self.done(s, Outcome.ONGOING, math.nan)
-        if self.ev_side is not None:
-            for s in self.ev_side.in_transit.values():  # on their way to another site
-                self.done(s, Outcome.ONGOING, math.nan)
+        for s in self.ev_side.in_transit.values():  # on their way to another site
+            self.done(s, Outcome.ONGOING, math.nan)

@@ -32,6 +32,7 @@ from sim.config import Scenario
 from sim.customers import Customers
 from sim.drivers import Drivers
 from sim.ev import ChargeProfile, EVModel, ProfileCache
+from sim.ev_arrivals import NO_EV
 from sim.ev_side import EvRecord, EvSide
 from sim.grid import DemandResponse, DrWindow, PriceSignal, dr_windows
 from sim.hardware import SiteState, build_sites
@@ -149,11 +150,12 @@ class _Network:
         if any(v is not None for v in limits):
             self.drivers.v2g = limits
         self.ports.listening = type(self.manager) is not Uncontrolled
-        self.ev_side: EvSide | None = None
         if scenario.ev_side is not None:
-            self.ev_side = self.view.ev_side = EvSide(scenario, self.sites, evses, self.drivers, self.profiles)
-            self.billing.pnc = (self.ev_side.pnc_payment, self.ev_side.pnc_code)
-            self.drivers.add_ev_side(self.ev_side)
+            ev_side = EvSide(scenario, self.sites, evses, self.drivers, self.profiles)
+            self.billing.pnc = (ev_side.pnc_payment, ev_side.pnc_code)
+            self.drivers.add_ev_side(ev_side)
+            self.view.add_ev_side(ev_side.vehicle_data)
+        self.ev_side = self.drivers.ev_side
         self.dr = DemandResponse(env, self.sites, self, self.view, self.behind_meter)
         self._handlers = self._command_handlers()
         # Events are scheduled in this order, which breaks ties between events at the same instant.
@@ -227,7 +229,7 @@ class _Network:
                 arr.max_queue[lo:hi].tolist(),
                 arr.leave_when_charged[lo:hi].tolist(),
                 arr.iso15118[lo:hi].tolist(),
-                arr.ev.states(lo, hi) if arr.ev is not None else [None] * len(t),
+                arr.ev.states(lo, hi) if arr.ev is not None else [NO_EV] * len(t),
                 strict=True,
             )
             for k, (t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso, ev) in enumerate(rows, lo):
@@ -275,7 +277,7 @@ class _Network:
             self.prices,
             self.customers.invoices.arrays(),
             self.billing.tariff_changes.arrays(),
-            self.ev_side.result() if self.ev_side is not None else None,
+            self.ev_side.result(),
             self.behind_meter.storage.arrays(),
             self.dr.opt_outs.arrays(),
             self.ports.discharges.arrays(),

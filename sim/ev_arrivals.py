@@ -20,7 +20,7 @@ from sim.rng import stream
 if TYPE_CHECKING:
     from sim.config import FleetEntry, Scenario
 
-__all__ = ["EvArrivals", "EvState", "draw"]
+__all__ = ["NO_EV", "EvArrivals", "EvState", "NoEv", "draw"]
 
 
 class EvState:
@@ -68,6 +68,21 @@ class EvState:
         self.auth_s = 0.0
         self.fail_cause = 0  # `sim.ev_side.CAUSES` code of the last failed attempt
         self.last_cause = 0
+
+
+class NoEv:
+    """The EV of a run without an ``ev_side`` section: nothing to authorise, so power flows at plug-in.
+
+    One shared instance, `NO_EV`, holds no state: setting an attribute on it is an error.
+    """
+
+    __slots__ = ()
+    auth_method = 0  # `sim.ev_side.AUTH_METHODS`: "none", not modelled
+    auth_s = 0.0
+
+
+NO_EV = NoEv()
+"""Every session's `Session.ev` without an ``ev_side`` section."""
 
 
 @dataclass(frozen=True)

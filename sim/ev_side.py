@@ -19,12 +19,15 @@ Charge certificate and its handshake random numbers. Then
   other way to pay leaves when the certificate is refused (cause ``authorization``).
 
 Every random number is drawn up front per arrival (`sim.ev_arrivals`), so switching one
-feature on changes neither the arrivals nor the other features' draws.
+feature on changes neither the arrivals nor the other features' draws. Without the section
+the drivers hold a `NoEvSide` and every session the EV `NO_EV`: nothing to check or record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
@@ -32,21 +35,20 @@ import simpy
 
 from sim.compat import bit, fleet_families, group_connectors
 from sim.config.revenue import PaymentMethod
-from sim.drivers import Choice
+from sim.ev_arrivals import EvState
 from sim.managers.base import NeedsSource
 from sim.recorder import Table
 from sim.serviceability import haversine_km
-from sim.sessions import Cause, Outcome
+from sim.sessions import Cause, Choice, Outcome
 from sim.vehicle_data import VehicleData, needs_source
 
 if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.ev import ProfileCache
-    from sim.ev_arrivals import EvState
     from sim.hardware import Evse, SiteState
     from sim.sessions import Session
 
-__all__ = ["AUTH_METHODS", "CAUSES", "NEEDS_SOURCES", "PLUG_AND_CHARGE", "EvRecord", "EvSide"]
+__all__ = ["AUTH_METHODS", "CAUSES", "NEEDS_SOURCES", "PLUG_AND_CHARGE", "EvRecord", "EvSide", "NoEvSide"]
 
 CAUSES = ("none", "fault", "interop", "certificate", "no_auth_method")
 """Why a plug-in attempt failed."""
@@ -159,7 +161,7 @@ class EvSide:
     def arrive(self, s: Session, site: SiteState, t_s: float) -> None:
         """A driver at `site`: plug into a usable free port, wait, drive on, or leave."""
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         sim = self.sim
         if not self.site_mask[site.index] & ev.accepts:
             ev.compat_miss = True
@@ -177,7 +179,7 @@ class EvSide:
                 evse = usable[0 if len(usable) == 1 else s.driver.pick_port([e.max_kw for e in usable])]
                 k = free.index(evse)
                 del free[k]
-                if sim.try_plug(s, evse, t_s):
+                if self._try_plug(s, evse, t_s):
                     return
                 if ev.last_cause != _FAULT:  # the port works: it is free for the next driver
                     free.insert(k, evse)
@@ -204,13 +206,13 @@ class EvSide:
         while evse.blocks == 0 and i < len(queue):
             s = queue[i]
             ev = s.ev
-            assert ev is not None
+            assert isinstance(ev, EvState)
             if not port_bit & ev.accepts or evse.index in ev.tried:
                 i += 1
                 continue
             del queue[i]
             self.sim.queue_changed(site, t_s)
-            if self.sim.try_plug(s, evse, t_s):
+            if self._try_plug(s, evse, t_s):
                 return
             if ev.exhausted:
                 s.cause = _SESSION_CAUSE[ev.fail_cause]
@@ -222,15 +224,18 @@ class EvSide:
         if evse.blocks == 0:
             site.free.append(evse)
 
-    def fits(self, site: int, ev: EvState) -> bool:
-        """Whether site number `site` has a port the EV can use (busy or not)."""
-        return bool(self.site_mask[site] & ev.accepts)
+    def listed(self, s: Session, options: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The sites among `options` (site number first) the driver's app lists: those with a port the EV fits."""
+        ev = s.ev
+        assert isinstance(ev, EvState)
+        mask = self.site_mask
+        return [o for o in options if mask[o[0]] & ev.accepts] or options[:1]
 
     def _redirect(self, s: Session, site: SiteState, t_s: float) -> bool:
         """Send the driver to the nearest site within the radius with a usable connector; False if none."""
         redirect = self.cfg.redirect
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         if redirect is None or ev.origin_site >= 0:
             return False
         key = (site.index, ev.accepts)
@@ -260,10 +265,18 @@ class EvSide:
 
     # ------------------------------------------------------------ attempts
 
+    def _try_plug(self, s: Session, evse: Evse, t_s: float) -> bool:
+        """Plug `s` into `evse` once its handshakes and authorisation succeed; False if the attempt failed."""
+        if evse.silent_faults:
+            plugged = self.sim.try_plug(s, evse, t_s)  # False: a failed attempt on the silently failed port
+            self.fault_attempt(s, evse, t_s)
+            return plugged
+        return self.start(s, evse, t_s) and self.sim.try_plug(s, evse, t_s)
+
     def fault_attempt(self, s: Session, evse: Evse, t_s: float) -> None:
         """The port had a silent fault: a failed attempt of cause ``fault``."""
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         ev.visits += 1
         ev.last_cause = ev.fail_cause = _FAULT
         self._attempt(t_s, s, evse, 1, False, _FAULT)
@@ -271,7 +284,7 @@ class EvSide:
     def start(self, s: Session, evse: Evse, t_s: float) -> bool:
         """Handshakes on `evse`, then authorisation; True if the session may start."""
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         ev.visits += 1
         p = self.fail_prob[ev.family][self.port_model[evse.index]]
         for attempt in range(1, self.retries + 2):
@@ -318,7 +331,7 @@ class EvSide:
 
     def _attempt(self, t_s: float, s: Session, evse: Evse, attempt: int, ok: bool, cause: int) -> None:
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         self.attempts.add_floats((t_s,))
         self.attempts.add_ints((s.session_id, evse.index, s.model_index, ev.family, ev.visits, attempt, int(ok),
                                 cause))  # fmt: skip
@@ -328,7 +341,7 @@ class EvSide:
     def record(self, s: Session) -> None:
         """One row of the EV-side sessions table, as `s` ends."""
         ev = s.ev
-        assert ev is not None
+        assert isinstance(ev, EvState)
         evse = s.evse
         adapter_used = evse is not None and not self.port_bit[evse.index] & ev.inlets
         source = needs_source(s.iso15118, ev.telematics, self.iso_reaches_csms)
@@ -341,3 +354,22 @@ class EvSide:
         """The recorded tables and the port facts to read them."""
         return EvRecord(self.sessions.arrays(), self.attempts.arrays(), self.families, self.charger_models,
                         self.port_connector, self.port_model)  # fmt: skip
+
+
+class NoEvSide:
+    """The EV side of a run without an ``ev_side`` section: every EV fits every port, and nothing is recorded."""
+
+    def __init__(self) -> None:
+        """Nobody is ever on the way to another site."""
+        self.in_transit: Mapping[int, Session] = MappingProxyType({})
+
+    def listed(self, s: Session, options: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Every site among `options`: the driver's app lists them all."""
+        return options
+
+    def record(self, s: Session) -> None:
+        """No EV-side row: there is no EV-side table."""
+
+    def result(self) -> None:
+        """Nothing was recorded."""
+        return None

@@ -11,6 +11,8 @@ import enum
 import math
 from typing import TYPE_CHECKING
 
+from sim.ev_arrivals import NO_EV, NoEv
+
 if TYPE_CHECKING:
     from sim.config.revenue import MembershipPlan
     from sim.customers import Visit
@@ -21,7 +23,15 @@ if TYPE_CHECKING:
     from sim.tariffs import Interval, TariffSchedule
     from sim.v2g import V2gLimits
 
-__all__ = ["Cause", "EventKind", "Outcome", "Session", "State"]
+__all__ = ["Cause", "Choice", "EventKind", "Outcome", "Session", "State"]
+
+
+class Choice(enum.Enum):
+    """What a driver does on arrival."""
+
+    PLUG = "plug"
+    QUEUE = "queue"
+    BALK = "balk"
 
 
 class State(enum.IntEnum):
@@ -142,7 +152,7 @@ class Session:
         self.plan: MembershipPlan | None = None  # the driver's plan at plug-in, where valid
         self.detour_km = 0.0
         self.shift_s = 0.0
-        self.ev: EvState | None = None  # connectors, vehicle data and attempts, with an ev_side section
+        self.ev: EvState | NoEv = NO_EV  # connectors, vehicle data and attempts, with an ev_side section
         self.v2g: V2gLimits | None = None  # a V2G-capable EV's limits (`sim.v2g`)
         self.discharge_kw = 0.0  # while discharging: the power (> 0), from dis_t0_s at SoC dis_soc0
         self.dis_t0_s = 0.0

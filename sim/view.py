@@ -8,8 +8,11 @@ EVs report, the import limit with any demand-response cap, PV and storage.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
+from sim.ev_arrivals import EvState
 from sim.ids import EvseId, SessionId, SiteId
 from sim.managers.base import EvseView, NeedsSource, SiteView, StorageView, V2gView, VehicleView
 from sim.v2g import guard_soc_frac
@@ -18,10 +21,12 @@ if TYPE_CHECKING:
     import simpy
 
     from sim.ev import ProfileCache
-    from sim.ev_side import EvSide
     from sim.grid import PriceSignal
     from sim.hardware import Evse, SiteState
     from sim.sessions import Session
+    from sim.vehicle_data import VehicleData
+
+_Snapshots = tuple[list[EvseView], dict[EvseId, VehicleView], dict[EvseId, V2gView]]
 
 __all__ = ["LiveView"]
 
@@ -37,7 +42,11 @@ class LiveView:
         self._sites = sites
         self._prices = prices
         self._profiles = profiles  # the EV's own limit on a connector is its profile there, uncapped
-        self.ev_side: EvSide | None = None  # what the manager knows of EVs, with an ev_side section
+        self.evse_views: Callable[[SiteState, float], _Snapshots] = self._evse_views
+
+    def add_ev_side(self, vehicle_data: VehicleData) -> None:
+        """EVs report through the EV side's channels (`sim.vehicle_data`): ISO 15118, telematics, or nothing."""
+        self.evse_views = partial(self._ev_side_views, vehicle_data)
 
     def price_at(self, t_s: float) -> float:
         """The energy price at `t_s`."""
@@ -56,6 +65,29 @@ class LiveView:
         """A snapshot of the site now."""
         site = self._sites[site_id]
         now = self._env.now
+        views, vehicles, v2g = self.evse_views(site, now)
+        dr_cap_kw = min(site.dr_caps, default=math.inf)
+        import_kw = min(site.grid_limit_kw, dr_cap_kw)
+        energy = site.energy
+        export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
+        if energy is None:
+            return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
+                            now, len(site.queue), vehicles, grid_limit_kw=import_kw,
+                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
+                            panels=site.panels, v2g=v2g, export_limit_kw=export_kw,
+                            dr_min_kw=dr_min_kw)  # fmt: skip
+        b = energy.battery
+        storage = None
+        if b is not None:
+            b.advance(now)
+            storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
+        return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
+                        self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
+                        import_kw, site.phase_limit_kw, site.single_phase, site.panels, v2g, export_kw,
+                        dr_min_kw)  # fmt: skip
+
+    def _evse_views(self, site: SiteState, now: float) -> _Snapshots:
+        """Each connector of `site` now and what the EVs on them report: an ISO 15118 EV its need and departure."""
         views = []
         vehicles: dict[EvseId, VehicleView] = {}
         v2g: dict[EvseId, V2gView] = {}
@@ -67,13 +99,6 @@ class LiveView:
             if s is None:
                 views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
                                       charger_max_kw))  # fmt: skip
-                continue
-            if s.ev is not None:
-                assert self.ev_side is not None
-                view, vehicle = self.ev_side.vehicle_data.evse_view(e, s, s.ev, now, charger_max_kw)
-                views.append(view)
-                if vehicle is not None:
-                    vehicles[e.evse_id] = vehicle
                 continue
             soc, power_kw = s.soc_frac, 0.0
             if s.profile is not None:
@@ -102,25 +127,30 @@ class LiveView:
             )
             if known:
                 vehicles[e.evse_id] = VehicleView(NeedsSource.ISO15118, soc, capacity_kwh, s.target_soc_frac, 0.0)
-        dr_cap_kw = min(site.dr_caps, default=math.inf)
-        import_kw = min(site.grid_limit_kw, dr_cap_kw)
-        energy = site.energy
-        export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
-        if energy is None:
-            return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
-                            now, len(site.queue), vehicles, grid_limit_kw=import_kw,
-                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
-                            panels=site.panels, v2g=v2g, export_limit_kw=export_kw,
-                            dr_min_kw=dr_min_kw)  # fmt: skip
-        b = energy.battery
-        storage = None
-        if b is not None:
-            b.advance(now)
-            storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
-        return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
-                        self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
-                        import_kw, site.phase_limit_kw, site.single_phase, site.panels, v2g, export_kw,
-                        dr_min_kw)  # fmt: skip
+        return views, vehicles, v2g
+
+    def _ev_side_views(self, vehicle_data: VehicleData, site: SiteState, now: float) -> _Snapshots:
+        """Each connector of `site` now and what the EVs on them report through the EV side's channels."""
+        views = []
+        vehicles: dict[EvseId, VehicleView] = {}
+        v2g: dict[EvseId, V2gView] = {}
+        evse_view = vehicle_data.evse_view
+        for e in site.evses:
+            s = e.session
+            if s is not None and s.v2g is not None and e.discharge_kw > 0:
+                v2g[e.evse_id] = self._v2g(e, s, now)
+            charger_max_kw = e.charger.shared_kw
+            if s is None:
+                views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
+                                      charger_max_kw))  # fmt: skip
+                continue
+            ev = s.ev
+            assert isinstance(ev, EvState)
+            view, vehicle = evse_view(e, s, ev, now, charger_max_kw)
+            views.append(view)
+            if vehicle is not None:
+                vehicles[e.evse_id] = vehicle
+        return views, vehicles, v2g
 
     def _v2g(self, e: Evse, s: Session, now: float) -> V2gView:
         """What the V2G EV on `e` may give back now, and its floor."""

@@ -12,7 +12,9 @@ from sim.compat import INLET_ACCEPTS, accepts_mask, bit, connector_names, preset
 from sim.config import ScenarioError, load_scenario, validate_data
 from sim.demand import fleet_models, generate
 from sim.engine import simulate
+from sim.ev_arrivals import NO_EV
 from sim.ev_metrics import ev_sessions_frame, interop_by_pair, plug_attempts_frame, visits_frame
+from sim.ev_side import AUTH_METHODS, NoEvSide
 from sim.managers.base import NeedsSource, SessionStarted, SessionStopped, StatusChanged
 from sim.metrics import build_tables
 from sim.results import write_results
@@ -473,6 +475,16 @@ def test_scenarios_without_ev_side_need_nothing_new(scenarios_dir):
     for path in sorted(scenarios_dir.glob("*.yaml")):
         s = load_scenario(path)
         assert (s.ev_side is None) == (path.name != "mixed_market.yaml"), path.name
+
+
+def test_without_an_ev_side_section_the_null_ev_side_stands_in():
+    """Without an ev_side section sessions carry the shared `NO_EV`, which nothing can change; no EV table is made."""
+    with pytest.raises(AttributeError):
+        NO_EV.auth_s = 30.0
+    assert (NO_EV.auth_s, NO_EV.auth_method) == (0.0, AUTH_METHODS.index("none"))
+    options = [(0, 0.0), (1, 2.5)]
+    assert NoEvSide().listed(None, options) is options
+    assert simulate(make_scenario()).ev is None
 
 
 def test_default_connectors_and_preset_inlets_follow_the_market():
