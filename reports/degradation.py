@@ -59,6 +59,10 @@ def kpi_table(k: Mapping[str, Any], currency: str) -> Table:
         ("Cost: total", money(k["cost"])),
         ("V2G wear per kWh given back", "–" if not k["discharged_kwh"] else f"{k['v2g_cost_per_kwh']:,.4f} {currency}"),
     ]
+    if k["drivers"]:
+        rows += [("Repeat customers", _count(k["drivers"])),
+                 ("Their calendar fade away from the network", _wh(k["calendar_fade_away_kwh"])),
+                 ("Fade per repeat customer, away included", _wh(k["fade_per_driver_mean_kwh"]))]  # fmt: skip
     if "v2g_net_margin" in k:
         rows += [("V2G pay to drivers", money(k["v2g_remuneration"])),
                  ("V2G pay net of its wear", money(k["v2g_net_margin"]))]  # fmt: skip

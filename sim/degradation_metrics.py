@@ -18,7 +18,14 @@ import pandas as pd
 from sim.degradation import AgeingModel, session_fade, soc_time_integral
 from sim.engine import RunTables
 
-__all__ = ["DISCHARGE_COLUMNS", "charging_segments", "degradation_frame", "degradation_kpis", "plugged_sessions"]
+__all__ = [
+    "DISCHARGE_COLUMNS",
+    "away_calendar",
+    "charging_segments",
+    "degradation_frame",
+    "degradation_kpis",
+    "plugged_sessions",
+]
 
 _SUMMED = ("charged_kwh", "discharged_kwh", "calendar_fade_kwh", "cycle_fade_charging_kwh", "cycle_fade_v2g_kwh",
            "fade_kwh", "cost_calendar", "cost_charging", "cost_v2g", "cost")  # fmt: skip
@@ -98,6 +105,42 @@ def _discharge_segments(run: RunTables, rows: np.ndarray) -> dict[str, np.ndarra
             "soc1_frac": d["soc1_frac"]}  # fmt: skip
 
 
+def away_calendar(run: RunTables) -> pd.DataFrame:
+    """Calendar fade of repeat customers' EVs away from the network over the horizon, one row per driver.
+
+    Only drivers of a population (``driver_id`` ≥ 0) are seen more than once. Away is the horizon less
+    their plugged-in time: before the first plug-in at its plug-in SoC, between a departure and the
+    driver's next plug-in at the SoC going straight from the one to the other (its mean), after the
+    last departure at its departure SoC; each stretch with the capacity of the session before it (the
+    first session's before the first). Visits that overlap add no away time.
+    """
+    cfg = run.scenario.degradation
+    assert cfg is not None, "away_calendar needs a scenario with a degradation section"
+    s = run.sessions
+    rows = plugged_sessions(run)
+    rows = rows[s["driver_id"][rows] >= 0]
+    driver = s["driver_id"][rows].astype(np.int64)
+    plug = s["plug_t_s"][rows]
+    order = np.lexsort((plug, driver))
+    driver, plug = driver[order], plug[order]
+    rows = rows[order]
+    horizon_s = run.scenario.horizon_s
+    end = np.where(np.isnan(s["departure_t_s"][rows]), horizon_s, s["departure_t_s"][rows])
+    soc_in, soc_out = s["soc_in_frac"][rows], s["soc_out_frac"][rows]
+    capacity = np.array([m.capacity_kwh for m in run.models])[s["model"][rows]]
+    first = np.r_[True, driver[1:] != driver[:-1]]
+    last = np.r_[driver[1:] != driver[:-1], True]
+    next_plug = np.where(last, horizon_s, np.r_[plug[1:], horizon_s])
+    next_soc = np.where(last, soc_out, np.r_[soc_in[1:], 0.0])
+    after_s = np.maximum(next_plug - end, 0.0)  # to the next plug-in, or to the horizon after the last visit
+    before_s = np.where(first, plug, 0.0)
+    model = AgeingModel.of(cfg)
+    soc_time = after_s * (soc_out + next_soc) / 2.0 + before_s * soc_in
+    fade_kwh = np.asarray(model.calendar_frac(after_s + before_s, soc_time)) * capacity
+    grouped = pd.DataFrame({"driver_id": driver, "away_s": after_s + before_s, "calendar_fade_away_kwh": fade_kwh})
+    return grouped.groupby("driver_id", sort=True).sum().reset_index()
+
+
 def degradation_frame(run: RunTables) -> pd.DataFrame:
     """One row per plugged-in session: energy through the battery, capacity fade by cause, and its cost."""
     cfg = run.scenario.degradation
@@ -153,11 +196,14 @@ def _per_kwh(part: float, energy_kwh: float) -> float:
     return part / energy_kwh if energy_kwh > 0 else 0.0
 
 
-def degradation_kpis(frame: pd.DataFrame, v2g: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def degradation_kpis(
+    frame: pd.DataFrame, away: pd.DataFrame | None = None, v2g: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The `degradation` section of kpis.json from `degradation_frame`; each KPI is defined in docs/kpis.md.
 
     Args:
         frame: `degradation_frame` of the run.
+        away: `away_calendar` of the run (repeat customers); None or empty without a population.
         v2g: The network KPIs of kpis.json's `v2g` section, for runs with V2G: what the drivers were
             paid for it is then set beside the wear it cost them.
     """
@@ -181,8 +227,22 @@ def degradation_kpis(frame: pd.DataFrame, v2g: Mapping[str, Any] | None = None) 
         "cost_v2g": round(total["cost_v2g"], 2),
         "cost": round(total["cost"], 2),
         "v2g_cost_per_kwh": _per_kwh(total["cost_v2g"], total["discharged_kwh"]),
+        **_driver_kpis(frame, away),
     }
     if v2g is not None:
         out["v2g_remuneration"] = v2g["v2g_remuneration"]
         out["v2g_net_margin"] = round(v2g["v2g_remuneration"] - total["cost_v2g"], 2)
     return out
+
+
+def _driver_kpis(frame: pd.DataFrame, away: pd.DataFrame | None) -> dict[str, Any]:
+    """Repeat customers over the horizon: their EVs' fade at the network plus their calendar fade away from it."""
+    if away is None or not len(away):
+        return {"drivers": 0, "calendar_fade_away_kwh": 0.0, "fade_per_driver_mean_kwh": 0.0}
+    at_network = frame.loc[frame["driver_id"] >= 0, "fade_kwh"].sum()
+    away_kwh = float(away["calendar_fade_away_kwh"].sum())
+    return {
+        "drivers": len(away),
+        "calendar_fade_away_kwh": away_kwh,
+        "fade_per_driver_mean_kwh": (float(at_network) + away_kwh) / len(away),
+    }

@@ -257,7 +257,8 @@ def write_results(
             degradation = degradation_metrics.degradation_frame(run)
             _write_parquet(degradation, tmp / "degradation.parquet")
             v2g = k.get("v2g")  # with V2G KPIs, the drivers' pay for V2G is set beside its wear
-            k["degradation"] = degradation_metrics.degradation_kpis(degradation, v2g["network"] if v2g else None)
+            away = degradation_metrics.away_calendar(run)
+            k["degradation"] = degradation_metrics.degradation_kpis(degradation, away, v2g["network"] if v2g else None)
             del degradation
         _write_json(k, tmp / "kpis.json")
         del sessions, load, ports, dr, storage, invoices  # the report reads the written tables

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from sim.config import load_scenario
+from sim.config import load_scenario, validate_data
 from sim.degradation_metrics import degradation_kpis
 from sim.engine import simulate
 from sim.ev import PRESETS
@@ -225,7 +226,36 @@ def test_v2g_pay_is_set_beside_its_wear():
                                                  "cycle_fade_charging_kwh", "cycle_fade_v2g_kwh", "fade_kwh",
                                                  "cost_calendar", "cost_charging", "cost")})  # fmt: skip
     rows["cost_v2g"] = [0.125, 0.25]
-    k = degradation_kpis(rows, {"v2g_remuneration": 1.5})
+    k = degradation_kpis(rows, v2g={"v2g_remuneration": 1.5})
     assert k["v2g_remuneration"] == 1.5
     assert k["v2g_net_margin"] == round(1.5 - 0.375, 2)
     assert "v2g_net_margin" not in degradation_kpis(rows)
+
+
+def test_repeat_customers_age_away_from_the_network(tmp_path):
+    """`drivers`, `calendar_fade_away_kwh`, `fade_per_driver_mean_kwh` from sessions.parquet, stretch by stretch."""
+    data = yaml.safe_load((ROOT / "scenarios" / "pricing_flat.yaml").read_text())
+    data["horizon_days"] = 3
+    data["degradation"] = {}
+    scenario = validate_data(data, "pricing_flat+degradation", ROOT / "scenarios")
+    kpis = write_results(simulate(scenario), tmp_path / "out")["degradation"]
+    s = pd.read_parquet(tmp_path / "out" / "sessions.parquet")
+    rows = pd.read_parquet(tmp_path / "out" / "degradation.parquet")
+    s = s[s["plug_t_s"].notna() & (s["driver_id"] >= 0)].sort_values(["driver_id", "plug_t_s"])
+    horizon_s = scenario.horizon_s
+    scale = 0.75 * AGE_DAYS**-0.25 / 86400.0
+    away = 0.0
+    for _, visits in s.groupby("driver_id"):
+        v = visits.to_dict("records")
+        cap = [PRESETS[r["ev_model"]].capacity_kwh for r in v]
+        away += scale * alpha(v[0]["soc_in_frac"]) * v[0]["plug_t_s"] * cap[0]
+        for i, r in enumerate(v):
+            end = horizon_s if math.isnan(r["departure_t_s"]) else r["departure_t_s"]
+            nxt, soc = (
+                (v[i + 1]["plug_t_s"], v[i + 1]["soc_in_frac"]) if i + 1 < len(v) else (horizon_s, r["soc_out_frac"])
+            )
+            away += scale * alpha((r["soc_out_frac"] + soc) / 2) * max(nxt - end, 0.0) * cap[i]
+    assert kpis["drivers"] == s["driver_id"].nunique() > 20
+    assert kpis["calendar_fade_away_kwh"] == pytest.approx(away, rel=1e-9)
+    at_network = rows.loc[rows["driver_id"] >= 0, "fade_kwh"].sum()
+    assert kpis["fade_per_driver_mean_kwh"] == pytest.approx((at_network + away) / kpis["drivers"], rel=1e-9)
