@@ -21,7 +21,7 @@ RUN_MARKER = "sweep_run.json"
 
 
 def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
-    """KPI columns of a run: ``network.``, ``sites.<id>.``, ``serviceability.``, ``revenue.``, ``ev_side.<kpi>``.
+    """KPI columns: ``network.``, ``sites.<id>.``, ``serviceability.``, ``revenue.``, ``degradation.``, ``ev_side.``.
 
     Only numbers (and None, as NaN) are kept; nested tables such as the serviceability
     fault modes or the EV side's pairs and sites are left to the run's own files.
@@ -38,7 +38,7 @@ def flatten_kpis(kpis: Mapping[str, Any]) -> dict[str, float]:
         for name, value in site.items():
             if scalar(value):
                 out[f"sites.{site_id}.{name}"] = math.nan if value is None else float(value)
-    for section in ("serviceability", "revenue"):
+    for section in ("serviceability", "revenue", "degradation"):
         for name, value in (kpis.get(section) or {}).items():
             if scalar(value):
                 out[f"{section}.{name}"] = math.nan if value is None else float(value)

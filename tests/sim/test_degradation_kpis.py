@@ -21,6 +21,7 @@ from sim.ev import PRESETS
 from sim.ids import EvseId
 from sim.managers.base import SessionStarted, SetPowerLimit, SetTimer, Timer
 from sim.results import write_results
+from sim.sweep import flatten_kpis
 from tests.conftest import make_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,3 +260,9 @@ def test_repeat_customers_age_away_from_the_network(tmp_path):
     assert kpis["calendar_fade_away_kwh"] == pytest.approx(away, rel=1e-9)
     at_network = rows.loc[rows["driver_id"] >= 0, "fade_kwh"].sum()
     assert kpis["fade_per_driver_mean_kwh"] == pytest.approx((at_network + away) / kpis["drivers"], rel=1e-9)
+
+
+def test_a_sweep_tabulates_the_degradation_kpis():
+    """A sweep's table has a `degradation.<kpi>` column for every scalar of the section."""
+    columns = flatten_kpis({"network": {}, "degradation": {"cost_v2g": 1.25, "fade_kwh": 0.5, "drivers": 3}})
+    assert columns == {"degradation.cost_v2g": 1.25, "degradation.fade_kwh": 0.5, "degradation.drivers": 3.0}
