@@ -266,3 +266,19 @@ def test_a_sweep_tabulates_the_degradation_kpis():
     """A sweep's table has a `degradation.<kpi>` column for every scalar of the section."""
     columns = flatten_kpis({"network": {}, "degradation": {"cost_v2g": 1.25, "fade_kwh": 0.5, "drivers": 3}})
     assert columns == {"degradation.cost_v2g": 1.25, "degradation.fade_kwh": 0.5, "degradation.drivers": 3.0}
+
+
+@pytest.mark.parametrize("manager", ["uncontrolled", "equal_share", "least_laxity_first", "price_responsive"])
+def test_every_session_of_a_managed_run_ages_as_its_closed_form(manager, tmp_path):
+    """However a manager splits a charge, a session charges its energy delivered in one half cycle of fade."""
+    scenario = make_scenario(manager={"kind": manager}, horizon_days=1, degradation={})
+    write_results(simulate(scenario), tmp_path / "out")
+    rows = pd.read_parquet(tmp_path / "out" / "degradation.parquet")
+    s = pd.read_parquet(tmp_path / "out" / "sessions.parquet")
+    joined = rows.merge(s, on="session_id", suffixes=("", "_s"), validate="one_to_one")
+    capacity = joined["ev_model"].map(lambda m: PRESETS[m].capacity_kwh).astype(float)
+    assert len(joined) > 10
+    np.testing.assert_allclose(joined["charged_kwh"], joined["energy_delivered_kwh"], rtol=1e-9, atol=1e-9)
+    expected = half_cycle(joined["soc_in_frac"], joined["soc_out_frac"], capacity) * capacity
+    np.testing.assert_allclose(joined["cycle_fade_charging_kwh"], expected, rtol=1e-9, atol=1e-15)
+    assert (joined["calendar_fade_kwh"] > 0).all()
