@@ -55,6 +55,7 @@ SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as wri
 SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
                 "payment_method", "plan")  # fmt: skip
 _NO_MONEY = (0.0,) * 9
+_QUEUED = State.QUEUED
 
 
 class Billing:
@@ -93,11 +94,14 @@ class Billing:
         if s.ev.auth_method == PLUG_AND_CHARGE:
             assert self.pnc is not None
             return self.pnc
-        assert s.visit is not None
-        return self.customers.method(s.visit), s.visit.method
+        visit = s.visit
+        assert visit is not None
+        return self.customers.method(visit), visit.method
 
-    def _bill(self, s: Session, end_t_s: float, method: PaymentMethod | None) -> tuple[Record, float] | None:
-        """Settle a session that was plugged in: its charge detail record in cents, and its idle minutes."""
+    def _bill(
+        self, s: Session, end_t_s: float, energy_kwh: float, method: PaymentMethod | None
+    ) -> tuple[Record, float] | None:
+        """Settle a session that was plugged in, which delivered `energy_kwh`: its record in cents and idle minutes."""
         evse = s.evse
         sched = s.schedule
         if evse is None or sched is None:
@@ -105,13 +109,12 @@ class Billing:
         visit = s.visit
         assert visit is not None
         if sched.plain and s.plan is None and visit.account is None:
-            return plain_record(sched, s.plug_t_s, end_t_s, s.full_t_s, s.energy_kwh, method)
+            return plain_record(sched, s.plug_t_s, end_t_s, s.full_t_s, energy_kwh, method)
         schedules = [(s.plug_t_s, sched)]
         if not sched.tariff.fixed_at_start:
             history = self._history[evse.site.index]
             first = max(i for i, (t, _) in enumerate(history) if t <= s.plug_t_s)
             schedules += [h for h in history[first + 1 :] if h[0] < end_t_s]
-        energy_kwh = s.energy_kwh
         charges = session_charges(schedules, s.plug_t_s, end_t_s, s.full_t_s, s.intervals, energy_kwh,
                                   self.busy[evse.site.index])  # fmt: skip
         acct, plan = visit.account, s.plan
@@ -129,12 +132,12 @@ class Billing:
         energy_kwh = s.energy_kwh
         if evse is not None:
             wait_s = s.plug_t_s - s.arrival_t_s
-        elif s.state is State.QUEUED:  # still waiting at the horizon: the wait so far
+        elif s.state is _QUEUED:  # still waiting at the horizon: the wait so far
             wait_s = now_s - s.arrival_t_s
         else:  # reneged after waiting; balked or priced out at once (no departure time: no wait)
             wait_s = departure_t_s - s.arrival_t_s
         method, method_code = self.payment(s)
-        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.horizon_s, method)
+        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.horizon_s, energy_kwh, method)
         visit = s.visit
         assert visit is not None
         self.sessions.add_ints(

@@ -53,6 +53,10 @@ CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING, UNAVAILAB
     EvseStatus.PREPARING,
     EvseStatus.UNAVAILABLE,
 )
+PLUGGED, DONE, SERVED = State.PLUGGED, State.DONE, Outcome.SERVED  # read on every session: globals are faster
+
+
+_Full = tuple[Session, int]  # a "battery full" event's session and the session version it is for
 
 
 class EventLog:
@@ -143,26 +147,30 @@ class Ports:
 
     def plug(self, s: Session, evse: Evse, t_s: float) -> None:
         """`s` plugs into the free port `evse` (authorised, payment accepted) and its session starts."""
-        s.state = State.PLUGGED
+        site = evse.site
+        s.state = PLUGGED
         s.evse = evse
         s.plug_t_s = t_s
         s.depart_t_s = t_s + s.dwell_s
-        s.schedule = self.billing.tariffs[evse.site.index]
-        s.plan = self.billing.customers.plan_at(s.visit.account if s.visit else None, evse.site.site_id)
+        billing = self.billing
+        s.schedule = billing.tariffs[site.index]
+        account = s.visit.account if s.visit else None
+        s.plan = billing.customers.plan_at(account, site.site_id) if account is not None else None
         evse.session = s
         self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
         if evse.profiles is not None:  # relative profiles count from the transaction start
             evse.profiles.start_transaction(t_s)
             evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)
         wants = s.target_soc_frac > s.soc_frac
-        if wants and s.ev.auth_s > 0:
+        ev = s.ev
+        if wants and ev.auth_s > 0:
             evse.set_status(PREPARING)  # power flows once the session is authorised
-            self.env.timeout(s.ev.auth_s, s).callbacks.append(self._on_authorized)
+            self.env.timeout(ev.auth_s, s).callbacks.append(self._on_authorized)
         else:
             evse.set_status(CHARGING if wants else SUSPENDED_EV)
         if self.listening:
-            pnc = s.ev.auth_method == PLUG_AND_CHARGE
-            self.bus.handle(SessionStarted(t_s, evse.site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
+            pnc = ev.auth_method == PLUG_AND_CHARGE
+            self.bus.handle(SessionStarted(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), pnc), t_s)
         if evse.status is CHARGING:
             self._open(s, evse, t_s)
             if evse.charger.splits:
@@ -174,7 +182,7 @@ class Ports:
         """Authorisation done: the session starts drawing power."""
         s = cast(Session, event.value)
         evse = s.evse
-        if s.state is not State.PLUGGED or evse is None or evse.status is not PREPARING:
+        if s.state is not PLUGGED or evse is None or evse.status is not PREPARING:
             return  # left or interrupted meanwhile
         t_s = self.env.now
         evse.set_status(CHARGING)
@@ -191,10 +199,11 @@ class Ports:
             if s.v2g is None or not self._discharge(s, evse, cap, t_s):
                 evse.set_status(SUSPENDED_EVSE)
             return
-        self.load.site_changed(evse.site)
+        if evse.site.energy is not None:  # PV or a battery behind the meter follows the load
+            self.load.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
         if t_s + full_in_s < s.depart_t_s:
-            self.env.timeout(max(full_in_s, 0.0), (s, s.version)).callbacks.append(self._on_full)
+            self.env.timeout(full_in_s if full_in_s > 0.0 else 0.0, (s, s.version)).callbacks.append(self._on_full)
 
     def _close(self, s: Session, t_s: float) -> None:
         evse = s.evse
@@ -202,9 +211,11 @@ class Ports:
         t0_s, tau0_s, pid = s.close(t_s)
         if t0_s >= self.horizon_s:  # opened by a change exactly at the horizon: outside the run
             return
-        self.load.site_changed(evse.site)
+        site = evse.site
+        if site.energy is not None:
+            self.load.site_changed(site)
         self.intervals.add_floats((t0_s, t_s, tau0_s))
-        self.intervals.add_ints((evse.site.index, evse.index, pid))
+        self.intervals.add_ints((site.index, evse.index, pid))
 
     # ------------------------------------------------------------ discharging (V2G)
 
@@ -276,8 +287,8 @@ class Ports:
             self._replan_siblings(evse, t_s)
 
     def _on_full(self, event: simpy.Event) -> None:
-        s, version = cast(tuple[Session, int], event.value)
-        if s.version != version or s.state is not State.PLUGGED:
+        s, version = cast(_Full, event.value)
+        if s.version != version or s.state is not PLUGGED:
             return
         t_s = self.env.now
         evse = s.evse
@@ -296,10 +307,10 @@ class Ports:
 
     def _on_dwell_end(self, event: simpy.Event) -> None:
         s = cast(Session, event.value)
-        if s.state is State.PLUGGED:
+        if s.state is PLUGGED:
             self.depart(s, self.env.now)
 
-    def depart(self, s: Session, t_s: float, outcome: Outcome = Outcome.SERVED) -> None:
+    def depart(self, s: Session, t_s: float, outcome: Outcome = SERVED) -> None:
         """The EV of `s` leaves its port, which is free again."""
         evse = s.evse
         assert evse is not None
@@ -317,7 +328,7 @@ class Ports:
         if evse.profiles is not None:
             evse.profiles.stop_transaction()
             self._follow_profiles(evse, t_s)
-        s.state = State.DONE
+        s.state = DONE
         self.queueing.done(s, outcome, t_s)
         if self.listening:
             self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)

@@ -38,6 +38,10 @@ __all__ = ["Choice", "Driver", "DriverModel", "Drivers", "energy_factor"]
 _BATCH = 4096
 
 
+_PLUG, _QUEUE, _BALK = Choice.PLUG, Choice.QUEUE, Choice.BALK  # read on every arrival: globals are faster
+_DONE, _QUEUED, _ONGOING = State.DONE, State.QUEUED, Outcome.ONGOING
+
+
 class DriverModel(mesa.Model):
     """The population of drivers currently at the network's sites."""
 
@@ -54,7 +58,7 @@ class DriverModel(mesa.Model):
 
 
 class Driver(mesa.Agent):
-    """A driver at a site, from arrival until departure."""
+    """A driver at a site, from arrival until departure: registered with the model until they leave."""
 
     model: DriverModel
 
@@ -65,13 +69,17 @@ class Driver(mesa.Agent):
         self.max_queue = max_queue
         self.leave_when_charged = leave_when_charged
 
+    def remove(self) -> None:
+        """Leave the model's population (Mesa's `Agent.remove`): a driver leaves once, so it is registered."""
+        self.model.deregister_agent(self)
+
     def choose(self, free_ports: int, queue_length: int) -> Choice:
         """Plug in if a port is free, else queue unless the queue is too long."""
         if free_ports > 0 and queue_length == 0:
-            return Choice.PLUG
+            return _PLUG
         if queue_length < self.max_queue and self.patience_s > 0:
-            return Choice.QUEUE
-        return Choice.BALK
+            return _QUEUE
+        return _BALK
 
     def pick_port(self, free_power_kw: list[float]) -> int:
         """Index of the port to use among the free ones, given their maximum power.
@@ -81,8 +89,9 @@ class Driver(mesa.Agent):
         who need them. Ties are broken at random.
         """
         best = max(free_power_kw) if self.leave_when_charged else min(free_power_kw)
-        if free_power_kw.count(best) == len(free_power_kw):
-            return int(self.model.uniform() * len(free_power_kw))
+        n = len(free_power_kw)
+        if free_power_kw.count(best) == n:
+            return int(self.model.uniform() * n)
         candidates = [i for i, kw in enumerate(free_power_kw) if kw == best]
         return candidates[int(self.model.uniform() * len(candidates))]
 
@@ -189,13 +198,12 @@ class Drivers:
     ) -> None:
         """Arrival number `k` at `site`: a new driver, who may pick another site nearby."""
         driver = Driver(self.model, patience_s, max_queue, leave)
-        s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s)
-        s.iso15118 = iso15118
+        visit = self.customers.visit(site.index, k)
+        s = Session(self.next_session_id, driver, site, self.models[model], model, t_s, soc_in, target, dwell_s,
+                    iso15118, visit, ev)  # fmt: skip
         if iso15118 and self.v2g is not None:  # V2G limits travel over ISO 15118-20
             s.v2g = self.v2g[model]
-        s.visit = visit = self.customers.visit(site.index, k)
         self.next_session_id += 1
-        s.ev = ev
         if visit.account is not None:
             self.customers.review(visit.account, t_s)
         if self.choice is not None and len(self.nearby[site.index]) > 1:
@@ -250,13 +258,14 @@ class Drivers:
     def _plug_in(self, s: Session, site: SiteState, t_s: float) -> None:
         """The driver at `site` plugs into a free port, waits in the queue, or leaves."""
         free = site.free
+        driver = s.driver
         while True:  # each failed attempt takes a port out of service, so this ends
-            choice = s.driver.choose(len(free), len(site.queue))
-            if choice is Choice.PLUG:
-                k = 0 if len(free) == 1 else s.driver.pick_port([e.max_kw for e in free])
+            choice = driver.choose(len(free), len(site.queue))
+            if choice is _PLUG:
+                k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
                 if self.try_plug(s, free.pop(k), t_s):
                     return
-            elif choice is Choice.QUEUE:
+            elif choice is _QUEUE:
                 self.enqueue(s, site, t_s)
                 return
             else:
@@ -308,7 +317,7 @@ class Drivers:
         assert s.visit is not None
         method = self.billing.payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
         if method is not None and s.visit.u_payment < method.failure_prob:
-            s.state = State.DONE
+            s.state = _DONE
             s.cause = Cause.PAYMENT
             self.done(s, Outcome.FAILED, t_s)
             self.release(evse, t_s)
@@ -342,7 +351,7 @@ class Drivers:
 
     def _on_renege(self, event: simpy.Event) -> None:
         s = cast(Session, event.value)
-        if s.state is not State.QUEUED:
+        if s.state is not _QUEUED:
             return
         s.site.queue.remove(s)
         self.busy[s.site.index].update(bool(s.site.queue), self.env.now)
@@ -360,7 +369,7 @@ class Drivers:
         """`s` ended with `outcome` (`ongoing` at the horizon): its rows are recorded and the driver leaves."""
         self.billing.record(s, outcome, departure_t_s, self.env.now)
         self.ev_side.record(s)
-        if outcome is not Outcome.ONGOING:
+        if outcome is not _ONGOING:
             s.driver.remove()
 
     def finish(self) -> None:

@@ -17,7 +17,7 @@ to their owners through one table.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -72,6 +72,7 @@ __all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 Handler = Callable[[Any, float], object]
+Arrive = Callable[..., None]
 
 
 @dataclass
@@ -108,6 +109,67 @@ class RunTables:
     def evses(self) -> tuple[PortPlan, ...]:
         """The ports, in the order the tables' ``evse`` codes refer to."""
         return self.network.ports
+
+
+class _Arrivals:
+    """One site's arrivals: each is a timeout whose callback hands it to the drivers and schedules the next.
+
+    A chain of callbacks rather than a SimPy process per site: the same events in the same order,
+    without resuming a generator at every arrival (the hot path of every run).
+    """
+
+    __slots__ = ("arr", "arrive", "env", "k", "row", "rows", "site")
+
+    def __init__(self, env: simpy.Environment, site: SiteState, arr: demand.SiteArrivals, arrive: Arrive) -> None:
+        self.env = env
+        self.site = site
+        self.arr = arr
+        self.arrive = arrive
+        self.k = -1  # the number of the arrival scheduled
+        self.rows: Iterator[tuple] = iter(())
+        self.row: tuple = ()
+
+    def next(self) -> None:
+        """Schedule the next arrival, if any."""
+        row = next(self.rows, None)
+        if row is None:
+            lo = self.k + 1
+            if lo >= len(self.arr):
+                return
+            row = next(self._chunk(lo))
+        self.k += 1
+        self.row = row
+        self.env.timeout(row[0] - self.env.now).callbacks.append(self._on_arrival)
+
+    def _chunk(self, lo: int) -> Iterator[tuple]:
+        """The arrivals ``lo:lo + _CHUNK`` as rows of Python values (converted from numpy a chunk at a time)."""
+        arr, hi = self.arr, lo + _CHUNK
+        t = arr.t_s[lo:hi].tolist()
+        self.rows = zip(
+            t,
+            arr.model[lo:hi].tolist(),
+            arr.soc_in_frac[lo:hi].tolist(),
+            arr.target_soc_frac[lo:hi].tolist(),
+            arr.dwell_s[lo:hi].tolist(),
+            arr.patience_s[lo:hi].tolist(),
+            arr.max_queue[lo:hi].tolist(),
+            arr.leave_when_charged[lo:hi].tolist(),
+            arr.iso15118[lo:hi].tolist(),
+            arr.ev.states(lo, hi) if arr.ev is not None else [NO_EV] * len(t),
+            strict=True,
+        )
+        return self.rows
+
+    def _on_arrival(self, _: simpy.Event) -> None:
+        self.arrive(self.site, self.k, *self.row)
+        self.next()
+
+
+def _start(streams: list[_Arrivals]):  # noqa: ANN202 - a SimPy process
+    """Schedule each site's first arrival as the run starts, in site order (it ends at once)."""
+    for s in streams:
+        s.next()
+    yield from ()
 
 
 class _Network:
@@ -168,10 +230,9 @@ class _Network:
             self.dr.start_in(window, window.start_t_s)
         for t_s, price in self.prices.changes():
             env.timeout(t_s, price).callbacks.append(lambda ev: self.send(PriceChanged(env.now, ev.value)))
-        for site in self.sites:
-            arr = arrivals[site.site_id]
-            if len(arr):
-                env.process(self._arrivals(site, arr))
+        streams = [_Arrivals(env, site, arr, self.drivers.arrive) for site in self.sites
+                   if len(arr := arrivals[site.site_id])]  # fmt: skip
+        env.process(_start(streams))
         env.process(self._ticks())
         env.timeout(0.0, "start").callbacks.append(self._on_timer)
 
@@ -212,29 +273,6 @@ class _Network:
             handler(c, t_s)
 
     # ------------------------------------------------------------ the clock's own processes
-
-    def _arrivals(self, site: SiteState, arr: demand.SiteArrivals):  # noqa: ANN202 - a SimPy process
-        env = self.env
-        arrive = self.drivers.arrive
-        for lo in range(0, len(arr), _CHUNK):
-            hi = lo + _CHUNK
-            t = arr.t_s[lo:hi].tolist()
-            rows = zip(
-                t,
-                arr.model[lo:hi].tolist(),
-                arr.soc_in_frac[lo:hi].tolist(),
-                arr.target_soc_frac[lo:hi].tolist(),
-                arr.dwell_s[lo:hi].tolist(),
-                arr.patience_s[lo:hi].tolist(),
-                arr.max_queue[lo:hi].tolist(),
-                arr.leave_when_charged[lo:hi].tolist(),
-                arr.iso15118[lo:hi].tolist(),
-                arr.ev.states(lo, hi) if arr.ev is not None else [NO_EV] * len(t),
-                strict=True,
-            )
-            for k, (t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso, ev) in enumerate(rows, lo):
-                yield env.timeout(t_s - env.now)
-                arrive(site, k, t_s, model, soc_in, target, dwell_s, patience_s, max_queue, leave, iso, ev)
 
     def _ticks(self):  # noqa: ANN202 - a SimPy process
         """A `Tick` to the managers at every local midnight (a day may last 23 or 25 hours)."""

@@ -72,7 +72,7 @@ class ChargeProfile:
     that starts at SoC ``s0`` enters the profile at ``time_at(s0)``.
     """
 
-    __slots__ = ("a_kw", "b_kw", "cap_kw", "capacity_kwh", "pid", "soc", "tau_s")
+    __slots__ = ("a_kw", "b_kw", "cap_kw", "capacity_kwh", "pid", "pieces", "soc", "tau_s")
 
     def __init__(self, curve: Sequence[tuple[float, float]], cap_kw: float, capacity_kwh: float) -> None:
         """Clip `curve` at `cap_kw` and precompute the cumulative time at each breakpoint."""
@@ -103,14 +103,22 @@ class ChargeProfile:
         self.a_kw = tuple(a_kw)
         self.b_kw = tuple(b_kw)
         self.tau_s = tuple(tau)
+        self.pieces = len(a_kw)
         self.cap_kw = cap_kw
         self.capacity_kwh = capacity_kwh
         self.pid = -1  # index in the run's profile list, set by `ProfileCache`
 
     def time_at(self, soc_frac: float) -> float:
         """Profile time (s) at which the battery reaches `soc_frac`."""
-        j = min(bisect_right(self.soc, soc_frac) - 1, len(self.a_kw) - 1)
-        return self.tau_s[j] + _dt_s(self.a_kw[j], self.b_kw[j], self.soc[j], soc_frac, self.capacity_kwh)
+        soc = self.soc
+        j = bisect_right(soc, soc_frac) - 1
+        if j >= self.pieces:
+            j = self.pieces - 1
+        a, b = self.a_kw[j], self.b_kw[j]
+        # `_dt_s` inlined, the same arithmetic: this runs twice whenever a session starts charging.
+        if -_FLAT < b < _FLAT:
+            return self.tau_s[j] + self.capacity_kwh * (soc_frac - soc[j]) / a * S_PER_H
+        return self.tau_s[j] + self.capacity_kwh / b * math.log((a + b * soc_frac) / (a + b * soc[j])) * S_PER_H
 
     def soc_at(self, tau_s: float) -> float:
         """State of charge at profile time `tau_s` (1.0 after the end of the curve)."""
@@ -119,7 +127,7 @@ class ChargeProfile:
         j = bisect_right(self.tau_s, tau_s) - 1
         a, b, s0 = self.a_kw[j], self.b_kw[j], self.soc[j]
         dt_h = (tau_s - self.tau_s[j]) / S_PER_H
-        if abs(b) < _FLAT:
+        if -_FLAT < b < _FLAT:
             return s0 + a * dt_h / self.capacity_kwh
         return ((a + b * s0) * math.exp(b * dt_h / self.capacity_kwh) - a) / b
 

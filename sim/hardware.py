@@ -29,7 +29,7 @@ _CHARGING = EvseStatus.CHARGING
 class Charger:
     """A charger (charge point) with one or more connectors."""
 
-    __slots__ = ("charger_id", "drawing", "evses", "max_profile_kw", "power_kw", "shared", "shared_kw")
+    __slots__ = ("charger_id", "drawing", "evses", "max_profile_kw", "power_kw", "shared", "shared_kw", "splits")
 
     def __init__(self, charger_id: ChargerId, power_kw: float, shared: bool) -> None:
         """A charger whose connectors each reach `power_kw`, sharing it if `shared`."""
@@ -40,16 +40,13 @@ class Charger:
         self.drawing = 0  # connectors in status CHARGING, kept by `Evse.set_status`
         self.max_profile_kw = math.inf  # limit of its ChargePointMax profiles now
         self.shared_kw = power_kw if shared else math.inf  # what the connectors drawing share (inf: nothing)
-
-    @property
-    def splits(self) -> bool:
-        """Whether the connectors drawing power share a charger-wide limit."""
-        return self.shared_kw < math.inf
+        self.splits = self.shared_kw < math.inf  # whether the connectors drawing power share a charger-wide limit
 
     def set_max_profile_kw(self, kw: float) -> None:
         """The charger-wide limit of its ChargePointMax profiles changed to ``kw`` (inf: none)."""
         self.max_profile_kw = kw
         self.shared_kw = min(self.power_kw if self.shared else math.inf, kw)
+        self.splits = self.shared_kw < math.inf
 
 
 class Evse:

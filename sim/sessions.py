@@ -66,6 +66,12 @@ class Cause(enum.IntEnum):
     AUTHORIZATION = 4  # a Plug & Charge certificate was refused and no other way to pay (ev_side), or the CSMS said no
 
 
+# Members read on every session (a class attribute lookup on an enum is several times slower than a global).
+_QUEUED = State.QUEUED
+_NO_CAUSE = Cause.NONE
+_NAN, _INF = math.nan, math.inf
+
+
 class Session:
     """One driver's visit: queue, plug-in, charging intervals, departure."""
 
@@ -120,8 +126,11 @@ class Session:
         soc_in_frac: float,
         target_soc_frac: float,
         dwell_s: float,
+        iso15118: bool = False,
+        visit: Visit | None = None,
+        ev: EvState | NoEv = NO_EV,
     ) -> None:
-        """A session that has just arrived at `site`."""
+        """A session that has just arrived at `site`: `iso15118` when the EV tells its departure and need."""
         self.session_id = session_id
         self.driver = driver
         self.site = site
@@ -132,27 +141,27 @@ class Session:
         self.soc_frac = soc_in_frac
         self.target_soc_frac = target_soc_frac
         self.dwell_s = dwell_s
-        self.state = State.QUEUED
+        self.state = _QUEUED
         self.evse: Evse | None = None
-        self.plug_t_s = math.nan
-        self.depart_t_s = math.inf
-        self.charge_start_t_s = math.nan
-        self.charge_end_t_s = math.nan
+        self.plug_t_s = _NAN
+        self.depart_t_s = _INF
+        self.charge_start_t_s = _NAN
+        self.charge_end_t_s = _NAN
         self.profile: ChargeProfile | None = None  # the open interval's profile
         self.t0_s = 0.0
         self.tau0_s = 0.0
         self.version = 0  # bumped whenever a scheduled "full" event becomes stale
         self.failed_attempts = 0
-        self.iso15118 = False  # the EV tells its departure and need
-        self.cause = Cause.NONE
-        self.full_t_s = math.nan  # when the battery reached its target
+        self.iso15118 = iso15118
+        self.cause = _NO_CAUSE
+        self.full_t_s = _NAN  # when the battery reached its target
         self.intervals: list[Interval] = []  # closed charging intervals, for billing
-        self.visit: Visit | None = None
+        self.visit = visit
         self.schedule: TariffSchedule | None = None  # the tariff fixed at plug-in
         self.plan: MembershipPlan | None = None  # the driver's plan at plug-in, where valid
         self.detour_km = 0.0
         self.shift_s = 0.0
-        self.ev: EvState | NoEv = NO_EV  # connectors, vehicle data and attempts, with an ev_side section
+        self.ev: EvState | NoEv = ev  # connectors, vehicle data and attempts, with an ev_side section
         self.v2g: V2gLimits | None = None  # a V2G-capable EV's limits (`sim.v2g`)
         self.discharge_kw = 0.0  # while discharging: the power (> 0), from dis_t0_s at SoC dis_soc0
         self.dis_t0_s = 0.0
@@ -164,22 +173,24 @@ class Session:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""
         self.profile = profile
         self.t0_s = t_s
-        self.tau0_s = profile.time_at(self.soc_frac)
+        self.tau0_s = tau0_s = profile.time_at(self.soc_frac)
         self.version += 1
         if self.charge_start_t_s != self.charge_start_t_s:  # NaN: first power
             self.charge_start_t_s = t_s
-        return profile.time_at(self.target_soc_frac) - self.tau0_s
+        return profile.time_at(self.target_soc_frac) - tau0_s
 
     def close(self, t_s: float) -> tuple[float, float, int]:
         """End the open interval at `t_s`; return its ``(t0_s, tau0_s, profile id)``."""
         profile = self.profile
         assert profile is not None
-        self.intervals.append((self.t0_s, t_s, self.tau0_s, profile))
-        soc = profile.soc_at(self.tau0_s + t_s - self.t0_s)
-        self.soc_frac = soc if soc < self.target_soc_frac else self.target_soc_frac
+        t0_s, tau0_s = self.t0_s, self.tau0_s
+        self.intervals.append((t0_s, t_s, tau0_s, profile))
+        soc = profile.soc_at(tau0_s + t_s - t0_s)
+        target = self.target_soc_frac
+        self.soc_frac = soc if soc < target else target
         self.profile = None
         self.version += 1
-        return self.t0_s, self.tau0_s, profile.pid
+        return t0_s, tau0_s, profile.pid
 
     @property
     def energy_kwh(self) -> float:
