@@ -30,7 +30,7 @@ from sim.billing import SESSION_FLOATS, Billing
 from sim.charging import EventLog, Ports
 from sim.config import Scenario
 from sim.customers import Customers
-from sim.drivers import Drivers
+from sim.drivers import DriverModel, Drivers
 from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.ev_arrivals import NO_EV
 from sim.ev_side import EvRecord, EvSide
@@ -352,6 +352,11 @@ class Simulation:
     def view(self) -> NetworkView:
         """The network as a manager sees it now."""
         return self._sim.view
+
+    @property
+    def drivers(self) -> DriverModel:
+        """The Mesa model of the drivers: its ``agents`` are the `Driver`s at a site or on their way to one now."""
+        return self._sim.drivers.model
 
     def advance(self, t_s: float) -> None:
         """Process every event up to `t_s` (at most the horizon); simulated time is then `t_s`."""

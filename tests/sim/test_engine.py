@@ -1,12 +1,14 @@
 import math
 
+import mesa
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose, SchedulePeriod
-from sim.engine import simulate
+from sim.drivers import Driver
+from sim.engine import Simulation, simulate
 from sim.managers.base import SessionStarted, SetChargingProfile
 from sim.metrics import BIN_S, build_tables
 from sim.results import write_results
@@ -85,6 +87,50 @@ def test_queue_balk_and_renege():
     # One port: sessions never overlap.
     order = served.sort_values("plug_t_s")
     assert (order["plug_t_s"].to_numpy()[1:] >= order["departure_t_s"].to_numpy()[:-1] - 1e-9).all()
+
+
+def test_drivers_are_mesa_agents_while_at_a_site():
+    """The Mesa model's agents are the drivers plugged in or waiting, every hour; those who left are not."""
+    s = make_scenario(
+        horizon_days=2,
+        network={
+            "sites": [
+                {
+                    "id": "a",
+                    "lat": 0,
+                    "lon": 0,
+                    "capacity_kw": 50,
+                    "chargers": [{"model": "ac", "count": 2, "power_kw": 11, "current": "ac"}],
+                }
+            ]
+        },
+        demand=[
+            {
+                "kind": "synthetic",
+                "site": "a",
+                "rate": {"kind": "constant", "per_hour": 3},
+                "dwell_min": 60,
+                "patience_min": 30,
+                "max_queue": 2,
+            }
+        ],
+    )
+    run = Simulation(s)
+    model = run.drivers
+    collector = mesa.DataCollector(model_reporters={"drivers": lambda m: len(m.agents)})
+    at_site = []
+    for hour in range(1, 48):
+        run.advance(hour * 3600.0)
+        site = run.view.site(run.view.site_ids()[0])
+        at_site.append(sum(e.session_id is not None for e in site.evses) + site.waiting)
+        collector.collect(model)
+        assert all(isinstance(a, Driver) for a in model.agents)
+        assert len(model.agents_by_type[Driver]) == len(model.agents)
+    assert collector.get_model_vars_dataframe()["drivers"].tolist() == at_site
+    assert max(at_site) == 4  # both ports taken and the queue full at some hour
+    sessions = run.finish().sessions
+    ongoing = int((sessions["outcome"] == 3).sum())  # still there at the horizon: never removed
+    assert len(model.agents) == ongoing
 
 
 def test_leave_when_charged_departs_at_target():
