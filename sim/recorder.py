@@ -1,14 +1,17 @@
 """Columnar recording while the run goes: rows packed into flat typed buffers, no object per row.
 
 A table keeps one float64 buffer for its float columns and one integer buffer for its
-integer columns; recording a row is one C call per buffer (``array.extend``), and
+integer columns; recording a row packs it with `struct` (native layout, as the buffer's)
+and appends the bytes, several times faster than ``array.extend`` over a tuple, and
 `Table.arrays` hands out the columns as zero-copy numpy views.
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Sequence
+from typing import NoReturn
 
 import numpy as np
 
@@ -31,12 +34,39 @@ class Table:
         code, self._int_dtype = _INT_CODES[int_bits]
         self.floats = tuple(floats)
         self.ints = tuple(ints)
+        self._code = code
         self._f = array("d")
         self._i = array(code)
-        self.add_floats = self._f.extend
+        self._pack_floats = struct.Struct(f"{len(self.floats)}d").pack  # native, as the array's items
+        self._pack_ints = struct.Struct(f"{len(self.ints)}{code}").pack
+
+    def add_floats(self, row: Sequence[float]) -> None:
         """Append the float values of one row, in `floats` order."""
-        self.add_ints = self._i.extend
+        try:
+            packed = self._pack_floats(*row)
+        except struct.error:
+            self._refuse(row, self.floats, "d")
+        self._f.frombytes(packed)
+
+    def add_ints(self, row: Sequence[int]) -> None:
         """Append the integer values of one row, in `ints` order."""
+        try:
+            packed = self._pack_ints(*row)
+        except struct.error:
+            self._refuse(row, self.ints, self._code)
+        self._i.frombytes(packed)
+
+    @staticmethod
+    def _refuse(row: Sequence[float], names: tuple[str, ...], code: str) -> NoReturn:
+        """Raise what the buffer would for `row`, of which nothing is recorded.
+
+        A row of the wrong length raises `ValueError`, a value that does not fit `OverflowError`,
+        a value of another kind `TypeError`.
+        """
+        if len(row) != len(names):
+            raise ValueError(f"a row needs {len(names)} value(s) ({', '.join(names)}), got {len(row)}")
+        array(code, row)
+        raise TypeError(f"a row of {', '.join(names)} the table cannot hold: {row!r}")
 
     def __len__(self) -> int:
         """Number of rows."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from sim.recorder import Table
+from sim.sessions import Outcome
 
 
 def _table(int_bits: int) -> Table:
@@ -52,3 +55,37 @@ def test_an_unknown_integer_width_is_refused() -> None:
     """Only 32 and 64 bits are offered."""
     with pytest.raises(ValueError, match="int_bits"):
         Table(floats=("t_s",), ints=("id",), int_bits=16)
+
+
+def test_values_come_back_bit_for_bit() -> None:
+    """Signed zeros, infinities, NaN, the extremes of each width and enum codes are stored exactly."""
+    t = Table(floats=("x", "y"), ints=("a", "b"), int_bits=64)
+    floats = [(-0.0, math.inf), (math.nan, -math.inf), (5e-324, 1.7976931348623157e308)]
+    for row in floats:
+        t.add_floats(row)
+    t.add_ints((-(2**63), 2**63 - 1))
+    t.add_ints((True, Outcome.RENEGED))
+    t.add_ints((np.int64(7), -1))
+    cols = t.arrays()
+    got = np.stack([cols["x"], cols["y"]], axis=1)
+    assert got.tobytes() == np.array(floats, dtype=np.float64).tobytes()
+    assert cols["a"].tolist() == [-(2**63), 1, 7]
+    assert cols["b"].tolist() == [2**63 - 1, int(Outcome.RENEGED), -1]
+
+
+def test_a_row_of_the_wrong_length_or_kind_is_refused_whole() -> None:
+    """A short row, a text in a float column or a fraction in an integer column raises; nothing of it is kept."""
+    t = Table(floats=("t_s", "value"), ints=("id",), int_bits=32)
+    with pytest.raises(ValueError, match=r"a row needs 2 value\(s\) \(t_s, value\), got 1"):
+        t.add_floats((1.0,))
+    with pytest.raises(TypeError):
+        t.add_floats(("noon", 1.0))
+    with pytest.raises(TypeError):
+        t.add_ints((1.5,))
+    with pytest.raises(ValueError, match=r"a row needs 1 value\(s\) \(id\), got 2"):
+        t.add_ints((1, 2))
+    t.add_floats((1.0, 2.0))
+    t.add_ints((7,))
+    assert len(t) == 1
+    assert t.arrays()["value"].tolist() == [2.0]
+    assert t.arrays()["id"].tolist() == [7]
