@@ -130,12 +130,13 @@ class Billing:
         """The sessions-table row of `s`, ending now (`departure_t_s` NaN: still there at the horizon)."""
         evse = s.evse
         energy_kwh = s.energy_kwh
+        arrival_t_s, plug_t_s = s.arrival_t_s, s.plug_t_s
         if evse is not None:
-            wait_s = s.plug_t_s - s.arrival_t_s
+            wait_s = plug_t_s - arrival_t_s
         elif s.state is _QUEUED:  # still waiting at the horizon: the wait so far
-            wait_s = now_s - s.arrival_t_s
+            wait_s = now_s - arrival_t_s
         else:  # reneged after waiting; balked or priced out at once (no departure time: no wait)
-            wait_s = departure_t_s - s.arrival_t_s
+            wait_s = departure_t_s - arrival_t_s
         method, method_code = self.payment(s)
         bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.horizon_s, energy_kwh, method)
         visit = s.visit
@@ -161,10 +162,11 @@ class Billing:
                      rec.amount / 100, rec.payment_fee / 100)  # fmt: skip
         else:
             money, idle_min = _NO_MONEY, 0.0
+        schedule = s.schedule
         self.sessions.add_floats(
             (
-                s.arrival_t_s,
-                s.plug_t_s,
+                arrival_t_s,
+                plug_t_s,
                 s.charge_start_t_s,
                 s.charge_end_t_s,
                 departure_t_s,
@@ -173,7 +175,7 @@ class Billing:
                 energy_kwh,
                 s.soc_in_frac,
                 s.soc_frac,
-                s.schedule.at(s.plug_t_s).per_kwh if s.schedule is not None else math.nan,
+                schedule.at(plug_t_s).per_kwh if schedule is not None else math.nan,
                 *money,
                 method.preauth_hold if method is not None and evse is not None else 0.0,
                 idle_min,

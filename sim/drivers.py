@@ -90,10 +90,13 @@ class Driver(mesa.Agent):
         """
         best = max(free_power_kw) if self.leave_when_charged else min(free_power_kw)
         n = len(free_power_kw)
-        if free_power_kw.count(best) == n:
+        ties = free_power_kw.count(best)
+        if ties == n:
             return int(self.model.uniform() * n)
-        candidates = [i for i, kw in enumerate(free_power_kw) if kw == best]
-        return candidates[int(self.model.uniform() * len(candidates))]
+        i = free_power_kw.index(best)
+        for _ in range(int(self.model.uniform() * ties)):  # the r-th of the ports at `best`
+            i = free_power_kw.index(best, i + 1)
+        return i
 
     def choose_site(self, utilities: list[float], u: float) -> int:
         """Index of the site a multinomial logit over `utilities` picks, given a U(0, 1) draw `u`."""
