@@ -273,8 +273,8 @@ class Ports:
 
     def _on_floor(self, event: simpy.Event) -> None:
         """A discharge reached its floor (minimum SoC or departure guard): the EV stops giving energy back."""
-        s, version = cast(tuple[Session, int], event.value)
-        if s.version != version or s.state is not State.PLUGGED:
+        s, version = cast(_Full, event.value)
+        if s.version != version or s.state is not PLUGGED:
             return
         t_s = self.env.now
         evse = s.evse
