@@ -13,6 +13,7 @@ what a charger would tell a CSMS.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 import simpy
@@ -353,6 +354,18 @@ class Ports:
         session_id = evse.session.session_id if evse.session is not None else -1
         self.events.add(t_s, EventKind.POWER_LIMIT, evse.site.index, evse.index, session_id, c.power_kw)
         self._replan(evse, t_s)
+
+    def set_power_limits(self, evse_indices: Sequence[int], power_kw: Sequence[float], t_s: float) -> None:
+        """`set_power_limit` on many connectors, by index in `evses`, in the order given: same rows, same effect."""
+        evses, replan, add = self.evses, self._replan, self.events.add
+        for i, kw in zip(evse_indices, power_kw, strict=True):
+            evse = evses[i]
+            s = evse.session
+            add(t_s, EventKind.POWER_LIMIT, evse.site.index, i, s.session_id if s is not None else -1, kw)
+        for i, kw in zip(evse_indices, power_kw, strict=True):  # replanning adds no row to the events table
+            evse = evses[i]
+            evse.limit_kw = kw
+            replan(evse, t_s)
 
     def change_profiles(self, c: SetChargingProfile | ClearChargingProfile, t_s: float) -> None:
         """Install or clear OCPP charging profiles on a connector or on every connector of a charger."""

@@ -35,7 +35,7 @@ from sim.ev import ChargeProfile, EVModel, ProfileCache
 from sim.ev_arrivals import NO_EV
 from sim.ev_side import EvRecord, EvSide
 from sim.grid import DemandResponse, DrWindow, PriceSignal, dr_windows
-from sim.hardware import SiteState, build_sites
+from sim.hardware import Evse, SiteState, build_sites
 from sim.ids import SiteId
 from sim.managers import build_manager, build_operator
 from sim.managers.base import (
@@ -65,10 +65,11 @@ from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.serviceability import NoReliability, Reliability, ServiceRecord
 from sim.units import S_PER_DAY
 from sim.v2g import v2g_limits
+from sim.vehicle_data import VehicleData
 from sim.view import LiveView
 from sim.wallclock import WallClock
 
-__all__ = ["SESSION_FLOATS", "RunTables", "Simulation", "simulate"]
+__all__ = ["SESSION_FLOATS", "LivePorts", "RunTables", "Simulation", "simulate"]
 
 _CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 Handler = Callable[[Any, float], object]
@@ -170,6 +171,19 @@ def _start(streams: list[_Arrivals]):  # noqa: ANN202 - a SimPy process
     for s in streams:
         s.next()
     yield from ()
+
+
+@dataclass(frozen=True)
+class LivePorts:
+    """The live network of a `Simulation`, in plan order: sites, connectors (sessions on them) and the view.
+
+    `vehicle_data` is how EVs report to the manager with an ``ev_side`` section (None without one).
+    """
+
+    sites: Sequence[SiteState]
+    evses: Sequence[Evse]
+    view: LiveView
+    vehicle_data: VehicleData | None
 
 
 class _Network:
@@ -357,6 +371,17 @@ class Simulation:
     def drivers(self) -> DriverModel:
         """The Mesa model of the drivers: its ``agents`` are the `Driver`s at a site or on their way to one now."""
         return self._sim.drivers.model
+
+    @property
+    def live(self) -> LivePorts:
+        """The live sites and connectors, read-only: for in-process readers that cannot afford a view per step."""
+        sim = self._sim
+        vehicle_data = sim.ev_side.vehicle_data if isinstance(sim.ev_side, EvSide) else None
+        return LivePorts(sim.sites, sim.ports.evses, sim.view, vehicle_data)
+
+    def set_power_limits(self, evse_indices: Sequence[int], power_kw: Sequence[float]) -> None:
+        """`SetPowerLimit` on many connectors (by plan index) now, no command objects: same rows and effect."""
+        self._sim.ports.set_power_limits(evse_indices, power_kw, self._sim.env.now)
 
     def advance(self, t_s: float) -> None:
         """Process every event up to `t_s` (at most the horizon); simulated time is then `t_s`."""

@@ -17,15 +17,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from sim.config import Scenario, load_scenario
-from sim.engine import RunTables, Simulation
+from sim.engine import LivePorts, RunTables, Simulation
+from sim.ev_arrivals import EvState
 from sim.ids import EvseId, SiteId
+from sim.load_tree import SiteTree
 from sim.managers.base import (
     Command,
     Event,
@@ -35,9 +37,12 @@ from sim.managers.base import (
     SessionStarted,
     SessionStopped,
     SetPowerLimit,
-    SiteView,
 )
 from sim.managers.smart import Estimates
+from sim.network_plan import plan_of
+
+if TYPE_CHECKING:
+    from sim.sessions import Session
 
 __all__ = ["PORT_FEATURES", "SITE_FEATURES", "TIME_FEATURES", "ChargingEnv", "RewardWeights"]
 
@@ -68,6 +73,7 @@ TIME_FEATURES = ("tod_sin", "tod_cos", "price_per_kwh", "elapsed_frac")
 _HOUR_S = 3600.0
 _DAY_S = 86400.0
 _STEPS_PER_KW = 10  # limits in 0.1 kW steps, as `sim.managers.smart.fill`
+_CHARGING = EvseStatus.CHARGING
 _WANTS = (EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE)  # sessions that want power, as the smart managers
 _BIG = 1e6  # the observation's upper bound for quantities without one (kW, kWh, h, price); values are clipped to it
 
@@ -91,47 +97,132 @@ class RewardWeights:
 
 
 class _Agent:
-    """The agent's seat on the bus: holds its limits, re-applies them to new sessions, and meters energy.
+    """The agent's seat on the bus: tracks the occupied ports, re-applies its limits to new sessions, and meters energy.
 
-    Energy is metered at every mark (decision, price change, session start and stop) from the
-    sessions' own counters, so the step's energy and its cost at the price in force are exact.
+    It reads the live connectors (`sim.engine.LivePorts`) rather than the manager's views: a step
+    touches only the occupied ports, builds no object per port, and keeps what a session fixes at
+    plug-in (capacity, target, departure) in arrays by port. Energy is metered at every mark
+    (decision, price change, session start and stop) from the sessions' own state, so the step's
+    energy and its cost at the price in force are exact.
     """
 
-    def __init__(self, est: Estimates, price_per_kwh: float) -> None:
+    def __init__(self, est: Estimates, index: dict[EvseId, int], n_ports: int) -> None:
         self.est = est
-        self.held_kw: dict[EvseId, float] = {}  # the agent's last limit per port; inf = none
-        self.seen: dict[int, tuple[float, float]] = {}  # session id → (energy at last mark, need then)
-        self.price_per_kwh = price_per_kwh
+        self.index = index  # port id → plan index
+        self.live: LivePorts | None = None  # set once the simulation is built
+        self.held_kw = np.full(n_ports, math.inf)  # the agent's last limit per port; inf = none
+        self.occupied: dict[int, Session] = {}  # plan index → the session on the port, in plug-in order
+        self.reporting: set[int] = set()  # occupied ports whose EV reports through its vehicle data (ev_side)
+        self.freed: list[int] = []  # ports whose session ended since the last observation
+        # The session on each port, as fixed at plug-in.
+        self.capacity_kwh = np.zeros(n_ports)
+        self.soc_in_frac = np.zeros(n_ports)
+        self.target_soc_frac = np.zeros(n_ports)
+        self.known = np.zeros(n_ports, bool)  # the EV says its need and departure (ISO 15118)
+        self.departure_t_s = np.zeros(n_ports)  # said, else plug-in + the assumed stay
+        # The session on each port at its last mark.
+        self.energy_at_kwh = np.zeros(n_ports)
+        self.need_at_kwh = np.zeros(n_ports)
+        self.price_per_kwh = 0.0
         self.energy_kwh = 0.0  # since the last decision
         self.cost = 0.0  # energy × the price in force, since the last decision
         self.unmet_kwh = 0.0  # need left by the sessions that ended since the last decision
 
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
         if isinstance(event, SessionStarted):
-            for e in network.site(event.site_id).evses:
-                if e.evse_id == event.evse_id:
-                    self.seen[int(event.session_id)] = (e.energy_kwh, self.est.need_kwh(e))
-            kw = self.held_kw.get(event.evse_id, math.inf)
+            assert self.live is not None
+            i = self.index[event.evse_id]
+            s = self.live.evses[i].session
+            assert s is not None
+            self.occupied[i] = s
+            self.capacity_kwh[i] = s.model.capacity_kwh
+            self.soc_in_frac[i] = s.soc_in_frac
+            self.target_soc_frac[i] = s.target_soc_frac
+            self.known[i] = s.iso15118
+            self.departure_t_s[i] = s.depart_t_s if s.iso15118 else s.plug_t_s + self.est.dwell_s
+            if isinstance(s.ev, EvState):
+                self.reporting.add(i)
+            _, _, energy, need, _, _ = self.read(i, s, event.t_s)
+            self.energy_at_kwh[i], self.need_at_kwh[i] = energy, need
+            kw = float(self.held_kw[i])
             return (SetPowerLimit(event.evse_id, kw),) if kw < math.inf else ()
         if isinstance(event, SessionStopped):
-            energy, need = self.seen.pop(int(event.session_id), (0.0, 0.0))
-            delta = max(event.energy_kwh - energy, 0.0)
-            self._add(delta)
-            self.unmet_kwh += max(need - delta, 0.0)
+            i = self.index[event.evse_id]
+            if self.occupied.pop(i, None) is not None:
+                self.freed.append(i)
+                self.reporting.discard(i)
+                delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
+                self._add(delta)
+                self.unmet_kwh += max(float(self.need_at_kwh[i]) - delta, 0.0)
         elif isinstance(event, PriceChanged):
-            for sid in network.site_ids():
-                self.mark(network.site(sid))
+            self.scan(event.t_s)
             self.price_per_kwh = event.price_per_kwh
         return ()
 
-    def mark(self, site: SiteView) -> None:
-        """Meter every live session of `site` now."""
-        seen = self.seen
-        for e in site.evses:
-            if e.session_id is not None:
-                energy, _ = seen.get(int(e.session_id), (0.0, 0.0))
-                self._add(e.energy_kwh - energy)
-                seen[int(e.session_id)] = (e.energy_kwh, self.est.need_kwh(e))
+    def read(self, i: int, s: Session, now: float) -> tuple[EvseStatus, float, float, float, bool, float]:
+        """The session on port `i` now, one port at a time: status, power, energy, need, need known, departure."""
+        assert self.live is not None
+        e = self.live.evses[i]
+        if isinstance(s.ev, EvState):  # what the EV reports goes through its vehicle data (ISO 15118, telematics)
+            assert self.live.vehicle_data is not None
+            v, _ = self.live.vehicle_data.evse_view(e, s, s.ev, now, e.charger.shared_kw)
+            need = self.est.need_kwh(v)
+            return v.status, v.power_kw, v.energy_kwh, need, v.energy_need_kwh is not None, self.est.departure_t_s(v)
+        soc, power_kw = _soc_power(s, now)
+        capacity_kwh = s.model.capacity_kwh
+        energy_kwh = (soc - s.soc_in_frac) * capacity_kwh
+        if s.iso15118:
+            return e.status, power_kw, energy_kwh, (s.target_soc_frac - soc) * capacity_kwh, True, s.depart_t_s
+        need_kwh = max(self.est.energy_kwh - energy_kwh, 0.0)
+        return e.status, power_kw, energy_kwh, need_kwh, False, s.plug_t_s + self.est.dwell_s
+
+    def scan(self, now: float) -> _Scan:
+        """Read and meter every live session now, as arrays over the occupied ports in plug-in order."""
+        assert self.live is not None
+        evses = self.live.evses
+        occupied = self.occupied
+        idx = np.fromiter(occupied, np.int64, len(occupied))
+        socs: list[float] = []
+        powers: list[float] = []
+        status: list[EvseStatus] = []
+        for i, s in occupied.items():
+            p = s.profile
+            if p is not None:
+                soc = p.soc_at(s.tau0_s + now - s.t0_s)
+                if soc > s.target_soc_frac:
+                    soc = s.target_soc_frac
+                socs.append(soc)
+                powers.append(p.power_at(soc))
+            elif s.discharge_kw:  # giving energy back (V2G)
+                socs.append(s.discharge_soc_at(now))
+                powers.append(-s.discharge_kw)
+            else:
+                socs.append(s.soc_frac)
+                powers.append(0.0)
+            status.append(evses[i].status)
+        soc_arr = np.array(socs)
+        capacity = self.capacity_kwh[idx]
+        energy = (soc_arr - self.soc_in_frac[idx]) * capacity
+        known = self.known[idx]
+        need = np.where(known, (self.target_soc_frac[idx] - soc_arr) * capacity,
+                        np.maximum(self.est.energy_kwh - energy, 0.0))  # fmt: skip
+        departure = self.departure_t_s[idx]
+        power = np.array(powers)
+        if self.reporting:  # EVs whose reports go through their vehicle data: one at a time
+            known = known.copy()
+            for k, (i, s) in enumerate(occupied.items()):
+                if i in self.reporting:
+                    status[k], power[k], energy[k], need[k], known[k], departure[k] = self.read(i, s, now)
+        self._add(float((energy - self.energy_at_kwh[idx]).sum()))
+        self.energy_at_kwh[idx] = energy
+        self.need_at_kwh[idx] = need
+        return _Scan(idx, status, power, energy, need, known, departure)
+
+    def power_kw(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """The occupied ports (plan indices) and the power each draws now."""
+        occupied = self.occupied
+        idx = np.fromiter(occupied, np.int64, len(occupied))
+        return idx, np.array([_soc_power(s, now)[1] for s in occupied.values()])
 
     def _add(self, kwh: float) -> None:
         self.energy_kwh += kwh
@@ -142,6 +233,31 @@ class _Agent:
         out = (self.energy_kwh, self.cost, self.unmet_kwh)
         self.energy_kwh = self.cost = self.unmet_kwh = 0.0
         return out
+
+
+class _Scan(NamedTuple):
+    """The occupied ports (plan indices) and their sessions now, column by column."""
+
+    idx: np.ndarray
+    status: list[EvseStatus]
+    power_kw: np.ndarray
+    energy_kwh: np.ndarray
+    need_kwh: np.ndarray
+    known: np.ndarray
+    departure_t_s: np.ndarray
+
+
+def _soc_power(s: Session, now: float) -> tuple[float, float]:
+    """State of charge and power (kW, negative while giving energy back) of the plugged-in session `s` now."""
+    p = s.profile
+    if p is None:
+        if s.discharge_kw:
+            return s.discharge_soc_at(now), -s.discharge_kw
+        return s.soc_frac, 0.0
+    soc = p.soc_at(s.tau0_s + now - s.t0_s)
+    if soc > s.target_soc_frac:
+        soc = s.target_soc_frac
+    return soc, p.power_at(soc)
 
 
 class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
@@ -194,19 +310,23 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self.sale_price_per_kwh = (
             reward.sale_price_per_kwh if reward.sale_price_per_kwh is not None else scenario.tariff.price_per_kwh
         )
-        probe = Simulation(scenario, _Agent(self.est, 0.0))  # the network's layout, which no seed changes
-        view = probe.view
-        self.site_ids: tuple[SiteId, ...] = view.site_ids()
-        sites = [view.site(s) for s in self.site_ids]
-        self.port_ids: tuple[EvseId, ...] = tuple(e.evse_id for s in sites for e in s.evses)
-        self.max_kw = np.array([e.max_power_kw for s in sites for e in s.evses], dtype=np.float64)
-        self._site_ports_kw = np.array([sum(e.max_power_kw for e in s.evses) for s in sites])
-        bounds = np.cumsum([0] + [len(s.evses) for s in sites])
+        plan = plan_of(scenario)  # the network's layout, which no seed changes
+        self.site_ids: tuple[SiteId, ...] = tuple(site.site_id for site in plan.sites)
+        self.port_ids: tuple[EvseId, ...] = tuple(p.evse_id for p in plan.ports)
+        self.max_kw = np.array([p.rated_kw for p in plan.ports], dtype=np.float64)
+        self._site_of = np.array([p.site.index for p in plan.ports], dtype=np.int64)
+        counts = np.bincount(self._site_of, minlength=len(plan.sites))
+        bounds = np.concatenate([[0], np.cumsum(counts)])  # a site's ports are consecutive in plan order
         self._site_ports = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        self._site_ports_kw = np.array([self.max_kw[sl].sum() for sl in self._site_ports])
+        self._trees = [SiteTree.of(site, plan.ports[sl]) for site, sl in zip(plan.sites, self._site_ports, strict=True)]
+        self._share = np.array([p.phase_share for p in plan.ports], dtype=np.float64).reshape(-1, 3)
+        self._index = {evse_id: i for i, evse_id in enumerate(self.port_ids)}
         # What the last observation saw, which is the state when the next action comes.
-        self._occupied = np.zeros(len(self.port_ids), bool)
         self._wanting = np.zeros(len(self.port_ids), bool)
-        self._site_limit_kw = np.zeros(len(sites))
+        self._site_limit_kw = np.zeros(len(plan.sites))
+        self._phase_limit_kw = np.array([site.phase_limit_kw for site in plan.sites])
+        sites = plan.sites
         n_ports, n_sites = len(self.port_ids), len(sites)
         if isinstance(action, str):
             if action != "continuous":
@@ -234,6 +354,11 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._agent: _Agent | None = None
         self.run_tables: RunTables | None = None  # the finished episode's tables, for the usual KPIs
 
+    @property
+    def simulation(self) -> Simulation | None:
+        """The episode's running simulation (None before the first `reset`): its `view` is what a manager sees."""
+        return self._sim
+
     # ------------------------------------------------------------ Gymnasium API
 
     def reset(
@@ -250,11 +375,16 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         else:
             run_seed = int(self.np_random.integers(0, 2**31 - 1))
         scenario = self.scenario.model_copy(update={"seed": run_seed})
-        self._agent = _Agent(self.est, 0.0)
-        self._sim = Simulation(scenario, self._agent)
-        self._agent.price_per_kwh = self._sim.view.price_at(0.0)
+        self._agent = agent = _Agent(self.est, self._index, len(self.port_ids))
+        self._sim = sim = Simulation(scenario, agent)
+        agent.live = sim.live
+        agent.price_per_kwh = sim.view.price_at(0.0)
+        self._power_kw = np.zeros(len(self.port_ids))
+        self._ports = np.zeros((len(self.port_ids), len(PORT_FEATURES)))
+        self._ports[:, PORT_FEATURES.index("max_power_kw")] = self.max_kw
+        self._wanting[:] = False
         self.run_tables = None
-        obs, _ = self._observe(self._sim.view)
+        obs, _ = self._observe()
         return obs, {"t_s": 0.0, "scenario_seed": run_seed}
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -268,19 +398,16 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         # has (the agent's last one: sessions that started since were given it at plug-in).
         kw = self._limits_kw(action)
         held = agent.held_kw
-        commands: list[Command] = []
-        for i in np.flatnonzero(self._occupied).tolist():
-            evse_id = self.port_ids[i]
-            if kw[i] != held.get(evse_id, math.inf):
-                commands.append(SetPowerLimit(evse_id, kw[i]))
-        for evse_id, limit in zip(self.port_ids, kw, strict=True):
-            held[evse_id] = limit
-        sim.apply(commands)
-        view = sim.view
-        over_start_kw = sum(self._overload_kw(view.site(sid)) for sid in self.site_ids)
+        if agent.occupied:
+            occupied = np.fromiter(agent.occupied, np.int64, len(agent.occupied))
+            occupied.sort()
+            changed = occupied[kw[occupied] != held[occupied]]
+            sim.set_power_limits(changed.tolist(), kw[changed].tolist())
+        held[:] = kw
+        over_start_kw = self._overload_now()
         horizon_s = self.scenario.horizon_s
         sim.advance(min(sim.t_s + self.interval_s, horizon_s))
-        obs, over_end_kw = self._observe(view)
+        obs, over_end_kw = self._observe()
         energy_kwh, cost, unmet_kwh = agent.take()
         profit = energy_kwh * self.sale_price_per_kwh - cost
         overload_kwh = 0.5 * (over_start_kw + over_end_kw) * self.interval_s / _HOUR_S
@@ -303,86 +430,94 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ------------------------------------------------------------ helpers
 
-    def _limits_kw(self, action: np.ndarray) -> list[float]:
+    def _limits_kw(self, action: np.ndarray) -> np.ndarray:
         """Each port's limit (kW, inf for none) for `action`."""
         a = np.asarray(action)
         if a.shape != (len(self.port_ids),):
             raise ValueError(f"action has shape {a.shape}; this env takes {(len(self.port_ids),)}")
         share = self.levels[a.astype(np.int64)] if self.levels is not None else np.clip(a.astype(np.float64), 0, 1)
         kw = np.floor(share * self.max_kw * _STEPS_PER_KW) / _STEPS_PER_KW
-        if self.clip:
-            for j, ports in enumerate(self._site_ports):
-                total = float(kw[ports][self._wanting[ports]].sum())
-                limit_kw = self._site_limit_kw[j]
-                if total > limit_kw:
-                    kw[ports] = np.floor(kw[ports] * (limit_kw / total) * _STEPS_PER_KW) / _STEPS_PER_KW
-            return kw.tolist()
-        return [math.inf if s >= 1.0 else k for s, k in zip(share.tolist(), kw.tolist(), strict=True)]
+        if not self.clip:
+            kw[share >= 1.0] = math.inf
+            return kw
+        for j, ports in enumerate(self._site_ports):
+            # The site's tree (connection, phases, panels) scales what the ports wanting power would draw.
+            demand = np.where(self._wanting[ports], kw[ports], 0.0)
+            f = self._trees[j].factors(demand, float(self._site_limit_kw[j]))
+            if (f < 1.0).any():
+                kw[ports] = np.floor(kw[ports] * f * _STEPS_PER_KW) / _STEPS_PER_KW
+        return kw
 
-    @staticmethod
-    def _overload_kw(site: SiteView) -> float:
-        return max(sum(e.power_kw for e in site.evses) - site.limit_kw, 0.0)
+    def _overload_now(self) -> float:
+        """Σ over sites of the chargers' power above the site's limit now."""
+        assert self._agent is not None
+        live = self._agent.live
+        assert live is not None
+        idx, power = self._agent.power_kw(live.view.t_s)
+        site_kw = np.bincount(self._site_of[idx], weights=power, minlength=len(self.site_ids))
+        return sum(
+            max(float(kw) - live.view.supply(site)[0], 0.0) for kw, site in zip(site_kw, live.sites, strict=True)
+        )
 
-    def _observe(self, view: NetworkView) -> tuple[dict[str, np.ndarray], float]:
+    def _observe(self) -> tuple[dict[str, np.ndarray], float]:
         """The observation now (metering every session on the way), and the sites' overload (kW)."""
         assert self._agent is not None
-        agent, est = self._agent, self.est
-        now = view.t_s
-        ports = np.zeros((len(self.port_ids), len(PORT_FEATURES)), np.float32)
-        ports[:, 7] = self.max_kw
-        sites = np.zeros((len(self.site_ids), len(SITE_FEATURES)), np.float32)
-        occupied, wanting = self._occupied, self._wanting
-        occupied[:] = False
-        wanting[:] = False
+        assert self._sim is not None
+        agent = self._agent
+        live = agent.live
+        assert live is not None
+        now = self._sim.t_s
+        ports, power, wanting = self._ports, self._power_kw, self._wanting
+        if agent.freed:
+            freed = agent.freed
+            ports[freed, :-1] = 0.0
+            power[freed] = 0.0
+            wanting[freed] = False
+            freed.clear()
+        scan = agent.scan(now)
+        if len(scan.idx):
+            idx = scan.idx
+            power[idx] = scan.power_kw
+            status = scan.status
+            wanting[idx] = [st in _WANTS for st in status]
+            block = ports[idx]
+            block[:, 0] = 1.0
+            block[:, 1] = [st is _CHARGING for st in status]
+            block[:, 2] = scan.power_kw / self.max_kw[idx]
+            block[:, 3] = scan.energy_kwh
+            block[:, 4] = np.maximum(scan.need_kwh, 0.0)
+            block[:, 5] = scan.known
+            block[:, 6] = np.maximum(scan.departure_t_s - now, 0.0) / _HOUR_S
+            ports[idx] = block
+        sites = np.zeros((len(self.site_ids), len(SITE_FEATURES)))
         overload_kw = 0.0
-        i = 0
-        for j, sid in enumerate(self.site_ids):
-            site = view.site(sid)
-            agent.mark(site)
-            power_kw = 0.0
-            single = site.single_phase
-            phase_kw = [0.0, 0.0, 0.0]
-            for e in site.evses:
-                power_kw += e.power_kw
-                if e.session_id is not None:
-                    p = single.get(e.evse_id)
-                    if p is None:
-                        for k in range(3):
-                            phase_kw[k] += e.power_kw / 3
-                    else:
-                        phase_kw[p] += e.power_kw
-                    occupied[i] = True
-                    wanting[i] = e.status in _WANTS
-                    row = ports[i]
-                    row[0] = 1.0
-                    row[1] = e.status is EvseStatus.CHARGING
-                    row[2] = e.power_kw / e.max_power_kw
-                    row[3] = e.energy_kwh
-                    row[4] = max(est.need_kwh(e), 0.0)
-                    row[5] = e.energy_need_kwh is not None
-                    row[6] = max(est.departure_t_s(e) - now, 0.0) / _HOUR_S
-                i += 1
+        for j, (site, sl) in enumerate(zip(live.sites, self._site_ports, strict=True)):
+            limit_kw, import_kw, dr_cap_kw, pv_kw, storage = live.view.supply(site)
             cap_kw = float(self._site_ports_kw[j])
-            self._site_limit_kw[j] = site.limit_kw
-            storage = site.storage
-            sites[j] = (
+            site_power = power[sl]
+            power_kw = float(site_power.sum())
+            self._site_limit_kw[j] = limit_kw
+            sites[j, :8] = (
                 power_kw,
-                min(site.limit_kw, cap_kw),
-                min(site.grid_limit_kw, cap_kw),
-                site.dr_cap_kw < math.inf,
-                site.pv_kw,
+                min(limit_kw, cap_kw),
+                min(import_kw, cap_kw),
+                dr_cap_kw < math.inf,
+                pv_kw,
                 storage.soc_frac if storage is not None else 0.0,
-                site.waiting,
-                min(site.phase_limit_kw, cap_kw),
-                *phase_kw,
+                len(site.queue),
+                min(float(self._phase_limit_kw[j]), cap_kw),
             )
-            overload_kw += max(power_kw - site.limit_kw, 0.0)
-        agent.price_per_kwh = price = view.price_at(now)
+            sites[j, 8:] = site_power @ self._share[sl]
+            overload_kw += max(power_kw - limit_kw, 0.0)
+        agent.price_per_kwh = price = live.view.price_at(now)
         angle = 2.0 * math.pi * ((self._tod0_s + now) % _DAY_S) / _DAY_S
         time = np.array(
-            [math.sin(angle), math.cos(angle), price, min(now / self.scenario.horizon_s, 1.0)], dtype=np.float32
+            [math.sin(angle), math.cos(angle), min(price, _BIG), min(now / self.scenario.horizon_s, 1.0)],
+            dtype=np.float32,
         )
-        np.minimum(ports, _BIG, out=ports)
-        np.minimum(sites, _BIG, out=sites)
-        time[2] = min(time[2], _BIG)
-        return {"ports": ports, "sites": sites, "time": time}, overload_kw
+        obs = {
+            "ports": np.minimum(ports, _BIG).astype(np.float32),
+            "sites": np.minimum(sites, _BIG).astype(np.float32),
+            "time": time,
+        }
+        return obs, overload_kw

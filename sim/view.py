@@ -66,25 +66,25 @@ class LiveView:
         site = self._sites[site_id]
         now = self._env.now
         views, vehicles, v2g = self.evse_views(site, now)
+        limit_kw, import_kw, dr_cap_kw, pv_kw, storage = self.supply(site)
+        export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
+        return SiteView(site.site_id, site.capacity_kw, tuple(views), limit_kw, dr_cap_kw, self._prices.at(now), now,
+                        len(site.queue), vehicles, pv_kw, storage, import_kw, site.phase_limit_kw, site.single_phase,
+                        site.panels, v2g, export_kw, dr_min_kw)  # fmt: skip
+
+    def supply(self, site: SiteState) -> tuple[float, float, float, float, StorageView | None]:
+        """What `site` may draw now, as `SiteView` has it: ``(limit_kw, grid_limit_kw, dr_cap_kw, pv_kw, storage)``."""
         dr_cap_kw = min(site.dr_caps, default=math.inf)
         import_kw = min(site.grid_limit_kw, dr_cap_kw)
         energy = site.energy
-        export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
         if energy is None:
-            return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw, dr_cap_kw, self._prices.at(now),
-                            now, len(site.queue), vehicles, grid_limit_kw=import_kw,
-                            phase_limit_kw=site.phase_limit_kw, single_phase=site.single_phase,
-                            panels=site.panels, v2g=v2g, export_limit_kw=export_kw,
-                            dr_min_kw=dr_min_kw)  # fmt: skip
+            return import_kw, import_kw, dr_cap_kw, 0.0, None
         b = energy.battery
         storage = None
         if b is not None:
-            b.advance(now)
+            b.advance(self._env.now)
             storage = StorageView(b.cfg.capacity_kwh, b.cfg.power_kw, b.energy_kwh, b.power_kw, b.available_kw)
-        return SiteView(site.site_id, site.capacity_kw, tuple(views), import_kw + energy.available_kw(), dr_cap_kw,
-                        self._prices.at(now), now, len(site.queue), vehicles, energy.pv_kw, storage,
-                        import_kw, site.phase_limit_kw, site.single_phase, site.panels, v2g, export_kw,
-                        dr_min_kw)  # fmt: skip
+        return import_kw + energy.available_kw(), import_kw, dr_cap_kw, energy.pv_kw, storage
 
     def _evse_views(self, site: SiteState, now: float) -> _Snapshots:
         """Each connector of `site` now and what the EVs on them report: an ISO 15118 EV its need and departure."""

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from sim.config import load_scenario
 from sim.engine import simulate
 from sim.gym import PORT_FEATURES, SITE_FEATURES, ChargingEnv, RewardWeights
+from sim.managers.base import EvseStatus
 from sim.managers.uncontrolled import Uncontrolled
 from sim.metrics import load_15min, sessions_frame
 
@@ -188,3 +189,93 @@ def test_site_rows_show_the_phases():
         assert phases.sum() == pytest.approx(site[row["power_kw"]], rel=1e-5, abs=1e-4)
         loaded += phases.max() > 0
     assert loaded > 10
+
+
+def _observation_from_views(env):
+    """The observation as the manager's views define it: `SiteView`s built now, one `EvseView` per port."""
+    view = env.simulation.view
+    now = view.t_s
+    est = env.est
+    ports = np.zeros((len(env.port_ids), len(PORT_FEATURES)))
+    sites = np.zeros((len(env.site_ids), len(SITE_FEATURES)))
+    i = 0
+    for j, sid in enumerate(env.site_ids):
+        site = view.site(sid)
+        phases = np.zeros(3)
+        for e in site.evses:
+            ports[i, 7] = env.max_kw[i]
+            if e.session_id is not None:
+                ports[i, :7] = (
+                    1.0,
+                    e.status is EvseStatus.CHARGING,
+                    e.power_kw / env.max_kw[i],
+                    e.energy_kwh,
+                    max(est.need_kwh(e), 0.0),
+                    e.energy_need_kwh is not None,
+                    max(est.departure_t_s(e) - now, 0.0) / 3600,
+                )
+                p = site.single_phase.get(e.evse_id)
+                phases += np.full(3, e.power_kw / 3) if p is None else np.eye(3)[p] * e.power_kw
+            i += 1
+        cap_kw = env.max_kw[[k for k, x in enumerate(env.port_ids) if x.startswith(f"{sid}.")]].sum()
+        sites[j] = (
+            sum(e.power_kw for e in site.evses),
+            min(site.limit_kw, cap_kw),
+            min(site.grid_limit_kw, cap_kw),
+            site.dr_cap_kw < np.inf,
+            site.pv_kw,
+            site.storage.soc_frac if site.storage is not None else 0.0,
+            site.waiting,
+            min(site.phase_limit_kw, cap_kw),
+            *phases,
+        )
+    return np.minimum(ports, 1e6), np.minimum(sites, 1e6)
+
+
+@pytest.mark.parametrize("name", ["mixed_market", "depot_grid", "phase_limited_garage", "gym_workplace"])
+def test_observation_is_what_the_views_show(name):
+    """Ports and sites read from the live network equal the manager's `SiteView`s at every step.
+
+    mixed_market has several sites, shared DC cabinets, telematics and ISO 15118 EVs (`ev_side`),
+    depot_grid PV and a battery, phase_limited_garage single-phase ports.
+    """
+    env = ChargingEnv(ROOT / "scenarios" / f"{name}.yaml", horizon_days=1.5, decision_interval_s=1800)
+    rng = np.random.default_rng(3)
+    obs, _ = env.reset(seed=5)
+    occupied = 0
+    done = False
+    while not done:  # the last observation is the horizon's, after which the run is closed
+        ports, sites = _observation_from_views(env)
+        np.testing.assert_allclose(obs["ports"], ports.astype(np.float32), rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(obs["sites"], sites.astype(np.float32), rtol=1e-6, atol=1e-4)
+        occupied += int(ports[:, 0].sum())
+        obs, _, done, _, _ = env.step(rng.random(len(env.port_ids)).astype(np.float32))
+    assert occupied > 20
+
+
+def test_bulk_limits_record_what_commands_would():
+    """The env's limits applied in bulk give the same events and intervals as one `SetPowerLimit` command each."""
+    from sim.managers.base import SetPowerLimit
+
+    env = ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=900)
+    twin = ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=900)
+    rng = np.random.default_rng(2)
+    env.reset(seed=4)
+    twin.reset(seed=4)
+
+    def by_commands(indices, power_kw):
+        twin.simulation.apply([SetPowerLimit(twin.port_ids[i], kw) for i, kw in zip(indices, power_kw, strict=True)])
+
+    twin.simulation.set_power_limits = by_commands
+    done = False
+    while not done:
+        action = rng.random(len(env.port_ids)).astype(np.float32)
+        _, a, done, _, _ = env.step(action)
+        _, b, _, _, _ = twin.step(action)
+        assert a == b
+    for table in ("events", "intervals", "sessions"):
+        x, y = getattr(env.run_tables, table), getattr(twin.run_tables, table)
+        assert x.keys() == y.keys()
+        for column in x:
+            np.testing.assert_array_equal(x[column], y[column])
+    assert (env.run_tables.events["event"] == 3).sum() > 100  # POWER_LIMIT rows
