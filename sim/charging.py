@@ -21,6 +21,7 @@ import simpy
 from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.ev_side import PLUG_AND_CHARGE
 from sim.ids import ChargerId, EvseId, SessionId
+from sim.load_tree import LoadManagement
 from sim.managers.base import (
     ChangeAvailability,
     ClearChargingProfile,
@@ -136,6 +137,8 @@ class Ports:
         # False when the manager answers every session event with nothing and reads nothing (`uncontrolled`):
         # then those events are not even built, the hot path of a run without control.
         self.listening = True
+        # Sites with ``limits: enforce``: re-caps their connectors at every change of what they want.
+        self.local = LoadManagement(profiles, self._replan, MIN_POWER_KW)
         self.billing: Billing
         self.queueing: Queueing
 
@@ -195,6 +198,8 @@ class Ports:
 
     def _open(self, s: Session, evse: Evse, t_s: float) -> None:
         """Start an interval at the connector's current cap, discharge at a negative one, or pause at a zero cap."""
+        if evse.site.tree is not None:  # local load management: this connector draws from now on
+            self.local.rebalance(evse.site, t_s)
         cap = evse.cap_kw()
         if cap < MIN_POWER_KW:
             if s.v2g is None or not self._discharge(s, evse, cap, t_s):
@@ -305,6 +310,8 @@ class Ports:
             self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EV), t_s)
         if evse.charger.splits:
             self._replan_siblings(evse, t_s)
+        if evse.site.tree is not None:  # its share of the limits is free for the others
+            self.local.rebalance(evse.site, t_s)
 
     def _on_dwell_end(self, event: simpy.Event) -> None:
         s = cast(Session, event.value)
@@ -335,6 +342,8 @@ class Ports:
             self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)
         if was_charging and evse.charger.splits:
             self._replan_siblings(evse, t_s)
+        if site.tree is not None:
+            self.local.rebalance(site, t_s)
         self.queueing.release(evse, t_s)
 
     def finish(self, t_s: float) -> None:
@@ -461,6 +470,8 @@ class Ports:
             self.bus.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh))
             if was_charging and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
+            if site.tree is not None:
+                self.local.rebalance(site, t_s)
         else:
             evse.set_status(status)
         self.bus.send(StatusChanged(t_s, site.site_id, evse.evse_id, status))
@@ -498,6 +509,8 @@ class Ports:
         s = evse.session
         if s is None:
             return
+        if evse.site.tree is not None:  # what it wants changed: local load management shares the limits anew
+            self.local.rebalance(evse.site, t_s)
         if evse.status is CHARGING:
             cap = evse.cap_kw()
             if s.profile is not None:

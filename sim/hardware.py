@@ -1,9 +1,10 @@
 """Chargers and their connectors (EVSEs): power limits, shared cabinets and status.
 
 A connector's power cap is the smallest of its hardware maximum, the limit the network
-manager set, and — on a charger whose power is shared among its connectors (a DC
-cabinet, or any charger under a ChargePointMax profile) — the charger's power split
-equally among the connectors drawing power.
+manager set, its charging profiles' limit, the cap a site's local load management sets
+(`sim.load_tree`, sites with ``limits: enforce``) and — on a charger whose power is shared
+among its connectors (a DC cabinet, or any charger under a ChargePointMax profile) — the
+charger's power split equally among the connectors drawing power.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from sim.ids import ChargerId, EvseId, SiteId
+from sim.load_tree import SiteTree
 from sim.managers.base import EvseStatus
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class Evse:
     __slots__ = (
         "blocks", "charger", "dc", "discharge_kw", "evse_id", "fault_blocks", "index", "limit_kw", "max_kw",
         "profile_kw", "profile_version", "profiles", "rated_kw", "session", "silent_faults", "site", "status",
+        "tree_kw",
     )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
@@ -74,6 +77,7 @@ class Evse:
         self.profiles: ProfileSet | None = None  # OCPP charging profiles, once a manager sets one
         self.profile_kw = math.inf  # their composite limit now
         self.profile_version = 0
+        self.tree_kw = math.inf  # the site's local load management's cap (`sim.load_tree`); inf: none
         self.session: Session | None = None  # while an EV is plugged in
         self.discharge_kw = 0.0  # most it discharges a V2G-capable EV with (bidirectional chargers)
 
@@ -87,7 +91,7 @@ class Evse:
 
     def cap_kw(self) -> float:
         """The power this connector may deliver now."""
-        cap = min(self.max_kw, self.limit_kw, self.profile_kw)
+        cap = min(self.max_kw, self.limit_kw, self.profile_kw, self.tree_kw)
         charger = self.charger
         if charger.drawing > 1 and charger.shared_kw < math.inf:
             share = charger.shared_kw / charger.drawing
@@ -95,12 +99,21 @@ class Evse:
                 return share
         return cap
 
+    def demand_cap_kw(self) -> float:
+        """The cap before the site's local load management: what the connector would be allowed without it."""
+        cap = min(self.max_kw, self.limit_kw, self.profile_kw)
+        charger = self.charger
+        if charger.drawing > 1 and charger.shared_kw < math.inf:
+            return min(cap, charger.shared_kw / charger.drawing)
+        return cap
+
 
 class SiteState:
     """A site's connectors, its queue of waiting drivers and its grid limit."""
 
     __slots__ = ("capacity_kw", "chargers", "dr_caps", "dr_mins", "energy", "evses", "export_limit_kw", "free",
-                 "grid_limit_kw", "index", "panels", "phase_limit_kw", "queue", "single_phase", "site_id")  # fmt: skip
+                 "grid_limit_kw", "index", "panels", "phase_limit_kw", "queue", "single_phase", "site_id",
+                 "tree")  # fmt: skip
 
     def __init__(self, index: int, site_id: SiteId, capacity_kw: float, grid_limit_kw: float | None = None) -> None:
         """An empty site; `build_sites` adds the chargers. `grid_limit_kw`: connection and transformer."""
@@ -119,6 +132,7 @@ class SiteState:
         self.phase_limit_kw = math.inf  # what each phase may carry (the plan's)
         self.single_phase: dict[EvseId, int] = {}  # single-phase connectors and their phase (0, 1, 2 for L1-L3)
         self.panels: dict[EvseId, tuple[int, float]] = {}  # connectors on a panel: (panel, kW per phase)
+        self.tree: SiteTree | None = None  # with ``limits: enforce``, what local load management keeps within limits
 
 
 def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
@@ -141,6 +155,8 @@ def build_sites(plan: NetworkPlan) -> tuple[list[SiteState], list[Evse]]:
         charger.evses.append(evse)
         site.evses.append(evse)
         evses.append(evse)
-    for site in states:
+    for site, site_plan in zip(states, plan.sites, strict=True):
         site.free = list(site.evses)
+        if site_plan.enforce:
+            site.tree = SiteTree.of(site_plan, [p for p in plan.ports if p.site is site_plan])
     return states, evses

@@ -17,14 +17,23 @@ changes nothing, so what one level left within its limit stays within it below.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sim.managers.base import EvseStatus
 from sim.network_plan import PortPlan, SitePlan
 
-__all__ = ["SiteTree"]
+if TYPE_CHECKING:
+    from sim.ev import ProfileCache
+    from sim.hardware import Evse, SiteState
+
+__all__ = ["LoadManagement", "SiteTree"]
+
+_CHARGING, _SUSPENDED_EVSE = EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE
+_STEPS_PER_KW = 10  # caps in 0.1 kW steps, as the managers' limits
 
 
 @dataclass(frozen=True)
@@ -90,3 +99,67 @@ class SiteTree:
             return np.ones(len(alloc_kw))
         node = np.where(over, limit_kw / np.where(over, load, 1.0), 1.0)
         return np.where(share > 0, node, 1.0).min(axis=1)
+
+
+class LoadManagement:
+    """The local load-management controller of the sites with ``limits: enforce``.
+
+    At every change of what a site's connectors want — a session starting or stopping to draw,
+    a manager's limit, a profile, a cabinet's split, a derating — it sets each connector's
+    `Evse.tree_kw` from `SiteTree.factors`, rounded down to 0.1 kW, and re-plans the connectors
+    whose cap moved. A connector wants the most its EV can draw on the rest of its charge curve
+    under the cap it would have without the controller, so the tree holds at every instant up
+    to the next change, not only at the changes (a DC curve only falls or stays below that
+    bound). Connectors not held back keep no cap of their own (inf).
+    """
+
+    def __init__(self, profiles: ProfileCache, replan: Callable[[Evse, float], None], min_kw: float) -> None:
+        """A controller that builds profiles from `profiles` and re-plans a connector with `replan`.
+
+        Args:
+            profiles: The run's charge profiles.
+            replan: Follows a change of a connector's cap (`sim.charging.Ports`).
+            min_kw: Below this power a connector is paused.
+        """
+        self.profiles = profiles
+        self.replan = replan
+        self.min_kw = min_kw
+        self.busy = False  # re-planning the connectors it capped: their own changes need no new round
+
+    def rebalance(self, site: SiteState, t_s: float) -> None:
+        """Cap the connectors of `site` so its tree stays within limits; nothing for a site that only measures."""
+        tree = site.tree
+        if tree is None or self.busy:
+            return
+        self.busy = True
+        try:
+            # One round settles it, unless pausing a connector changes how a shared cabinet splits: a few more.
+            for _ in range(len(site.evses) + 1):
+                demand = [self._demand_kw(e, t_s) for e in site.evses]
+                factors = tree.factors(np.array(demand), site.grid_limit_kw).tolist()
+                changed = []
+                for e, want_kw, f in zip(site.evses, demand, factors, strict=True):
+                    kw = (
+                        math.floor(want_kw * f * _STEPS_PER_KW) / _STEPS_PER_KW if f < 1.0 and want_kw > 0 else math.inf
+                    )
+                    if kw != e.tree_kw:
+                        e.tree_kw = kw
+                        changed.append(e)
+                if not changed:
+                    return
+                for e in changed:
+                    self.replan(e, t_s)
+        finally:
+            self.busy = False
+
+    def _demand_kw(self, e: Evse, t_s: float) -> float:
+        """The most the session on `e` can draw until the next change, without the controller (0: not drawing)."""
+        s = e.session
+        if s is None or (e.status is not _CHARGING and e.status is not _SUSPENDED_EVSE):
+            return 0.0
+        cap_kw = e.demand_cap_kw()
+        if cap_kw < self.min_kw:
+            return 0.0
+        p = s.profile
+        soc = s.soc_frac if p is None else min(p.soc_at(s.tau0_s + t_s - s.t0_s), s.target_soc_frac)
+        return self.profiles.get(s.model, e.dc, cap_kw).max_power(soc, s.target_soc_frac)

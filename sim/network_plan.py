@@ -51,6 +51,8 @@ class SitePlan:
     """Power each phase (L1, L2, L3) may carry: `phase_limit_a` × `voltage_v` (inf without a phase limit)."""
     voltage_v: float = 230.0
     """Line-to-neutral voltage of the supply."""
+    enforce: bool = False
+    """Whether a local load-management controller keeps the connection, phases and panels within limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,8 @@ def plan_network(
     for i, cfg in enumerate(sites):
         phase_limit_kw = cfg.phase_limit_a * cfg.voltage_v / 1000.0 if cfg.phase_limit_a is not None else math.inf
         grid_limit_kw = min(cfg.capacity_kw, transformer_kw.get(cfg.id, math.inf))
-        site = SitePlan(i, SiteId(cfg.id), cfg.capacity_kw, grid_limit_kw, phase_limit_kw, cfg.voltage_v)
+        site = SitePlan(i, SiteId(cfg.id), cfg.capacity_kw, grid_limit_kw, phase_limit_kw, cfg.voltage_v,
+                        cfg.limits == "enforce")  # fmt: skip
         site_plans.append(site)
         n = 0
         rotation = 0  # single-phase chargers without a phase: L1, L2, L3 in turn

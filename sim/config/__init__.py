@@ -147,8 +147,10 @@ class ChargerGroup(QuietModel):
         return self.max_discharge_kw if self.max_discharge_kw is not None else self.power_kw
 
 
-class Site(StrictModel):
+class Site(QuietModel):
     """A charging site with its grid connection and chargers."""
+
+    QUIET = ("limits",)
 
     id: str = Field(
         pattern=r"^[A-Za-z0-9_-]+$", description="site id, used by demand, grid.sites and in every result table"
@@ -170,6 +172,12 @@ class Site(StrictModel):
     )
     voltage_v: float = Field(
         default=230.0, gt=0, description="line-to-neutral voltage (V) of the supply, to turn phase currents into power"
+    )
+    limits: Literal["measure", "enforce"] = Field(
+        default="measure",
+        description="measure: the connection, phase and panel limits bind only through the manager, and the grid "
+        "KPIs measure any excess; enforce: a local load-management controller also scales the chargers down so "
+        "that the connection (capacity_kw, transformer), every phase and every panel stay within their limits",
     )
 
     @property
