@@ -5,7 +5,8 @@ UR18650E, 2.05 Ah): J. Schmalstieg, S. Käbitz, M. Ecker, D. U. Sauer, "A holist
 Li(NiMnCo)O2 based 18650 lithium-ion batteries", Journal of Power Sources 257 (2014) 325-334,
 doi:10.1016/j.jpowsour.2014.02.012. It is the model EV2Gym computes (``EV.get_battery_degradation``)
 and NREL's BLAST-Lite ships (``nmc111_gr_Sanyo2Ah_2014``); the parameters below are the paper's,
-as both carry them. The relative capacity lost is the sum of two power laws::
+the same in both and in TUM's SimSES (``SanyoNMC…DegradationModel``). The relative capacity lost
+is the sum of two power laws::
 
     calendar:  q_cal = α(V, T) · t^0.75      α = (7.543 · V − 23.75) · 10^6 · exp(−6976 / T)
     cycle:     q_cyc = β(V̄, DoD) · Q^0.5     β = 7.348·10^-3 · (V̄ − 3.667)^2 + 7.6·10^-4 + 4.081·10^-3 · DoD
@@ -58,7 +59,7 @@ __all__ = [
     "soc_time_integral",
 ]
 
-# Schmalstieg et al. (2014), Table/eqs. of capacity fade; the same values in EV2Gym and BLAST-Lite.
+# Schmalstieg et al. (2014), capacity fade; the same values in EV2Gym, BLAST-Lite and SimSES.
 CELL_AH = 2.05  # Sanyo UR18650E nominal capacity (EV2Gym's b_cap_ah)
 OCV_0_V, OCV_SLOPE_V = 3.3324, 0.8263  # EV2Gym's straight-line open-circuit voltage of the cell
 CAL_A_PER_V, CAL_B, CAL_ACTIVATION_K, CAL_POWER = 7.543, -23.75, 6976.0, 0.75
