@@ -108,6 +108,16 @@ class ChargeProfile:
         self.capacity_kwh = capacity_kwh
         self.pid = -1  # index in the run's profile list, set by `ProfileCache`
 
+    @property
+    def flat_kw(self) -> float | None:
+        """The power of a profile that is one flat piece from SoC 0 to 1 (an AC charge), else None.
+
+        On such a profile the SoC grows linearly with time: ``flat_kw`` × time / `capacity_kwh`.
+        """
+        if len(self.a_kw) == 1 and -_FLAT < self.b_kw[0] < _FLAT and self.soc[0] == 0.0:
+            return self.a_kw[0]
+        return None
+
     def time_at(self, soc_frac: float) -> float:
         """Profile time (s) at which the battery reaches `soc_frac`."""
         soc = self.soc

@@ -40,6 +40,7 @@ from sim.managers.base import (
 )
 from sim.managers.smart import Estimates
 from sim.network_plan import plan_of
+from sim.units import S_PER_H
 
 if TYPE_CHECKING:
     from sim.sessions import Session
@@ -123,6 +124,13 @@ class _Agent:
         # The session on each port at its last mark.
         self.energy_at_kwh = np.zeros(n_ports)
         self.need_at_kwh = np.zeros(n_ports)
+        # The line in SoC each session follows in its current interval: base + rate × (t_s + offset_s), power_kw.
+        self.version = np.full(n_ports, -1, np.int64)  # the session's `version` the line is for; -1: none yet
+        self.linear = np.zeros(n_ports, bool)
+        self.base_soc_frac = np.zeros(n_ports)
+        self.rate_per_s = np.zeros(n_ports)
+        self.offset_s = np.zeros(n_ports)
+        self.line_kw = np.zeros(n_ports)
         self.price_per_kwh = 0.0
         self.energy_kwh = 0.0  # since the last decision
         self.cost = 0.0  # energy × the price in force, since the last decision
@@ -135,6 +143,7 @@ class _Agent:
             s = self.live.evses[i].session
             assert s is not None
             self.occupied[i] = s
+            self.version[i] = -1
             self.capacity_kwh[i] = s.model.capacity_kwh
             self.soc_in_frac[i] = s.soc_in_frac
             self.target_soc_frac[i] = s.target_soc_frac
@@ -176,53 +185,64 @@ class _Agent:
         need_kwh = max(self.est.energy_kwh - energy_kwh, 0.0)
         return e.status, power_kw, energy_kwh, need_kwh, False, s.plug_t_s + self.est.dwell_s
 
+    def state(self, now: float) -> tuple[np.ndarray, list[Session], np.ndarray, np.ndarray]:
+        """The occupied ports (plan indices, in plug-in order), their sessions, and each one's SoC and power now.
+
+        A session on a flat piece of its curve (an AC charge, a capped DC one) or not charging follows a
+        straight line in SoC until its next interval, so its line is kept by port and evaluated for all at
+        once; only sessions whose interval changed since (`Session.version`), and those on a curve, are
+        read one by one.
+        """
+        occupied = self.occupied
+        n = len(occupied)
+        idx = np.fromiter(occupied, np.int64, n)
+        sessions = list(occupied.values())
+        versions = np.fromiter([s.version for s in sessions], np.int64, n)
+        for k in np.flatnonzero(versions != self.version[idx]).tolist():
+            self._follow(int(idx[k]), sessions[k])
+        soc = self.base_soc_frac[idx] + self.rate_per_s[idx] * (now + self.offset_s[idx])
+        np.minimum(soc, 1.0, out=soc)  # past the end of its curve a battery is full
+        np.minimum(soc, self.target_soc_frac[idx], out=soc)
+        power = self.line_kw[idx]
+        for k in np.flatnonzero(~self.linear[idx]).tolist():
+            soc[k], power[k] = _soc_power(sessions[k], now)
+        return idx, sessions, soc, power
+
+    def _follow(self, i: int, s: Session) -> None:
+        """Keep the line the session on port `i` follows in its current interval (or mark it as not linear)."""
+        self.version[i] = s.version
+        p = s.profile
+        if p is None:
+            linear = not s.discharge_kw  # a discharge is read one by one
+            base, rate, offset_s, kw = s.soc_frac, 0.0, 0.0, 0.0
+        else:  # one flat piece from SoC 0: soc = kW × profile time / capacity (`ChargeProfile.flat_kw`)
+            flat_kw = p.flat_kw
+            linear = flat_kw is not None
+            kw = flat_kw if flat_kw is not None else 0.0
+            base, rate, offset_s = 0.0, kw / p.capacity_kwh / S_PER_H, s.tau0_s - s.t0_s
+        self.linear[i] = linear
+        self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = base, rate, offset_s, kw
+
     def scan(self, now: float) -> _Scan:
         """Read and meter every live session now, as arrays over the occupied ports in plug-in order."""
         assert self.live is not None
         evses = self.live.evses
-        occupied = self.occupied
-        idx = np.fromiter(occupied, np.int64, len(occupied))
-        socs: list[float] = []
-        powers: list[float] = []
-        status: list[EvseStatus] = []
-        for i, s in occupied.items():
-            p = s.profile
-            if p is not None:
-                soc = p.soc_at(s.tau0_s + now - s.t0_s)
-                if soc > s.target_soc_frac:
-                    soc = s.target_soc_frac
-                socs.append(soc)
-                powers.append(p.power_at(soc))
-            elif s.discharge_kw:  # giving energy back (V2G)
-                socs.append(s.discharge_soc_at(now))
-                powers.append(-s.discharge_kw)
-            else:
-                socs.append(s.soc_frac)
-                powers.append(0.0)
-            status.append(evses[i].status)
-        soc_arr = np.array(socs)
+        idx, sessions, soc, power = self.state(now)
+        status = [evses[i].status for i in self.occupied]
         capacity = self.capacity_kwh[idx]
-        energy = (soc_arr - self.soc_in_frac[idx]) * capacity
+        energy = (soc - self.soc_in_frac[idx]) * capacity
         known = self.known[idx]
-        need = np.where(known, (self.target_soc_frac[idx] - soc_arr) * capacity,
+        need = np.where(known, (self.target_soc_frac[idx] - soc) * capacity,
                         np.maximum(self.est.energy_kwh - energy, 0.0))  # fmt: skip
         departure = self.departure_t_s[idx]
-        power = np.array(powers)
         if self.reporting:  # EVs whose reports go through their vehicle data: one at a time
-            known = known.copy()
-            for k, (i, s) in enumerate(occupied.items()):
+            for k, i in enumerate(idx.tolist()):
                 if i in self.reporting:
-                    status[k], power[k], energy[k], need[k], known[k], departure[k] = self.read(i, s, now)
+                    status[k], power[k], energy[k], need[k], known[k], departure[k] = self.read(i, sessions[k], now)
         self._add(float((energy - self.energy_at_kwh[idx]).sum()))
         self.energy_at_kwh[idx] = energy
         self.need_at_kwh[idx] = need
         return _Scan(idx, status, power, energy, need, known, departure)
-
-    def power_kw(self, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """The occupied ports (plan indices) and the power each draws now."""
-        occupied = self.occupied
-        idx = np.fromiter(occupied, np.int64, len(occupied))
-        return idx, np.array([_soc_power(s, now)[1] for s in occupied.values()])
 
     def _add(self, kwh: float) -> None:
         self.energy_kwh += kwh
@@ -453,7 +473,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         assert self._agent is not None
         live = self._agent.live
         assert live is not None
-        idx, power = self._agent.power_kw(live.view.t_s)
+        idx, _, _, power = self._agent.state(live.view.t_s)
         site_kw = np.bincount(self._site_of[idx], weights=power, minlength=len(self.site_ids))
         return sum(
             max(float(kw) - live.view.supply(site)[0], 0.0) for kw, site in zip(site_kw, live.sites, strict=True)

@@ -51,3 +51,13 @@ def test_energy_over_time_never_exceeds_cap(name, cap_kw):
         tau = k * 600.0
         gained_kwh = (p.soc_at(tau + 3600.0) - p.soc_at(tau)) * m.capacity_kwh
         assert gained_kwh <= cap_kw * 1.0 + 1e-9
+
+
+def test_flat_kw_only_for_one_flat_piece():
+    """An AC profile is one flat piece at its cap; a DC curve is not."""
+    model = PRESETS["vw_id4_pro"]
+    cache = ProfileCache()
+    ac = cache.get(model, False, 7.4)
+    assert ac.flat_kw == 7.4
+    assert ac.soc_at(3600.0) == 7.4 / model.capacity_kwh  # SoC grows by flat_kw × time / capacity
+    assert cache.get(model, True, 1000.0).flat_kw is None
