@@ -239,3 +239,11 @@ def test_gym_clip_keeps_phases_and_panels_within_limits_after_each_action():
         _, _, done, _, _ = env.step(np.ones(len(env.port_ids), np.float32))
     assert 0.8 * 14.49 < worst["phase"] <= 14.49 + 1e-9
     assert 0.8 * 3.68 < worst["panel"] <= 3.68 + 1e-9
+
+
+def test_enforced_garage_scenario_keeps_its_phases(tmp_path):
+    """scenarios/enforced_garage.yaml: uncontrolled charging, enforced limits, no phase excess in kpis.json."""
+    run = simulate(load_scenario(ROOT / "scenarios" / "enforced_garage.yaml", horizon_days=2))
+    kpis = write_results(run, tmp_path / "out")["grid"]["sites"]["garage"]
+    assert kpis["phase_max_excess_kw"] == 0.0
+    assert 0.9 * 14.49 < max(kpis["phase_peak_kw"]) <= 14.49
