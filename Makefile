@@ -22,13 +22,16 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/chargetwin run $(SCENARIO)
 
-# The whole suite, slow tests included, after the lint gates (formatting, ruff, mypy).
+# The whole suite, slow tests included, after the lint gates (formatting, ruff, mypy): several minutes.
 test: lint
 	$(BIN)/python -m pytest
 
-# Everything but the tests marked slow.
+# Everything but the tests marked slow (about a minute): unit, property, closed-form and KPI tests,
+# one scenario end to end, short OCPP 1.6 and 2.0.1 loopback exchanges, bad input; Hypothesis tests
+# with the `fast` profile's few examples. The slow ones: paced and bridged CSMS runs, conformance,
+# chaos, OpenADR, sweeps and Dask, notebooks, the docs build, every other scenario end to end.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast
 
 # Line coverage of the packages, with the lines no test runs.
 coverage: $(VENV)/.installed-dev

@@ -8,8 +8,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from sim.config import Scenario, validate_data
+
+FAST_EXAMPLES = 20
+settings.register_profile("fast", max_examples=FAST_EXAMPLES)
+"""The fast lane's Hypothesis profile (`make test-fast` passes ``--hypothesis-profile=fast``): few examples."""
+
+
+def examples(n: int) -> int:
+    """`n` Hypothesis examples for a test that asks for many; at most `FAST_EXAMPLES` in the fast lane."""
+    return min(n, FAST_EXAMPLES) if settings.default.max_examples == FAST_EXAMPLES else n
+
 
 BASE: dict[str, Any] = {
     "name": "test",

@@ -28,7 +28,7 @@ from sim.config import (
     scenario_schema,
     validate_data,
 )
-from tests.conftest import scenario_data
+from tests.conftest import examples, scenario_data
 
 ROOT = Path(__file__).resolve().parents[1]
 # sweep files and chaos timelines live beside the scenarios but are not scenarios
@@ -380,9 +380,9 @@ def scenario_copy():
         yield Path(tmp) / "scenarios"
 
 
-# CI runs 300 examples of each (seconds); CHARGETWIN_FUZZ_EXAMPLES=3000 for a longer hunt
+# CI runs 300 examples of each (seconds; 20 in the fast lane); CHARGETWIN_FUZZ_EXAMPLES=3000 for a longer hunt
 _FUZZ = settings(
-    max_examples=int(os.environ.get("CHARGETWIN_FUZZ_EXAMPLES", "300")),
+    max_examples=examples(int(os.environ.get("CHARGETWIN_FUZZ_EXAMPLES", "300"))),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

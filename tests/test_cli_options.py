@@ -56,6 +56,7 @@ def test_quiet_and_verbose_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_verbose_logs_what_happens(tmp_path):
     """-v turns on INFO logging on stderr, which is quiet by default."""
     path = tmp_path / "s.yaml"
@@ -74,6 +75,7 @@ def test_verbose_logs_what_happens(tmp_path):
     assert "INFO sim.test: said at INFO" in loud.stderr
 
 
+@pytest.mark.slow
 def test_piped_output_is_plain_whole_lines(tmp_path):
     """Piped, a long line is not wrapped mid-word and carries no colour codes (rich would wrap at 80 columns)."""
     path = tmp_path / ("a_scenario_with_a_long_name_" * 3 + ".yaml")
@@ -87,6 +89,7 @@ def test_piped_output_is_plain_whole_lines(tmp_path):
     assert "\x1b[" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_run_title_shows_wall_time(tmp_path, capsys):
     """The summary's title gives simulated days and the wall time the run took."""
     path = tmp_path / "s.yaml"
@@ -153,6 +156,7 @@ def test_command_line_guide_lists_every_command():
     assert "chargetwin --version" in section
 
 
+@pytest.mark.slow
 def test_validate_piped_json_schema_is_whole(tmp_path):
     """`chargetwin schema` piped is valid JSON (no wrapping, no markup)."""
     proc = _run("schema")

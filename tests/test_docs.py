@@ -56,6 +56,7 @@ def site(tmp_path_factory) -> tuple[Path, str]:
     return out, log
 
 
+@pytest.mark.slow
 def test_docs_build_strict_without_warnings(site):
     """`mkdocs build --strict` succeeds and reports no warning."""
     out, log = site
@@ -63,6 +64,7 @@ def test_docs_build_strict_without_warnings(site):
     assert (out / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_scenario_reference_lists_every_top_level_field(site):
     """The generated reference page has a row for every top-level key of the scenario model."""
     out, _ = site
@@ -130,6 +132,7 @@ def test_readme_links_into_the_docs():
     assert any(t.startswith("docs/") for t in targets)
 
 
+@pytest.mark.slow
 def test_cli_reference_has_every_command(site):
     """The generated command-line reference has a section for every `chargetwin` command."""
     from sim.cli import _parser

@@ -20,6 +20,7 @@ def test_the_notebooks_exist():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, tmp_path, monkeypatch):
     """The notebook is committed without outputs, runs without an error on one day and two seeds, and plots."""

@@ -209,6 +209,7 @@ _SLOW_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_while_writing_leaves_no_hidden_folder(tmp_path, signum, code):
     """SIGTERM or SIGINT while the results are written: the temporary folder goes, the old results stay."""

@@ -25,6 +25,15 @@ def test_the_examples_exist():
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_validates(name, scenarios_dir):
+    """Every shipped scenario loads and validates (the fast lane runs only the first example end to end)."""
+    assert load_scenario(scenarios_dir / name).horizon_s > 0
+
+
+FAST_RUN = "small_city.yaml"  # the fast lane's end-to-end run through the command line; the others are slow
+
+
+@pytest.mark.parametrize("name", [n if n == FAST_RUN else pytest.param(n, marks=pytest.mark.slow) for n in SCENARIOS])
 def test_scenario_validates_and_runs(name, scenarios_dir, tmp_path, capsys):
     """Every shipped scenario validates and runs two days through the command line into a full results folder."""
     load_scenario(scenarios_dir / name)

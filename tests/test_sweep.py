@@ -202,6 +202,7 @@ def test_example_sweeps_are_valid():
 # ---------------------------------------------------------------- running
 
 
+@pytest.mark.slow
 def test_local_dask_cluster_and_dask_local_give_identical_tables(tmp_path, dask_cluster, capsys):
     """One sweep on local processes, a running Dask cluster and --dask-local: identical sweep.parquet bytes."""
     write_base(tmp_path)
@@ -221,6 +222,7 @@ def test_local_dask_cluster_and_dask_local_give_identical_tables(tmp_path, dask_
     assert set(on_cluster.timings["backend"]) == {"dask"}
 
 
+@pytest.mark.slow
 def test_common_random_numbers_pair_the_variants(tmp_path):
     """Variants see the same arrivals per seed, so the paired interval is narrower than the unpaired one."""
     write_base(tmp_path, horizon_days=3)
@@ -235,6 +237,7 @@ def test_common_random_numbers_pair_the_variants(tmp_path):
     assert energy["half_width"] < energy["unpaired_half_width"]
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_table(tmp_path):
     """Kill a sweep halfway (SIGKILL to its process group), rerun: finished runs reused, the rest run, same table."""
     write_base(tmp_path, horizon_days=20)
@@ -286,6 +289,7 @@ def _trace_sweep(tmp_path: Path) -> Path:
     return write_sweep(tmp_path, replications=2, parameters={"demand[0].path": ["a.csv", "b.csv"]})
 
 
+@pytest.mark.slow
 def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     """A run that raises becomes a row with its error and NaN KPIs, with error.txt; the other runs complete."""
     plan = load_sweep(_trace_sweep(tmp_path))
@@ -307,6 +311,7 @@ def test_failing_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert [p.finished for p in seen] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_cli_exits_1_only_when_every_run_fails(tmp_path, capsys, monkeypatch):
     """The command exits 0 with some failed runs listed, and 1 when all runs fail."""
     path = _trace_sweep(tmp_path)
@@ -332,6 +337,7 @@ def test_cli_exits_1_only_when_every_run_fails(tmp_path, capsys, monkeypatch):
     assert "every run failed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_table_report_and_reuses_runs(tmp_path, capsys):
     """`chargetwin sweep` writes sweep.parquet, run reports (--reports) and a deterministic report; a rerun reuses."""
     write_base(tmp_path)
@@ -426,6 +432,7 @@ def test_paired_difference_is_the_interval_of_per_seed_differences():
 SITES, SWEEPS, PER_SWEEP, DAYS = 8, 25, 3, 6
 
 
+@pytest.mark.slow
 def test_confidence_intervals_cover_the_true_value_about_95_percent_of_the_time(tmp_path):
     """The 95 % interval covers Erlang B blocking and the Poisson arrival mean in 95 % ± 3 binomial s.e. of cases.
 

@@ -65,6 +65,7 @@ def ageing_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_has_the_section_with_the_kpis(ageing_dir: Path) -> None:
     """The section shows kpis.json's total cost and the figure is written."""
     k = json.loads((ageing_dir / "kpis.json").read_text())["degradation"]
@@ -75,6 +76,7 @@ def test_report_has_the_section_with_the_kpis(ageing_dir: Path) -> None:
     assert (ageing_dir / "degradation.png").is_file()
 
 
+@pytest.mark.slow
 def test_no_section_without_the_kpis(tmp_path: Path) -> None:
     """A run without a degradation section renders no degradation section."""
     out = tmp_path / "out"
@@ -84,6 +86,7 @@ def test_no_section_without_the_kpis(tmp_path: Path) -> None:
     assert not (out / "degradation.png").exists()
 
 
+@pytest.mark.slow
 def test_a_missing_table_is_an_error(ageing_dir: Path, tmp_path: Path) -> None:
     """kpis.json with degradation KPIs but no degradation.parquet is refused, naming the file."""
     broken = tmp_path / "broken"
@@ -93,6 +96,7 @@ def test_a_missing_table_is_an_error(ageing_dir: Path, tmp_path: Path) -> None:
         degradation_section(broken, {}, "EUR")
 
 
+@pytest.mark.slow
 def test_compare_sets_degradation_beside_revenue(ageing_dir: Path) -> None:
     """`chargetwin compare` lists the degradation KPIs with the revenue ones, so a V2G run meets its baseline."""
     comparison, _ = compare_runs(ageing_dir, ageing_dir)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from reports import render
 from reports.ev_figures import compat_counts, compat_figure, interop_heatmap_figure, interop_matrix
@@ -97,6 +98,7 @@ def test_needs_and_sites_tables_show_missing_values_as_dashes() -> None:
     assert rows[1][1:4] == ("Alpha", "10", "4 (40.0 %)")
 
 
+@pytest.mark.slow
 def test_report_has_an_ev_section_only_with_an_ev_side(scenarios_dir, tmp_path) -> None:
     """The mixed-market run's report ends with the EV section and its two figures; the small city's has none."""
     for name, has in (("mixed_market.yaml", True), ("small_city.yaml", False)):

@@ -138,6 +138,7 @@ def grid_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_section_has_tables_and_two_embedded_figures(grid_dir: Path) -> None:
     """With grid results the report gets the section, its three tables and its two figures."""
     text = (grid_dir / "report.md").read_text(encoding="utf-8")
@@ -171,6 +172,7 @@ def test_section_has_tables_and_two_embedded_figures(grid_dir: Path) -> None:
     assert re.findall(r'(?:src|href)="(?!data:)', html) == []
 
 
+@pytest.mark.slow
 def test_section_follows_a_report_identical_to_older_results(tmp_path: Path) -> None:
     """Grid tables without kpis.json's key render byte for byte as before; with the key the section is appended."""
     plain, without_key, with_grid = tmp_path / "plain", tmp_path / "without_key", tmp_path / "with_grid"
@@ -198,6 +200,7 @@ def test_section_follows_a_report_identical_to_older_results(tmp_path: Path) -> 
     assert not any((plain / name).exists() or (without_key / name).exists() for name in GRID_FIGURES)
 
 
+@pytest.mark.slow
 def test_grid_section_comes_after_serviceability(tmp_path: Path) -> None:
     """A run with both gets the serviceability section first and the grid section last, with all figures."""
     write_service_results(tmp_path)
@@ -209,6 +212,7 @@ def test_grid_section_comes_after_serviceability(tmp_path: Path) -> None:
     assert html.count('src="data:image/png;base64,') == len(FIGURES) + len(SERVICE_FIGURES) + len(GRID_FIGURES)
 
 
+@pytest.mark.slow
 def test_no_events_table_without_events(tmp_path: Path) -> None:
     """With zero demand-response events the events table is left out and the mean compliance is a dash."""
     write_grid_results(tmp_path, with_dr=False)
@@ -237,6 +241,7 @@ def test_missing_load_column_is_an_error(tmp_path: Path) -> None:
         render(tmp_path)
 
 
+@pytest.mark.slow
 def test_grid_pngs_are_byte_identical_across_renders(tmp_path: Path) -> None:
     """Rendering the same grid results twice gives the same bytes."""
     first, second = tmp_path / "a", tmp_path / "b"

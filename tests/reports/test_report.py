@@ -200,6 +200,7 @@ def test_markdown_shows_formatted_kpis(results_dir: Path) -> None:
         assert f"]({name})" in text
 
 
+@pytest.mark.slow
 def test_pngs_are_byte_identical_across_renders(tmp_path: Path) -> None:
     """Rendering the same results into two folders gives byte-identical PNGs and reports."""
     first, second = tmp_path / "a", tmp_path / "b"

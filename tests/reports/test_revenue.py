@@ -146,6 +146,7 @@ def revenue_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_the_run_exercises_every_part_of_revenue(revenue_dir: Path) -> None:
     """Time of use, dynamic prices, idle fees, members, loyalty, payments, price answers and maintenance all show."""
     kpis = json.loads((revenue_dir / "kpis.json").read_text(encoding="utf-8"))["revenue"]
@@ -164,6 +165,7 @@ def test_the_run_exercises_every_part_of_revenue(revenue_dir: Path) -> None:
     assert kpis["members_at_end"] > 0
 
 
+@pytest.mark.slow
 def test_section_has_three_tables_and_four_figures(revenue_dir: Path) -> None:
     """The report gets a revenue section before serviceability and grid, with its tables and embedded figures."""
     text = (revenue_dir / "report.md").read_text(encoding="utf-8")
@@ -188,6 +190,7 @@ def test_section_has_three_tables_and_four_figures(revenue_dir: Path) -> None:
     assert OLD_FOLDER_NOTE not in text
 
 
+@pytest.mark.slow
 def test_waterfall_sums_to_the_margin_to_the_cent(revenue_dir: Path) -> None:
     """Each waterfall bar is its definition from the run's tables, and the bars add up to kpis.json's margin."""
     kpis = json.loads((revenue_dir / "kpis.json").read_text(encoding="utf-8"))
@@ -242,6 +245,7 @@ def test_waterfall_sums_to_the_margin_to_the_cent(revenue_dir: Path) -> None:
     assert bars[-1].get_height() == pytest.approx(kpis["revenue"]["margin"])
 
 
+@pytest.mark.slow
 def test_revenue_pngs_are_byte_identical_across_renders(revenue_dir: Path, tmp_path: Path) -> None:
     """Rendering the same results again gives the same revenue figures and report."""
     again = tmp_path / "again"
@@ -264,6 +268,7 @@ def test_old_folder_gets_one_sentence_and_no_figures(tmp_path: Path) -> None:
     assert html.count('src="data:image/png;base64,') == len(FIGURES)
 
 
+@pytest.mark.slow
 def test_revenue_kpis_without_tariffs_table_is_an_error(revenue_dir: Path, tmp_path: Path) -> None:
     """Revenue KPIs without tariffs.parquet fail loudly instead of dropping the section."""
     broken = tmp_path / "broken"
@@ -273,6 +278,7 @@ def test_revenue_kpis_without_tariffs_table_is_an_error(revenue_dir: Path, tmp_p
         render(broken)
 
 
+@pytest.mark.slow
 def test_zero_tariff_keeps_the_tables_and_the_cost_waterfall(tmp_path: Path) -> None:
     """A free run shows the KPI tables with a sentence, and the waterfall only because energy still costs money."""
     free, costly = tmp_path / "free", tmp_path / "costly"

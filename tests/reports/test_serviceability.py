@@ -210,6 +210,7 @@ def service_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_section_has_tables_and_four_embedded_figures(service_dir: Path) -> None:
     """With serviceability results the report gets the section, its two tables and its four figures."""
     text = (service_dir / "report.md").read_text(encoding="utf-8")
@@ -233,6 +234,7 @@ def test_section_has_tables_and_four_embedded_figures(service_dir: Path) -> None
     assert re.findall(r'(?:src|href)="(?!data:)', html) == []
 
 
+@pytest.mark.slow
 def test_section_follows_an_unchanged_report(tmp_path: Path) -> None:
     """The Markdown with serviceability is the one without it plus the section at the end."""
     with_service, without = tmp_path / "with", tmp_path / "without"
@@ -250,6 +252,7 @@ def test_section_follows_an_unchanged_report(tmp_path: Path) -> None:
     assert text.replace(line.group(0), "").startswith(base + "\n## Serviceability\n")
 
 
+@pytest.mark.slow
 def test_no_section_without_service_kpis(tmp_path: Path) -> None:
     """Service tables without kpis.json's key change nothing: same bytes as a folder without them, no new PNGs."""
     plain, extra = tmp_path / "plain", tmp_path / "extra"
@@ -277,6 +280,7 @@ def test_missing_service_table_is_an_error(tmp_path: Path) -> None:
         render(tmp_path)
 
 
+@pytest.mark.slow
 def test_service_pngs_are_byte_identical_across_renders(tmp_path: Path) -> None:
     """Rendering the same serviceability results twice gives the same bytes."""
     first, second = tmp_path / "a", tmp_path / "b"
@@ -288,6 +292,7 @@ def test_service_pngs_are_byte_identical_across_renders(tmp_path: Path) -> None:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_gantt_caption_counts_the_sites_left_out(tmp_path: Path) -> None:
     """With outages at more than six sites the Gantt shows six and the caption says how many more."""
     write_service_results(tmp_path)
@@ -314,6 +319,7 @@ def test_uptime_ranking_marks_exactly_the_ports_below_target() -> None:
     assert ranking["uptime_pct"].tolist() == [96.9, 97.0, 99.5, 99.5]
 
 
+@pytest.mark.slow
 def test_uptime_ranking_of_the_fixture(service_dir: Path) -> None:
     """In the fixture only S1-C1-1, with its counted fault and reset, is below 97 %."""
     ranking = uptime_ranking(pd.read_parquet(service_dir / "uptime.parquet"), 97.0)

@@ -8,6 +8,7 @@ their mean — it shrinks as the run grows.
 import math
 
 import numpy as np
+import pytest
 
 from sim.engine import simulate
 from sim.managers.base import SetTimer, Timer
@@ -75,6 +76,7 @@ def test_blocking_matches_erlang_b():
     assert abs(mean - expected) < 4 * se, (mean, expected, se)
 
 
+@pytest.mark.slow
 def test_wait_matches_erlang_c_and_littles_law():
     """With an unbounded queue the mean wait is Erlang C/(cμ − λ), and the sampled queue length L = λ·W."""
     sampler = _QueueSampler()

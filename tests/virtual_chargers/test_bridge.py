@@ -137,6 +137,7 @@ async def paced_with_csms(tmp_path: Path, restart_at_s: float | None = None):
     return result, csms.records16
 
 
+@pytest.mark.slow
 def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
     """The CSMS's 7 kW 17:00-20:00 TxDefaultProfile caps every simulated connector in exactly that window.
 
@@ -194,6 +195,7 @@ def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
     assert qa["csms_violations"] == 0
 
 
+@pytest.mark.slow
 def test_csms_restart_mid_run_loses_no_session(tmp_path, arun):
     """The CSMS restarts mid-run: the run goes on, the chargers reconnect, every session reaches the CSMS."""
     result, records = arun(paced_with_csms(tmp_path, restart_at_s=3 * 3600.0), timeout_s=90)
@@ -262,6 +264,7 @@ async def scripted_csms_commands(tmp_path: Path):
     return result, runner, answers, tx, connector
 
 
+@pytest.mark.slow
 def test_csms_commands_change_the_simulation(tmp_path, arun):
     """Remote stop and start, availability, a price and a reset from the CSMS become simulation commands."""
     result, runner, answers, tx, connector = arun(scripted_csms_commands(tmp_path), timeout_s=90)
@@ -307,6 +310,7 @@ class CsmsThread:
         self.loop.close()
 
 
+@pytest.mark.slow
 def test_run_command_with_a_csms(tmp_path, scenarios_dir, capsys):
     """`chargetwin run SCENARIO --csms URL --speed S` writes a full results folder, frames, QA and lag."""
     out = tmp_path / "out"
@@ -375,6 +379,7 @@ async def paced_201(tmp_path: Path):
     return result, csms.records201, answer
 
 
+@pytest.mark.slow
 def test_ocpp_201_stations_carry_the_twins_sessions_and_needs(tmp_path, arun):
     """With 2.0.1 every session is a transaction with the EV's ISO 15118 need; a station-wide profile caps it."""
     result, records, answer = arun(paced_201(tmp_path), timeout_s=90)

@@ -144,6 +144,7 @@ async def remote_control(csms: Csms, runner: PacedRun) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_csms_remote_control_of_201_stations_reaches_the_simulation(tmp_path, arun):
     """Every CSMS request a 2.0.1 station accepts becomes the matching simulation command; refusals change nothing."""
     result, out = arun(bridged(tmp_path, Csms(response_timeout_s=5.0), remote_control), timeout_s=120)
@@ -200,6 +201,7 @@ def test_csms_remote_control_of_201_stations_reaches_the_simulation(tmp_path, ar
     assert out["boots"] == ["a.01", "a.02", "b.01", "b.01"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refused_by", ["authorize", "transaction_event"])
 def test_csms_refusing_201_tokens_turns_those_drivers_away(tmp_path, arun, refused_by):
     """Tokens the CSMS refuses (in Authorize, or later in TransactionEvent) end those sessions, rejected.

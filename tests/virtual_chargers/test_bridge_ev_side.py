@@ -88,6 +88,7 @@ async def run(tmp_path: Path):
     return result, csms, types
 
 
+@pytest.mark.slow
 def test_ev_side_reaches_the_csms(tmp_path, arun):
     """Connector types in the device model, eMAID tokens with contract OCSP data, the EV's needs."""
     result, csms, types = arun(run(tmp_path), timeout_s=90)

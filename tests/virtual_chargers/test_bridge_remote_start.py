@@ -99,6 +99,7 @@ async def run(tmp_path: Path, ocpp: str):
     return result, csms, answers, reserved_t_s, start_t_s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
 def test_remote_start_plugs_in_the_first_waiting_driver(tmp_path, arun, ocpp):
     """Nobody plugs into the reserved connector; the remote start gives it to the first waiting driver."""

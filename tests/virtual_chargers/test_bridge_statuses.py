@@ -143,6 +143,7 @@ def seen_statuses(csms: RawCsms, ocpp: str, connector: int) -> tuple[list[str], 
     return seq, codes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
 def test_csms_sees_faults_as_faulted_and_planned_outages_as_unavailable(tmp_path, arun, ocpp):
     """Faults show Faulted, resets, firmware installs and maintenance Unavailable, each end Available.

@@ -81,6 +81,7 @@ def test_chaos_files_load_and_typos_are_named(tmp_path: Path) -> None:
     assert f"{bad}: faults.jiter_ms: unknown key; check the spelling" in lines
 
 
+@pytest.mark.slow
 def test_smoke_chaos_run_holds_its_invariants_against_the_reference_csms(arun: Any, tmp_path: Path) -> None:
     """Every fault kind on 12 chargers: every transaction once, meter values in order, all recovered."""
     scenario = load_chaos(SCENARIOS / "smoke.yaml")
@@ -116,6 +117,7 @@ class CountingCsms(Csms):
     handler16 = CountsEveryStart
 
 
+@pytest.mark.slow
 def test_exactly_once_catches_a_csms_that_counts_a_duplicated_start_twice(arun: Any, tmp_path: Path) -> None:
     """Every frame duplicated: the reference gives one id per start, a CSMS without retry detection two."""
     scenario = ChaosScenario(
@@ -134,6 +136,7 @@ def test_exactly_once_catches_a_csms_that_counts_a_duplicated_start_twice(arun: 
     assert bad["several_transaction_ids_count"] == 3
 
 
+@pytest.mark.slow
 def test_cli_chaos_writes_its_report_and_rejects_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--chaos FILE``: exit 0 with chaos.json when the invariants hold; a typo in the file exits 2."""
     small = tmp_path / "small.yaml"

@@ -505,6 +505,7 @@ def _max_at_boot(d: Dialect, limit_w: float) -> Any:
     return hook
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
 def test_charge_point_max_is_shared_in_a_bridged_run(version: str, arun: Any, tmp_path: Path) -> None:
     """A CSMS caps a two-connector charger at 3.7 kW: the simulated charger's total stays within it.

@@ -55,6 +55,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
+@pytest.mark.slow
 def test_count_run_then_csms_stopped_with_ctrl_c_prints_what_it_saw(
     csms_process: tuple[str, subprocess.Popen[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,6 +97,7 @@ def test_count_run_then_csms_stopped_with_ctrl_c_prints_what_it_saw(
     assert re.search(r"boots 3, transactions \d+", csms_out)
 
 
+@pytest.mark.slow
 def test_scenario_run_plans_the_sites_chargers_and_arrivals(
     csms_process: tuple[str, subprocess.Popen[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,6 +138,7 @@ def test_scenario_run_plans_the_sites_chargers_and_arrivals(
     assert "utrecht_centrum.01" in chargers  # the simulation's ids
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_chargers_and_merge_the_summary(
     csms_process: tuple[str, subprocess.Popen[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

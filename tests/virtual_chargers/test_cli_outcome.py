@@ -45,6 +45,7 @@ def test_no_charger_connected_exits_1_with_the_last_connection_error(tmp_path: P
     assert "refused" in data["last_connect_error"].lower()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_still_prints_the_summary_and_writes_the_json(
     csms_process: tuple[str, subprocess.Popen[str]],  # noqa: F811

@@ -76,6 +76,7 @@ def test_case_registry_is_complete_and_consistent() -> None:
                                                          if c.ocpp == "2.0.1" and c.id[0] in "EK"]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
 def test_reference_csms_passes_the_smoke_cases(arun: Any, ocpp: str) -> None:
     """The default run's subset: every selected case passes against the reference CSMS with its API."""
@@ -286,6 +287,7 @@ def test_cli_runs_writes_reports_and_rejects_bad_input(tmp_path: Path, capsys: p
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_pytest_runs_the_suite_with_the_conformance_marker(pytester: pytest.Pytester) -> None:
     """``pytest --pyargs virtual_chargers.conformance.suite -m conformance``: one test per selected case."""
     result = pytester.runpytest_subprocess(

@@ -74,6 +74,7 @@ def ocpp_csms(ocpp_csms_exe: Path) -> Iterator[tuple[str, list[str]]]:
             proc.stdout.close()
 
 
+@pytest.mark.slow
 def test_ten_chargers_boot_and_complete_transactions_against_ocpp_csms(
     arun: Any, tmp_path: Path, ocpp_csms: tuple[str, list[str]]
 ) -> None:

@@ -12,7 +12,7 @@ from virtual_chargers.paced_run import PacedRun
 
 openleadr = pytest.importorskip("openleadr")
 # The openleadr library's own use of aiohttp, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:It is recommended to use web.AppKey")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:It is recommended to use web.AppKey")]
 
 SPEED = 3600.0  # a simulated hour per wall-clock second
 

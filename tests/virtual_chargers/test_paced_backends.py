@@ -46,6 +46,7 @@ async def paced(csms: RawCsms, tmp_path: Path, make=scenario, *, during=None, **
         await csms.stop()
 
 
+@pytest.mark.slow
 def test_csms_profile_changing_exactly_at_the_horizon_writes_results(tmp_path, arun):
     """A CSMS profile whose limit changes exactly at the horizon: the run ends and writes its full folder."""
     s = scenario("ws://127.0.0.1:1")
@@ -86,6 +87,7 @@ def short(url: str, **manager):
     return s.model_copy(update={"horizon_days": 0.1})
 
 
+@pytest.mark.slow
 def test_slow_csms_shows_as_backend_lag_in_simulated_time_and_slows_the_pace(tmp_path, arun):
     """A CSMS adding 100 ms to every answer: lag in simulated s, a warning, the speed halved to its floor.
 
@@ -151,6 +153,7 @@ def test_openadr_with_a_csms_manager_is_refused_with_the_reason(tmp_path, capsys
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_run_keeps_partial_results_and_no_stray_frame_log(tmp_path, sig, code):
     """Ctrl-C or SIGTERM mid-run: the results up to then are written, no hidden frame log is left, exit 130/143."""
@@ -187,6 +190,7 @@ def test_interrupted_run_keeps_partial_results_and_no_stray_frame_log(tmp_path, 
     assert kpis["pacing"]["steps"] > 0
 
 
+@pytest.mark.slow
 def test_frozen_csms_late_answers_are_counted_once(tmp_path, arun):
     """A CSMS that freezes past the response timeout: each late answer is one timeout and one late answer, no fault."""
     csms = RawCsms()
@@ -209,6 +213,7 @@ def test_frozen_csms_late_answers_are_counted_once(tmp_path, arun):
     assert kpis["ocpp"]["csms_late_answers"] == sum(late.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refusing", ["authorize", "start_status"])
 def test_csms_refusing_authorization_turns_drivers_away(tmp_path, arun, refusing):
     """Authorize or StartTransaction answered Invalid: the drivers the CSMS heard of leave, rejected (authorization)."""

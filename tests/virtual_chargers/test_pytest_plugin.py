@@ -11,6 +11,7 @@ pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "virtual_chargers" / "examples" / "test_my_csms.py"
 
 
+@pytest.mark.slow
 def test_example_test_file_passes_with_the_plugin(pytester: pytest.Pytester) -> None:
     """``virtual_charger`` boots a charger against a reference CSMS and the example's asserts hold."""
     pytester.makepyfile(test_example=EXAMPLE.read_text())

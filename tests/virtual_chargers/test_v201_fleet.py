@@ -62,6 +62,7 @@ pytest_plugins = ["pytester"]
 EXAMPLE_201 = Path(__file__).resolve().parents[2] / "virtual_chargers" / "examples" / "test_my_csms_201.py"
 
 
+@pytest.mark.slow
 def test_pytest_plugin_runs_the_201_example(pytester: pytest.Pytester) -> None:
     """``--csms-ocpp 2.0.1``: the ``virtual_charger`` fixture gives 2.0.1 stations and the 2.0.1 example passes."""
     pytester.makepyfile(test_example=EXAMPLE_201.read_text())

@@ -52,8 +52,9 @@ from sim.managers.base import (
 )
 from sim.managers.pricing import DynamicPricing
 from sim.managers.testing import StaticNetwork, limits_after
+from tests.conftest import examples
 
-EXAMPLES = 200  # per manager; about a second each
+EXAMPLES = examples(200)  # per manager; about a second each (20 in the fast lane)
 H = 3600.0
 DRAWING = (EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE)  # statuses in which an EV draws or is held back
 TOL_KW = 1e-9
