@@ -6,13 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.config import Site, load_scenario
 from sim.engine import simulate
 from sim.gym import ChargingEnv
+from sim.ids import ChargerId, EvseId, SiteId
 from sim.load_tree import SiteTree
 from sim.metrics import load_steps
-from sim.network_plan import plan_network, plan_of
+from sim.network_plan import ChargerPlan, PortPlan, SitePlan, plan_network, plan_of
 from sim.phase_metrics import phase_load_steps
 from sim.results import write_results
 
@@ -247,3 +250,35 @@ def test_enforced_garage_scenario_keeps_its_phases(tmp_path):
     kpis = write_results(run, tmp_path / "out")["grid"]["sites"]["garage"]
     assert kpis["phase_max_excess_kw"] == 0.0
     assert 0.9 * 14.49 < max(kpis["phase_peak_kw"]) <= 14.49
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ports=st.lists(
+        st.tuples(st.sampled_from([None, 0, 1, 2]), st.sampled_from([None, 0, 1]), st.floats(0.0, 60.0)),
+        min_size=1,
+        max_size=12,
+    ),
+    site_limit_kw=st.floats(0.0, 300.0),
+    phase_limit_kw=st.one_of(st.just(math.inf), st.floats(0.0, 100.0)),
+    panel_limit_kw=st.tuples(st.floats(0.0, 50.0), st.floats(0.0, 50.0)),
+)
+def test_tree_keeps_every_node_within_its_limit(ports, site_limit_kw, phase_limit_kw, panel_limit_kw):
+    """Whatever the wiring, panels, limits and wants: factors in [0, 1], and every node within its limit after."""
+    site = SitePlan(0, SiteId("a"), site_limit_kw, site_limit_kw, phase_limit_kw)
+    charger = ChargerPlan(0, ChargerId("a.01"), site, "box", 60.0, False)
+    plans = [
+        PortPlan(i, EvseId(f"a.01.{i}"), site, charger, 60.0, False, 1 if phase is not None else 3, phase, panel,
+                 panel_limit_kw[panel] if panel is not None else math.inf)
+        for i, (phase, panel, _) in enumerate(ports)
+    ]  # fmt: skip
+    tree = SiteTree.of(site, plans)
+    demand = np.array([want for _, _, want in ports])
+    f = tree.factors(demand, site_limit_kw)
+    assert ((f >= 0) & (f <= 1)).all()
+    alloc = demand * f
+    assert alloc.sum() <= site_limit_kw * (1 + 1e-9) + 1e-9
+    assert (tree.phase_load_kw(alloc) <= phase_limit_kw * (1 + 1e-9) + 1e-9).all()
+    for n in (0, 1):
+        mine = np.array([panel == n for _, panel, _ in ports])
+        assert (tree.phase_load_kw(alloc * mine) <= panel_limit_kw[n] * (1 + 1e-9) + 1e-9).all()
