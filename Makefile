@@ -28,8 +28,9 @@ test: lint
 
 # Everything but the tests marked slow (about a minute): unit, property, closed-form and KPI tests,
 # one scenario end to end, short OCPP 1.6 and 2.0.1 loopback exchanges, bad input; Hypothesis tests
-# with the `fast` profile's few examples. The slow ones: paced and bridged CSMS runs, conformance,
-# chaos, OpenADR, sweeps and Dask, notebooks, the docs build, every other scenario end to end.
+# with the `fast` profile's few examples. The slow ones: paced and bridged CSMS runs, fault injection,
+# conformance, chaos, OpenADR, sweeps and Dask, notebooks, the docs build, every other scenario end to
+# end, multi-day runs (docs/development.md lists them).
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast
 

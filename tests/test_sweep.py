@@ -469,6 +469,7 @@ def test_confidence_intervals_cover_the_true_value_about_95_percent_of_the_time(
         assert abs(count / cases - 0.95) <= tolerance, (kpi, count / cases)
 
 
+@pytest.mark.slow
 def test_sweep_json_lists_the_variants(tmp_path):
     """sweep.json records the variants, their values and the seeds, for people reading the folder."""
     write_base(tmp_path)

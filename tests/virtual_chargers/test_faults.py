@@ -22,6 +22,8 @@ from virtual_chargers.csms import Csms
 from virtual_chargers.faults import parse_faults
 from virtual_chargers.testing import ChargerSet
 
+pytestmark = pytest.mark.slow  # fault injection on loopback in real time: about a second each
+
 SPEED = 1200.0  # twenty simulated minutes per wall second
 ENERGY = "Energy.Active.Import.Register"
 

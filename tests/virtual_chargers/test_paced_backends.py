@@ -120,6 +120,7 @@ def test_slow_csms_shows_as_backend_lag_in_simulated_time_and_slows_the_pace(tmp
     assert kpis["ocpp"]["backend_lag_warnings"] == qa["bridge"]["backend_lag_warnings"]
 
 
+@pytest.mark.slow
 def test_run_without_a_reachable_csms_exits_1_and_writes_nothing(tmp_path, capsys):
     """No CSMS listening: `chargetwin run` says so and exits 1 after the boot timeout, with no results folder."""
     with socket.socket() as sock:  # a port nobody listens on

@@ -90,6 +90,7 @@ def test_profile_2_tls_and_basic_auth_and_the_password_stays_out_of_logs(
         json.loads(line)
 
 
+@pytest.mark.slow
 def test_profile_3_client_certificate_accepted_and_a_foreign_one_refused(
     arun: Any, tmp_path: Path, ca: trustme.CA
 ) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 from virtual_chargers.fleet import FleetOptions, plan_quick, run_chargers
 
+pytestmark = pytest.mark.slow  # whole loopback sessions stopped at shutdown: about 1.5 s each
+
 N = 3
 DURATION_S = 900.0  # every quick plan's first EV plugs in within 600 s and stays at least 1,800 s
 

@@ -67,6 +67,7 @@ def _assert_sent_frames_follow_the_schemas(log_path: Path) -> None:
     assert checked > 10
 
 
+@pytest.mark.slow
 def test_update_firmware_steps_follow_the_sim_clock_then_reboot_with_the_new_version(arun: Any, tmp_path: Path) -> None:
     """UpdateFirmware waits for retrieveDate, takes firmware_step_s per step, reports each status, reboots."""
 
@@ -132,6 +133,7 @@ def test_get_diagnostics_uploads_or_fails(arun: Any, tmp_path: Path) -> None:
     arun(scenario())
 
 
+@pytest.mark.slow
 def test_local_auth_list_full_differential_version_and_offline_authorization(arun: Any, tmp_path: Path) -> None:
     """SendLocalList Full then Differential set the list and version; offline, the list decides who may charge."""
 
@@ -177,6 +179,7 @@ def test_local_auth_list_full_differential_version_and_offline_authorization(aru
     arun(scenario())
 
 
+@pytest.mark.slow
 def test_reservation_reserved_status_only_its_tag_starts_cancel_and_expiry(arun: Any, tmp_path: Path) -> None:
     """ReserveNow: Reserved for one id tag, which starts with reservationId; cancel and expiry free it."""
 
@@ -357,6 +360,7 @@ def test_get_and_change_configuration_statuses(arun: Any, tmp_path: Path) -> Non
     arun(scenario())
 
 
+@pytest.mark.slow
 def test_clear_cache_forgets_tags_authorized_before(arun: Any, tmp_path: Path) -> None:
     """A tag the CSMS accepted is cached and may charge offline; after ClearCache it may not."""
 
@@ -405,6 +409,7 @@ def test_data_transfer_both_ways(arun: Any, tmp_path: Path) -> None:
     arun(scenario())
 
 
+@pytest.mark.slow
 def test_a_bug_while_handling_a_frame_is_recorded_and_the_charger_keeps_listening(arun: Any, tmp_path: Path) -> None:
     """An exception of ours on a received frame lands in `errors`; the next request is answered as usual."""
 
