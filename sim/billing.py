@@ -96,7 +96,8 @@ class Billing:
             return self.pnc
         visit = s.visit
         assert visit is not None
-        return self.customers.method(visit), visit.method
+        code = visit.method  # `Customers.method`, inlined: twice per session
+        return (self.customers.methods[code] if code >= 0 else None), code
 
     def _bill(
         self, s: Session, end_t_s: float, energy_kwh: float, method: PaymentMethod | None

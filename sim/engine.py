@@ -119,7 +119,7 @@ class _Arrivals:
     without resuming a generator at every arrival (the hot path of every run).
     """
 
-    __slots__ = ("arr", "arrive", "env", "k", "row", "rows", "site")
+    __slots__ = ("arr", "arrive", "callback", "env", "k", "row", "rows", "site")
 
     def __init__(self, env: simpy.Environment, site: SiteState, arr: demand.SiteArrivals, arrive: Arrive) -> None:
         self.env = env
@@ -129,6 +129,7 @@ class _Arrivals:
         self.k = -1  # the number of the arrival scheduled
         self.rows: Iterator[tuple] = iter(())
         self.row: tuple = ()
+        self.callback = self._on_arrival  # bound once
 
     def next(self) -> None:
         """Schedule the next arrival, if any."""
@@ -140,7 +141,7 @@ class _Arrivals:
             row = next(self._chunk(lo))
         self.k += 1
         self.row = row
-        self.env.timeout(row[0] - self.env.now).callbacks.append(self._on_arrival)
+        self.env.timeout(row[0] - self.env.now).callbacks.append(self.callback)
 
     def _chunk(self, lo: int) -> Iterator[tuple]:
         """The arrivals ``lo:lo + _CHUNK`` as rows of Python values (converted from numpy a chunk at a time)."""
@@ -163,7 +164,14 @@ class _Arrivals:
 
     def _on_arrival(self, _: simpy.Event) -> None:
         self.arrive(self.site, self.k, *self.row)
-        self.next()
+        row = next(self.rows, None)
+        if row is None:  # the chunk is done: the next one, if any
+            self.next()
+            return
+        self.k += 1
+        self.row = row
+        env = self.env
+        env.timeout(row[0] - env.now).callbacks.append(self.callback)
 
 
 def _start(streams: list[_Arrivals]):  # noqa: ANN202 - a SimPy process

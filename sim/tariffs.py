@@ -334,9 +334,10 @@ def plain_record(
     t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
     f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
     amount = e + t + f
-    idle_from = _idle_from(sched.tariff, full_t_s)
+    idle_from = _idle_from(sched.tariff, full_t_s) if full_t_s == full_t_s else math.inf  # never full: never idle
     idle_min = (end_t_s - max(idle_from, plug_t_s)) / 60.0 if idle_from < end_t_s else 0.0
-    return Record(e, t, f, 0, 0, 0, 0, amount, payment_fee_cents(method, amount)), idle_min
+    fee = payment_fee_cents(method, amount) if method is not None else 0
+    return Record(e, t, f, 0, 0, 0, 0, amount, fee), idle_min
 
 
 def payment_fee_cents(method: PaymentMethod | None, amount_cents: int) -> int:
