@@ -205,6 +205,11 @@ class Ports:
             if s.v2g is None or not self._discharge(s, evse, cap, t_s):
                 evse.set_status(SUSPENDED_EVSE)
             return
+        if s.v2g is not None and s.soc_frac >= s.target_soc_frac:
+            # A V2G EV stopped discharging at its target: it is full, with no new event (a manager that
+            # charges and discharges it in turn at one instant would otherwise never let time move).
+            evse.set_status(SUSPENDED_EV)
+            return
         if evse.site.energy is not None:  # PV or a battery behind the meter follows the load
             self.load.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)

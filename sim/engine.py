@@ -209,12 +209,18 @@ class _Network:
         self.env = env = simpy.Environment()
         self.plan = plan_of(scenario)
         self.sites, evses = build_sites(self.plan)
+        for site in self.sites:
+            site_grid = scenario.grid.sites.get(site.site_id)
+            if site_grid is not None and site_grid.export_limit_kw is not None:
+                site.export_limit_kw = site_grid.export_limit_kw
         self.prices = PriceSignal(scenario.grid.energy_price, scenario)
         self.manager: NetworkManager = (
             manager if manager is not None else build_manager(scenario.manager, self.prices.at)
         )
         self.profiles = ProfileCache()
         self.view = LiveView(env, {s.site_id: s for s in self.sites}, self.prices, self.profiles)
+        if scenario.grid.export_price is not None:
+            self.view.export_prices = PriceSignal(scenario.grid.export_price, scenario)
         self.behind_meter = BehindMeter(env, self, self.view)
         self.events = EventLog()
         self.ports = Ports(env, evses, self.profiles, scenario.horizon_s, self.events, self, self.behind_meter)

@@ -9,6 +9,7 @@ charging as the run goes: see `sim.behind_meter`.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -98,6 +99,7 @@ class DrWindow:
     cap_kw: float | None
     shed_kw: float | None
     opt_out_allowed: bool
+    min_kw: float | None = None  # an increase event: draw at least this
 
 
 def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow]:
@@ -105,12 +107,12 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
     ids = [s.id for s in scenario.network.sites]
     start = scenario.start
     clock = WallClock.of(scenario)
-    out: list[tuple[float, int, float, float, float | None, float | None, bool]] = []
+    out: list[tuple[float, int, float, float, float | None, float | None, bool, float | None]] = []
     for e in scenario.grid.demand_response.events:
         t0 = (e.start - start).total_seconds()
         for site in e.sites or ids:
             out.append((t0, ids.index(site), t0 - e.notify_min * S_PER_MIN, t0 + e.duration_min * S_PER_MIN,
-                        e.cap_kw, e.shed_kw, e.opt_out_allowed))  # fmt: skip
+                        e.cap_kw, e.shed_kw, e.opt_out_allowed, e.min_kw))  # fmt: skip
     rnd = scenario.grid.demand_response.random
     if rnd is not None and rnd.per_site_per_month > 0:
         days = scenario.horizon_days
@@ -124,10 +126,10 @@ def dr_windows(scenario: Scenario, site_limits_kw: list[float]) -> list[DrWindow
                 t0 = clock.t_s(d * S_PER_DAY + h * S_PER_H - clock.day0_s)  # local hour h, d days on
                 if 0 <= t0 < scenario.horizon_s:
                     cap = rnd.cap_frac * site_limits_kw[k]
-                    out.append((t0, k, t0 - rnd.notify_min * S_PER_MIN, t0 + dur, cap, None, False))
+                    out.append((t0, k, t0 - rnd.notify_min * S_PER_MIN, t0 + dur, cap, None, False, None))
     out.sort(key=lambda w: (w[0], w[1]))
-    return [DrWindow(i, k, max(n, 0.0), t0, end, cap, shed, opt)
-            for i, (t0, k, n, end, cap, shed, opt) in enumerate(out)]  # fmt: skip
+    return [DrWindow(i, k, max(n, 0.0), t0, end, cap, shed, opt, increase)
+            for i, (t0, k, n, end, cap, shed, opt, increase) in enumerate(out)]  # fmt: skip
 
 
 class DemandResponse:
@@ -142,11 +144,14 @@ class DemandResponse:
         self.bus = bus
         self.view = view
         self.load = load
-        self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw"), ints=("event_id", "site", "opt_out"))
+        # cap_kw inf and min_kw > 0 for an increase event; min_kw 0 for the others.
+        self.dr = Table(floats=("notify_t_s", "start_t_s", "end_t_s", "cap_kw", "min_kw"),
+                        ints=("event_id", "site", "opt_out"))  # fmt: skip
         # Opt-outs a manager asked for: accepted (1) or refused (0), and when.
         self.opt_outs = Table(floats=("t_s",), ints=("event_id", "site", "accepted"))
         self._windows: dict[tuple[int, int], DrWindow] = {}  # (event id, site index) → announced, not ended
         self._caps: dict[tuple[int, int], float] = {}  # the caps in force, by (event id, site index)
+        self._mins: dict[tuple[int, int], float] = {}  # the increase events in force, by (event id, site index)
         self._opted_out: set[tuple[int, int]] = set()
 
     def announce_in(self, window: DrWindow, in_s: float) -> None:
@@ -162,7 +167,7 @@ class DemandResponse:
         site = self.sites[w.site_index]
         self._windows[(w.event_id, w.site_index)] = w
         self.bus.send(DemandResponseNotified(self.env.now, site.site_id, w.start_t_s, w.end_t_s, w.cap_kw, w.shed_kw,
-                                             w.opt_out_allowed, w.event_id))  # fmt: skip
+                                             w.opt_out_allowed, w.event_id, w.min_kw))  # fmt: skip
 
     def opt_out(self, site_id: SiteId, event_id: int, t_s: float) -> bool:
         """Decline event `event_id` at `site_id` if it allows it and has not ended; recorded either way."""
@@ -180,6 +185,10 @@ class DemandResponse:
                 site.dr_caps.remove(cap_kw)
                 self.load.site_changed(site)
                 self.bus.send(DemandResponseEnded(t_s, site.site_id))
+            min_kw = self._mins.pop(key, None)
+            if min_kw is not None:
+                self.sites[k].dr_mins.remove(min_kw)
+                self.bus.send(DemandResponseEnded(t_s, self.sites[k].site_id))
         return accepted
 
     def on_opt_out(self, c: OptOutDemandResponse, t_s: float) -> None:
@@ -191,12 +200,15 @@ class DemandResponse:
         w = cast(DrWindow, event.value)
         site = self.sites[w.site_index]
         t_s = self.env.now
+        if w.min_kw is not None:
+            self._start_increase(w, site, t_s)
+            return
         if w.cap_kw is not None:
             cap_kw = w.cap_kw
         else:
             assert w.shed_kw is not None
             cap_kw = max(0.0, sum(e.power_kw for e in self.view.site(site.site_id).evses) - w.shed_kw)
-        self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw))
+        self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, cap_kw, 0.0))
         self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
         key = (w.event_id, site.index)
         self.env.timeout(w.end_t_s - t_s, key).callbacks.append(self._end)
@@ -207,9 +219,28 @@ class DemandResponse:
         self.load.site_changed(site)
         self.bus.send(DemandResponseStarted(t_s, site.site_id, cap_kw))
 
+    def _start_increase(self, w: DrWindow, site: SiteState, t_s: float) -> None:
+        """An increase event begins: the site is asked to draw at least `min_kw`; it limits nothing."""
+        assert w.min_kw is not None
+        self.dr.add_floats((w.notify_t_s, w.start_t_s, w.end_t_s, math.inf, w.min_kw))
+        self.dr.add_ints((w.event_id, site.index, int(w.opt_out_allowed)))
+        key = (w.event_id, site.index)
+        self.env.timeout(w.end_t_s - t_s, key).callbacks.append(self._end)
+        if key in self._opted_out:
+            return
+        self._mins[key] = w.min_kw
+        site.dr_mins.append(w.min_kw)
+        self.bus.send(DemandResponseStarted(t_s, site.site_id, math.inf, w.min_kw))
+
     def _end(self, event: simpy.Event) -> None:
         key = cast(tuple[int, int], event.value)
         self._windows.pop(key, None)
+        min_kw = self._mins.pop(key, None)
+        if min_kw is not None:
+            site = self.sites[key[1]]
+            site.dr_mins.remove(min_kw)
+            self.bus.send(DemandResponseEnded(self.env.now, site.site_id))
+            return
         cap_kw = self._caps.pop(key, None)
         if cap_kw is None:  # opted out
             return

@@ -88,6 +88,8 @@ def with_grid_columns(run: RunTables, load: pd.DataFrame, storage: pd.DataFrame 
     dr_cap = np.full(len(load), np.nan)
     if run.dr is not None:
         for k, a, b, cap in zip(run.dr["site"], run.dr["start_t_s"], run.dr["end_t_s"], run.dr["cap_kw"], strict=True):
+            if cap == np.inf:  # an increase event caps nothing
+                continue
             inside = (site_index == k) & (t + BIN_S > a) & (t < b)
             dr_cap[inside] = np.fmin(dr_cap[inside], cap)
     pv = np.zeros(len(load))
@@ -134,15 +136,18 @@ def dr_frame(run: RunTables, steps: pd.DataFrame, load: pd.DataFrame) -> pd.Data
     `max_kw` is the highest EV load at any change of the load while it was in force;
     `compliance_pct` the share of those whole 15-minute intervals whose mean grid import stayed
     within the cap (empty when no whole interval falls inside). `opt_outs_refused` counts the
-    opt-outs asked for but refused (the event did not allow it).
+    opt-outs asked for but refused (the event did not allow it). With increase events (a
+    `min_kw` the site should draw at least, `cap_kw` inf) the frame has a `min_kw` column
+    (0 for the other events), and their compliance is the share of those intervals whose mean
+    grid import reached `min_kw`.
     """
     assert run.dr is not None
     d = run.dr
     opt = run.dr_opt_outs or {"t_s": np.zeros(0), "event_id": np.zeros(0, int), "site": np.zeros(0, int),
                               "accepted": np.zeros(0, int)}  # fmt: skip
     rows = []
-    columns = ("event_id", "site", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out")
-    for event_id, k, notify, a, b, cap, opt_out in zip(*(d[c] for c in columns), strict=True):
+    columns = ("event_id", "site", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out", "min_kw")
+    for event_id, k, notify, a, b, cap, opt_out, min_kw in zip(*(d[c] for c in columns), strict=True):
         site = run.sites[k]
         mine = (opt["event_id"] == event_id) & (opt["site"] == k)
         accepted = mine & (opt["accepted"] == 1)
@@ -156,16 +161,19 @@ def dr_frame(run: RunTables, steps: pd.DataFrame, load: pd.DataFrame) -> pd.Data
         ld = load[(load["site_id"] == site.site_id) & (load["t_s"] >= a - 1e-9)
                   & (load["t_s"] + BIN_S <= in_force_end + 1e-9)]  # fmt: skip
         grid = ld["grid_kw"].to_numpy()
+        kept = grid >= min_kw * (1 - 1e-9) - 1e-9 if min_kw > 0 else grid <= cap * (1 + 1e-9) + 1e-9
         rows.append({
             "event_id": int(event_id), "site_id": site.site_id, "notify_t_s": notify, "start_t_s": a, "end_t_s": b,
             "cap_kw": cap, "opt_out_allowed": bool(opt_out), "opted_out": bool(accepted.any()),
             "opt_out_t_s": opt_out_t, "opt_outs_refused": int((mine & (opt["accepted"] == 0)).sum()),
             "max_kw": float(powers.max()) if len(powers) else 0.0,
             "mean_grid_kw": float(grid.mean()) if len(grid) else np.nan,
-            "compliance_pct": float(100.0 * (grid <= cap * (1 + 1e-9) + 1e-9).mean()) if len(grid) else np.nan,
+            "compliance_pct": float(100.0 * kept.mean()) if len(grid) else np.nan, "min_kw": float(min_kw),
         })  # fmt: skip
     names = ["event_id", "site_id", "notify_t_s", "start_t_s", "end_t_s", "cap_kw", "opt_out_allowed", "opted_out",
              "opt_out_t_s", "opt_outs_refused", "max_kw", "mean_grid_kw", "compliance_pct"]  # fmt: skip
+    if (d["min_kw"] > 0).any():  # increase events: a column of their own
+        names.append("min_kw")
     return pd.DataFrame(rows, columns=names)
 
 
@@ -241,7 +249,10 @@ def grid_kpis(
         k.update(_dr_kpis(dr[dr["site_id"] == site.site_id]))
         sites[site.site_id] = k
     served = sessions["outcome"] == "served"  # two columns of the served rows, not a copy of the table
-    unmet = sessions["energy_requested_kwh"][served] - sessions["energy_delivered_kwh"][served]
+    kept = sessions["energy_delivered_kwh"][served]  # with V2G: less what was discharged
+    if "energy_discharged_kwh" in sessions:
+        kept = kept - sessions["energy_discharged_kwh"][served]
+    unmet = sessions["energy_requested_kwh"][served] - kept
     total = {key: sum(s[key] for s in sites.values()) for key in
              ("grid_import_kwh", "grid_export_kwh", "energy_cost", "demand_charge", "pv_generation_kwh", "pv_used_kwh",
               "storage_discharged_kwh", "storage_charged_kwh")}  # fmt: skip

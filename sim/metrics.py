@@ -14,6 +14,7 @@ import pandas as pd
 
 from sim.engine import SESSION_FLOATS, RunTables
 from sim.sessions import Cause, EventKind, Outcome
+from sim.v2g import v2g_configured
 from sim.wallclock import WallClock
 
 __all__ = [
@@ -188,6 +189,13 @@ def sessions_frame(run: RunTables) -> pd.DataFrame:
     )
     if not frame["session_id"].is_monotonic_increasing:
         frame = frame.sort_values("session_id", kind="stable", ignore_index=True)
+    if v2g_configured(run.scenario):  # with V2G: energy given back, beside the energy delivered (charged)
+        out = np.zeros(len(frame))
+        d = discharges_of(run)
+        if d is not None:
+            rows = np.searchsorted(frame["session_id"].to_numpy(), d["session_id"])
+            np.add.at(out, rows, -d["power_kw"] * (d["t1_s"] - d["t0_s"]) / 3600.0)
+        frame.insert(frame.columns.get_loc("energy_delivered_kwh") + 1, "energy_discharged_kwh", out)
     return frame
 
 
@@ -276,6 +284,9 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
     energy_kwh = float(ports["energy_kwh"].sum())
     capacity_kwh = float((ports["max_power_kw"] * horizon_s / 3600.0).sum())
     arrived = len(sessions)
+    kept = sessions["energy_delivered_kwh"]  # what stayed in the battery: less what V2G took back
+    if "energy_discharged_kwh" in sessions:
+        kept = kept - sessions["energy_discharged_kwh"]
     return {
         "sessions_arrived": arrived,
         **{f"sessions_{o.name.lower()}": int(counts.get(o.name.lower(), 0)) for o in Outcome},
@@ -283,9 +294,7 @@ def _kpis_of(sessions: pd.DataFrame, ports: pd.DataFrame, load: pd.DataFrame, ho
         "renege_share": _share(int(counts.get("reneged", 0)), arrived),
         "energy_requested_kwh": float(sessions.loc[plugged, "energy_requested_kwh"].sum()),
         "energy_delivered_kwh": float(sessions["energy_delivered_kwh"].sum()),
-        "unmet_energy_kwh": float(
-            (sessions.loc[served, "energy_requested_kwh"] - sessions.loc[served, "energy_delivered_kwh"]).sum()
-        ),
+        "unmet_energy_kwh": float((sessions.loc[served, "energy_requested_kwh"] - kept[served]).sum()),
         "wait_all_mean_s": wait_all_mean_s,
         "wait_all_p95_s": wait_all_p95_s,
         "wait_plugged_mean_s": wait_plugged_mean_s,

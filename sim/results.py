@@ -249,7 +249,10 @@ def write_results(
         _write_parquet(invoices, tmp / "invoices.parquet")
         _write_parquet(revenue_metrics.tariffs_frame(run), tmp / "tariffs.parquet")
         maintenance = k["serviceability"]["maintenance_cost"] if run.service is not None else 0.0
-        k["revenue"] = revenue_metrics.revenue_kpis(run, sessions, invoices, ports, k["grid"], maintenance)
+        v2g = v2g_metrics.v2g_kpis(run, load) if v2g_metrics.v2g_configured(scenario) else None
+        k["revenue"] = revenue_metrics.revenue_kpis(run, sessions, invoices, ports, k["grid"], maintenance, v2g)
+        if v2g is not None:
+            k["v2g"] = v2g
         k["network"]["revenue"] = k["revenue"]["revenue"]  # sessions, memberships and payment fees together
         if run.ev is not None:
             k["ev_side"] = _write_ev(run, sessions, tmp)

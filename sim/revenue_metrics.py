@@ -5,6 +5,9 @@ exact to the cent once rounded:
 
     revenue = Σ session amounts + Σ membership fees − Σ payment fees
     margin  = revenue − energy cost − demand charges − maintenance cost
+
+With V2G configured the margin also takes the export revenue and pays the drivers' V2G
+remuneration (`sim.v2g_metrics`): margin = revenue + export revenue − V2G remuneration − costs.
 """
 
 from __future__ import annotations
@@ -112,8 +115,13 @@ def revenue_kpis(
     ports: pd.DataFrame,
     grid: dict[str, Any],
     maintenance_cost: float,
+    v2g: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `revenue` section of kpis.json: the waterfall, prices, memberships, payments, break-even."""
+    """The `revenue` section of kpis.json: the waterfall, prices, memberships, payments, break-even.
+
+    `v2g` is the `v2g` section (`sim.v2g_metrics.v2g_kpis`) when the scenario has V2G: its export
+    revenue and V2G remuneration then enter the margin, and are shown beside it.
+    """
     scenario = run.scenario
     days = scenario.horizon_s / 86400.0
     # The billed rows of the three columns read below: a copy of every column of a year of sessions is large.
@@ -132,6 +140,9 @@ def revenue_kpis(
     demand = _money(grid["network"]["demand_charge"])
     maintenance_cost = _money(maintenance_cost)
     costs = energy_cost + demand + maintenance_cost  # of the reported (rounded) costs, so the margin adds up
+    v2g_money: dict[str, float] = {}
+    if v2g is not None:
+        v2g_money = {k: _money(v2g["network"][k]) for k in ("export_revenue", "v2g_remuneration")}
     billed_amounts = float(billed["amount_charged"].sum())  # only a plugged-in session is billed
     energy_kwh = float(billed["energy_delivered_kwh"].sum())
     clock = WallClock.of(scenario)
@@ -171,7 +182,10 @@ def revenue_kpis(
         "energy_cost": _money(energy_cost),
         "demand_charge": _money(demand),
         "maintenance_cost": _money(maintenance_cost),
-        "margin": _money(revenue - costs),
+        **v2g_money,
+        "margin": _money(
+            revenue + v2g_money.get("export_revenue", 0.0) - v2g_money.get("v2g_remuneration", 0.0) - costs
+        ),  # fmt: skip
         "demand_charge_share_of_cost": demand / costs if costs > 0 else 0.0,
         "average_price_per_kwh": billed_amounts / energy_kwh if energy_kwh > 0 else None,
         "session_revenue_per_port_per_day": _money((amounts - session_fees) / len(ports) / days) if len(ports) else 0.0,

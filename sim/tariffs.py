@@ -52,6 +52,7 @@ class Prices:
     tier_per_min: tuple[float, ...]
     session_fee: float
     idle_per_min: float
+    v2g_per_kwh: float = 0.0  # paid to the driver per kWh discharged (V2G)
 
     def per_min_at(self, power_kw: float) -> float:
         """The time price while `power_kw` is delivered."""
@@ -72,7 +73,8 @@ def _prices(tariff: Tariff, period: TariffPeriod | None) -> Prices:
         from_kw, per_min = (0.0,), (pick("price_per_min"),)
     else:
         from_kw, per_min = tuple(t.from_kw for t in tiers), tuple(t.price_per_min for t in tiers)
-    return Prices(pick("price_per_kwh"), from_kw, per_min, pick("session_fee"), pick("idle_fee_per_min"))
+    return Prices(pick("price_per_kwh"), from_kw, per_min, pick("session_fee"), pick("idle_fee_per_min"),
+                  pick("v2g_remuneration_per_kwh"))  # fmt: skip
 
 
 class _Layout:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.ev import ChargeProfile, EVModel
 
-__all__ = ["V2gLimits", "discharge_plan", "guard_soc_frac", "v2g_limits"]
+__all__ = ["V2gLimits", "discharge_plan", "guard_soc_frac", "v2g_configured", "v2g_limits"]
 
 _BISECTIONS = 200  # more than a float's 2**-52 resolution over any horizon needs; stops early once it cannot move
 
@@ -77,6 +77,18 @@ def v2g_limits(scenario: Scenario, models: Sequence[EVModel]) -> list[V2gLimits 
                 raise ValueError(f"vehicle model {name!r} has two different v2g settings in the fleets; give it one")
             by_name[name] = limits
     return [by_name.get(m.name) for m in models]
+
+
+def v2g_configured(scenario: Scenario) -> bool:
+    """The scenario has something of V2G: a bidirectional charger, a V2G vehicle, an export price or limit."""
+    grid = scenario.grid
+    fleets = [scenario.fleet, *(d.fleet for d in scenario.demand if d.fleet)]
+    return (
+        any(g.bidirectional for site in scenario.network.sites for g in site.chargers)
+        or any(e.v2g is not None for entries in fleets for e in entries)
+        or grid.export_price is not None
+        or any(g.export_limit_kw is not None for g in grid.sites.values())
+    )
 
 
 def guard_soc_frac(full: ChargeProfile, guarantee_soc_frac: float, depart_t_s: float, t_s: float) -> float:

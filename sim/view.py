@@ -43,6 +43,7 @@ class LiveView:
         self._prices = prices
         self._profiles = profiles  # the EV's own limit on a connector is its profile there, uncapped
         self.evse_views: Callable[[SiteState, float], _Snapshots] = self._evse_views
+        self.export_prices: PriceSignal | None = None  # the feed-in price, with grid.export_price
 
     def add_ev_side(self, vehicle_data: VehicleData) -> None:
         """EVs report through the EV side's channels (`sim.vehicle_data`): ISO 15118, telematics, or nothing."""
@@ -68,9 +69,10 @@ class LiveView:
         views, vehicles, v2g = self.evse_views(site, now)
         limit_kw, import_kw, dr_cap_kw, pv_kw, storage = self.supply(site)
         export_kw, dr_min_kw = site.export_limit_kw, max(site.dr_mins, default=0.0)
+        export_price = self.export_prices.at(now) if self.export_prices is not None else 0.0
         return SiteView(site.site_id, site.capacity_kw, tuple(views), limit_kw, dr_cap_kw, self._prices.at(now), now,
                         len(site.queue), vehicles, pv_kw, storage, import_kw, site.phase_limit_kw, site.single_phase,
-                        site.panels, v2g, export_kw, dr_min_kw)  # fmt: skip
+                        site.panels, v2g, export_kw, dr_min_kw, export_price)  # fmt: skip
 
     def supply(self, site: SiteState) -> tuple[float, float, float, float, StorageView | None]:
         """What `site` may draw now, as `SiteView` has it: ``(limit_kw, grid_limit_kw, dr_cap_kw, pv_kw, storage)``."""
@@ -156,14 +158,17 @@ class LiveView:
         """What the V2G EV on `e` may give back now, and its floor."""
         v = s.v2g
         assert v is not None
+        out_kwh = s.discharged_kwh
         if s.profile is not None:
             soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
         elif s.discharge_kw:
             soc = s.discharge_soc_at(now)
+            out_kwh += (s.dis_soc0 - soc) * s.model.capacity_kwh
         else:
             soc = s.soc_frac
         full = self._profiles.get(s.model, e.dc, e.max_kw)
         guarantee = v.guarantee(s.target_soc_frac)
-        floor = max(v.min_soc_frac, guard_soc_frac(full, guarantee, s.depart_t_s, now))
+        guard = guard_soc_frac(full, guarantee, s.depart_t_s, now)
         return V2gView(min(e.discharge_kw, e.max_kw, v.max_discharge_kw), soc, s.model.capacity_kwh, v.min_soc_frac,
-                       guarantee, s.depart_t_s, floor, full.power_at(soc))  # fmt: skip
+                       guarantee, s.depart_t_s, max(v.min_soc_frac, guard), full.power_at(soc), guard,
+                       out_kwh)  # fmt: skip

@@ -30,6 +30,7 @@ SCENARIOS = (
     "corridor_one_crew",
     "pricing_tou_membership",
     "battery_ageing",
+    "v2g_garage",
 )
 DAYS = 2
 # kpis.json's top-level keys → the docs/kpis.md section ("## " heading) that defines them.
@@ -42,6 +43,7 @@ SECTION_OF = {
     "grid": "Grid and load",
     "ev_side": "EV side",
     "degradation": "Battery degradation",
+    "v2g": "Bidirectional charging (V2G)",
 }
 SCENARIO_NAMED = {"m"}  # placeholders for names a scenario defines, which no document can list
 _TOKEN = re.compile(r"`([^`\n]+)`")

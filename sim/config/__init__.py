@@ -65,6 +65,8 @@ __all__ = [
     "Tariff",
     "TraceDemand",
     "UncontrolledManager",
+    "V2gPeakShavingManager",
+    "V2gPriceArbitrageManager",
     "load_scenario",
     "scenario_schema",
     "YamlLoader",
@@ -445,6 +447,43 @@ class PeakShavingManager(_Estimates):
     target_kw: float = Field(gt=0, description="site load to stay under, below the site's limit")
 
 
+class _V2g(_Estimates):
+    interval_min: float = Field(default=15.0, gt=0, description="re-plan every site this often, beside its events")
+
+
+class V2gPeakShavingManager(_V2g):
+    """Charging under a threshold; V2G EVs discharge what urgent charging puts above it, and recharge below it.
+
+    Urgent EVs (slack to their departure need, or to a V2G EV's guarantee, under two intervals)
+    charge at full power whatever the threshold: the guarantees come first.
+    """
+
+    kind: Literal["v2g_peak_shaving"] = Field(description="selects this manager")
+    threshold_kw: float = Field(gt=0, description="site import to stay under, with V2G discharge if need be")
+
+
+class V2gPriceArbitrageManager(_V2g):
+    """V2G EVs charge when the energy price is low and discharge when it (or the feed-in price) is high.
+
+    Urgent EVs and EVs without V2G charge as least-laxity-first does.
+    """
+
+    kind: Literal["v2g_price_arbitrage"] = Field(description="selects this manager")
+    charge_below_per_kwh: float = Field(ge=0, description="V2G EVs charge while the energy price is at most this")
+    discharge_above_per_kwh: float = Field(
+        ge=0, description="V2G EVs discharge while the energy or feed-in price is at least this"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> V2gPriceArbitrageManager:
+        if self.discharge_above_per_kwh <= self.charge_below_per_kwh:
+            raise ValueError(
+                f"discharge_above_per_kwh (={self.discharge_above_per_kwh}) must be above charge_below_per_kwh "
+                f"(={self.charge_below_per_kwh}), or the EVs would buy and sell at the same price"
+            )
+        return self
+
+
 ManagerConfig = Annotated[
     UncontrolledManager
     | EqualShareManager
@@ -453,6 +492,8 @@ ManagerConfig = Annotated[
     | LeastLaxityFirstManager
     | PriceResponsiveManager
     | PeakShavingManager
+    | V2gPeakShavingManager
+    | V2gPriceArbitrageManager
     | OcppManager,
     Field(discriminator="kind"),
 ]
@@ -648,6 +689,22 @@ class Scenario(QuietModel):
         return self
 
     @model_validator(mode="after")
+    def _one_v2g_per_model(self) -> Scenario:
+        seen: dict[str, V2gVehicle | None] = {}
+        fleets = [(("fleet",), self.fleet)] + [(("demand", i, "fleet"), d.fleet) for i, d in enumerate(self.demand)]
+        for where, entries in fleets:
+            for j, e in enumerate(entries or []):
+                name = e.ev_model().name
+                if name in seen and seen[name] != e.v2g:
+                    raise LocatedError(
+                        (*where, j, "v2g"),
+                        f"vehicle model {name} is listed again with other v2g settings; a model has one set of "
+                        "V2G limits: give it the same v2g everywhere (or a written-out model of another name)",
+                    )
+                seen[name] = e.v2g
+        return self
+
+    @model_validator(mode="after")
     def _ev_side_fits(self) -> Scenario:
         check_ev_side(self)
         return self
@@ -726,6 +783,8 @@ _TAGS = {
     "least_laxity_first",
     "price_responsive",
     "peak_shaving",
+    "v2g_peak_shaving",
+    "v2g_price_arbitrage",
     "ocpp",
     "reactive",
     "preventive",

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
 
-from sim.config.base import Constant, Distribution, NonNegativeFloats, StrictModel, within
+from sim.config.base import Constant, Distribution, NonNegativeFloats, QuietModel, StrictModel, within
 from sim.csvfiles import read_price_series
 
 __all__ = [
@@ -76,8 +76,15 @@ class PriceSeries(StrictModel):
 EnergyPrice = Annotated[PriceFlat | PriceTou | PriceSeries, Field(discriminator="kind")]
 
 
-class DemandResponseEvent(StrictModel):
-    """A scheduled demand-response event: a cap (or a shed from the load at its start) on sites."""
+class DemandResponseEvent(QuietModel):
+    """A scheduled demand-response event: a cap (or a shed from the load at its start) on sites, or an increase.
+
+    An increase event (`min_kw`) asks the sites to draw at least that much from the grid while it
+    lasts (to absorb a surplus of renewable generation); it limits nothing, and managers see it as
+    `SiteView.dr_min_kw`.
+    """
+
+    QUIET = ("min_kw",)
 
     start: AwareDatetime = Field(description="timezone-aware start of the event")
     duration_min: float = Field(gt=0, description="how long the event lasts")
@@ -90,11 +97,20 @@ class DemandResponseEvent(StrictModel):
     )
     sites: list[str] | None = Field(default=None, description="site ids; none: every site")
     opt_out_allowed: bool = Field(default=False, description="a manager may decline the event")
+    min_kw: float | None = Field(
+        default=None,
+        gt=0,
+        description="an increase event: the site should draw at least this from the grid; give cap_kw, shed_kw "
+        "or min_kw",
+    )
 
     @model_validator(mode="after")
     def _one_limit(self) -> DemandResponseEvent:
-        if (self.cap_kw is None) == (self.shed_kw is None):
-            raise ValueError("give exactly one of cap_kw or shed_kw")
+        if self.min_kw is not None:
+            if self.cap_kw is not None or self.shed_kw is not None:
+                raise ValueError("an increase event (min_kw) takes no cap_kw or shed_kw: give one of the three")
+        elif (self.cap_kw is None) == (self.shed_kw is None):
+            raise ValueError("give exactly one of cap_kw or shed_kw (or min_kw for an increase event)")
         return self
 
 
@@ -192,8 +208,10 @@ class Storage(StrictModel):
         return self
 
 
-class SiteGrid(StrictModel):
+class SiteGrid(QuietModel):
     """What one site has behind its grid connection."""
+
+    QUIET = ("export_limit_kw",)
 
     transformer_kw: float | None = Field(default=None, gt=0, description="a second limit below the connection")
     pv: SolarPV | None = Field(default=None, description="on-site PV; none: no PV")
@@ -201,14 +219,27 @@ class SiteGrid(StrictModel):
     demand_charge_per_kw_month: float | None = Field(
         default=None, ge=0, description="this site's demand charge; none: the grid's demand_charge_per_kw_month"
     )
+    export_limit_kw: float | None = Field(
+        default=None,
+        ge=0,
+        description="most the site may feed into the grid (V2G discharge and PV beyond the site's load), measured "
+        "like import overloads; none: no limit",
+    )
 
 
-class Grid(StrictModel):
+class Grid(QuietModel):
     """Energy prices, demand charges, demand response, and each site's PV, storage and transformer."""
+
+    QUIET = ("export_price",)
 
     energy_price: EnergyPrice = Field(
         default=PriceFlat(kind="flat", per_kwh=0.0),
         description="price the operator pays for energy: flat, time of use or a series",
+    )
+    export_price: EnergyPrice | None = Field(
+        default=None,
+        description="feed-in price the operator is paid for energy exported (V2G, PV): flat, time of use or a "
+        "series; none: export earns nothing",
     )
     demand_charge_per_kw_month: float = Field(default=0.0, ge=0, description="on each site's monthly 15-min peak")
     demand_response: DemandResponse = Field(default=DemandResponse(), description="demand-response events")

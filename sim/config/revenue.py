@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sim.config.base import Distribution, LogNormal, StrictModel, within
+from sim.config.base import Distribution, LogNormal, QuietModel, StrictModel, within
 
 __all__ = [
     "DemandPricing",
@@ -52,8 +52,10 @@ class TimeTier(StrictModel):
     price_per_min: float = Field(ge=0, description="price per minute in this tier")
 
 
-class _Prices(StrictModel):
+class _Prices(QuietModel):
     """The components a time-of-use period may override; `None` keeps the tariff's own."""
+
+    QUIET = ("v2g_remuneration_per_kwh",)
 
     price_per_kwh: float | None = Field(
         default=None, ge=0, description="price of energy; none in a period: the tariff's"
@@ -72,6 +74,11 @@ class _Prices(StrictModel):
         default=None,
         ge=0,
         description="price per idle minute after the battery is full; none in a period: the tariff's",
+    )
+    v2g_remuneration_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        description="paid to the driver per kWh discharged from the EV (V2G); none in a period: the tariff's",
     )
 
     @field_validator("time_tiers")
@@ -127,6 +134,9 @@ class Tariff(_Prices):
     price_per_min: float = Field(default=0.0, ge=0, description="per minute plugged in; time_tiers replace it")
     session_fee: float = Field(default=0.0, ge=0, description="fee at the start of a session")
     idle_fee_per_min: float = Field(default=0.0, ge=0, description="per minute plugged in after the battery is full")
+    v2g_remuneration_per_kwh: float = Field(
+        default=0.0, ge=0, description="paid to the driver per kWh discharged from the EV (V2G)"
+    )
     idle_grace_min: float = Field(default=0.0, ge=0, description="free minutes after the battery is full")
     idle_only_when_busy: bool = Field(default=False, description="idle minutes count only while a driver waits")
     min_charge: float = Field(default=0.0, ge=0, description="smallest amount of a session that delivered energy")

@@ -11,6 +11,8 @@ from sim.config import (
     PeakShavingManager,
     PriceResponsiveManager,
     UncontrolledManager,
+    V2gPeakShavingManager,
+    V2gPriceArbitrageManager,
 )
 from sim.config.serviceability import PreventiveOperator, ReactiveOperator
 from sim.managers.base import NetworkManager
@@ -18,6 +20,7 @@ from sim.managers.equal_share import EqualShare
 from sim.managers.operators import Preventive, Reactive
 from sim.managers.smart import Estimates, make_smart_manager
 from sim.managers.uncontrolled import Uncontrolled
+from sim.managers.v2g import V2gManager, allocate_peak_shaving, allocate_price_arbitrage
 
 __all__ = ["OPERATORS", "REGISTRY", "build_manager", "build_operator"]
 
@@ -40,6 +43,17 @@ def _needs_pacing(cfg, price_at: PriceAt) -> NetworkManager:  # noqa: ANN001
     )
 
 
+def _v2g_peak_shaving(cfg: V2gPeakShavingManager, price_at: PriceAt) -> NetworkManager:
+    est, interval_s = Estimates(cfg.assumed_dwell_h, cfg.assumed_energy_kwh), cfg.interval_min * 60.0
+    return V2gManager(lambda site: allocate_peak_shaving(site, est, cfg.threshold_kw, interval_s), interval_s)
+
+
+def _v2g_price_arbitrage(cfg: V2gPriceArbitrageManager, price_at: PriceAt) -> NetworkManager:
+    est, interval_s = Estimates(cfg.assumed_dwell_h, cfg.assumed_energy_kwh), cfg.interval_min * 60.0
+    low, high = cfg.charge_below_per_kwh, cfg.discharge_above_per_kwh
+    return V2gManager(lambda site: allocate_price_arbitrage(site, est, low, high, interval_s), interval_s)
+
+
 REGISTRY: dict[type, Callable[..., NetworkManager]] = {
     UncontrolledManager: lambda cfg, price_at: Uncontrolled(),
     EqualShareManager: lambda cfg, price_at: EqualShare(),
@@ -48,6 +62,8 @@ REGISTRY: dict[type, Callable[..., NetworkManager]] = {
     LeastLaxityFirstManager: _smart,
     PriceResponsiveManager: _smart,
     PeakShavingManager: _smart,
+    V2gPeakShavingManager: _v2g_peak_shaving,
+    V2gPriceArbitrageManager: _v2g_price_arbitrage,
     OcppManager: _needs_pacing,
 }
 

@@ -159,15 +159,21 @@ class DemandResponseNotified:
     shed_kw: float | None
     opt_out_allowed: bool
     event_id: int = -1  # what `OptOutDemandResponse` names
+    min_kw: float | None = None  # an increase event: draw at least this (cap_kw and shed_kw are None)
 
 
 @dataclass(frozen=True, slots=True)
 class DemandResponseStarted:
-    """A demand-response event begins; the site's view shows the cap in `dr_cap_kw` until it ends."""
+    """A demand-response event begins; the site's view shows the cap in `dr_cap_kw` until it ends.
+
+    An increase event has no cap (`cap_kw` inf): it asks the site to draw at least `min_kw`
+    (`SiteView.dr_min_kw`).
+    """
 
     t_s: float
     site_id: SiteId
     cap_kw: float
+    min_kw: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,10 +480,12 @@ class StorageView:
 class V2gView:
     """A V2G-capable EV on a bidirectional connector: what it may give back now (ISO 15118-20 limits).
 
-    `floor_soc_frac` is the lowest state of charge it may be discharged to now: the driver's
-    minimum, or higher as departure nears, so that charging at `full_kw` from there still reaches
-    `departure_soc_frac` by `departure_t_s`. A discharge stops at the floor; a manager keeps the
-    guarantee by letting the EV charge once its SoC nears the floor.
+    `guard_soc_frac` is the departure guard: the SoC from which charging at full power (`full_kw`
+    now, along the EV's curve at the port's rating) just reaches `departure_soc_frac` by
+    `departure_t_s`; it rises as departure nears. `floor_soc_frac`, the lowest SoC it may be
+    discharged to now, is the higher of the guard and the driver's minimum. A discharge stops at
+    the floor; a manager keeps the guarantee by letting the EV charge at full power before its SoC
+    meets the guard.
     """
 
     max_discharge_kw: float
@@ -488,6 +496,7 @@ class V2gView:
     departure_t_s: float
     floor_soc_frac: float
     full_kw: float
+    guard_soc_frac: float = 0.0
 
     @property
     def headroom_kwh(self) -> float:
@@ -531,6 +540,7 @@ class SiteView:
     v2g: Mapping[EvseId, V2gView] = field(default_factory=dict)
     export_limit_kw: float = math.inf
     dr_min_kw: float = 0.0
+    export_price_per_kwh: float = 0.0  # what the operator is paid per kWh exported now (grid.export_price)
 
     def phase_load_kw(self, power_kw: Mapping[EvseId, float]) -> tuple[float, float, float]:
         """Power on L1, L2 and L3 when the connectors draw `power_kw`."""

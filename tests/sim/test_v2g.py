@@ -8,6 +8,7 @@ EV's charge curve; energy is recounted from the recorded rows.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,8 @@ def test_v2g_config_errors_name_the_fix():
         make_scenario(fleet=_fleet({"max_discharge_kw": 5.0}, iso=0.0))
     with pytest.raises(ScenarioError, match="bidirectional: true"):
         make_scenario(network=_site([{"model": "x", "power_kw": 11.0, "current": "ac", "max_discharge_kw": 5.0}]))
+    with pytest.raises(ScenarioError, match="same v2g everywhere"):
+        make_scenario(fleet=_fleet({"max_discharge_kw": 5.0}) + _fleet({"max_discharge_kw": 7.0}))
     with pytest.raises(ScenarioError, match="departure_soc_frac"):
         make_scenario(fleet=_fleet({"max_discharge_kw": 5.0, "min_soc_frac": 0.5, "departure_soc_frac": 0.3}))
 
@@ -415,3 +418,42 @@ def test_results_write_the_discharges_table(tmp_path):
     load = pd.read_parquet(tmp_path / "out" / "load.parquet")
     net = sessions["energy_delivered_kwh"].sum() - (-d["power_kw"] * (d["t1_s"] - d["t0_s"]) / H).sum()
     assert load["energy_kwh"].sum() == pytest.approx(net, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "manager",
+    [
+        {"kind": "v2g_peak_shaving", "threshold_kw": 15.0, "interval_min": 10.0},
+        {"kind": "v2g_price_arbitrage", "charge_below_per_kwh": 0.15, "discharge_above_per_kwh": 0.3},
+    ],
+    ids=["v2g_peak_shaving", "v2g_price_arbitrage"],
+)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_reference_managers_keep_every_guarantee(manager, data):
+    """The shipped V2G managers discharge, and every V2G EV that discharged leaves with its guarantee."""
+    sc, limits = _v2g_scenario(data)
+    prices = [0.1, 0.1, 0.2, 0.35, 0.4, 0.2] * 4  # cheap nights, dear evenings
+    sc = sc.model_copy(update={"manager": type(sc.manager).model_validate({"kind": "equal_share"})})
+    from sim.config import validate_data
+
+    raw = sc.model_dump(mode="json") | {"manager": manager}
+    raw["grid"] = {"energy_price": {"kind": "tou", "per_kwh_by_hour": prices}}
+    sc = validate_data(raw, "test", Path("."))
+    run = simulate(sc)
+    _check_run(run, limits)
+    _check_guarantees(run, limits)
+
+
+def _check_guarantees(run: RunTables, limits: dict[str, V2gLimits | None]) -> None:
+    """Every V2G EV that discharged and left did so with at least its guarantee."""
+    s, d = run.sessions, run.discharges
+    assert d is not None
+    for sid in np.unique(d["session_id"]).tolist():
+        row = int(np.flatnonzero(s["session_id"] == sid)[0])
+        if np.isnan(s["departure_t_s"][row]):
+            continue
+        v = limits[run.models[s["model"][row]].name]
+        assert v is not None
+        soc_out, guarantee = float(s["soc_out_frac"][row]), v.guarantee(_target(run, row))
+        assert soc_out >= guarantee - 1e-6, f"session {sid} left at {soc_out}, below its guarantee {guarantee}"

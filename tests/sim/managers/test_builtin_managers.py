@@ -12,6 +12,8 @@ from sim.config import (
     PeakShavingManager,
     PriceResponsiveManager,
     UncontrolledManager,
+    V2gPeakShavingManager,
+    V2gPriceArbitrageManager,
 )
 from sim.config.revenue import OccupancyPricing, Tariff
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -35,6 +37,7 @@ from sim.managers.base import (
     SiteView,
     Tick,
     Timer,
+    V2gView,
 )
 from sim.managers.equal_share import allocate_equal_share
 from sim.managers.operators import Preventive, Reactive
@@ -399,3 +402,52 @@ def test_dynamic_pricing_sets_every_price_at_start_and_then_only_changes():
     assert busy[0].tariff.price_per_kwh == 0.7  # type: ignore[union-attr]
     assert busy[1] == SetTimer(2700.0, "pricing")
     assert m.handle(Timer(1800.0, "someone else's"), StaticNetwork([occupied(4)])) == ()
+
+
+# ---------------------------------------------------------------- V2G
+
+
+def _v2g(soc: float, guard: float = 0.0, max_discharge_kw: float = 10.0, full_kw: float = 11.0) -> V2gView:
+    """A 50 kWh V2G EV with a 0.2 minimum SoC, leaving in 8 h."""
+    return V2gView(max_discharge_kw, soc, 50.0, 0.2, 0.8, 8 * H, max(0.2, guard), full_kw, guard)
+
+
+def test_v2g_peak_shaving_discharges_what_urgent_charging_puts_over_the_threshold():
+    """An urgent EV needs 22 kW now under a 15 kW threshold: the V2G EV gives back the 7 kW over it."""
+    urgent = port("a.01.1", 22.0, session=1, departure_t_s=H, energy_need_kwh=22.0, ev_max_kw=22.0)
+    v2g_ev = port("a.02.1", 11.0, session=2, status=EvseStatus.SUSPENDED_EV)
+    s = site(urgent, v2g_ev, limit_kw=100.0, v2g={EvseId("a.02.1"): _v2g(0.9)})
+    cfg = V2gPeakShavingManager(kind="v2g_peak_shaving", threshold_kw=15.0)
+    limits, _ = run(build_manager(cfg), s)
+    assert limits == {"a.01.1": 22.0, "a.02.1": -7.0}
+
+
+def test_v2g_peak_shaving_recharges_under_the_threshold_and_never_below_the_floor():
+    """No urgent load: the V2G EV charges within the threshold; at its floor it is never asked to discharge."""
+    ev = port("a.01.1", 11.0, session=1, departure_t_s=8 * H, energy_need_kwh=10.0, ev_max_kw=11.0)
+    cfg = V2gPeakShavingManager(kind="v2g_peak_shaving", threshold_kw=8.0)
+    limits, _ = run(build_manager(cfg), site(ev, limit_kw=100.0, v2g={EvseId("a.01.1"): _v2g(0.5)}))
+    assert limits == {"a.01.1": 8.0}
+    at_floor = site(ev, limit_kw=100.0, v2g={EvseId("a.01.1"): _v2g(0.2)})  # headroom 0
+    assert run(build_manager(cfg), at_floor)[0]["a.01.1"] >= 0
+
+
+def test_v2g_price_arbitrage_charges_when_cheap_idles_between_and_gives_back_when_dear():
+    """Price 0.10: charge at 11 kW; 0.20: hold at 0; 0.40: discharge at the EV's 10 kW."""
+    ev = port("a.01.1", 11.0, session=1, departure_t_s=8 * H, energy_need_kwh=10.0, ev_max_kw=11.0)
+    cfg = V2gPriceArbitrageManager(kind="v2g_price_arbitrage", charge_below_per_kwh=0.15, discharge_above_per_kwh=0.3)
+    got = {}
+    for price in (0.10, 0.20, 0.40):
+        s = site(ev, limit_kw=100.0, price_per_kwh=price, v2g={EvseId("a.01.1"): _v2g(0.6)})
+        got[price] = run(build_manager(cfg), s)[0]["a.01.1"]
+    assert got == {0.10: 11.0, 0.20: 0.0, 0.40: -10.0}
+
+
+def test_v2g_price_arbitrage_keeps_the_guarantee_and_the_export_limit():
+    """An EV near its guard charges at full power even when dear; discharge stays within a 4 kW export limit."""
+    ev = port("a.01.1", 11.0, session=1, departure_t_s=8 * H, energy_need_kwh=10.0, ev_max_kw=11.0)
+    cfg = V2gPriceArbitrageManager(kind="v2g_price_arbitrage", charge_below_per_kwh=0.15, discharge_above_per_kwh=0.3)
+    near = site(ev, limit_kw=100.0, price_per_kwh=0.4, v2g={EvseId("a.01.1"): _v2g(0.5, guard=0.49)})
+    assert run(build_manager(cfg), near)[0]["a.01.1"] == 11.0  # 0.5 kWh over the guard: minutes of slack
+    capped = site(ev, limit_kw=100.0, price_per_kwh=0.4, export_limit_kw=4.0, v2g={EvseId("a.01.1"): _v2g(0.6)})
+    assert run(build_manager(cfg), capped)[0]["a.01.1"] == -4.0

@@ -15,9 +15,17 @@ from dataclasses import fields
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import event as count_case
 from hypothesis import strategies as st
 
-from sim.config import EqualShareManager, OcppManager, PeakShavingManager, UncontrolledManager
+from sim.config import (
+    EqualShareManager,
+    OcppManager,
+    PeakShavingManager,
+    UncontrolledManager,
+    V2gPeakShavingManager,
+    V2gPriceArbitrageManager,
+)
 from sim.config.revenue import DemandPricing, EnergyPricePricing, OccupancyPricing, Tariff
 from sim.config.serviceability import PreventiveOperator
 from sim.ids import ChargerId, EvseId, SessionId, SiteId
@@ -49,6 +57,7 @@ from sim.managers.base import (
     StatusChanged,
     Tick,
     Timer,
+    V2gView,
 )
 from sim.managers.pricing import DynamicPricing
 from sim.managers.testing import StaticNetwork, limits_after
@@ -65,12 +74,22 @@ TOL_KW = 1e-9
 #   "site": the site's drawing connectors, each at most its limit, its rating and its EV's maximum, sum to at
 #           most the site's limit;
 #   "every_node": each drawing connector's limit is within its rating and its EV's maximum, and the limits sum
-#           to at most the site's limit and, per charger, to at most the shared cabinet's rating.
-CLAIMS: dict[type, str] = {UncontrolledManager: "nothing", EqualShareManager: "site"}
+#           to at most the site's limit and, per charger, to at most the shared cabinet's rating;
+#   "v2g": "every_node" for the charging limits, and a negative limit (discharge) only for a V2G EV with headroom
+#           above its floor, at most its discharge power, never during a demand-response increase event, and
+#           with the discharges together within the export limit plus what the charging draws.
+CLAIMS: dict[type, str] = {
+    UncontrolledManager: "nothing",
+    EqualShareManager: "site",
+    V2gPeakShavingManager: "v2g",
+    V2gPriceArbitrageManager: "v2g",
+}
 # Settings a manager's config needs beyond its `kind`.
 SETTINGS: dict[type, dict[str, object]] = {
     PeakShavingManager: {"target_kw": 40.0},
     PreventiveOperator: {"interval_days": 3.0},
+    V2gPeakShavingManager: {"threshold_kw": 40.0},
+    V2gPriceArbitrageManager: {"charge_below_per_kwh": 0.15, "discharge_above_per_kwh": 0.3},
 }
 # Managers that do not run in-process.
 NOT_IN_PROCESS = {OcppManager: "the CSMS is the manager; tests/virtual_chargers drive it over the wire"}
@@ -174,6 +193,7 @@ def site(draw, site_id: str, t_s: float, first_session: int) -> SiteView:
     capacity = draw(st.floats(0.0, 1500.0))
     dr_cap = draw(st.just(math.inf) | st.floats(0.0, capacity))
     pv = draw(st.just(0.0) | st.floats(0.0, 200.0))
+    v2g = {e.evse_id: draw(v2g_view(e, t_s)) for e in evses if e.session_id is not None and draw(st.booleans())}
     return SiteView(
         SiteId(site_id),
         capacity,
@@ -185,6 +205,28 @@ def site(draw, site_id: str, t_s: float, first_session: int) -> SiteView:
         waiting=draw(st.integers(0, 5)),
         pv_kw=pv,
         grid_limit_kw=capacity,
+        v2g=v2g,
+        export_limit_kw=draw(st.just(math.inf) | st.floats(0.0, 300.0)),
+        dr_min_kw=draw(st.sampled_from([0.0, 0.0, 0.0, 25.0])),  # an increase event now and then
+        export_price_per_kwh=draw(st.floats(0.0, 0.5)),
+    )
+
+
+@st.composite
+def v2g_view(draw, e: EvseView, t_s: float) -> V2gView:
+    """A V2G-capable EV on the connector: its limits, SoC, floor and guard (any order of the three)."""
+    guard = draw(st.floats(0.0, 0.7))
+    min_soc = draw(st.floats(0.0, 0.6))
+    return V2gView(
+        max_discharge_kw=draw(st.floats(0.5, min(e.max_power_kw, 200.0))),
+        soc_frac=draw(st.floats(0.0, 1.0) | st.floats(0.6, 1.0)),
+        capacity_kwh=draw(st.floats(20.0, 150.0)),
+        min_soc_frac=min_soc,
+        departure_soc_frac=draw(st.floats(0.0, 1.0)),
+        departure_t_s=draw(st.floats(t_s, t_s + 48 * H)),
+        floor_soc_frac=max(min_soc, guard),
+        full_kw=draw(st.floats(0.0, 350.0)),
+        guard_soc_frac=guard,
     )
 
 
@@ -237,6 +279,7 @@ def event(draw, net: StaticNetwork):
 
 def _well_formed(command: object, net: StaticNetwork) -> None:
     evses = {e.evse_id for sid in net.site_ids() for e in net.site(sid).evses}
+    v2g = {k for sid in net.site_ids() for k in net.site(sid).v2g}
     chargers = {e.charger_id for sid in net.site_ids() for e in net.site(sid).evses}
     for f in fields(command):  # type: ignore[arg-type]
         value = getattr(command, f.name)
@@ -245,7 +288,7 @@ def _well_formed(command: object, net: StaticNetwork) -> None:
     match command:
         case SetPowerLimit(evse_id, power_kw):
             assert evse_id in evses
-            assert power_kw >= 0
+            assert power_kw >= 0 or evse_id in v2g, "only a V2G EV is asked to discharge"
         case ChangeAvailability(evse_id=evse_id) | RejectSession(evse_id=evse_id):
             assert evse_id in evses
         case (
@@ -271,10 +314,14 @@ def _check_power(claim: str, s: SiteView, commands: list) -> None:
     limits = limits_after(s, commands)
     sent = {c.evse_id: c.power_kw for c in commands if isinstance(c, SetPowerLimit)}
     drawing = [e for e in s.evses if e.session_id is not None and e.status in DRAWING]
-    # A connector without a drawing EV is given no share: if a limit goes to it, it is none (0) or lifted (inf).
+    # A connector without a drawing EV is given no share: if a limit goes to it, it is none (0) or lifted (inf),
+    # or, from a V2G manager, a discharge of a V2G EV.
     for e in s.evses:
         if e not in drawing and e.evse_id in sent:
-            assert sent[e.evse_id] in (0.0, math.inf), e
+            assert sent[e.evse_id] in (0.0, math.inf) or (claim == "v2g" and e.evse_id in s.v2g), e
+    if claim == "v2g":
+        _check_v2g(s, drawing, limits)
+        return
     if claim == "site":
         power = {e.evse_id: min(limits[e.evse_id], _ev_max_kw(e)) for e in drawing}
         assert sum(power.values()) <= s.limit_kw * (1 + TOL_KW) + TOL_KW
@@ -285,6 +332,29 @@ def _check_power(claim: str, s: SiteView, commands: list) -> None:
         for charger in {e.charger_id for e in drawing}:
             on_it = [e for e in drawing if e.charger_id == charger]
             assert sum(limits[e.evse_id] for e in on_it) <= on_it[0].charger_max_kw + TOL_KW, charger
+
+
+def _check_v2g(s: SiteView, drawing: list[EvseView], limits: dict[EvseId, float]) -> None:
+    """Charging within every node; discharge only from V2G EVs with headroom, within their power and the export."""
+    charging = [e for e in drawing if limits[e.evse_id] >= 0]
+    for e in charging:  # a V2G EV may get the port's rating, to follow its full curve back to its guarantee
+        assert limits[e.evse_id] <= (e.max_power_kw if e.evse_id in s.v2g else _ev_max_kw(e)), e
+    assert sum(limits[e.evse_id] for e in charging) <= s.limit_kw + TOL_KW
+    for charger in {e.charger_id for e in charging}:
+        on_it = [e for e in charging if e.charger_id == charger]
+        assert sum(limits[e.evse_id] for e in on_it) <= on_it[0].charger_max_kw + TOL_KW, charger
+    out_kw = 0.0
+    for e in s.evses:
+        if limits[e.evse_id] < 0:
+            v = s.v2g[e.evse_id]
+            assert v.headroom_kwh > 0, "no discharge at or below the floor"
+            assert -limits[e.evse_id] <= v.max_discharge_kw + TOL_KW
+            out_kw -= limits[e.evse_id]
+    count_case("V2G EVs discharge" if out_kw > 0 else "no discharge")
+    if out_kw > 0:
+        assert s.dr_min_kw == 0, "no discharge while the site is asked to draw"
+        drawn = sum(min(limits[e.evse_id], _ev_max_kw(e)) for e in charging)
+        assert out_kw <= max(s.export_limit_kw + drawn - s.pv_kw, 0.0) + TOL_KW or out_kw <= drawn + TOL_KW
 
 
 @pytest.mark.parametrize(("make", "claim"), _managers())
