@@ -344,7 +344,8 @@ class Ports:
         s.state = DONE
         self.queueing.done(s, outcome, t_s)
         if self.listening:
-            self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh), t_s)
+            self.bus.handle(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh,
+                                           s.discharged_kwh), t_s)  # fmt: skip
         if was_charging and evse.charger.splits:
             self._replan_siblings(evse, t_s)
         if site.tree is not None:
@@ -472,7 +473,8 @@ class Ports:
             evse.limit_kw = math.inf
             s.state = State.DONE
             self.queueing.done(s, Outcome.INTERRUPTED, t_s)
-            self.bus.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh))
+            self.bus.send(SessionStopped(t_s, site.site_id, evse.evse_id, SessionId(s.session_id), s.energy_kwh,
+                                         s.discharged_kwh))  # fmt: skip
             if was_charging and evse.charger.splits:
                 self._replan_siblings(evse, t_s)
             if site.tree is not None:

@@ -108,6 +108,7 @@ class ConnectorSpec:
     voltage_v: float = 230.0
     phases: int = 3
     connector_type: str | None = None
+    discharge_kw: float = 0.0  # > 0: bidirectional (V2X), it accepts negative charging-profile limits (2.0.1)
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class Port:
     charger_id: ChargerId
     connector_id: int
     register_wh: float = 0.0  # energy of the sessions already ended on this connector
+    export_wh: float = 0.0  # energy the sessions already ended gave back (V2G)
     pinned_wh: float | None = None  # the register at the instant of the event being told to the CSMS
     session_id: SessionId | None = None  # the simulated session on the connector, as the CSMS was told
     error_code: str | None = None  # the 1.6 error code of the fault that has the port down
@@ -146,12 +147,21 @@ class _Plug:
 class TwinMeter(Meter):
     """A connector's meter that reads the simulation's connector instead of simulating an EV."""
 
-    __slots__ = ("_read",)
+    __slots__ = ("_read", "_read_export")
 
-    def __init__(self, spec: ConnectorSpec, read: Callable[[], tuple[float, EvseView | None]]) -> None:
-        """A meter of a connector rated ``spec``; ``read()`` gives (register Wh, the connector's view)."""
+    def __init__(
+        self,
+        spec: ConnectorSpec,
+        read: Callable[[], tuple[float, EvseView | None]],
+        read_export: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """A meter of a connector rated ``spec``; ``read()`` gives (register Wh, the connector's view).
+
+        ``read_export()`` gives the export register (Wh), what V2G sessions gave back.
+        """
         super().__init__(spec.max_power_kw, spec.dc, spec.voltage_v, spec.phases, _NO_PROFILES)
         self._read = read
+        self._read_export = read_export
 
     def advance(self, t_s: float) -> None:
         """Nothing to integrate: the simulation does it."""
@@ -179,6 +189,7 @@ class TwinMeter(Meter):
             current_a=round(power_w / (self.voltage_v * self.phases), 2),
             voltage_v=self.voltage_v,
             soc_pct=None,
+            export_wh=round(self._read_export(), 1),
         )
 
 
@@ -302,7 +313,7 @@ class Bridge:
             for c in charger.connectors.values():
                 port = self.ports[EvseId(f"{charger_id}.{c.id}")]
                 port.charger = charger
-                c.meter = TwinMeter(c.spec, self._reader(port))
+                c.meter = TwinMeter(c.spec, self._reader(port), self._export_reader(port))
             self.fleet.chargers[charger_id] = charger
             self.fleet.start(charger)
             queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
@@ -400,6 +411,7 @@ class Bridge:
             if port.session_id == event.session_id:
                 port.session_id = None
             port.register_wh += event.energy_kwh * 1000.0
+            port.export_wh += event.energy_discharged_kwh * 1000.0
             stop_wh = port.register_wh
             self._op(port, lambda: self._unplug(port, stop_wh))
             if event.evse_id in self._scheduled_inoperative:
@@ -536,12 +548,25 @@ class Bridge:
             return None
         return self._view.site(port.site_id).evses[port.index]
 
+    def _discharged_kwh(self, port: Port) -> float:
+        """What the session on ``port`` has given back so far (V2G); 0 without one."""
+        if self._view is None:
+            return 0.0
+        v = self._view.site(port.site_id).v2g.get(port.evse_id)
+        return v.discharged_kwh if v is not None else 0.0
+
+    def _export_reader(self, port: Port) -> Callable[[], float]:
+        """The export register of ``port`` (Wh): the ended sessions' and the running one's discharge."""
+        return lambda: port.export_wh + self._discharged_kwh(port) * 1000.0
+
     def _reader(self, port: Port) -> Callable[[], tuple[float, EvseView | None]]:
         def read() -> tuple[float, EvseView | None]:
             view = self._port_view(port)
             if port.pinned_wh is not None:
                 return port.pinned_wh, view
-            energy_kwh = view.energy_kwh if view is not None and view.session_id is not None else 0.0
+            energy_kwh = 0.0
+            if view is not None and view.session_id is not None:  # charged: what V2G took back is no less charged
+                energy_kwh = view.energy_kwh + self._discharged_kwh(port)
             return port.register_wh + energy_kwh * 1000.0, view
 
         return read

@@ -71,6 +71,7 @@ class MeterReading:
     current_a: float
     voltage_v: float
     soc_pct: float | None
+    export_wh: float = 0.0  # energy given back (V2G): Energy.Active.Export.Register
 
 
 class Meter:

@@ -32,7 +32,8 @@ def connector_spec(port: PortPlan) -> ConnectorSpec:
     """
     ctype = OCPP_CONNECTOR_TYPES[port.connector] if port.connector is not None else None
     phases = DC_PHASES if port.dc else port.phases
-    return ConnectorSpec(port.rated_kw, dc=port.dc, voltage_v=port.voltage_v, phases=phases, connector_type=ctype)
+    return ConnectorSpec(port.rated_kw, dc=port.dc, voltage_v=port.voltage_v, phases=phases, connector_type=ctype,
+                         discharge_kw=port.discharge_kw)  # fmt: skip
 
 
 def charger_specs(plan: NetworkPlan) -> dict[ChargerId, ChargerSpec]:

@@ -95,13 +95,14 @@ class StatusChanged:
 
 @dataclass(frozen=True, slots=True)
 class SessionStopped:
-    """The EV left; `energy_kwh` is what the session delivered."""
+    """The EV left; `energy_kwh` is what the session delivered (charged), `energy_discharged_kwh` what V2G took back."""
 
     t_s: float
     site_id: SiteId
     evse_id: EvseId
     session_id: SessionId
     energy_kwh: float
+    energy_discharged_kwh: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +498,7 @@ class V2gView:
     floor_soc_frac: float
     full_kw: float
     guard_soc_frac: float = 0.0
+    discharged_kwh: float = 0.0  # what the session has given back so far (the meter's export register)
 
     @property
     def headroom_kwh(self) -> float:

@@ -23,11 +23,13 @@ def from_ocpp(
     phases: int,
     *,
     received_t_s: float,
+    allow_discharge: bool = False,
 ) -> ChargingProfile:
     """A ``csChargingProfiles`` dict (snake_case keys, as the ocpp library hands it over) in kW and t_s.
 
     ``received_t_s`` is when the charger got the profile: the start of a ChargePointMaxProfile that names
-    no ``startSchedule``.
+    no ``startSchedule``. A negative limit asks a bidirectional connector to discharge (OCPP 2.1 V2X):
+    accepted only with ``allow_discharge``.
 
     Raises:
         ValueError: For a profile a charge point must reject (the message says why).
@@ -37,7 +39,7 @@ def from_ocpp(
     periods = []
     for p in schedule["charging_schedule_period"]:
         limit = float(p["limit"])
-        if limit < 0:  # the simulation would discharge at a negative limit; these chargers only charge
+        if limit < 0 and not allow_discharge:  # a negative limit discharges: for bidirectional connectors only
             raise ValueError(f"limit {limit:g} is negative: this charger does not discharge (no V2X)")
         if unit == "A":
             n = int(p.get("number_phases") or phases)

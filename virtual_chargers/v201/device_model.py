@@ -441,6 +441,7 @@ RO, RW, WO = Mutability.READ_ONLY, Mutability.READ_WRITE, Mutability.WRITE_ONLY
 TX_POINTS = ("ParkingBayOccupancy", "EVConnected", "Authorized", "DataSigned", "PowerPathClosed", "EnergyTransfer")
 MEASURANDS = (
     "Energy.Active.Import.Register",
+    "Energy.Active.Export.Register",  # what a bidirectional EVSE took back (V2X)
     "Power.Active.Import",
     "Current.Import",
     "Voltage",

@@ -37,6 +37,7 @@ def profile_from_ocpp(
     phases: int,
     *,
     received_t_s: float,
+    allow_discharge: bool = False,
 ) -> ChargingProfile:
     """A 2.0.1 ChargingProfileType (snake_case keys, as the ocpp library passes it) in kW and t_s.
 
@@ -56,7 +57,7 @@ def profile_from_ocpp(
         "charging_schedule": profile["charging_schedule"][0],
     }
     try:
-        return from_ocpp(as_16, t_s_of, voltage_v, phases, received_t_s=received_t_s)
+        return from_ocpp(as_16, t_s_of, voltage_v, phases, received_t_s=received_t_s, allow_discharge=allow_discharge)
     except (ValueError, KeyError) as exc:
         raise ProfileError(str(exc)) from exc
 

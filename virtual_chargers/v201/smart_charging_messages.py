@@ -36,9 +36,11 @@ class SmartChargingMixin(TransactionsMixin):
         if schedule["charging_rate_unit"] not in self.dm.list_value("SmartChargingCtrlr", "RateUnit"):
             raise ProfileError(f"chargingRateUnit {schedule['charging_rate_unit']} is not supported")
         t_s = self.clock.t_s()
+        bidirectional = c.spec.discharge_kw > 0 and evse_id in self.connectors  # one EVSE, not the station
         converted = profile_from_ocpp(
-            profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases, received_t_s=t_s
-        )
+            profile, self.ctx.clock.t_s_of, c.spec.voltage_v, c.meter.phases, received_t_s=t_s,
+            allow_discharge=bidirectional,
+        )  # fmt: skip
         for x in self.connectors.values():
             x.sync(t_s)
         running = self.connectors[evse_id].tx_ref if evse_id in self.connectors else None

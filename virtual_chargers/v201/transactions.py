@@ -30,6 +30,7 @@ __all__ = ["TransactionsMixin"]
 
 _UNITS = {
     "Energy.Active.Import.Register": ("Wh", "Outlet"),
+    "Energy.Active.Export.Register": ("Wh", "Outlet"),
     "Power.Active.Import": ("W", "Outlet"),
     "Current.Import": ("A", "Outlet"),
     "Voltage": ("V", "Outlet"),
@@ -297,6 +298,7 @@ class TransactionsMixin(AuthorizationMixin):
         offered_kw = min(c.meter.cap_kw(), c.spec.max_power_kw)
         values = {
             "Energy.Active.Import.Register": r.energy_wh,
+            "Energy.Active.Export.Register": r.export_wh,
             "Power.Active.Import": r.power_w,
             "Current.Import": r.current_a,
             "Voltage": r.voltage_v,
