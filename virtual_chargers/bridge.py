@@ -124,6 +124,7 @@ class Port:
     connector_id: int
     register_wh: float = 0.0  # energy of the sessions already ended on this connector
     export_wh: float = 0.0  # energy the sessions already ended gave back (V2G)
+    bidirectional: bool = False  # the simulated port can discharge a V2G EV
     pinned_wh: float | None = None  # the register at the instant of the event being told to the CSMS
     session_id: SessionId | None = None  # the simulated session on the connector, as the CSMS was told
     error_code: str | None = None  # the 1.6 error code of the fault that has the port down
@@ -279,7 +280,8 @@ class Bridge:
             site_id, charger_id = p.site.site_id, p.charger.charger_id
             self.site_of[charger_id] = site_id
             on_charger[charger_id] += 1
-            self.ports[p.evse_id] = Port(p.evse_id, site_id, in_site[site_id], charger_id, on_charger[charger_id])
+            self.ports[p.evse_id] = Port(p.evse_id, site_id, in_site[site_id], charger_id, on_charger[charger_id],
+                                         bidirectional=p.discharge_kw > 0)  # fmt: skip
             in_site[site_id] += 1
 
     # ------------------------------------------------------------------ lifecycle
@@ -550,7 +552,7 @@ class Bridge:
 
     def _discharged_kwh(self, port: Port) -> float:
         """What the session on ``port`` has given back so far (V2G); 0 without one."""
-        if self._view is None:
+        if self._view is None or not port.bidirectional:
             return 0.0
         v = self._view.site(port.site_id).v2g.get(port.evse_id)
         return v.discharged_kwh if v is not None else 0.0
