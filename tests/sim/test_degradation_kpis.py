@@ -282,3 +282,19 @@ def test_every_session_of_a_managed_run_ages_as_its_closed_form(manager, tmp_pat
     expected = half_cycle(joined["soc_in_frac"], joined["soc_out_frac"], capacity) * capacity
     np.testing.assert_allclose(joined["cycle_fade_charging_kwh"], expected, rtol=1e-9, atol=1e-15)
     assert (joined["calendar_fade_kwh"] > 0).all()
+
+
+def test_the_v2g_garage_sets_the_residents_pay_beside_their_wear(tmp_path):
+    """scenarios/v2g_garage.yaml (2 days): the V2G energy is the v2g section's, and v2g_net_margin its pay − wear."""
+    scenario = load_scenario(ROOT / "scenarios" / "v2g_garage.yaml", horizon_days=2)
+    kpis = write_results(simulate(scenario), tmp_path / "out")
+    k, v2g = kpis["degradation"], kpis["v2g"]["network"]
+    rows = pd.read_parquet(tmp_path / "out" / "degradation.parquet")
+    discharges = pd.read_parquet(tmp_path / "out" / "discharges.parquet")
+    assert v2g["energy_discharged_kwh"] > 0
+    assert k["discharged_kwh"] == pytest.approx(v2g["energy_discharged_kwh"], rel=1e-9)
+    assert k["v2g_remuneration"] == v2g["v2g_remuneration"]
+    assert k["v2g_net_margin"] == round(v2g["v2g_remuneration"] - rows["cost_v2g"].sum(), 2)
+    gave = rows["session_id"].isin(discharges["session_id"])
+    assert (rows.loc[gave, "cycle_fade_v2g_kwh"] > 0).all()
+    assert (rows.loc[~gave, "cycle_fade_v2g_kwh"] == 0).all()
