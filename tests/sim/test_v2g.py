@@ -457,3 +457,39 @@ def _check_guarantees(run: RunTables, limits: dict[str, V2gLimits | None]) -> No
         assert v is not None
         soc_out, guarantee = float(s["soc_out_frac"][row]), v.guarantee(_target(run, row))
         assert soc_out >= guarantee - 1e-6, f"session {sid} left at {soc_out}, below its guarantee {guarantee}"
+
+
+class _Profile:
+    """Installs one TxDefault charging profile on every connector at the start: −P for an hour, then +P."""
+
+    def __init__(self, kw: float) -> None:
+        self.kw = kw
+
+    def handle(self, event, network):
+        from sim.charging_profiles import ChargingProfile, ChargingProfilePurpose, SchedulePeriod
+        from sim.managers.base import SetChargingProfile
+
+        if isinstance(event, Timer) and event.name == "start":
+            periods = (SchedulePeriod(0.0, -self.kw), SchedulePeriod(H, self.kw))
+            profile = ChargingProfile(1, ChargingProfilePurpose.TX_DEFAULT, 0, periods)  # from each session's start
+            return [SetChargingProfile(profile, evse_id=e.evse_id) for sid in network.site_ids()
+                    for e in network.site(sid).evses]  # fmt: skip
+        return ()
+
+
+def test_a_charging_profile_with_a_negative_period_discharges_then_charges():
+    """An OCPP profile −4 kW for the first hour of each session, then +4 kW: an hour out at 4 kW, then charging."""
+    sc = make_scenario(
+        network=_site([{"model": "bi", "power_kw": 11.0, "current": "ac", "bidirectional": True}]),
+        fleet=_fleet({"max_discharge_kw": 10.0, "min_soc_frac": 0.2}),
+        demand=_demand(0.5, 300.0, 0.7, target=0.9),
+        horizon_days=1,
+    )
+    run = simulate(sc, manager=_Profile(4.0))
+    d, iv, s = run.discharges, run.intervals, run.sessions
+    assert d is not None
+    plug = s["plug_t_s"][0]
+    assert (d["t0_s"][0], d["t1_s"][0], d["power_kw"][0]) == (plug, plug + H, -4.0)
+    assert d["soc0_frac"][0] - d["soc1_frac"][0] == pytest.approx(4.0 / LEAF_KWH)
+    first_charge = iv["t0_s"][iv["evse"] == s["evse"][0]].min()
+    assert first_charge == plug + H  # charging starts where the discharge ended
