@@ -22,6 +22,7 @@ from reports.kpi_tables import (
 )
 from reports.occupancy import occupancy_week_hour
 from reports.results import EvResults, GridResults, Results, ServiceResults, load_results
+from reports.v2g import v2g_section
 
 __all__ = ["render"]
 
@@ -228,7 +229,13 @@ def render(results_dir: Path) -> Path:
         figures=_figures(results),
         sections=[
             *_sections(results, revenue_figures.load_revenue(results_dir)),
-            *filter(None, [degradation_section(results_dir, results.site_names, results.currency)]),
+            *filter(
+                None,
+                [
+                    v2g_section(results_dir, results.site_names, results.currency),
+                    degradation_section(results_dir, results.site_names, results.currency),
+                ],
+            ),  # fmt: skip
         ],
         warnings=run_warnings(json.loads((results_dir / "kpis.json").read_text(encoding="utf-8"))),
     )
