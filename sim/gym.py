@@ -24,6 +24,8 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.config import Scenario, load_scenario
+from sim.config.degradation import Degradation
+from sim.degradation import AgeingModel
 from sim.engine import LivePorts, RunTables, Simulation
 from sim.ev_arrivals import EvState
 from sim.ids import EvseId, SiteId
@@ -81,7 +83,9 @@ _BIG = 1e6  # the observation's upper bound for quantities without one (kW, kWh,
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """The reward of one step: ``profit * profit - unmet_per_kwh * unmet_kwh - overload_per_kwh * overload_kwh``.
+    """The reward of one step: profit, minus penalties for unmet need, overload and battery wear.
+
+    ``profit * profit - unmet_per_kwh * unmet_kwh - overload_per_kwh * overload_kwh - degradation * wear_cost``.
 
     Attributes:
         profit: Weight of the step's energy margin, Σ kWh × (sale price − energy price), in currency.
@@ -89,12 +93,17 @@ class RewardWeights:
         overload_per_kwh: Penalty per kWh above a site's limit: the mean of the overload (kW, summed
             over sites) just after the action and at the end of the step, times the step length (h).
         sale_price_per_kwh: Price the drivers pay per kWh; None takes the scenario tariff's `price_per_kwh`.
+        degradation: Weight of the step's battery wear, in currency: the cycle fade charging adds to
+            the EVs' batteries during the step (`sim.degradation`, the scenario's `degradation` section
+            or its defaults) times the section's `cost_per_kwh`. Summed over an episode it is the
+            `cost_charging` of degradation.parquet; calendar fade, which no action avoids, is left out.
     """
 
     profit: float = 1.0
     unmet_per_kwh: float = 1.0
     overload_per_kwh: float = 5.0
     sale_price_per_kwh: float | None = None
+    degradation: float = 0.0
 
 
 class _Agent:
@@ -107,8 +116,9 @@ class _Agent:
     energy and its cost at the price in force are exact.
     """
 
-    def __init__(self, est: Estimates, index: dict[EvseId, int], n_ports: int) -> None:
+    def __init__(self, est: Estimates, index: dict[EvseId, int], n_ports: int, ageing: AgeingModel) -> None:
         self.est = est
+        self.ageing = ageing
         self.index = index  # port id → plan index
         self.live: LivePorts | None = None  # set once the simulation is built
         self.held_kw = np.full(n_ports, math.inf)  # the agent's last limit per port; inf = none
@@ -124,6 +134,7 @@ class _Agent:
         # The session on each port at its last mark.
         self.energy_at_kwh = np.zeros(n_ports)
         self.need_at_kwh = np.zeros(n_ports)
+        self.fade_at_kwh = np.zeros(n_ports)  # cycle fade of the charge from plug-in to the last mark
         # The line in SoC each session follows in its current interval: base + rate × (t_s + offset_s), power_kw.
         self.version = np.full(n_ports, -1, np.int64)  # the session's `version` the line is for; -1: none yet
         self.linear = np.zeros(n_ports, bool)
@@ -135,6 +146,7 @@ class _Agent:
         self.energy_kwh = 0.0  # since the last decision
         self.cost = 0.0  # energy × the price in force, since the last decision
         self.unmet_kwh = 0.0  # need left by the sessions that ended since the last decision
+        self.fade_kwh = 0.0  # battery capacity lost to charging since the last decision
 
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
         if isinstance(event, SessionStarted):
@@ -153,6 +165,7 @@ class _Agent:
                 self.reporting.add(i)
             _, _, energy, need, _, _ = self.read(i, s, event.t_s)
             self.energy_at_kwh[i], self.need_at_kwh[i] = energy, need
+            self.fade_at_kwh[i] = 0.0
             kw = float(self.held_kw[i])
             return (SetPowerLimit(event.evse_id, kw),) if kw < math.inf else ()
         if isinstance(event, SessionStopped):
@@ -163,6 +176,10 @@ class _Agent:
                 delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
                 self._add(delta)
                 self.unmet_kwh += max(float(self.need_at_kwh[i]) - delta, 0.0)
+                capacity = float(self.capacity_kwh[i])
+                soc_in = float(self.soc_in_frac[i])
+                fade = self._charging_fade_kwh(soc_in + event.energy_kwh / capacity, soc_in, capacity)
+                self.fade_kwh += float(fade) - float(self.fade_at_kwh[i])
         elif isinstance(event, PriceChanged):
             self.scan(event.t_s)
             self.price_per_kwh = event.price_per_kwh
@@ -240,6 +257,9 @@ class _Agent:
                 if i in self.reporting:
                     status[k], power[k], energy[k], need[k], known[k], departure[k] = self.read(i, sessions[k], now)
         self._add(float((energy - self.energy_at_kwh[idx]).sum()))
+        fade = self._charging_fade_kwh(soc, self.soc_in_frac[idx], capacity)
+        self.fade_kwh += float((fade - self.fade_at_kwh[idx]).sum())
+        self.fade_at_kwh[idx] = fade
         self.energy_at_kwh[idx] = energy
         self.need_at_kwh[idx] = need
         return _Scan(idx, status, power, energy, need, known, departure)
@@ -248,10 +268,18 @@ class _Agent:
         self.energy_kwh += kwh
         self.cost += kwh * self.price_per_kwh
 
-    def take(self) -> tuple[float, float, float]:
-        """The step's energy, cost and unmet need; the counters restart."""
-        out = (self.energy_kwh, self.cost, self.unmet_kwh)
-        self.energy_kwh = self.cost = self.unmet_kwh = 0.0
+    def _charging_fade_kwh(self, soc: Any, soc_in: Any, capacity_kwh: Any) -> Any:
+        """Cycle fade (kWh of capacity) of charging from `soc_in` up to `soc`: one half cycle, as the KPI attributes it.
+
+        Marked at every scan, the increments add up to the session's `cycle_fade_charging_kwh`.
+        """
+        rise = np.maximum(soc - soc_in, 0.0)
+        return self.ageing.cycle_frac(rise, soc_in + rise / 2.0, 0.5, capacity_kwh) * capacity_kwh
+
+    def take(self) -> tuple[float, float, float, float]:
+        """The step's energy, cost, unmet need and capacity fade from charging; the counters restart."""
+        out = (self.energy_kwh, self.cost, self.unmet_kwh, self.fade_kwh)
+        self.energy_kwh = self.cost = self.unmet_kwh = self.fade_kwh = 0.0
         return out
 
 
@@ -330,6 +358,9 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self.sale_price_per_kwh = (
             reward.sale_price_per_kwh if reward.sale_price_per_kwh is not None else scenario.tariff.price_per_kwh
         )
+        wear = scenario.degradation or Degradation()
+        self.ageing = AgeingModel.of(wear)
+        self.wear_cost_per_kwh = wear.cost_per_kwh
         plan = plan_of(scenario)  # the network's layout, which no seed changes
         self.site_ids: tuple[SiteId, ...] = tuple(site.site_id for site in plan.sites)
         self.port_ids: tuple[EvseId, ...] = tuple(p.evse_id for p in plan.ports)
@@ -395,7 +426,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         else:
             run_seed = int(self.np_random.integers(0, 2**31 - 1))
         scenario = self.scenario.model_copy(update={"seed": run_seed})
-        self._agent = agent = _Agent(self.est, self._index, len(self.port_ids))
+        self._agent = agent = _Agent(self.est, self._index, len(self.port_ids), self.ageing)
         self._sim = sim = Simulation(scenario, agent)
         agent.live = sim.live
         agent.price_per_kwh = sim.view.price_at(0.0)
@@ -428,11 +459,13 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         horizon_s = self.scenario.horizon_s
         sim.advance(min(sim.t_s + self.interval_s, horizon_s))
         obs, over_end_kw = self._observe()
-        energy_kwh, cost, unmet_kwh = agent.take()
+        energy_kwh, cost, unmet_kwh, fade_kwh = agent.take()
+        wear_cost = fade_kwh * self.wear_cost_per_kwh
         profit = energy_kwh * self.sale_price_per_kwh - cost
         overload_kwh = 0.5 * (over_start_kw + over_end_kw) * self.interval_s / _HOUR_S
         w = self.weights
         reward = w.profit * profit - w.unmet_per_kwh * unmet_kwh - w.overload_per_kwh * overload_kwh
+        reward -= w.degradation * wear_cost
         terminated = sim.t_s >= horizon_s
         if terminated:
             self.run_tables = sim.finish()
@@ -445,6 +478,8 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             "overload_kwh": overload_kwh,
             "overload_after_action_kw": over_start_kw,
             "overload_end_kw": over_end_kw,
+            "fade_kwh": fade_kwh,
+            "wear_cost": wear_cost,
         }
         return obs, float(reward), terminated, False, info
 

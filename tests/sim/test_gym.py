@@ -279,3 +279,26 @@ def test_bulk_limits_record_what_commands_would():
         for column in x:
             np.testing.assert_array_equal(x[column], y[column])
     assert (env.run_tables.events["event"] == 3).sum() > 100  # POWER_LIMIT rows
+
+
+def test_wear_adds_up_to_the_charging_fade_of_the_recorded_run():
+    """Σ step wear is degradation.parquet's charging cycle fade and its cost; the reward subtracts it by weight."""
+    from sim.config.degradation import Degradation
+    from sim.degradation_metrics import degradation_frame
+
+    scenario = load_scenario(DEPOT, horizon_days=2)
+    scenario = scenario.model_copy(update={"degradation": Degradation(cost_per_kwh=150.0)})
+    weights = RewardWeights(degradation=2.0)
+    env = ChargingEnv(scenario, decision_interval_s=600, reward=weights)
+    rng = np.random.default_rng(3)
+    _, rewards, infos = _episode(env, lambda k: rng.random(len(env.port_ids)), seed=8)
+    run = env.run_tables
+    assert run is not None
+    frame = degradation_frame(run)
+    fade_kwh = sum(i["fade_kwh"] for i in infos)
+    assert fade_kwh > 0  # the vans charged, so their batteries wore
+    assert fade_kwh == pytest.approx(frame["cycle_fade_charging_kwh"].sum(), rel=1e-9)
+    assert sum(i["wear_cost"] for i in infos) == pytest.approx(frame["cost_charging"].sum(), rel=1e-9)
+    for reward, i in zip(rewards, infos, strict=True):
+        assert i["wear_cost"] == pytest.approx(i["fade_kwh"] * 150.0)
+        assert reward == pytest.approx(i["profit"] - i["unmet_kwh"] - 5.0 * i["overload_kwh"] - 2.0 * i["wear_cost"])
