@@ -194,7 +194,7 @@ class _Agent:
             v, _ = self.live.vehicle_data.evse_view(e, s, s.ev, now, e.charger.shared_kw)
             need = self.est.need_kwh(v)
             return v.status, v.power_kw, v.energy_kwh, need, v.energy_need_kwh is not None, self.est.departure_t_s(v)
-        soc, power_kw = _soc_power(s, now)
+        soc, power_kw = s.soc_power_at(now)
         capacity_kwh = s.model.capacity_kwh
         energy_kwh = (soc - s.soc_in_frac) * capacity_kwh
         if s.iso15118:
@@ -222,7 +222,7 @@ class _Agent:
         np.minimum(soc, self.target_soc_frac[idx], out=soc)
         power = self.line_kw[idx]
         for k in np.flatnonzero(~self.linear[idx]).tolist():
-            soc[k], power[k] = _soc_power(sessions[k], now)
+            soc[k], power[k] = sessions[k].soc_power_at(now)
         return idx, sessions, soc, power
 
     def _follow(self, i: int, s: Session) -> None:
@@ -293,19 +293,6 @@ class _Scan(NamedTuple):
     need_kwh: np.ndarray
     known: np.ndarray
     departure_t_s: np.ndarray
-
-
-def _soc_power(s: Session, now: float) -> tuple[float, float]:
-    """State of charge and power (kW, negative while giving energy back) of the plugged-in session `s` now."""
-    p = s.profile
-    if p is None:
-        if s.discharge_kw:
-            return s.discharge_soc_at(now), -s.discharge_kw
-        return s.soc_frac, 0.0
-    soc = p.soc_at(s.tau0_s + now - s.t0_s)
-    if soc > s.target_soc_frac:
-        soc = s.target_soc_frac
-    return soc, p.power_at(soc)
 
 
 class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):

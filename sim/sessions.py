@@ -206,6 +206,19 @@ class Session:
         soc = self.dis_soc0 - self.discharge_kw * (t_s - self.dis_t0_s) / 3600.0 / self.model.capacity_kwh
         return soc if soc > self.dis_stop_soc else self.dis_stop_soc
 
+    def soc_power_at(self, t_s: float) -> tuple[float, float]:
+        """State of charge and power (kW, negative while giving energy back) of the plugged-in session at `t_s`.
+
+        On its current charging interval, or its open discharge, or idle at its last SoC.
+        """
+        p = self.profile
+        if p is not None:
+            soc = min(p.soc_at(self.tau0_s + t_s - self.t0_s), self.target_soc_frac)
+            return soc, p.power_at(soc)
+        if self.discharge_kw:
+            return self.discharge_soc_at(t_s), -self.discharge_kw
+        return self.soc_frac, 0.0
+
     @property
     def requested_kwh(self) -> float:
         """Energy the driver wants."""

@@ -75,12 +75,7 @@ class VehicleData:
         self, e: Evse, s: Session, ev: EvState, t_s: float, charger_max_kw: float
     ) -> tuple[EvseView, VehicleView | None]:
         """The connector `e` with session `s` as the manager sees it at `t_s`, and what the EV reported."""
-        soc, power_kw = s.soc_frac, 0.0
-        if s.profile is not None:
-            soc = min(s.profile.soc_at(s.tau0_s + t_s - s.t0_s), s.target_soc_frac)
-            power_kw = s.profile.power_at(soc)
-        elif s.discharge_kw:
-            soc, power_kw = s.discharge_soc_at(t_s), -s.discharge_kw
+        soc, power_kw = s.soc_power_at(t_s)
         capacity_kwh = s.model.capacity_kwh
         energy_kwh = (soc - s.soc_in_frac) * capacity_kwh
         source = needs_source(s.iso15118, ev.telematics, self.iso_reaches_csms)

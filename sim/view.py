@@ -102,12 +102,7 @@ class LiveView:
                 views.append(EvseView(e.evse_id, e.charger.charger_id, e.status, e.max_kw, e.limit_kw, 0.0, None,
                                       charger_max_kw))  # fmt: skip
                 continue
-            soc, power_kw = s.soc_frac, 0.0
-            if s.profile is not None:
-                soc = min(s.profile.soc_at(s.tau0_s + now - s.t0_s), s.target_soc_frac)
-                power_kw = s.profile.power_at(soc)
-            elif s.discharge_kw:
-                soc, power_kw = s.discharge_soc_at(now), -s.discharge_kw
+            soc, power_kw = s.soc_power_at(now)
             capacity_kwh = s.model.capacity_kwh
             known = s.iso15118
             views.append(
