@@ -106,14 +106,19 @@ class RewardWeights:
     degradation: float = 0.0
 
 
+# A free port's column of `_Agent.p`: no line, no session (capacity 1 keeps the fade formula finite).
+_FREE = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+
+
 class _Agent:
     """The agent's seat on the bus: tracks the occupied ports, re-applies its limits to new sessions, and meters energy.
 
     It reads the live connectors (`sim.engine.LivePorts`) rather than the manager's views: a step
-    touches only the occupied ports, builds no object per port, and keeps what a session fixes at
-    plug-in (capacity, target, departure) in arrays by port. Energy is metered at every mark
-    (decision, price change, session start and stop) from the sessions' own state, so the step's
-    energy and its cost at the price in force are exact.
+    builds no object per port, and keeps what a session fixes at plug-in (capacity, target,
+    departure) and the line its SoC follows in arrays over every port, a free port's column all
+    zeros (capacity 1), so that a step evaluates every port at once with no gather or scatter.
+    Energy is metered at every mark (decision, price change, session start and stop) from the
+    sessions' own state, so the step's energy and its cost at the price in force are exact.
     """
 
     def __init__(self, est: Estimates, index: dict[EvseId, int], n_ports: int, ageing: AgeingModel) -> None:
@@ -123,25 +128,34 @@ class _Agent:
         self.live: LivePorts | None = None  # set once the simulation is built
         self.held_kw = np.full(n_ports, math.inf)  # the agent's last limit per port; inf = none
         self.occupied: dict[int, Session] = {}  # plan index → the session on the port, in plug-in order
+        self.occ = np.zeros(n_ports, bool)  # the same, as a mask over the ports
         self.reporting: set[int] = set()  # occupied ports whose EV reports through its vehicle data (ev_side)
+        self.curved: dict[int, Session] = {}  # occupied ports off a straight line (a DC curve, a discharge)
         self.freed: list[int] = []  # ports whose session ended since the last observation
-        # The session on each port, as fixed at plug-in.
-        self.capacity_kwh = np.zeros(n_ports)
-        self.soc_in_frac = np.zeros(n_ports)
-        self.target_soc_frac = np.zeros(n_ports)
-        self.known = np.zeros(n_ports, bool)  # the EV says its need and departure (ISO 15118)
-        self.departure_t_s = np.zeros(n_ports)  # said, else plug-in + the assumed stay
-        # The session on each port at its last mark.
+        self.version = [-1] * n_ports  # the session's `version` each port's line is for; -1: none yet
+        self.n_estimated = 0  # occupied ports whose EV does not say its need (the need is the manager's estimate)
+        self.estimated = np.zeros(n_ports, bool)
+        # One row per quantity, one column per port: set at plug-in and by `_follow`, reset when the port frees.
+        self.p = p = np.zeros((len(_FREE), n_ports))
+        p[:] = _FREE[:, None]
+        (
+            # The line in SoC the session follows in its current interval: base + rate × (t_s + offset_s), power_kw.
+            self.base_soc_frac,
+            self.rate_per_s,
+            self.offset_s,
+            self.line_kw,
+            # The session, as fixed at plug-in.
+            self.soc_cap_frac,  # min(1, target): past the end of its curve a battery is full
+            self.target_soc_frac,
+            self.soc_in_frac,
+            self.capacity_kwh,
+            self.known,  # 1 when the EV says its need and departure (ISO 15118)
+            self.departure_t_s,  # said, else plug-in + the assumed stay
+        ) = p
+        # The sessions at their last mark.
         self.energy_at_kwh = np.zeros(n_ports)
         self.need_at_kwh = np.zeros(n_ports)
         self.fade_at_kwh = np.zeros(n_ports)  # cycle fade of the charge from plug-in to the last mark
-        # The line in SoC each session follows in its current interval: base + rate × (t_s + offset_s), power_kw.
-        self.version = np.full(n_ports, -1, np.int64)  # the session's `version` the line is for; -1: none yet
-        self.linear = np.zeros(n_ports, bool)
-        self.base_soc_frac = np.zeros(n_ports)
-        self.rate_per_s = np.zeros(n_ports)
-        self.offset_s = np.zeros(n_ports)
-        self.line_kw = np.zeros(n_ports)
         self.price_per_kwh = 0.0
         self.energy_kwh = 0.0  # since the last decision
         self.cost = 0.0  # energy × the price in force, since the last decision
@@ -155,12 +169,18 @@ class _Agent:
             s = self.live.evses[i].session
             assert s is not None
             self.occupied[i] = s
+            self.occ[i] = True
             self.version[i] = -1
-            self.capacity_kwh[i] = s.model.capacity_kwh
+            target = s.target_soc_frac
+            self.soc_cap_frac[i] = min(1.0, target)
+            self.target_soc_frac[i] = target
             self.soc_in_frac[i] = s.soc_in_frac
-            self.target_soc_frac[i] = s.target_soc_frac
+            self.capacity_kwh[i] = s.model.capacity_kwh
             self.known[i] = s.iso15118
             self.departure_t_s[i] = s.depart_t_s if s.iso15118 else s.plug_t_s + self.est.dwell_s
+            if not s.iso15118:
+                self.estimated[i] = True
+                self.n_estimated += 1
             if isinstance(s.ev, EvState):
                 self.reporting.add(i)
             _, _, energy, need, _, _ = self.read(i, s, event.t_s)
@@ -173,6 +193,7 @@ class _Agent:
             if self.occupied.pop(i, None) is not None:
                 self.freed.append(i)
                 self.reporting.discard(i)
+                self.curved.pop(i, None)
                 delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
                 self._add(delta)
                 self.unmet_kwh += max(float(self.need_at_kwh[i]) - delta, 0.0)
@@ -180,6 +201,12 @@ class _Agent:
                 soc_in = float(self.soc_in_frac[i])
                 fade = self._charging_fade_kwh(soc_in + event.energy_kwh / capacity, soc_in, capacity)
                 self.fade_kwh += float(fade) - float(self.fade_at_kwh[i])
+                self.occ[i] = False
+                if self.estimated[i]:
+                    self.estimated[i] = False
+                    self.n_estimated -= 1
+                self.p[:, i] = _FREE
+                self.energy_at_kwh[i] = self.need_at_kwh[i] = self.fade_at_kwh[i] = 0.0
         elif isinstance(event, PriceChanged):
             self.scan(event.t_s)
             self.price_per_kwh = event.price_per_kwh
@@ -202,31 +229,38 @@ class _Agent:
         need_kwh = max(self.est.energy_kwh - energy_kwh, 0.0)
         return e.status, power_kw, energy_kwh, need_kwh, False, s.plug_t_s + self.est.dwell_s
 
-    def state(self, now: float) -> tuple[np.ndarray, list[Session], np.ndarray, np.ndarray]:
-        """The occupied ports (plan indices, in plug-in order), their sessions, and each one's SoC and power now.
+    def _refollow(self) -> None:
+        """Follow the sessions whose interval changed since they were last read (`Session.version`)."""
+        version = self.version
+        for i, s in self.occupied.items():
+            if s.version != version[i]:
+                self._follow(i, s)
+
+    def state(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Every port's SoC and power now (0 on a free port).
 
         A session on a flat piece of its curve (an AC charge, a capped DC one) or not charging follows a
         straight line in SoC until its next interval, so its line is kept by port and evaluated for all at
-        once; only sessions whose interval changed since (`Session.version`), and those on a curve, are
-        read one by one.
+        once; only the sessions on a curve or discharging are read one by one.
         """
-        occupied = self.occupied
-        n = len(occupied)
-        idx = np.fromiter(occupied, np.int64, n)
-        sessions = list(occupied.values())
-        versions = np.fromiter([s.version for s in sessions], np.int64, n)
-        for k in np.flatnonzero(versions != self.version[idx]).tolist():
-            self._follow(int(idx[k]), sessions[k])
-        soc = self.base_soc_frac[idx] + self.rate_per_s[idx] * (now + self.offset_s[idx])
-        np.minimum(soc, 1.0, out=soc)  # past the end of its curve a battery is full
-        np.minimum(soc, self.target_soc_frac[idx], out=soc)
-        power = self.line_kw[idx]
-        for k in np.flatnonzero(~self.linear[idx]).tolist():
-            soc[k], power[k] = sessions[k].soc_power_at(now)
-        return idx, sessions, soc, power
+        self._refollow()
+        soc = self.base_soc_frac + self.rate_per_s * (now + self.offset_s)
+        np.minimum(soc, self.soc_cap_frac, out=soc)
+        power = self.line_kw.copy()
+        for i, s in self.curved.items():
+            soc[i], power[i] = s.soc_power_at(now)
+        return soc, power
+
+    def power_now(self, now: float) -> np.ndarray:
+        """Every port's power now (0 on a free port): `state` without the SoC."""
+        self._refollow()
+        power = self.line_kw.copy()
+        for i, s in self.curved.items():
+            power[i] = s.soc_power_at(now)[1]
+        return power
 
     def _follow(self, i: int, s: Session) -> None:
-        """Keep the line the session on port `i` follows in its current interval (or mark it as not linear)."""
+        """Keep the line the session on port `i` follows in its current interval (or mark it as curved)."""
         self.version[i] = s.version
         p = s.profile
         if p is None:
@@ -237,32 +271,36 @@ class _Agent:
             linear = flat_kw is not None
             kw = flat_kw if flat_kw is not None else 0.0
             base, rate, offset_s = 0.0, kw / p.capacity_kwh / S_PER_H, s.tau0_s - s.t0_s
-        self.linear[i] = linear
+        if linear:
+            self.curved.pop(i, None)
+        else:
+            self.curved[i] = s
         self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = base, rate, offset_s, kw
 
     def scan(self, now: float) -> _Scan:
-        """Read and meter every live session now, as arrays over the occupied ports in plug-in order."""
+        """Read and meter every live session now, as arrays over every port (zeros on a free one)."""
         assert self.live is not None
         evses = self.live.evses
-        idx, sessions, soc, power = self.state(now)
-        status = [evses[i].status for i in self.occupied]
-        capacity = self.capacity_kwh[idx]
-        energy = (soc - self.soc_in_frac[idx]) * capacity
-        known = self.known[idx]
-        need = np.where(known, (self.target_soc_frac[idx] - soc) * capacity,
-                        np.maximum(self.est.energy_kwh - energy, 0.0))  # fmt: skip
-        departure = self.departure_t_s[idx]
+        soc, power = self.state(now)
+        capacity, soc_in = self.capacity_kwh, self.soc_in_frac
+        energy = (soc - soc_in) * capacity
+        need = (self.target_soc_frac - soc) * capacity
+        if self.n_estimated:
+            need = np.where(self.estimated, np.maximum(self.est.energy_kwh - energy, 0.0), need)
+        known, departure = self.known, self.departure_t_s
+        occupied = list(self.occupied)
+        status = [evses[i].status for i in occupied]
         if self.reporting:  # EVs whose reports go through their vehicle data: one at a time
-            for k, i in enumerate(idx.tolist()):
+            known, departure = known.copy(), departure.copy()
+            sessions = self.occupied
+            for k, i in enumerate(occupied):
                 if i in self.reporting:
-                    status[k], power[k], energy[k], need[k], known[k], departure[k] = self.read(i, sessions[k], now)
-        self._add(float((energy - self.energy_at_kwh[idx]).sum()))
-        fade = self._charging_fade_kwh(soc, self.soc_in_frac[idx], capacity)
-        self.fade_kwh += float((fade - self.fade_at_kwh[idx]).sum())
-        self.fade_at_kwh[idx] = fade
-        self.energy_at_kwh[idx] = energy
-        self.need_at_kwh[idx] = need
-        return _Scan(idx, status, power, energy, need, known, departure)
+                    status[k], power[i], energy[i], need[i], known[i], departure[i] = self.read(i, sessions[i], now)
+        self._add(float((energy - self.energy_at_kwh).sum()))
+        fade = self._charging_fade_kwh(soc, soc_in, capacity)
+        self.fade_kwh += float((fade - self.fade_at_kwh).sum())
+        self.fade_at_kwh, self.energy_at_kwh, self.need_at_kwh = fade, energy, need
+        return _Scan(occupied, status, power, energy, need, known, departure)
 
     def _add(self, kwh: float) -> None:
         self.energy_kwh += kwh
@@ -284,9 +322,9 @@ class _Agent:
 
 
 class _Scan(NamedTuple):
-    """The occupied ports (plan indices) and their sessions now, column by column."""
+    """Every port now, column by column (zeros on a free port); `occupied` and `status` in plug-in order."""
 
-    idx: np.ndarray
+    occupied: list[int]
     status: list[EvseStatus]
     power_kw: np.ndarray
     energy_kwh: np.ndarray
@@ -417,9 +455,8 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim = sim = Simulation(scenario, agent)
         agent.live = sim.live
         agent.price_per_kwh = sim.view.price_at(0.0)
-        self._power_kw = np.zeros(len(self.port_ids))
-        self._ports = np.zeros((len(self.port_ids), len(PORT_FEATURES)))
-        self._ports[:, PORT_FEATURES.index("max_power_kw")] = self.max_kw
+        self._cols = np.zeros((len(PORT_FEATURES), len(self.port_ids)))  # the ports' observation, transposed
+        self._cols[PORT_FEATURES.index("max_power_kw")] = self.max_kw
         self._wanting[:] = False
         self.run_tables = None
         obs, _ = self._observe()
@@ -435,13 +472,10 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         # The last observation is the state now: which ports hold a session, and the limit each
         # has (the agent's last one: sessions that started since were given it at plug-in).
         kw = self._limits_kw(action)
-        held = agent.held_kw
         if agent.occupied:
-            occupied = np.fromiter(agent.occupied, np.int64, len(agent.occupied))
-            occupied.sort()
-            changed = occupied[kw[occupied] != held[occupied]]
+            changed = np.flatnonzero((kw != agent.held_kw) & agent.occ)  # in port order
             sim.set_power_limits(changed.tolist(), kw[changed].tolist())
-        held[:] = kw
+        agent.held_kw = kw
         over_start_kw = self._overload_now()
         horizon_s = self.scenario.horizon_s
         sim.advance(min(sim.t_s + self.interval_s, horizon_s))
@@ -495,11 +529,12 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         assert self._agent is not None
         live = self._agent.live
         assert live is not None
-        idx, _, _, power = self._agent.state(live.view.t_s)
-        site_kw = np.bincount(self._site_of[idx], weights=power, minlength=len(self.site_ids))
-        return sum(
-            max(float(kw) - live.view.supply(site)[0], 0.0) for kw, site in zip(site_kw, live.sites, strict=True)
-        )
+        power = self._agent.power_now(live.view.t_s)
+        supply = live.view.supply
+        if len(live.sites) == 1:
+            return max(float(power.sum()) - supply(live.sites[0])[0], 0.0)
+        site_kw = np.bincount(self._site_of, weights=power, minlength=len(self.site_ids))
+        return sum(max(float(kw) - supply(site)[0], 0.0) for kw, site in zip(site_kw, live.sites, strict=True))
 
     def _observe(self) -> tuple[dict[str, np.ndarray], float]:
         """The observation now (metering every session on the way), and the sites' overload (kW)."""
@@ -509,28 +544,27 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         live = agent.live
         assert live is not None
         now = self._sim.t_s
-        ports, power, wanting = self._ports, self._power_kw, self._wanting
+        cols, wanting = self._cols, self._wanting
         if agent.freed:
             freed = agent.freed
-            ports[freed, :-1] = 0.0
-            power[freed] = 0.0
+            cols[:2, freed] = 0.0  # occupied, charging: the other features are zero on a free port
             wanting[freed] = False
             freed.clear()
         scan = agent.scan(now)
-        if len(scan.idx):
-            idx = scan.idx
-            power[idx] = scan.power_kw
-            status = scan.status
+        occupied, status, power = scan.occupied, scan.status, scan.power_kw
+        if occupied:
+            idx = np.fromiter(occupied, np.intp, len(occupied))
+            cols[0, idx] = 1.0
+            cols[1, idx] = [st is _CHARGING for st in status]
             wanting[idx] = [st in _WANTS for st in status]
-            block = ports[idx]
-            block[:, 0] = 1.0
-            block[:, 1] = [st is _CHARGING for st in status]
-            block[:, 2] = scan.power_kw / self.max_kw[idx]
-            block[:, 3] = scan.energy_kwh
-            block[:, 4] = np.maximum(scan.need_kwh, 0.0)
-            block[:, 5] = scan.known
-            block[:, 6] = np.maximum(scan.departure_t_s - now, 0.0) / _HOUR_S
-            ports[idx] = block
+        np.divide(power, self.max_kw, out=cols[2])
+        cols[3] = scan.energy_kwh
+        np.maximum(scan.need_kwh, 0.0, out=cols[4])
+        cols[5] = scan.known
+        np.maximum(scan.departure_t_s - now, 0.0, out=cols[6])
+        cols[6] /= _HOUR_S
+        ports = np.empty((len(self.port_ids), len(PORT_FEATURES)), np.float32)
+        np.minimum(cols.T, _BIG, out=ports, casting="same_kind")
         sites = np.zeros((len(self.site_ids), len(SITE_FEATURES)))
         overload_kw = 0.0
         for j, (site, sl) in enumerate(zip(live.sites, self._site_ports, strict=True)):
@@ -557,9 +591,5 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             [math.sin(angle), math.cos(angle), min(price, _BIG), min(now / self.scenario.horizon_s, 1.0)],
             dtype=np.float32,
         )
-        obs = {
-            "ports": np.minimum(ports, _BIG).astype(np.float32),
-            "sites": np.minimum(sites, _BIG).astype(np.float32),
-            "time": time,
-        }
+        obs = {"ports": ports, "sites": np.minimum(sites, _BIG).astype(np.float32), "time": time}
         return obs, overload_kw
