@@ -17,6 +17,7 @@ stays within the limit at every instant, not only at the events.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 import simpy
@@ -194,6 +195,8 @@ class BehindMeter:
         self.view = view
         self.sites: list[SiteState] = []
         self.storage = Table(floats=("t_s", "power_kw", "energy_kwh"), ints=("site",))
+        # Local load management (`sim.load_tree.LoadManagement.rebalance`), told of each PV step on an enforced site.
+        self.rebalance: Callable[[SiteState, float], None] | None = None
 
     def add(self, site: SiteState, cfg: SiteGrid, clock: WallClock, horizon_s: float) -> None:
         """PV and storage of `site` as `cfg` describes them: PV steps follow, the battery is dispatched now."""
@@ -211,6 +214,9 @@ class BehindMeter:
         for t_s, kw in zip(energy.pv_t_s[1:], energy.pv_values[1:], strict=True):
             yield env.timeout(t_s - env.now)
             energy.pv_kw = kw
+            tree = site.tree
+            if tree is not None and tree.bidirectional and self.rebalance is not None:
+                self.rebalance(site, env.now)  # PV counts against the export limit local load management keeps
             if energy.battery is not None:
                 self.site_changed(site)
             self.bus.send(SiteLimitChanged(env.now, site.site_id, self.view.site(site.site_id).limit_kw))

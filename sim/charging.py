@@ -235,7 +235,7 @@ class Ports:
         v2g = s.v2g
         if cap_kw >= 0 or v2g is None or evse.discharge_kw <= 0:
             return 0.0
-        kw = min(-cap_kw, evse.discharge_kw, evse.max_kw, v2g.max_discharge_kw)
+        kw = min(-cap_kw, evse.discharge_kw, evse.max_kw, v2g.max_discharge_kw, evse.tree_discharge_kw)
         return kw if kw >= MIN_POWER_KW else 0.0
 
     def _discharge(self, s: Session, evse: Evse, cap_kw: float, t_s: float) -> bool:
@@ -296,6 +296,8 @@ class Ports:
             self.bus.handle(StatusChanged(t_s, evse.site.site_id, evse.evse_id, SUSPENDED_EVSE), t_s)
         if evse.charger.splits:
             self._replan_siblings(evse, t_s)
+        if evse.site.tree is not None:  # its share of the export limit is free for the others
+            self.local.rebalance(evse.site, t_s)
 
     def _on_full(self, event: simpy.Event) -> None:
         s, version = cast(_Full, event.value)

@@ -224,6 +224,7 @@ class _Network:
         self.behind_meter = BehindMeter(env, self, self.view)
         self.events = EventLog()
         self.ports = Ports(env, evses, self.profiles, scenario.horizon_s, self.events, self, self.behind_meter)
+        self.behind_meter.rebalance = self.ports.local.rebalance
         self.reliability: Reliability | NoReliability = NoReliability()
         if scenario.serviceability is not None:
             self.reliability = Reliability(env, scenario, scenario.serviceability, self.sites, self.ports)

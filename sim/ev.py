@@ -155,6 +155,15 @@ class ChargeProfile:
             kw = max(kw, self.a_kw[j] + self.b_kw[j] * self.soc[j])
         return kw
 
+    def min_power(self, s0: float, s1: float) -> float:
+        """Lowest charging power (kW) while the SoC goes from `s0` to `s1`: at an end or at a curve point."""
+        kw = min(self.power_at(s0), self.power_at(s1))
+        for j in range(bisect_right(self.soc, s0), len(self.a_kw)):
+            if self.soc[j] >= s1:
+                break
+            kw = min(kw, self.a_kw[j] + self.b_kw[j] * self.soc[j])
+        return kw
+
     def seconds_at_or_above(self, s0: float, s1: float, power_kw: float) -> float:
         """Seconds spent charging from SoC `s0` to `s1` while the power is at least `power_kw`.
 

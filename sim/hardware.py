@@ -57,7 +57,7 @@ class Evse:
     __slots__ = (
         "blocks", "charger", "dc", "discharge_kw", "evse_id", "fault_blocks", "index", "limit_kw", "max_kw",
         "profile_kw", "profile_version", "profiles", "rated_kw", "session", "silent_faults", "site", "status",
-        "tree_kw",
+        "tree_discharge_kw", "tree_kw",
     )  # fmt: skip
 
     def __init__(self, index: int, evse_id: EvseId, site: SiteState, charger: Charger, max_kw: float, dc: bool) -> None:
@@ -78,6 +78,7 @@ class Evse:
         self.profile_kw = math.inf  # their composite limit now
         self.profile_version = 0
         self.tree_kw = math.inf  # the site's local load management's cap (`sim.load_tree`); inf: none
+        self.tree_discharge_kw = math.inf  # and the most it lets the connector discharge (V2G); inf: no cap
         self.session: Session | None = None  # while an EV is plugged in
         self.discharge_kw = 0.0  # most it discharges a V2G-capable EV with (bidirectional chargers)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sim.config import Scenario
     from sim.ev import ChargeProfile, EVModel
 
-__all__ = ["V2gLimits", "discharge_plan", "guard_soc_frac", "v2g_configured", "v2g_limits"]
+__all__ = ["V2gLimits", "at_floor", "discharge_plan", "guard_soc_frac", "v2g_configured", "v2g_limits"]
 
 _BISECTIONS = 200  # more than a float's 2**-52 resolution over any horizon needs; stops early once it cannot move
 
@@ -100,6 +100,15 @@ def guard_soc_frac(full: ChargeProfile, guarantee_soc_frac: float, depart_t_s: f
     return full.soc_at(need_s) if need_s > 0 else 0.0
 
 
+def at_floor(
+    limits: V2gLimits, full: ChargeProfile, target_soc_frac: float, depart_t_s: float, soc_frac: float, t_s: float
+) -> bool:
+    """Whether an EV at `soc_frac` is at its floor at `t_s` (its minimum SoC or its departure guard): it refuses."""
+    if soc_frac <= limits.min_soc_frac:
+        return True
+    return soc_frac <= guard_soc_frac(full, limits.guarantee(target_soc_frac), depart_t_s, t_s)
+
+
 def discharge_plan(
     limits: V2gLimits,
     full: ChargeProfile,
@@ -134,7 +143,7 @@ def discharge_plan(
     def above(t: float) -> bool:
         return soc_at(t) > guard_soc_frac(full, guarantee, depart_t_s, t)
 
-    if soc_frac <= limits.min_soc_frac or not above(t_s):
+    if at_floor(limits, full, target_soc_frac, depart_t_s, soc_frac, t_s):
         return t_s, soc_frac
     t_min = t_s + (soc_frac - limits.min_soc_frac) / rate  # reaches the minimum SoC
     end = min(t_min, depart_t_s)

@@ -179,7 +179,8 @@ class Site(QuietModel):
         default="measure",
         description="measure: the connection, phase and panel limits bind only through the manager, and the grid "
         "KPIs measure any excess; enforce: a local load-management controller also scales the chargers down so "
-        "that the connection (capacity_kw, transformer), every phase and every panel stay within their limits",
+        "that the connection (capacity_kw, transformer), every phase and every panel stay within their limits, "
+        "and the discharges (V2G) so that none of them, nor the connection's export limit, is exceeded by export",
     )
 
     @property

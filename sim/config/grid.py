@@ -223,7 +223,7 @@ class SiteGrid(QuietModel):
         default=None,
         ge=0,
         description="most the site may feed into the grid (V2G discharge and PV beyond the site's load), measured "
-        "like import overloads; none: no limit",
+        "like import overloads, and kept by scaling the discharges on a site with limits: enforce; none: no limit",
     )
 
 
