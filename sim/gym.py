@@ -41,13 +41,25 @@ from sim.managers.base import (
     SetPowerLimit,
 )
 from sim.managers.smart import Estimates
+from sim.metrics import BIN_S
 from sim.network_plan import plan_of
+from sim.tariffs import TariffSchedule
 from sim.units import S_PER_H
+from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
+    from sim.hardware import SiteState
     from sim.sessions import Session
 
-__all__ = ["PORT_FEATURES", "SITE_FEATURES", "TIME_FEATURES", "ChargingEnv", "RewardWeights"]
+__all__ = [
+    "PORT_FEATURES",
+    "SITE_FEATURES",
+    "TIME_FEATURES",
+    "V2G_FEATURES",
+    "V2G_SITE_FEATURES",
+    "ChargingEnv",
+    "RewardWeights",
+]
 
 PORT_FEATURES = (
     "occupied",  # 1 while a session is on the port
@@ -73,6 +85,21 @@ SITE_FEATURES = (
     "l3_kw",
 )
 TIME_FEATURES = ("tod_sin", "tod_cos", "price_per_kwh", "elapsed_frac")
+# With bidirectional ports (V2G) only: one row per port (observation key ``v2g``) and one per site (``v2g_sites``).
+V2G_FEATURES = (
+    "port_discharge_kw",  # the most the port discharges with (its max_discharge_kw; 0 on a one-way port)
+    "max_discharge_kw",  # the most the EV on it may give back now (port, EV; 0 without a V2G EV)
+    "soc_frac",  # the V2G EV's state of charge
+    "floor_soc_frac",  # the lowest SoC it may be discharged to now: its minimum or its departure guard
+    "headroom_kwh",  # energy it may still give back now, down to its floor
+    "discharged_kwh",  # energy the session has given back so far
+)
+V2G_SITE_FEATURES = (
+    "export_limit_kw",  # the most the site may feed in (capped at the ports' total)
+    "export_price_per_kwh",  # the feed-in price now
+    "v2g_remuneration_per_kwh",  # what the driver is paid per kWh given back now (the site's tariff)
+    "dr_min_kw",  # the least a demand-response increase event asks the site to draw (0 without one)
+)
 _HOUR_S = 3600.0
 _DAY_S = 86400.0
 _STEPS_PER_KW = 10  # limits in 0.1 kW steps, as `sim.managers.smart.fill`
@@ -86,6 +113,10 @@ class RewardWeights:
     """The reward of one step: profit, minus penalties for unmet need, overload and battery wear.
 
     ``profit * profit - unmet_per_kwh * unmet_kwh - overload_per_kwh * overload_kwh - degradation * wear_cost``.
+
+    With bidirectional ports (V2G) the margin is the energy charged × the sale price, less the
+    energy cost, plus the export revenue, less the V2G remuneration, energy being settled per site
+    and 15 minutes as the KPIs do (`ChargingEnv`, docs/guide/gym.md).
 
     Attributes:
         profit: Weight of the step's energy margin, Σ kWh × (sale price − energy price), in currency.
@@ -108,6 +139,87 @@ class RewardWeights:
 
 # A free port's column of `_Agent.p`: no line, no session (capacity 1 keeps the fade formula finite).
 _FREE = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+
+
+class _V2gMeter:
+    """Energy both ways on a network with bidirectional ports: charged, given back, and settled per 15 minutes.
+
+    At every mark the agent hands it each port's net energy since the last one (charged less given
+    back, from the SoC); the sessions' own discharge counters split it into energy charged and
+    energy given back. The net of each site is summed per 15-minute bin of the run and settled when
+    the bin ends, as the KPIs settle ``load.parquet``: a bin's import at the energy price and its
+    export at the feed-in price, both at the bin's start. What is given back earns the driver the V2G
+    remuneration of the site's tariff in force; the env marks every port at each tariff change, so
+    the rate is constant between two marks.
+    """
+
+    def __init__(
+        self, site_of: np.ndarray, n_sites: int, schedules: list[TariffSchedule], horizon_s: float, live: LivePorts
+    ) -> None:
+        self.site_of = site_of
+        self.n_sites = n_sites
+        self.schedules = schedules
+        self.horizon_s = horizon_s
+        self.live = live
+        self.discharged_at_kwh = np.zeros(len(site_of))  # each session's energy given back at its last mark
+        self.bin_kwh = np.zeros(n_sites)  # each site's net energy in the bin under way
+        self.bin_t0_s = 0.0
+        self.t_mark_s = 0.0  # the last mark of every port: the tariff in force since is the one at any time after
+        self.charged_kwh = self.discharged_kwh = 0.0  # since the last decision
+        self.cost = self.export_revenue = self.remuneration = 0.0
+
+    def cuts(self, a_s: float, b_s: float) -> list[float]:
+        """Times strictly between `a_s` and `b_s` at which every port is marked: bin ends and tariff changes."""
+        k0 = math.floor(a_s / BIN_S) + 1
+        out = {k * BIN_S for k in range(k0, math.ceil(b_s / BIN_S))}
+        for sched in self.schedules:
+            out.update(sched.changes(a_s, b_s))
+        return sorted(t for t in out if a_s < t < b_s)
+
+    def mark(self, net_kwh: np.ndarray, discharged_kwh: dict[int, float], now: float) -> None:
+        """Book each port's net energy since its last mark; `discharged_kwh`: the V2G sessions' energy given back."""
+        out = np.zeros(len(net_kwh))
+        for i, kwh in discharged_kwh.items():
+            out[i] = kwh - self.discharged_at_kwh[i]
+            self.discharged_at_kwh[i] = kwh
+        self._book(net_kwh, out, now)
+        self.t_mark_s = now
+
+    def stop(self, i: int, net_kwh: float, discharged_kwh: float, now: float) -> None:
+        """The session on port `i` ended at `now` with `discharged_kwh` given back: book its last piece."""
+        net = np.zeros(len(self.site_of))
+        out = np.zeros(len(self.site_of))
+        net[i], out[i] = net_kwh, discharged_kwh - self.discharged_at_kwh[i]
+        self.discharged_at_kwh[i] = 0.0
+        self._book(net, out, now)
+
+    def _book(self, net: np.ndarray, out: np.ndarray, now: float) -> None:
+        self.charged_kwh += float((net + out).sum())
+        given = float(out.sum())
+        self.discharged_kwh += given
+        if given:
+            mid = 0.5 * (self.t_mark_s + now)  # inside one tariff period: every change is a mark
+            sites = np.bincount(self.site_of, weights=out, minlength=self.n_sites)
+            self.remuneration += sum(
+                float(kwh) * self.schedules[k].at(mid).v2g_per_kwh for k, kwh in enumerate(sites.tolist()) if kwh
+            )
+        self.bin_kwh += np.bincount(self.site_of, weights=net, minlength=self.n_sites)
+
+    def settle(self, now: float) -> None:
+        """The bin under way ends at `now` (a bin end or the horizon): its import costs, its export earns."""
+        view = self.live.view
+        price = view.price_at(self.bin_t0_s)
+        export_price = view.export_prices.at(self.bin_t0_s) if view.export_prices is not None else 0.0
+        self.cost += float(np.maximum(self.bin_kwh, 0.0).sum()) * price
+        self.export_revenue += float(np.maximum(-self.bin_kwh, 0.0).sum()) * export_price
+        self.bin_kwh[:] = 0.0
+        self.bin_t0_s = now
+
+    def take(self) -> tuple[float, float, float, float, float]:
+        """Energy charged and given back, energy cost, export revenue and remuneration since the last call."""
+        out = (self.charged_kwh, self.discharged_kwh, self.cost, self.export_revenue, self.remuneration)
+        self.charged_kwh = self.discharged_kwh = self.cost = self.export_revenue = self.remuneration = 0.0
+        return out
 
 
 class _Agent:
@@ -161,6 +273,10 @@ class _Agent:
         self.cost = 0.0  # energy × the price in force, since the last decision
         self.unmet_kwh = 0.0  # need left by the sessions that ended since the last decision
         self.fade_kwh = 0.0  # battery capacity lost to charging since the last decision
+        # With bidirectional ports: the meter of energy both ways, and the occupied ports whose EV may discharge.
+        self.meter: _V2gMeter | None = None
+        self.bidirectional = np.zeros(n_ports, bool)
+        self.v2g_ports: dict[int, Session] = {}
 
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
         if isinstance(event, SessionStarted):
@@ -186,6 +302,9 @@ class _Agent:
             _, _, energy, need, _, _ = self.read(i, s, event.t_s)
             self.energy_at_kwh[i], self.need_at_kwh[i] = energy, need
             self.fade_at_kwh[i] = 0.0
+            if self.meter is not None and s.v2g is not None and self.bidirectional[i]:
+                self.v2g_ports[i] = s
+                self.meter.discharged_at_kwh[i] = 0.0
             kw = float(self.held_kw[i])
             return (SetPowerLimit(event.evse_id, kw),) if kw < math.inf else ()
         if isinstance(event, SessionStopped):
@@ -194,12 +313,19 @@ class _Agent:
                 self.freed.append(i)
                 self.reporting.discard(i)
                 self.curved.pop(i, None)
-                delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
-                self._add(delta)
+                if self.meter is None:
+                    delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
+                    self._add(delta)
+                else:  # net of what it charged and gave back since its last mark
+                    self.v2g_ports.pop(i, None)
+                    delta = event.energy_kwh - event.energy_discharged_kwh - float(self.energy_at_kwh[i])
+                    self.meter.stop(i, delta, event.energy_discharged_kwh, event.t_s)
                 self.unmet_kwh += max(float(self.need_at_kwh[i]) - delta, 0.0)
                 capacity = float(self.capacity_kwh[i])
                 soc_in = float(self.soc_in_frac[i])
-                fade = self._charging_fade_kwh(soc_in + event.energy_kwh / capacity, soc_in, capacity)
+                # Charging's fade: one half cycle from the plug-in SoC to the SoC it left with (net of any discharge).
+                net_kwh = event.energy_kwh if self.meter is None else event.energy_kwh - event.energy_discharged_kwh
+                fade = self._charging_fade_kwh(soc_in + net_kwh / capacity, soc_in, capacity)
                 self.fade_kwh += float(fade) - float(self.fade_at_kwh[i])
                 self.occ[i] = False
                 if self.estimated[i]:
@@ -296,11 +422,24 @@ class _Agent:
             for k, i in enumerate(occupied):
                 if i in self.reporting:
                     status[k], power[i], energy[i], need[i], known[i], departure[i] = self.read(i, sessions[i], now)
-        self._add(float((energy - self.energy_at_kwh).sum()))
+        if self.meter is None:
+            self._add(float((energy - self.energy_at_kwh).sum()))
+        else:
+            self.meter.mark(energy - self.energy_at_kwh, self._discharged_kwh(now), now)
         fade = self._charging_fade_kwh(soc, soc_in, capacity)
         self.fade_kwh += float((fade - self.fade_at_kwh).sum())
         self.fade_at_kwh, self.energy_at_kwh, self.need_at_kwh = fade, energy, need
         return _Scan(occupied, status, power, energy, need, known, departure)
+
+    def _discharged_kwh(self, now: float) -> dict[int, float]:
+        """Energy each V2G session has given back up to `now`, its open discharge included."""
+        out = {}
+        for i, s in self.v2g_ports.items():
+            kwh = s.discharged_kwh
+            if s.discharge_kw:
+                kwh += (s.dis_soc0 - s.discharge_soc_at(now)) * s.model.capacity_kwh
+            out[i] = kwh
+        return out
 
     def _add(self, kwh: float) -> None:
         self.energy_kwh += kwh
@@ -340,7 +479,9 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         scenario: A scenario, or the path of a scenario file.
         decision_interval_s: Simulated time between two decisions (e.g. 300 or 900).
         action: ``"continuous"``: one value in [0, 1] per port, the share of its max_power_kw
-            (1 lifts the limit); or a tuple of such shares, one discrete choice per port.
+            (1 lifts the limit), in [-1, 1] on a bidirectional port, a negative value being the
+            share of its max_discharge_kw to give back; or a tuple of such shares, one discrete
+            choice per port (a negative share holds a one-way port at 0).
         reward: The reward's weights (see `RewardWeights`).
         horizon_days: Episode length; None keeps the scenario's horizon.
         clip_to_site_limit: Scale each site's limits down so that their sum over the sessions
@@ -350,8 +491,9 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
 
     Observations are a `spaces.Dict` of ``ports`` (n_ports × `PORT_FEATURES`), ``sites``
     (n_sites × `SITE_FEATURES`) and ``time`` (`TIME_FEATURES`), ports and sites in scenario
-    order. `reset(seed=s)` runs the scenario with a seed drawn from `s`, so the same seed gives
-    the same arrivals and the same observations and rewards for the same actions.
+    order; with bidirectional ports also ``v2g`` (n_ports × `V2G_FEATURES`) and ``v2g_sites``
+    (n_sites × `V2G_SITE_FEATURES`). `reset(seed=s)` runs the scenario with a seed drawn from `s`,
+    so the same seed gives the same arrivals and the same observations and rewards for the same actions.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - Gymnasium's convention
@@ -404,26 +546,48 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._phase_limit_kw = np.array([site.phase_limit_kw for site in plan.sites])
         sites = plan.sites
         n_ports, n_sites = len(self.port_ids), len(sites)
+        # V2G: the ports that discharge, and what each discharges with at most (0 on a one-way port).
+        self.discharge_kw = np.array([p.discharge_kw for p in plan.ports], dtype=np.float64)
+        self._bidirectional = self.discharge_kw > 0
+        self.v2g = bool(self._bidirectional.any())
+        self._low = np.where(self._bidirectional, -1.0, 0.0)  # each port's lowest share
+        self._export_room_kw = np.zeros(n_sites)  # what each site may export now (export limit less PV)
+        self._can_discharge = np.zeros(n_ports, bool)  # a V2G EV on a bidirectional port, above its floor
         if isinstance(action, str):
             if action != "continuous":
                 raise ValueError(f"action(={action!r}) must be 'continuous' or a tuple of shares in [0, 1]")
             self.levels: np.ndarray | None = None
-            self.action_space: spaces.Space[np.ndarray] = spaces.Box(0.0, 1.0, (n_ports,), np.float32)
+            low = self._low.astype(np.float32) if self.v2g else 0.0
+            self.action_space: spaces.Space[np.ndarray] = spaces.Box(low, 1.0, (n_ports,), np.float32)
         else:
-            if len(action) < 2 or not all(0.0 <= a <= 1.0 for a in action):
-                raise ValueError(f"action(={action!r}) needs at least two shares, each in [0, 1]")
+            lowest = -1.0 if self.v2g else 0.0
+            if len(action) < 2 or not all(lowest <= a <= 1.0 for a in action):
+                what = "in [-1, 1] (negative: discharge)" if self.v2g else "in [0, 1] (no port is bidirectional)"
+                raise ValueError(f"action(={action!r}) needs at least two shares, each {what}")
             self.levels = np.asarray(action, dtype=np.float64)
             self.action_space = spaces.MultiDiscrete(np.full(n_ports, len(action), dtype=np.int64))
         inf = _BIG  # finite bounds: Gymnasium's checker (and most agents) want them
-        self.observation_space: spaces.Dict = spaces.Dict(  # type: ignore[assignment]
-            {
-                "ports": spaces.Box(0.0, inf, (n_ports, len(PORT_FEATURES)), np.float32),
-                "sites": spaces.Box(0.0, inf, (n_sites, len(SITE_FEATURES)), np.float32),
-                "time": spaces.Box(
-                    np.array([-1, -1, 0, 0], np.float32), np.array([1, 1, inf, 1], np.float32), (4,), np.float32
-                ),
-            }
-        )
+        port_low = np.zeros((n_ports, len(PORT_FEATURES)), np.float32)
+        site_low = np.zeros((n_sites, len(SITE_FEATURES)), np.float32)
+        if self.v2g:  # a discharging port's power, a session's net energy and a site's power go below zero
+            port_low[:, PORT_FEATURES.index("power_frac")] = -1.0
+            port_low[:, PORT_FEATURES.index("delivered_kwh")] = -inf
+            site_low[:, [SITE_FEATURES.index(k) for k in ("power_kw", "l1_kw", "l2_kw", "l3_kw")]] = -inf
+        obs_spaces: dict[str, spaces.Space] = {
+            "ports": spaces.Box(port_low if self.v2g else 0.0, inf, (n_ports, len(PORT_FEATURES)), np.float32),
+            "sites": spaces.Box(site_low if self.v2g else 0.0, inf, (n_sites, len(SITE_FEATURES)), np.float32),
+            "time": spaces.Box(
+                np.array([-1, -1, 0, 0], np.float32), np.array([1, 1, inf, 1], np.float32), (4,), np.float32
+            ),
+        }
+        if self.v2g:
+            obs_spaces["v2g"] = spaces.Box(0.0, inf, (n_ports, len(V2G_FEATURES)), np.float32)
+            obs_spaces["v2g_sites"] = spaces.Box(-inf, inf, (n_sites, len(V2G_SITE_FEATURES)), np.float32)
+            clock = WallClock.of(scenario)
+            layouts: dict = {}
+            self._schedules = [TariffSchedule(site.tariff or scenario.tariff, clock, layouts)
+                               for site in scenario.network.sites]  # fmt: skip
+        self.observation_space: spaces.Dict = spaces.Dict(obs_spaces)  # type: ignore[assignment]
         start = scenario.start
         self._tod0_s = start.hour * _HOUR_S + start.minute * 60.0 + start.second
         self._sim: Simulation | None = None
@@ -455,6 +619,12 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim = sim = Simulation(scenario, agent)
         agent.live = sim.live
         agent.price_per_kwh = sim.view.price_at(0.0)
+        if self.v2g:
+            agent.bidirectional = self._bidirectional
+            agent.meter = _V2gMeter(self._site_of, len(self.site_ids), self._schedules, scenario.horizon_s, sim.live)
+            self._v2g_cols = np.zeros((len(V2G_FEATURES), len(self.port_ids)))
+            self._v2g_cols[0] = self.discharge_kw
+            self._can_discharge[:] = False
         self._cols = np.zeros((len(PORT_FEATURES), len(self.port_ids)))  # the ports' observation, transposed
         self._cols[PORT_FEATURES.index("max_power_kw")] = self.max_kw
         self._wanting[:] = False
@@ -478,11 +648,31 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         agent.held_kw = kw
         over_start_kw = self._overload_now()
         horizon_s = self.scenario.horizon_s
-        sim.advance(min(sim.t_s + self.interval_s, horizon_s))
+        end_s = min(sim.t_s + self.interval_s, horizon_s)
+        meter = agent.meter
+        if meter is not None:  # every port is marked at each 15-minute bin's end and each tariff change
+            for cut_s in meter.cuts(sim.t_s, end_s):
+                sim.advance(cut_s)
+                agent.scan(cut_s)
+                if cut_s % BIN_S == 0.0:
+                    meter.settle(cut_s)
+        sim.advance(end_s)
         obs, over_end_kw = self._observe()
         energy_kwh, cost, unmet_kwh, fade_kwh = agent.take()
         wear_cost = fade_kwh * self.wear_cost_per_kwh
-        profit = energy_kwh * self.sale_price_per_kwh - cost
+        v2g_info: dict[str, float] = {}
+        if meter is not None:
+            if end_s % BIN_S == 0.0 or end_s >= horizon_s:
+                meter.settle(end_s)
+            energy_kwh, discharged_kwh, cost, export_revenue, remuneration = meter.take()
+            v2g_info = {
+                "discharged_kwh": discharged_kwh,
+                "export_revenue": export_revenue,
+                "v2g_remuneration": remuneration,
+            }
+            profit = energy_kwh * self.sale_price_per_kwh - cost + export_revenue - remuneration
+        else:
+            profit = energy_kwh * self.sale_price_per_kwh - cost
         overload_kwh = 0.5 * (over_start_kw + over_end_kw) * self.interval_s / _HOUR_S
         w = self.weights
         reward = w.profit * profit - w.unmet_per_kwh * unmet_kwh - w.overload_per_kwh * overload_kwh
@@ -501,6 +691,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             "overload_end_kw": over_end_kw,
             "fade_kwh": fade_kwh,
             "wear_cost": wear_cost,
+            **v2g_info,
         }
         return obs, float(reward), terminated, False, info
 
@@ -511,30 +702,60 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         a = np.asarray(action)
         if a.shape != (len(self.port_ids),):
             raise ValueError(f"action has shape {a.shape}; this env takes {(len(self.port_ids),)}")
-        share = self.levels[a.astype(np.int64)] if self.levels is not None else np.clip(a.astype(np.float64), 0, 1)
+        if self.levels is not None:
+            share = self.levels[a.astype(np.int64)]
+        else:
+            share = np.clip(a.astype(np.float64), self._low if self.v2g else 0.0, 1.0)
         kw = np.floor(share * self.max_kw * _STEPS_PER_KW) / _STEPS_PER_KW
+        if self.v2g:  # a negative share gives back that share of the port's discharge power (0 on a one-way port)
+            out = np.floor(np.maximum(-share, 0.0) * self.discharge_kw * _STEPS_PER_KW) / _STEPS_PER_KW
+            kw = np.where(share < 0, -out, kw) + 0.0  # + 0.0: no -0.0 limits
         if not self.clip:
             kw[share >= 1.0] = math.inf
             return kw
         for j, ports in enumerate(self._site_ports):
             # The site's tree (connection, phases, panels) scales what the ports wanting power would draw.
             demand = np.where(self._wanting[ports], kw[ports], 0.0)
+            if self.v2g:
+                demand = np.maximum(demand, 0.0)
             f = self._trees[j].factors(demand, float(self._site_limit_kw[j]))
             if (f < 1.0).any():
-                kw[ports] = np.floor(kw[ports] * f * _STEPS_PER_KW) / _STEPS_PER_KW
+                scaled = np.floor(kw[ports] * f * _STEPS_PER_KW) / _STEPS_PER_KW
+                kw[ports] = np.where(kw[ports] < 0, kw[ports], scaled) if self.v2g else scaled
+            if self.v2g:  # and what the ports that may discharge would give back, against the export limit
+                out = np.where(self._can_discharge[ports] & (kw[ports] < 0), -kw[ports], 0.0)
+                g = self._trees[j].export_factors(out, np.zeros(len(out)), float(self._export_room_kw[j]))
+                if (g < 1.0).any():
+                    kw[ports] = np.where(out > 0, -np.floor(out * g * _STEPS_PER_KW) / _STEPS_PER_KW, kw[ports]) + 0.0
         return kw
 
     def _overload_now(self) -> float:
-        """Σ over sites of the chargers' power above the site's limit now."""
+        """Σ over sites of the chargers' power above the site's limit now (and, with V2G, the export above its own)."""
         assert self._agent is not None
         live = self._agent.live
         assert live is not None
         power = self._agent.power_now(live.view.t_s)
         supply = live.view.supply
+        if self.v2g:
+            site_kw = np.bincount(self._site_of, weights=power, minlength=len(self.site_ids))
+            return sum(max(float(kw) - supply(site)[0], 0.0) + self._export_over_kw(site, float(kw))
+                       for kw, site in zip(site_kw, live.sites, strict=True))  # fmt: skip
         if len(live.sites) == 1:
             return max(float(power.sum()) - supply(live.sites[0])[0], 0.0)
         site_kw = np.bincount(self._site_of, weights=power, minlength=len(self.site_ids))
         return sum(max(float(kw) - supply(site)[0], 0.0) for kw, site in zip(site_kw, live.sites, strict=True))
+
+    def _export_over_kw(self, site: SiteState, power_kw: float) -> float:
+        """What `site` feeds into the grid above its export limit when its chargers draw `power_kw` (< 0: give back).
+
+        The site exports what PV and its battery produce and the EVs give back beyond what the EVs draw.
+        """
+        limit_kw = site.export_limit_kw
+        if limit_kw == math.inf:
+            return 0.0
+        _, _, _, pv_kw, storage = self._agent.live.view.supply(site)  # type: ignore[union-attr]
+        out_kw = pv_kw + (storage.power_kw if storage is not None else 0.0) - power_kw
+        return max(out_kw - limit_kw, 0.0)
 
     def _observe(self) -> tuple[dict[str, np.ndarray], float]:
         """The observation now (metering every session on the way), and the sites' overload (kW)."""
@@ -585,6 +806,8 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             )
             sites[j, 8:] = site_power @ self._share[sl]
             overload_kw += max(power_kw - limit_kw, 0.0)
+            if self.v2g:
+                overload_kw += self._export_over_kw(site, power_kw)
         agent.price_per_kwh = price = live.view.price_at(now)
         angle = 2.0 * math.pi * ((self._tod0_s + now) % _DAY_S) / _DAY_S
         time = np.array(
@@ -592,4 +815,33 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             dtype=np.float32,
         )
         obs = {"ports": ports, "sites": np.minimum(sites, _BIG).astype(np.float32), "time": time}
+        if self.v2g:
+            obs["v2g"], obs["v2g_sites"] = self._observe_v2g(now)
         return obs, overload_kw
+
+    def _observe_v2g(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """The V2G rows now: each port's V2G EV as `V2gView` shows it, and each site's export limit and prices."""
+        agent = self._agent
+        assert agent is not None
+        live = agent.live
+        assert live is not None
+        cols = self._v2g_cols
+        cols[1:] = 0.0
+        for i, s in agent.v2g_ports.items():
+            v = live.view.v2g_at(live.evses[i], s, now)
+            cols[1:, i] = (v.max_discharge_kw, v.soc_frac, v.floor_soc_frac, v.headroom_kwh, v.discharged_kwh)
+        self._can_discharge[:] = cols[V2G_FEATURES.index("headroom_kwh")] > 0
+        ports = np.minimum(cols.T, _BIG).astype(np.float32)
+        view = live.view
+        export_price = view.export_prices.at(now) if view.export_prices is not None else 0.0
+        sites = np.zeros((len(self.site_ids), len(V2G_SITE_FEATURES)))
+        for j, site in enumerate(live.sites):
+            pv_kw = view.supply(site)[3]
+            self._export_room_kw[j] = max(site.export_limit_kw - pv_kw, 0.0)
+            sites[j] = (
+                min(site.export_limit_kw, float(self._site_ports_kw[j])),
+                export_price,
+                self._schedules[j].at(now).v2g_per_kwh,
+                max(site.dr_mins, default=0.0),
+            )
+        return ports, np.clip(sites, -_BIG, _BIG).astype(np.float32)

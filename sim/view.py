@@ -149,6 +149,10 @@ class LiveView:
                 vehicles[e.evse_id] = vehicle
         return views, vehicles, v2g
 
+    def v2g_at(self, e: Evse, s: Session, now: float) -> V2gView:
+        """What the V2G EV of session `s` on the bidirectional connector `e` may give back now, and its floor."""
+        return self._v2g(e, s, now)
+
     def _v2g(self, e: Evse, s: Session, now: float) -> V2gView:
         """What the V2G EV on `e` may give back now, and its floor."""
         v = s.v2g
