@@ -25,7 +25,7 @@ from gymnasium import spaces
 
 from sim.config import Scenario, load_scenario
 from sim.config.degradation import Degradation
-from sim.degradation import AgeingModel
+from sim.degradation import AgeingModel, rainflow
 from sim.engine import LivePorts, RunTables, Simulation
 from sim.ev_arrivals import EvState
 from sim.ids import EvseId, SiteId
@@ -116,7 +116,8 @@ class RewardWeights:
 
     With bidirectional ports (V2G) the margin is the energy charged × the sale price, less the
     energy cost, plus the export revenue, less the V2G remuneration, energy being settled per site
-    and 15 minutes as the KPIs do (`ChargingEnv`, docs/guide/gym.md).
+    and 15 minutes as the KPIs do, and the wear adds the cycle fade V2G causes, booked as each
+    session ends (docs/guide/gym.md).
 
     Attributes:
         profit: Weight of the step's energy margin, Σ kWh × (sale price − energy price), in currency.
@@ -167,6 +168,8 @@ class _V2gMeter:
         self.t_mark_s = 0.0  # the last mark of every port: the tariff in force since is the one at any time after
         self.charged_kwh = self.discharged_kwh = 0.0  # since the last decision
         self.cost = self.export_revenue = self.remuneration = 0.0
+        self.v2g_fade_kwh = 0.0  # cycle fade V2G added to the sessions that ended since the last decision
+        self.soc_path: dict[int, list[float]] = {}  # each V2G session's SoC at its marks, from plug-in
 
     def cuts(self, a_s: float, b_s: float) -> list[float]:
         """Times strictly between `a_s` and `b_s` at which every port is marked: bin ends and tariff changes."""
@@ -215,10 +218,12 @@ class _V2gMeter:
         self.bin_kwh[:] = 0.0
         self.bin_t0_s = now
 
-    def take(self) -> tuple[float, float, float, float, float]:
-        """Energy charged and given back, energy cost, export revenue and remuneration since the last call."""
-        out = (self.charged_kwh, self.discharged_kwh, self.cost, self.export_revenue, self.remuneration)
+    def take(self) -> tuple[float, float, float, float, float, float]:
+        """Energy charged and given back, energy cost, export revenue, remuneration and V2G fade since the last call."""
+        out = (self.charged_kwh, self.discharged_kwh, self.cost, self.export_revenue, self.remuneration,
+               self.v2g_fade_kwh)  # fmt: skip
         self.charged_kwh = self.discharged_kwh = self.cost = self.export_revenue = self.remuneration = 0.0
+        self.v2g_fade_kwh = 0.0
         return out
 
 
@@ -305,6 +310,7 @@ class _Agent:
             if self.meter is not None and s.v2g is not None and self.bidirectional[i]:
                 self.v2g_ports[i] = s
                 self.meter.discharged_at_kwh[i] = 0.0
+                self.meter.soc_path[i] = [s.soc_in_frac]
             kw = float(self.held_kw[i])
             return (SetPowerLimit(event.evse_id, kw),) if kw < math.inf else ()
         if isinstance(event, SessionStopped):
@@ -317,9 +323,12 @@ class _Agent:
                     delta = max(event.energy_kwh - float(self.energy_at_kwh[i]), 0.0)
                     self._add(delta)
                 else:  # net of what it charged and gave back since its last mark
-                    self.v2g_ports.pop(i, None)
                     delta = event.energy_kwh - event.energy_discharged_kwh - float(self.energy_at_kwh[i])
                     self.meter.stop(i, delta, event.energy_discharged_kwh, event.t_s)
+                    if self.v2g_ports.pop(i, None) is not None:
+                        net_kwh = event.energy_kwh - event.energy_discharged_kwh
+                        soc_out = float(self.soc_in_frac[i]) + net_kwh / float(self.capacity_kwh[i])
+                        self._close_v2g_fade(i, soc_out, event.energy_discharged_kwh > 0)
                 self.unmet_kwh += max(float(self.need_at_kwh[i]) - delta, 0.0)
                 capacity = float(self.capacity_kwh[i])
                 soc_in = float(self.soc_in_frac[i])
@@ -426,10 +435,45 @@ class _Agent:
             self._add(float((energy - self.energy_at_kwh).sum()))
         else:
             self.meter.mark(energy - self.energy_at_kwh, self._discharged_kwh(now), now)
+            for i in self.v2g_ports:
+                self.meter.soc_path[i].append(float(soc[i]))
         fade = self._charging_fade_kwh(soc, soc_in, capacity)
         self.fade_kwh += float((fade - self.fade_at_kwh).sum())
         self.fade_at_kwh, self.energy_at_kwh, self.need_at_kwh = fade, energy, need
         return _Scan(occupied, status, power, energy, need, known, departure)
+
+    def _close_v2g_fade(self, i: int, soc_out_frac: float, discharged: bool) -> None:
+        """The V2G session on port `i` ends at `soc_out_frac`: split its cycle fade between charging and V2G.
+
+        As degradation.parquet does: the rainflow cycles of its SoC path (between two marks the SoC
+        only rises, falls or holds, so the marks hold every turning point); charging owns the half
+        cycle from the plug-in SoC to `soc_out_frac`, never more than the total, which the marks already
+        counted; V2G the rest. A session that never gave back is charging's alone.
+        """
+        meter = self.meter
+        assert meter is not None
+        path = meter.soc_path.pop(i)
+        if not discharged:
+            return
+        path.append(soc_out_frac)
+        capacity = float(self.capacity_kwh[i])
+        soc_in = float(self.soc_in_frac[i])
+        cycles = np.array(rainflow(path)).reshape(-1, 3)
+        total = float(np.sum(self.ageing.cycle_frac(cycles[:, 0], cycles[:, 1], cycles[:, 2], capacity)))
+        alone = float(self.ageing.cycle_frac(max(soc_out_frac - soc_in, 0.0), (soc_in + soc_out_frac) / 2.0, 0.5,
+                                             capacity))  # fmt: skip
+        charging = min(total, alone)
+        self.fade_kwh += (charging - alone) * capacity  # the marks counted the whole half cycle
+        meter.v2g_fade_kwh += (total - charging) * capacity
+
+    def close_ongoing(self) -> None:
+        """At the horizon: the V2G sessions still plugged in end their fade where their SoC is now."""
+        if self.meter is None:
+            return
+        for i, s in list(self.v2g_ports.items()):
+            soc = self.meter.soc_path[i][-1]
+            self._close_v2g_fade(i, soc, s.discharged_kwh > 0 or bool(s.discharge_kw))
+            del self.v2g_ports[i]
 
     def _discharged_kwh(self, now: float) -> dict[int, float]:
         """Energy each V2G session has given back up to `now`, its open discharge included."""
@@ -661,14 +705,23 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         energy_kwh, cost, unmet_kwh, fade_kwh = agent.take()
         wear_cost = fade_kwh * self.wear_cost_per_kwh
         v2g_info: dict[str, float] = {}
+        v2g_wear_cost = 0.0
         if meter is not None:
             if end_s % BIN_S == 0.0 or end_s >= horizon_s:
                 meter.settle(end_s)
-            energy_kwh, discharged_kwh, cost, export_revenue, remuneration = meter.take()
+            if end_s >= horizon_s:
+                agent.close_ongoing()
+                fade_kwh += agent.fade_kwh  # the charging share of the sessions closed at the horizon
+                agent.fade_kwh = 0.0
+                wear_cost = fade_kwh * self.wear_cost_per_kwh
+            energy_kwh, discharged_kwh, cost, export_revenue, remuneration, v2g_fade_kwh = meter.take()
+            v2g_wear_cost = v2g_fade_kwh * self.wear_cost_per_kwh
             v2g_info = {
                 "discharged_kwh": discharged_kwh,
                 "export_revenue": export_revenue,
                 "v2g_remuneration": remuneration,
+                "v2g_fade_kwh": v2g_fade_kwh,
+                "v2g_wear_cost": v2g_wear_cost,
             }
             profit = energy_kwh * self.sale_price_per_kwh - cost + export_revenue - remuneration
         else:
@@ -676,7 +729,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         overload_kwh = 0.5 * (over_start_kw + over_end_kw) * self.interval_s / _HOUR_S
         w = self.weights
         reward = w.profit * profit - w.unmet_per_kwh * unmet_kwh - w.overload_per_kwh * overload_kwh
-        reward -= w.degradation * wear_cost
+        reward -= w.degradation * (wear_cost + v2g_wear_cost)
         terminated = sim.t_s >= horizon_s
         if terminated:
             self.run_tables = sim.finish()

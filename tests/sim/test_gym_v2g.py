@@ -178,13 +178,18 @@ def test_money_both_ways_adds_up_to_the_recorded_run(tmp_path):
     assert total("export_revenue") == pytest.approx(kpis["v2g"]["network"]["export_revenue"], abs=0.005)
     assert total("v2g_remuneration") == pytest.approx(kpis["v2g"]["network"]["v2g_remuneration"], abs=0.005)
     # Wear: charging's share of the cycle fade (degradation.parquet's cycle_fade_charging_kwh and cost_charging).
+    # and V2G's, settled as each session ends (rainflow cycles are not additive over steps).
     frame = degradation_frame(run)
     assert total("fade_kwh") == pytest.approx(frame["cycle_fade_charging_kwh"].sum(), rel=1e-9)
     assert total("wear_cost") == pytest.approx(frame["cost_charging"].sum(), rel=1e-9)
+    assert total("v2g_fade_kwh") == pytest.approx(frame["cycle_fade_v2g_kwh"].sum(), rel=1e-9)
+    assert total("v2g_wear_cost") == pytest.approx(frame["cost_v2g"].sum(), rel=1e-9)
+    assert total("v2g_fade_kwh") > 0
     for reward, i in zip(rewards, infos, strict=True):
         margin = i["energy_kwh"] * env.sale_price_per_kwh - i["energy_cost"] + i["export_revenue"]
         assert i["profit"] == pytest.approx(margin - i["v2g_remuneration"])
-        assert reward == pytest.approx(i["profit"] - i["unmet_kwh"] - 5.0 * i["overload_kwh"] - 0.5 * i["wear_cost"])
+        wear = i["wear_cost"] + i["v2g_wear_cost"]
+        assert reward == pytest.approx(i["profit"] - i["unmet_kwh"] - 5.0 * i["overload_kwh"] - 0.5 * wear)
 
 
 def test_v2g_episode_is_deterministic_under_reset_seed():
