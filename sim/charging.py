@@ -13,10 +13,12 @@ what a charger would tell a CSMS.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from heapq import heappush
 from typing import TYPE_CHECKING, Protocol, cast
 
 import simpy
+from simpy.events import NORMAL
 
 from sim.charging_profiles import ProfileSet, charger_max_at, limit_at, next_change_t_s
 from sim.ev_side import PLUG_AND_CHARGE
@@ -40,7 +42,7 @@ from sim.v2g import discharge_plan
 
 if TYPE_CHECKING:
     from sim.billing import Billing
-    from sim.ev import ProfileCache
+    from sim.ev import ChargeProfile, ProfileCache
     from sim.hardware import Evse, SiteState
 
 __all__ = ["MIN_POWER_KW", "EventLog", "Ports"]
@@ -61,6 +63,62 @@ PLUGGED, DONE, SERVED = State.PLUGGED, State.DONE, Outcome.SERVED  # read on eve
 _Full = tuple[Session, int]  # a "battery full" event's session and the session version it is for
 
 
+class _Alarm(simpy.Event):
+    """A "battery full" entry of `FullAlarms`, already triggered: value ``(session, event id)``."""
+
+    def __init__(self, env: simpy.Environment, value: tuple[Session, int], callback: Callable) -> None:
+        # As `simpy.Timeout` does, inlined: a triggered event, put in the queue by `FullAlarms`.
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+
+
+class FullAlarms:
+    """When each charging session reaches its target: at most one entry per session in SimPy's queue.
+
+    A session re-planned at every decision (a new limit, a new interval) gets a new time to its
+    target each time; a timeout per re-plan would fill the queue with stale ones. Here each new
+    time keeps the place a timeout made at that moment would take in the queue (its time and
+    SimPy's next event id, reserved at once), and the session keeps one entry queued, at the
+    earliest place it was given: when that entry comes up before the place now due, it moves
+    there. So the events that do something run in exactly the order one timeout per re-plan gives
+    (stale timeouts did nothing), with fewer entries queued and popped. This reads SimPy's queue
+    and event-id counter (`Environment._queue`, `_eid`), as `Environment.schedule` does.
+    """
+
+    def __init__(self, env: simpy.Environment, on_full: Callable[[Session], None]) -> None:
+        """Alarms on `env`'s queue; `on_full` is called when a session is due, if its interval is still open."""
+        self.env = env
+        self.on_full = on_full
+        self._queue = env._queue  # type: ignore[attr-defined]
+        self._eid = env._eid  # type: ignore[attr-defined]
+
+    def set(self, s: Session, delay_s: float) -> None:
+        """`s`, whose interval just opened (`Session.version`), reaches its target in `delay_s` (>= 0)."""
+        t_s = self.env._now + delay_s  # type: ignore[attr-defined]  # the time `env.timeout(delay_s)` would take
+        eid = next(self._eid)  # and its event id
+        s.due_t_s, s.due_eid, s.due_version = t_s, eid, s.version
+        if s.alarm_eid < 0 or s.alarm_t_s > t_s:  # nothing queued, or queued after this: queue this
+            self._push(s, t_s, eid)
+
+    def _push(self, s: Session, t_s: float, eid: int) -> None:
+        s.alarm_t_s, s.alarm_eid = t_s, eid
+        heappush(self._queue, (t_s, NORMAL, eid, _Alarm(self.env, (s, eid), self._ring)))
+
+    def _ring(self, event: simpy.Event) -> None:
+        s, eid = cast(tuple[Session, int], event.value)
+        if eid != s.alarm_eid:
+            return  # an earlier entry of the session was queued after this one
+        s.alarm_eid = -1
+        if s.due_version != s.version or s.state is not PLUGGED:
+            return  # the interval closed since: nothing is due
+        if eid == s.due_eid:
+            self.on_full(s)
+        else:  # up before its place: move there
+            self._push(s, s.due_t_s, s.due_eid)
+
+
 class EventLog:
     """The events table: queueing and the manager's commands, in time order (`sim.sessions.EventKind`)."""
 
@@ -73,6 +131,18 @@ class EventLog:
         """One row."""
         self.table.add_floats((t_s, value))
         self.table.add_ints((kind, site, evse, session_id))
+
+    def add_many(
+        self, t_s: float, kind: int, sites: Sequence[int], evses: Sequence[int], session_ids: Sequence[int],
+        values: Sequence[float],
+    ) -> None:  # fmt: skip
+        """One row per value at `t_s`, all of one `kind`: the rows `add` would give one by one."""
+        n = len(values)
+        floats: list[float] = [t_s] * (2 * n)
+        floats[1::2] = values
+        ints: list[int] = [kind] * (4 * n)
+        ints[1::4], ints[2::4], ints[3::4] = sites, evses, session_ids
+        self.table.add_rows(floats, ints)
 
 
 class Bus(Protocol):
@@ -139,6 +209,7 @@ class Ports:
         self.listening = True
         # Sites with ``limits: enforce``: re-caps their connectors at every change of what they want.
         self.local = LoadManagement(profiles, self._replan, MIN_POWER_KW)
+        self.alarms = FullAlarms(env, self._on_full)
         self.billing: Billing
         self.queueing: Queueing
 
@@ -214,7 +285,7 @@ class Ports:
             self.load.site_changed(evse.site)
         full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
         if t_s + full_in_s < s.depart_t_s:
-            self.env.timeout(full_in_s if full_in_s > 0.0 else 0.0, (s, s.version)).callbacks.append(self._on_full)
+            self.alarms.set(s, full_in_s if full_in_s > 0.0 else 0.0)
 
     def _close(self, s: Session, t_s: float) -> None:
         evse = s.evse
@@ -299,10 +370,8 @@ class Ports:
         if evse.site.tree is not None:  # its share of the export limit is free for the others
             self.local.rebalance(evse.site, t_s)
 
-    def _on_full(self, event: simpy.Event) -> None:
-        s, version = cast(_Full, event.value)
-        if s.version != version or s.state is not PLUGGED:
-            return
+    def _on_full(self, s: Session) -> None:
+        """`s` reached its target (`FullAlarms` checked that its interval is the one the time was for)."""
         t_s = self.env.now
         evse = s.evse
         assert evse is not None
@@ -374,13 +443,12 @@ class Ports:
 
     def set_power_limits(self, evse_indices: Sequence[int], power_kw: Sequence[float], t_s: float) -> None:
         """`set_power_limit` on many connectors, by index in `evses`, in the order given: same rows, same effect."""
-        evses, replan, add = self.evses, self._replan, self.events.add
-        for i, kw in zip(evse_indices, power_kw, strict=True):
-            evse = evses[i]
-            s = evse.session
-            add(t_s, EventKind.POWER_LIMIT, evse.site.index, i, s.session_id if s is not None else -1, kw)
-        for i, kw in zip(evse_indices, power_kw, strict=True):  # replanning adds no row to the events table
-            evse = evses[i]
+        evses, replan = self.evses, self._replan
+        targets = [evses[i] for i in evse_indices]
+        sessions = [e.session for e in targets]
+        self.events.add_many(t_s, EventKind.POWER_LIMIT, [e.site.index for e in targets], evse_indices,
+                             [-1 if s is None else s.session_id for s in sessions], power_kw)  # fmt: skip
+        for evse, kw in zip(targets, power_kw, strict=True):  # replanning adds no row to the events table
             evse.limit_kw = kw
             replan(evse, t_s)
 
@@ -523,8 +591,10 @@ class Ports:
         if evse.status is CHARGING:
             cap = evse.cap_kw()
             if s.profile is not None:
-                if cap >= MIN_POWER_KW and self.profiles.get(s.model, evse.dc, cap) is s.profile:
-                    return
+                if cap >= MIN_POWER_KW:
+                    profile = self.profiles.get(s.model, evse.dc, cap)
+                    if profile is s.profile or self._reopen(s, evse, profile, t_s):
+                        return
                 self._close(s, t_s)
             elif s.discharge_kw:
                 if self._discharge_kw(s, evse, cap) == s.discharge_kw:
@@ -548,6 +618,22 @@ class Ports:
                 self._replan_siblings(evse, t_s)
         elif evse.status is SUSPENDED_EV and s.v2g is not None and evse.discharge_kw > 0:
             self._replan_full_v2g(s, evse, t_s)
+
+    def _reopen(self, s: Session, evse: Evse, profile: ChargeProfile, t_s: float) -> bool:
+        """A charging session's next interval, on `profile`, where nothing `_close` and `_open` do changes its cap.
+
+        That is, with no local load management, no PV or battery behind the meter and no V2G: the
+        same interval and rows as `_close` then `_open`, without computing the cap and the profile
+        twice (a re-plan at every decision is the gym's hot path). False, having done nothing, elsewhere.
+        """
+        site = evse.site
+        if site.tree is not None or site.energy is not None or s.v2g is not None:
+            return False
+        self._close(s, t_s)
+        full_in_s = s.open(profile, t_s)
+        if t_s + full_in_s < s.depart_t_s:
+            self.alarms.set(s, full_in_s if full_in_s > 0.0 else 0.0)
+        return True
 
     def _replan_full_v2g(self, s: Session, evse: Evse, t_s: float) -> None:
         """A V2G EV at its target: a negative cap discharges it; below its target again, a positive cap charges it."""

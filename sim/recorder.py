@@ -56,6 +56,33 @@ class Table:
             self._refuse(row, self.ints, self._code)
         self._i.frombytes(packed)
 
+    def add_rows(self, floats: Sequence[float], ints: Sequence[int]) -> None:
+        """Append several rows at once: their float values row after row, then their integer values row after row.
+
+        The same rows as `add_floats` and `add_ints` row by row, packed in one go; nothing is
+        recorded when a value does not fit.
+        """
+        n_f, n_i = len(self.floats), len(self.ints)
+        n = len(floats) // n_f if n_f else len(ints) // n_i
+        if len(floats) != n * n_f or len(ints) != n * n_i:
+            raise ValueError(
+                f"{len(floats)} float and {len(ints)} integer values are not whole rows of {n_f} and {n_i}"
+            )
+        try:
+            packed_f = struct.pack(f"{len(floats)}d", *floats)
+            packed_i = struct.pack(f"{len(ints)}{self._code}", *ints)
+        except struct.error:
+            for k in range(n):  # the first row that does not fit raises as `add_floats` or `add_ints` would
+                row_f, row_i = floats[k * n_f : (k + 1) * n_f], ints[k * n_i : (k + 1) * n_i]
+                for row, names, code in ((row_f, self.floats, "d"), (row_i, self.ints, self._code)):
+                    try:
+                        struct.pack(f"{len(names)}{code}", *row)
+                    except struct.error:
+                        self._refuse(row, names, code)
+            raise
+        self._f.frombytes(packed_f)
+        self._i.frombytes(packed_i)
+
     @staticmethod
     def _refuse(row: Sequence[float], names: tuple[str, ...], code: str) -> NoReturn:
         """Raise what the buffer would for `row`, of which nothing is recorded.

@@ -76,6 +76,8 @@ class Session:
     """One driver's visit: queue, plug-in, charging intervals, departure."""
 
     __slots__ = (
+        "alarm_eid",
+        "alarm_t_s",
         "arrival_t_s",
         "cause",
         "charge_end_t_s",
@@ -88,6 +90,9 @@ class Session:
         "discharge_kw",
         "discharged_kwh",
         "driver",
+        "due_eid",
+        "due_t_s",
+        "due_version",
         "dwell_s",
         "ev",
         "evse",
@@ -114,6 +119,11 @@ class Session:
         "version",
         "visit",
     )
+    # Set once an interval has a "full" time (`sim.charging.FullAlarms`); not before, so not in `__init__`.
+    due_t_s: float
+    due_eid: int
+    due_version: int
+    alarm_t_s: float
 
     def __init__(
         self,
@@ -151,6 +161,7 @@ class Session:
         self.t0_s = 0.0
         self.tau0_s = 0.0
         self.version = 0  # bumped whenever a scheduled "full" event becomes stale
+        self.alarm_eid = -1  # the event id of the session's queued "full" entry, -1: none (`sim.charging.FullAlarms`)
         self.failed_attempts = 0
         self.iso15118 = iso15118
         self.cause = _NO_CAUSE

@@ -3,6 +3,7 @@ import math
 import mesa
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -329,3 +330,76 @@ def test_profile_change_exactly_at_the_horizon_does_not_extend_the_series(tmp_pa
     sessions = pd.read_parquet(tmp_path / "o" / "sessions.parquet")
     assert math.isclose(load["energy_kwh"].sum(), sessions["energy_delivered_kwh"].sum(), rel_tol=1e-9)
     assert kpis["network"]["energy_delivered_kwh"] > 0
+
+
+def _tables(run) -> dict[str, np.ndarray]:
+    """Every recorded column of `run`, by table and column."""
+    out = {}
+    for table in ("sessions", "events", "intervals", "dr", "invoices", "tariff_changes", "storage", "discharges"):
+        for column, values in (getattr(run, table) or {}).items():
+            out[f"{table}.{column}"] = values
+    return out
+
+
+def _runs(name: str, monkeypatch, slow_path) -> tuple[dict, dict]:
+    """The run of scenario `name` (its own manager, then random gym actions) as is and with `slow_path` patched in."""
+    from pathlib import Path
+
+    from sim.config import load_scenario
+    from sim.gym import ChargingEnv
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / f"{name}.yaml"
+    scenario = load_scenario(path, horizon_days=2)
+
+    def both():
+        env = ChargingEnv(scenario, decision_interval_s=900)
+        env.reset(seed=3)
+        rng = np.random.default_rng(4)
+        done = False
+        while not done:
+            _, _, done, _, _ = env.step(rng.random(len(env.port_ids)).astype(np.float32))
+        return _tables(simulate(scenario)), _tables(env.run_tables)
+
+    fast = both()
+    with monkeypatch.context() as m:
+        slow_path(m)
+        slow = both()
+    return fast, slow
+
+
+def _one_timeout_per_replan(m) -> None:
+    """The "battery full" wake-up as it was: a SimPy timeout per interval opened, stale ones doing nothing."""
+    from sim.charging import FullAlarms
+    from sim.sessions import State
+
+    class PerReplan(FullAlarms):
+        def set(self, s, delay_s):
+            version = s.version
+
+            def ring(_):
+                if s.version == version and s.state is State.PLUGGED:
+                    self.on_full(s)
+
+            self.env.timeout(delay_s).callbacks.append(ring)
+
+    m.setattr("sim.charging.FullAlarms", PerReplan)
+
+
+def _close_then_open(m) -> None:
+    """No shortcut for a new interval: `Ports._close` then `Ports._open`, the general re-plan."""
+    m.setattr("sim.charging.Ports._reopen", lambda *_: False)
+
+
+@pytest.mark.parametrize("slow_path", [_one_timeout_per_replan, _close_then_open], ids=["alarms", "reopen"])
+@pytest.mark.parametrize("name", ["gym_workplace", "mixed_market", "v2g_garage", "depot_grid"])
+def test_replanning_shortcuts_record_what_the_general_path_does(name, slow_path, monkeypatch):
+    """One queued "full" entry per session (`FullAlarms`) and the re-plan shortcut (`Ports._reopen`) change no row.
+
+    Each scenario runs with its own manager and with random gym actions (a new limit on every port
+    at every decision), once as shipped and once the plain way; every recorded column is identical.
+    """
+    for fast, slow in zip(*_runs(name, monkeypatch, slow_path), strict=True):
+        assert fast.keys() == slow.keys()
+        for column in fast:
+            np.testing.assert_array_equal(fast[column], slow[column], err_msg=column)
+        assert len(fast["intervals.t0_s"]) > 20

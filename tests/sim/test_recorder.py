@@ -89,3 +89,22 @@ def test_a_row_of_the_wrong_length_or_kind_is_refused_whole() -> None:
     assert len(t) == 1
     assert t.arrays()["value"].tolist() == [2.0]
     assert t.arrays()["id"].tolist() == [7]
+
+
+@pytest.mark.parametrize("int_bits", [64, 32])
+def test_rows_added_at_once_are_the_rows_added_one_by_one(int_bits: int) -> None:
+    """`add_rows` gives the columns `add_floats` and `add_ints` give row by row; a row that does not fit keeps none."""
+    t = Table(floats=("t_s", "value"), ints=("id", "site"), int_bits=int_bits)
+    t.add_rows([30.0, 3.0, 10.0, 1.0, 20.0, 2.0, 11.0, 1.1], [3, 1, 1, 0, 2, 1, 1, 2])
+    one_by_one = _table(int_bits).arrays()
+    at_once = t.arrays()
+    for name, column in one_by_one.items():
+        assert at_once[name].dtype == column.dtype
+        assert at_once[name].tobytes() == column.tobytes(), name
+    with pytest.raises(OverflowError):
+        t.add_rows([1.0, 1.0, 2.0, 2.0], [5, 0, 2 ** (int_bits - 1), 0])
+    with pytest.raises(TypeError):
+        t.add_rows([1.0, "noon"], [5, 0])
+    with pytest.raises(ValueError, match="whole rows"):
+        t.add_rows([1.0, 2.0], [5])
+    assert len(t) == 4
