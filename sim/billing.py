@@ -15,7 +15,7 @@ from sim.ev_side import PLUG_AND_CHARGE
 from sim.ids import SiteId
 from sim.recorder import Table
 from sim.sessions import Outcome, Session, State
-from sim.tariffs import BusyClock, Record, TariffSchedule, plain_record, session_charges, settle
+from sim.tariffs import BusyClock, Record, TariffSchedule, payment_fee_cents, session_charges, settle
 
 if TYPE_CHECKING:
     from sim.config import Scenario
@@ -55,6 +55,7 @@ SESSION_FLOATS = (  # the sessions table's float columns, as recorded and as wri
 SESSION_INTS = ("session_id", "site", "evse", "model", "outcome", "cause", "failed_attempts", "driver_id",
                 "payment_method", "plan")  # fmt: skip
 _NO_MONEY = (0.0,) * 9
+_INF = math.inf
 _QUEUED = State.QUEUED
 
 
@@ -99,18 +100,17 @@ class Billing:
         code = visit.method  # `Customers.method`, inlined: twice per session
         return (self.customers.methods[code] if code >= 0 else None), code
 
-    def _bill(
-        self, s: Session, end_t_s: float, energy_kwh: float, method: PaymentMethod | None
-    ) -> tuple[Record, float] | None:
-        """Settle a session that was plugged in, which delivered `energy_kwh`: its record in cents and idle minutes."""
+    def _settle(
+        self, s: Session, sched: TariffSchedule, end_t_s: float, energy_kwh: float, method: PaymentMethod | None
+    ) -> tuple[Record, float]:
+        """Settle a session plugged in under `sched`, which delivered `energy_kwh`: its record and idle minutes.
+
+        Any tariff, plan and account (`record` settles a plain tariff without plan or account itself).
+        """
         evse = s.evse
-        sched = s.schedule
-        if evse is None or sched is None:
-            return None
         visit = s.visit
+        assert evse is not None
         assert visit is not None
-        if sched.plain and s.plan is None and visit.account is None:
-            return plain_record(sched, s.plug_t_s, end_t_s, s.full_t_s, energy_kwh, method)
         schedules = [(s.plug_t_s, sched)]
         if not sched.tariff.fixed_at_start:
             history = self._history[evse.site.index]
@@ -128,43 +128,51 @@ class Billing:
         return rec, charges.idle_min
 
     def record(self, s: Session, outcome: Outcome, departure_t_s: float, now_s: float) -> None:
-        """The sessions-table row of `s`, ending now (`departure_t_s` NaN: still there at the horizon)."""
+        """The sessions-table row of `s`, ending now (`departure_t_s` NaN: still there at the horizon).
+
+        Once per session: a plain tariff without plan or account (most sessions of most runs) is
+        settled here, `tariffs.plain_record` inlined, with the same arithmetic.
+        """
         evse = s.evse
+        visit = s.visit
+        assert visit is not None
         energy_kwh = s.energy_kwh
         arrival_t_s, plug_t_s = s.arrival_t_s, s.plug_t_s
+        method: PaymentMethod | None
+        if s.ev.auth_method == PLUG_AND_CHARGE:  # `payment`, inlined
+            assert self.pnc is not None
+            method, method_code = self.pnc
+        else:
+            method_code = visit.method
+            method = self.customers.methods[method_code] if method_code >= 0 else None
+        sched = s.schedule
+        if evse is None or sched is None:  # never plugged in: nothing to pay
+            money, idle_min = _NO_MONEY, 0.0
+        else:
+            end_t_s = departure_t_s if departure_t_s == departure_t_s else self.horizon_s
+            if sched.plain and s.plan is None and visit.account is None:
+                prices = sched.prices[0]
+                e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
+                t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
+                f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
+                amount = e + t + f
+                full_t_s = s.full_t_s  # never full: never idle
+                idle_from = full_t_s + sched.tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else _INF
+                idle_min = (end_t_s - max(idle_from, plug_t_s)) / 60.0 if idle_from < end_t_s else 0.0
+                fee = payment_fee_cents(method, amount) if method is not None else 0
+                money = (e / 100, t / 100, f / 100, 0.0, 0.0, 0.0, 0.0, amount / 100, fee / 100)
+            else:
+                rec, idle_min = self._settle(s, sched, end_t_s, energy_kwh, method)
+                money = (rec.energy / 100, rec.time / 100, rec.session_fee / 100, rec.idle / 100,
+                         rec.cap_adjustment / 100, rec.member_discount / 100, rec.loyalty_discount / 100,
+                         rec.amount / 100, rec.payment_fee / 100)  # fmt: skip
         if evse is not None:
             wait_s = plug_t_s - arrival_t_s
         elif s.state is _QUEUED:  # still waiting at the horizon: the wait so far
             wait_s = now_s - arrival_t_s
         else:  # reneged after waiting; balked or priced out at once (no departure time: no wait)
             wait_s = departure_t_s - arrival_t_s
-        method, method_code = self.payment(s)
-        bill = self._bill(s, departure_t_s if departure_t_s == departure_t_s else self.horizon_s, energy_kwh, method)
-        visit = s.visit
-        assert visit is not None
-        self.sessions.add_ints(
-            (
-                s.session_id,
-                s.site.index,
-                evse.index if evse is not None else -1,
-                s.model_index,
-                outcome,
-                s.cause,
-                s.failed_attempts,
-                visit.driver_id,
-                method_code,
-                self.customers.plans.index(s.plan) if s.plan is not None else -1,
-            )
-        )
-        if bill is not None:
-            rec, idle_min = bill
-            money = (rec.energy / 100, rec.time / 100, rec.session_fee / 100, rec.idle / 100,
-                     rec.cap_adjustment / 100, rec.member_discount / 100, rec.loyalty_discount / 100,
-                     rec.amount / 100, rec.payment_fee / 100)  # fmt: skip
-        else:
-            money, idle_min = _NO_MONEY, 0.0
-        schedule = s.schedule
-        self.sessions.add_floats(
+        self.sessions.add(
             (
                 arrival_t_s,
                 plug_t_s,
@@ -176,11 +184,23 @@ class Billing:
                 energy_kwh,
                 s.soc_in_frac,
                 s.soc_frac,
-                schedule.at(plug_t_s).per_kwh if schedule is not None else math.nan,
+                sched.at(plug_t_s).per_kwh if sched is not None else math.nan,
                 *money,
                 method.preauth_hold if method is not None and evse is not None else 0.0,
                 idle_min,
                 s.detour_km,
                 s.shift_s,
-            )
+            ),
+            (
+                s.session_id,
+                s.site.index,
+                evse.index if evse is not None else -1,
+                s.model_index,
+                outcome,
+                s.cause,
+                s.failed_attempts,
+                visit.driver_id,
+                method_code,
+                self.customers.plans.index(s.plan) if s.plan is not None else -1,
+            ),
         )

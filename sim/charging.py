@@ -129,8 +129,7 @@ class EventLog:
 
     def add(self, t_s: float, kind: int, site: int, evse: int, session_id: int, value: float) -> None:
         """One row."""
-        self.table.add_floats((t_s, value))
-        self.table.add_ints((kind, site, evse, session_id))
+        self.table.add((t_s, value), (kind, site, evse, session_id))
 
     def add_many(
         self, t_s: float, kind: int, sites: Sequence[int], evses: Sequence[int], session_ids: Sequence[int],
@@ -296,8 +295,7 @@ class Ports:
         site = evse.site
         if site.energy is not None:
             self.load.site_changed(site)
-        self.intervals.add_floats((t0_s, t_s, tau0_s))
-        self.intervals.add_ints((site.index, evse.index, pid))
+        self.intervals.add((t0_s, t_s, tau0_s), (site.index, evse.index, pid))
 
     # ------------------------------------------------------------ discharging (V2G)
 

@@ -16,7 +16,7 @@ import numpy as np
 import simpy
 
 from sim.ev_arrivals import NO_EV
-from sim.ev_side import NoEvSide
+from sim.ev_side import PLUG_AND_CHARGE, NoEvSide
 from sim.rng import stream
 from sim.serviceability import haversine_km
 from sim.sessions import Cause, Choice, EventKind, Outcome, Session, State
@@ -140,6 +140,7 @@ class Drivers:
         self.models = models
         self.sites = sites
         self.customers = customers
+        self.methods = customers.methods
         self.billing = billing
         self.tariffs = billing.tariffs
         self.busy = billing.busy
@@ -215,7 +216,10 @@ class Drivers:
                 s.site, s.detour_km = self.sites[j], km
                 self.env.timeout(km / self.choice.speed_kmh * 3600.0, s).callbacks.append(self._on_reach)
                 return
-        self._reach(s, t_s)
+        # `_reach`, inlined (the hot path of every run): the session's arrival time is already `t_s`.
+        if self.response is not None and not self._accept_price(s, t_s):
+            return
+        self.plug_in(s, site, t_s)
 
     def shown_price(self, s: Session, site: int, t_s: float) -> float:
         """The price per kWh the driver of `s` reads for site number `site`: every component spread over the need."""
@@ -317,9 +321,13 @@ class Drivers:
             s.failed_attempts += 1
             self.reliability.failed_attempt(evse, s.session_id, t_s)
             return False
-        assert s.visit is not None
-        method = self.billing.payment(s)[0]  # a contract certificate does not fail here: it was checked at the start
-        if method is not None and s.visit.u_payment < method.failure_prob:
+        visit = s.visit
+        assert visit is not None
+        if s.ev.auth_method == PLUG_AND_CHARGE:  # a contract certificate does not fail here: checked at the start
+            method = self.billing.payment(s)[0]
+        else:  # `Billing.payment`, inlined: every plug-in
+            method = self.methods[visit.method] if visit.method >= 0 else None
+        if method is not None and visit.u_payment < method.failure_prob:
             s.state = _DONE
             s.cause = Cause.PAYMENT
             self.done(s, Outcome.FAILED, t_s)

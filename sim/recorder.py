@@ -83,6 +83,23 @@ class Table:
         self._f.frombytes(packed_f)
         self._i.frombytes(packed_i)
 
+    def add(self, floats: Sequence[float], ints: Sequence[int]) -> None:
+        """Append one row: its float values in `floats` order and its integer values in `ints` order.
+
+        One call where a row has both kinds (the hot path: a session's row, an interval's); if either
+        part does not fit, nothing is recorded and the error is that of `add_floats` or `add_ints`.
+        """
+        try:
+            packed_f = self._pack_floats(*floats)
+        except struct.error:
+            self._refuse(floats, self.floats, "d")
+        try:
+            packed_i = self._pack_ints(*ints)
+        except struct.error:
+            self._refuse(ints, self.ints, self._code)
+        self._f.frombytes(packed_f)
+        self._i.frombytes(packed_i)
+
     @staticmethod
     def _refuse(row: Sequence[float], names: tuple[str, ...], code: str) -> NoReturn:
         """Raise what the buffer would for `row`, of which nothing is recorded.
@@ -115,7 +132,7 @@ class Table:
             blocks.append(np.frombuffer(self._f, dtype=np.float64).reshape(-1, len(self.floats)))
         for rows in blocks:
             for k in range(rows.shape[1]):
-                rows[:, k] = rows[order, k]
+                rows[:, k] = np.take(rows[:, k], order)  # about twice as fast as `rows[order, k]`
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The columns as numpy arrays (strided views of the buffers, no copy)."""
