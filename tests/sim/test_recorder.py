@@ -108,3 +108,21 @@ def test_rows_added_at_once_are_the_rows_added_one_by_one(int_bits: int) -> None
     with pytest.raises(ValueError, match="whole rows"):
         t.add_rows([1.0, 2.0], [5])
     assert len(t) == 4
+
+
+def test_add_records_a_whole_row_or_nothing() -> None:
+    """`add` stores what `add_floats` and `add_ints` would; a row with a bad part leaves both parts out."""
+    t = Table(floats=("t_s", "value"), ints=("id",), int_bits=32)
+    t.add((1.0, 2.0), (7,))
+    with pytest.raises(OverflowError):
+        t.add((3.0, 4.0), (2**31,))
+    with pytest.raises(ValueError, match=r"a row needs 2 value\(s\) \(t_s, value\), got 1"):
+        t.add((3.0,), (8,))
+    with pytest.raises(TypeError):
+        t.add((3.0, 4.0), (1.5,))
+    t.add((5.0, -0.0), (9,))
+    cols = t.arrays()
+    assert len(t) == 2
+    assert cols["t_s"].tolist() == [1.0, 5.0]
+    assert cols["value"].tobytes() == np.array([2.0, -0.0]).tobytes()
+    assert cols["id"].tolist() == [7, 9]

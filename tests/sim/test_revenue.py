@@ -341,3 +341,27 @@ def test_tariffs_table_holds_the_price_every_session_was_shown(pricing):
         assert all(0.2 <= p <= 0.9 for p in shown)
     else:
         assert shown == {0.3, 0.5, 0.8}
+
+
+def test_plain_tariff_shortcut_bills_as_the_general_settlement(monkeypatch):
+    """Sessions a plain tariff bills by its shortcut get the columns the segment-by-segment settlement gives."""
+    from sim.tariffs import TariffSchedule
+
+    tariff = {"price_per_kwh": 0.45, "price_per_min": 0.02, "session_fee": 0.5, "idle_grace_min": 10}
+    scenario = make_scenario(horizon_days=10, tariff=tariff, payments=PAYMENTS)
+    assert TariffSchedule(scenario.tariff, scenario.start).plain
+    shortcut = simulate(scenario).sessions
+    init = TariffSchedule.__init__
+
+    def general(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        init(self, *args, **kwargs)
+        self.plain = False
+
+    monkeypatch.setattr(TariffSchedule, "__init__", general)
+    settled = simulate(scenario).sessions
+    assert len(shortcut["session_id"]) > 100
+    assert (shortcut["amount_charged"] > 0).any()
+    assert (shortcut["payment_fee"] > 0).any()
+    assert (shortcut["idle_min"] > 0).any()
+    for name, column in shortcut.items():
+        assert np.array_equal(column, settled[name], equal_nan=True), name
