@@ -148,10 +148,12 @@ class Billing:
         sched = s.schedule
         if evse is None or sched is None:  # never plugged in: nothing to pay
             money, idle_min = _NO_MONEY, 0.0
+            price = sched.at(plug_t_s).per_kwh if sched is not None else math.nan
         else:
             end_t_s = departure_t_s if departure_t_s == departure_t_s else self.horizon_s
             if sched.plain and s.plan is None and visit.account is None:
-                prices = sched.prices[0]
+                prices = sched.prices[0]  # = sched.at(plug_t_s): a plain tariff is constant
+                price = prices.per_kwh
                 e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
                 t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
                 f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
@@ -162,6 +164,7 @@ class Billing:
                 fee = payment_fee_cents(method, amount) if method is not None else 0
                 money = (e / 100, t / 100, f / 100, 0.0, 0.0, 0.0, 0.0, amount / 100, fee / 100)
             else:
+                price = sched.at(plug_t_s).per_kwh
                 rec, idle_min = self._settle(s, sched, end_t_s, energy_kwh, method)
                 money = (rec.energy / 100, rec.time / 100, rec.session_fee / 100, rec.idle / 100,
                          rec.cap_adjustment / 100, rec.member_discount / 100, rec.loyalty_discount / 100,
@@ -184,7 +187,7 @@ class Billing:
                 energy_kwh,
                 s.soc_in_frac,
                 s.soc_frac,
-                sched.at(plug_t_s).per_kwh if sched is not None else math.nan,
+                price,
                 *money,
                 method.preauth_hold if method is not None and evse is not None else 0.0,
                 idle_min,

@@ -16,6 +16,8 @@ to their owners through one table.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -466,9 +468,30 @@ def simulate(
     run = Simulation(scenario, manager)
     horizon_s = scenario.horizon_s
     day = 1
-    while run.t_s < horizon_s:
-        run.advance(day * S_PER_DAY)
-        day += 1
-        if progress is not None:
-            progress(run.t_s / horizon_s)
+    with _built_objects_frozen():
+        while run.t_s < horizon_s:
+            run.advance(day * S_PER_DAY)
+            day += 1
+            if progress is not None:
+                progress(run.t_s / horizon_s)
     return run.finish()
+
+
+@contextlib.contextmanager
+def _built_objects_frozen() -> Iterator[None]:
+    """Leave the objects alive as a run starts out of the garbage collector's full collections until it ends.
+
+    They (modules, the scenario, the network, its arrivals: about 110,000 objects) outlive the run,
+    yet each full collection would visit them all again, a few times a simulated year: about 3 % of
+    an uncontrolled run. Frozen (`gc.freeze`) for the run, they are handed back to the collector's
+    oldest generation after it (`gc.unfreeze`), so nothing of the caller's is kept longer than the
+    run. A process that froze objects itself (a pre-fork server) is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
