@@ -29,11 +29,12 @@ def _run(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_version_prints_the_installed_version():
+def test_version_prints_the_installed_version(capsys):
     """`chargetwin --version` prints the version pip installed."""
-    proc = _run("--version")
-    assert proc.returncode == 0
-    assert proc.stdout.strip() == f"chargetwin {metadata.version('chargetwin')}"
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"chargetwin {metadata.version('chargetwin')}"
 
 
 def test_quiet_prints_nothing_but_errors(tmp_path, capsys):

@@ -1,10 +1,9 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from sim.cli import main
 from sim.config import ScenarioError, load_scenario
 from tests.conftest import scenario_data
 
@@ -127,24 +126,22 @@ def test_distribution_outside_its_domain(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
-def test_cli_bad_input_exits_2_without_traceback(tmp_path, command):
-    """The command line prints the problems, exits 2 and shows no traceback."""
+def test_cli_bad_input_exits_2_without_traceback(tmp_path, capsys, command):
+    """The command line prints the problems, exits 2 and shows no traceback.
+
+    In-process (`main`): the exit code and stderr are what is checked here; the real process around them
+    is checked by tests/test_bad_input.py and tests/virtual_chargers/test_cli.py.
+    """
     data = scenario_data()
     data["network"]["sites"][0]["capacity_kw"] = -1
     data["demand"][0]["dwell_minutes"] = 5
     path = _write(tmp_path, data)
-    proc = subprocess.run(
-        [sys.executable, "-m", "sim.cli", command, str(path), "--out", str(tmp_path / "o")]
-        if command == "run"
-        else [sys.executable, "-m", "sim.cli", command, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert "network.sites[0].capacity_kw: Input should be greater than 0" in proc.stderr
-    assert "demand[0].dwell_minutes: unknown key" in proc.stderr
+    out = ["--out", str(tmp_path / "o")] if command == "run" else []
+    assert main([command, str(path), *out]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    assert "network.sites[0].capacity_kw: Input should be greater than 0" in stderr
+    assert "demand[0].dwell_minutes: unknown key" in stderr
     assert not (tmp_path / "o").exists()
 
 

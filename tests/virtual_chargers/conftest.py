@@ -1,12 +1,15 @@
-"""Helpers for virtual-charger tests: run a coroutine with a hard timeout in a fresh event loop."""
+"""Helpers for virtual-charger tests: a coroutine run with a hard timeout in a fresh event loop, a paced run."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from virtual_chargers.paced_run import PacedResult, PacedRun
 
 
 @pytest.fixture
@@ -18,6 +21,45 @@ def arun() -> Callable[..., Any]:
             return await asyncio.wait_for(coro, timeout_s)
 
         return asyncio.run(bounded())
+
+    return run
+
+
+PacedRunner = Callable[..., Awaitable[tuple[PacedResult, Any]]]
+"""``await paced_run(scenario, during=None, *, run_timeout_s=60.0, **PacedRun_kwargs)`` → (result, during's)."""
+
+
+@pytest.fixture
+def paced_run(tmp_path: Path) -> PacedRunner:
+    """A bridged run of a scenario against the test's CSMS (started before, stopped after), to its end.
+
+    The run keeps its transaction queues in ``tmp_path / "state"`` and waits at most 10 wall seconds for
+    the chargers' boots (other `PacedRun` arguments as keywords). ``during(runner)``, when given, runs once
+    the simulation started (within 15 wall seconds) and its value is returned beside the result; the run
+    then ends within ``run_timeout_s`` wall seconds. Whatever happens the run is stopped and awaited.
+    """
+
+    async def run(
+        scenario: Any,
+        during: Callable[[PacedRun], Awaitable[Any]] | None = None,
+        *,
+        run_timeout_s: float = 60.0,
+        **kwargs: Any,
+    ) -> tuple[PacedResult, Any]:
+        runner = PacedRun(scenario, **{"state_dir": tmp_path / "state", "boot_timeout_s": 10.0, **kwargs})
+        task = asyncio.ensure_future(runner.run())
+        try:
+            out = None
+            if during is not None:
+                await asyncio.wait_for(runner.started.wait(), 15)
+                out = await during(runner)
+            result = await asyncio.wait_for(task, run_timeout_s)
+        finally:
+            runner.stop()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return result, out
 
     return run
 

@@ -5,9 +5,7 @@ with every wait bounded and everything it starts stopped. Site ``a`` gets the dr
 none, so its station is always empty and idle: commands to it have one possible outcome.
 """
 
-import asyncio
 import math
-from pathlib import Path
 
 import pytest
 
@@ -54,22 +52,14 @@ def scenario(csms_url: str):
     )
 
 
-async def bridged(tmp_path: Path, csms: Csms, script=None):
+async def bridged(paced_run, csms: Csms, script=None):
     """Run the scenario against `csms` (started here); `script(csms, runner)` runs alongside; all stopped after."""
     await csms.start()
-    runner = PacedRun(scenario(csms.url), state_dir=tmp_path / "state", boot_timeout_s=10.0, drain_timeout_s=15.0)
-    task = asyncio.ensure_future(runner.run())
     try:
-        await asyncio.wait_for(runner.started.wait(), 15)
-        out = await script(csms, runner) if script is not None else None
-        result = await asyncio.wait_for(task, 60)
+        during = (lambda runner: script(csms, runner)) if script is not None else None
+        return await paced_run(scenario(csms.url), during, drain_timeout_s=15.0)
     finally:
-        runner.stop()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
-    return result, out
 
 
 def _running(records, charger: str) -> list[tuple[str, int]]:
@@ -145,9 +135,9 @@ async def remote_control(csms: Csms, runner: PacedRun) -> dict:
 
 
 @pytest.mark.slow
-def test_csms_remote_control_of_201_stations_reaches_the_simulation(tmp_path, arun):
+def test_csms_remote_control_of_201_stations_reaches_the_simulation(paced_run, arun):
     """Every CSMS request a 2.0.1 station accepts becomes the matching simulation command; refusals change nothing."""
-    result, out = arun(bridged(tmp_path, Csms(response_timeout_s=5.0), remote_control), timeout_s=120)
+    result, out = arun(bridged(paced_run, Csms(response_timeout_s=5.0), remote_control), timeout_s=120)
     answers = {k: out[k] for k in out if k not in ("tx", "evse", "scheduled_t_s", "boots")}
     assert answers == {
         "stop": "Accepted",
@@ -203,7 +193,7 @@ def test_csms_remote_control_of_201_stations_reaches_the_simulation(tmp_path, ar
 
 @pytest.mark.slow
 @pytest.mark.parametrize("refused_by", ["authorize", "transaction_event"])
-def test_csms_refusing_201_tokens_turns_those_drivers_away(tmp_path, arun, refused_by):
+def test_csms_refusing_201_tokens_turns_those_drivers_away(paced_run, arun, refused_by):
     """Tokens the CSMS refuses (in Authorize, or later in TransactionEvent) end those sessions, rejected.
 
     The CSMS refuses the token of every odd-numbered session: exactly those, of the sessions it heard of, end
@@ -214,7 +204,7 @@ def test_csms_refusing_201_tokens_turns_those_drivers_away(tmp_path, arun, refus
     rec.rejected_tokens.update(f"SIM{i:08d}" for i in range(1, 400, 2))
     if refused_by == "transaction_event":  # Authorize says yes; the transaction's token is refused afterwards
         rec.scripted["Authorize"] = [{"idTokenInfo": {"status": "Accepted"}}] * 400
-    result, _ = arun(bridged(tmp_path, csms), timeout_s=120)
+    result, _ = arun(bridged(paced_run, csms), timeout_s=120)
 
     sessions = sessions_frame(result.tables)
     plugged = sessions[sessions["evse_id"].notna()]

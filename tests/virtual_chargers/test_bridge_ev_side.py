@@ -7,16 +7,13 @@ NotifyEVChargingNeeds: the simulated EV's energy need, power and departure. A CS
 what it received. Loopback on 127.0.0.1, port 0; every wait is bounded and everything started is stopped.
 """
 
-import asyncio
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from sim.metrics import sessions_frame
 from tests.conftest import make_scenario
 from tests.virtual_chargers.raw_csms import RawCsms
-from virtual_chargers.paced_run import PacedRun
 from virtual_chargers.v201.certificates import ContractIssuer
 
 SPEED = 5000.0
@@ -72,26 +69,24 @@ def connector_type_request(evse_id: int) -> dict:
     return {"getVariableData": [{"component": component, "variable": {"name": "ConnectorType"}}]}
 
 
-async def run(tmp_path: Path):
+async def run(paced_run):
     """The paced run; the CSMS reads both stations' connector types once they are up."""
     csms = await RawCsms(version="2.0.1").start()
-    runner = PacedRun(scenario(csms.url), state_dir=tmp_path / "state", boot_timeout_s=10.0)
-    task = asyncio.ensure_future(runner.run())
+
+    async def read_types(_runner) -> dict:
+        return {c: await csms.call(c, "GetVariables", connector_type_request(1)) for c in ("a.01", "a.02")}
+
     try:
-        await asyncio.wait_for(runner.started.wait(), 15)
-        types = {c: await csms.call(c, "GetVariables", connector_type_request(1)) for c in ("a.01", "a.02")}
-        result = await asyncio.wait_for(task, 60)
+        result, types = await paced_run(scenario(csms.url), read_types)
     finally:
-        runner.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
     return result, csms, types
 
 
 @pytest.mark.slow
-def test_ev_side_reaches_the_csms(tmp_path, arun):
+def test_ev_side_reaches_the_csms(paced_run, arun):
     """Connector types in the device model, eMAID tokens with contract OCSP data, the EV's needs."""
-    result, csms, types = arun(run(tmp_path), timeout_s=90)
+    result, csms, types = arun(run(paced_run), timeout_s=90)
     for charger, want in (("a.01", "cType2"), ("a.02", "cCCS2")):
         (answer,) = types[charger]["getVariableResult"]
         assert (answer["attributeStatus"], answer["attributeValue"]) == ("Accepted", want), charger

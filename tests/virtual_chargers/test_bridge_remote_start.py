@@ -9,14 +9,12 @@ Loopback on 127.0.0.1, port 0; every wait is bounded and everything started is s
 
 import asyncio
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from sim.metrics import sessions_frame
 from tests.conftest import make_scenario
 from tests.virtual_chargers.raw_csms import RawCsms
-from virtual_chargers.paced_run import PacedRun
 
 SPEED = 5000.0
 START = "2026-03-02T00:00:00+01:00"
@@ -71,14 +69,12 @@ def remote_start(ocpp: str, tag: str) -> tuple[str, dict]:
     return "RequestStartTransaction", {"idToken": {"idToken": tag, "type": "Central"}, "remoteStartId": 9, "evseId": 1}
 
 
-async def run(tmp_path: Path, ocpp: str):
+async def run(paced_run, ocpp: str):
     """Reserve at once (again while a driver is still on the connector), wait, remote-start a stranger, then TAG."""
     csms = await RawCsms(version=ocpp).start()
-    runner = PacedRun(scenario(csms.url, ocpp), state_dir=tmp_path / "state", boot_timeout_s=10.0)
-    task = asyncio.ensure_future(runner.run())
-    answers = {}
-    try:
-        await asyncio.wait_for(runner.started.wait(), 15)
+
+    async def during(runner) -> tuple[dict, float, float]:
+        answers = {}
         clock = runner.clock
         assert clock is not None
         for _ in range(200):  # bounded: the connector is free again after a session's dwell
@@ -90,20 +86,20 @@ async def run(tmp_path: Path, ocpp: str):
         await asyncio.wait_for(clock.sleep_until(reserved_t_s + WAIT_S), 30)
         answers["stranger"] = (await csms.call("a.01", *remote_start(ocpp, "STRANGER")))["status"]
         answers["start"] = (await csms.call("a.01", *remote_start(ocpp, TAG)))["status"]
-        start_t_s = clock.t_s()
-        result = await asyncio.wait_for(task, 60)
+        return answers, reserved_t_s, clock.t_s()
+
+    try:
+        result, (answers, reserved_t_s, start_t_s) = await paced_run(scenario(csms.url, ocpp), during)
     finally:
-        runner.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
     return result, csms, answers, reserved_t_s, start_t_s
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
-def test_remote_start_plugs_in_the_first_waiting_driver(tmp_path, arun, ocpp):
+def test_remote_start_plugs_in_the_first_waiting_driver(paced_run, arun, ocpp):
     """Nobody plugs into the reserved connector; the remote start gives it to the first waiting driver."""
-    result, csms, answers, reserved_t_s, start_t_s = arun(run(tmp_path, ocpp), timeout_s=120)
+    result, csms, answers, reserved_t_s, start_t_s = arun(run(paced_run, ocpp), timeout_s=120)
     assert answers == {"reserve": "Accepted", "stranger": "Rejected", "start": "Accepted"}
     sessions = sessions_frame(result.tables)
     plugged = sessions[sessions["evse_id"].notna()]

@@ -10,14 +10,12 @@ Loopback on 127.0.0.1, port 0; every wait is bounded and everything started is s
 """
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from sim.service_metrics import outages_frame
 from tests.conftest import make_scenario
 from tests.virtual_chargers.raw_csms import RawCsms
-from virtual_chargers.paced_run import PacedRun
 
 SPEED = 5000.0
 HORIZON_DAYS = 0.5
@@ -70,24 +68,22 @@ def scenario(csms_url: str, ocpp: str):
     )
 
 
-async def run_with_reset(tmp_path: Path, ocpp: str):
+async def run_with_reset(paced_run, ocpp: str):
     """The paced run; the CSMS resets the charger at RESET_AT_S."""
     csms = await RawCsms(version=ocpp).start()
-    runner = PacedRun(scenario(csms.url, ocpp), state_dir=tmp_path / "state", boot_timeout_s=10.0)
-    task = asyncio.ensure_future(runner.run())
-    try:
-        await asyncio.wait_for(runner.started.wait(), 15)
+    boots: list[float] = []  # simulated times the CSMS accepted a boot
+
+    async def reset(runner) -> tuple[dict, float]:
         clock = runner.clock
         assert clock is not None
         await asyncio.wait_for(clock.sleep_until(RESET_AT_S), 30)
-        boots: list[float] = []  # simulated times the CSMS accepted a boot
         csms.after = lambda _c, _ch, action, _p, _a: boots.append(clock.t_s()) if action == "BootNotification" else None
         reset_t_s = clock.t_s()
-        answer = await csms.call("a.01", "Reset", {"type": "Soft" if ocpp == "1.6" else "Immediate"})
-        result = await asyncio.wait_for(task, 60)
+        return await csms.call("a.01", "Reset", {"type": "Soft" if ocpp == "1.6" else "Immediate"}), reset_t_s
+
+    try:
+        result, (answer, reset_t_s) = await paced_run(scenario(csms.url, ocpp), reset)
     finally:
-        runner.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
     return result, csms, answer, (reset_t_s, boots[0])
 
@@ -145,12 +141,12 @@ def seen_statuses(csms: RawCsms, ocpp: str, connector: int) -> tuple[list[str], 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
-def test_csms_sees_faults_as_faulted_and_planned_outages_as_unavailable(tmp_path, arun, ocpp):
+def test_csms_sees_faults_as_faulted_and_planned_outages_as_unavailable(paced_run, arun, ocpp):
     """Faults show Faulted, resets, firmware installs and maintenance Unavailable, each end Available.
 
     Exactly the sequence the recorded outages define; 1.6 Faulted carries the fault mode's error code.
     """
-    result, csms, answer, offline = arun(run_with_reset(tmp_path, ocpp), timeout_s=120)
+    result, csms, answer, offline = arun(run_with_reset(paced_run, ocpp), timeout_s=120)
     assert answer == {"status": "Accepted"}
     tables = result.tables
     outages = outages_frame(tables)

@@ -23,9 +23,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from tests.conftest import make_scenario
+from tests.virtual_chargers.conftest import PacedRunner
 from virtual_chargers.base import ChargerSpec, ConnectorSpec
 from virtual_chargers.clock import SimClock, ocpp_time
-from virtual_chargers.paced_run import PacedRun
 from virtual_chargers.testing import ChargerSet
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -507,7 +507,9 @@ def _max_at_boot(d: Dialect, limit_w: float) -> Any:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", VERSIONS)
-def test_charge_point_max_is_shared_in_a_bridged_run(version: str, arun: Any, tmp_path: Path) -> None:
+def test_charge_point_max_is_shared_in_a_bridged_run(
+    version: str, arun: Any, paced_run: PacedRunner, tmp_path: Path
+) -> None:
     """A CSMS caps a two-connector charger at 3.7 kW: the simulated charger's total stays within it.
 
     The total is recomputed from the recorded charging intervals (each EV's curve at its state of charge) at
@@ -519,21 +521,8 @@ def test_charge_point_max_is_shared_in_a_bridged_run(version: str, arun: Any, tm
     async def run() -> Any:
         csms = RawCsms(version, after_answer=_max_at_boot(d, cap_kw * 1000.0))
         async with csms:
-            runner = PacedRun(
-                _bridged_scenario(csms.url, version),
-                frames_path=tmp_path / "frames.jsonl",
-                state_dir=tmp_path / "state",
-                boot_timeout_s=10.0,
-                drain_timeout_s=10.0,
-            )
-            task = asyncio.ensure_future(runner.run())
-            try:
-                result = await asyncio.wait_for(task, 60)
-            finally:
-                runner.stop()
-                if not task.done():
-                    task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            scenario = _bridged_scenario(csms.url, version)
+            result, _ = await paced_run(scenario, frames_path=tmp_path / "frames.jsonl", drain_timeout_s=10.0)
             assert [a["status"] for a in csms.call_results.values()] == ["Accepted"]
             return result
 
@@ -653,7 +642,7 @@ def test_profile_that_never_overlaps_the_run_is_a_qa_warning(version: str, arun:
     assert all("never during the run" in w for w in warnings)
 
 
-def test_a_bridged_run_warns_of_a_csms_on_its_wall_clock(arun: Any, tmp_path: Path) -> None:
+def test_a_bridged_run_warns_of_a_csms_on_its_wall_clock(arun: Any, paced_run: PacedRunner, tmp_path: Path) -> None:
     """In a paced run, a CSMS on the wall clock and its wall-clock profile are warnings in the QA summary."""
     d = Dialect("1.6")
 
@@ -666,22 +655,8 @@ def test_a_bridged_run_warns_of_a_csms_on_its_wall_clock(arun: Any, tmp_path: Pa
 
     async def run() -> Any:
         async with RawCsms("1.6", after_answer=profile_at_boot, current_time=_wall_now) as csms:
-            scenario = _bridged_scenario(csms.url, "1.6").model_copy(update={"horizon_days": 0.1})
-            runner = PacedRun(
-                scenario,
-                frames_path=tmp_path / "frames.jsonl",
-                state_dir=tmp_path / "state",
-                boot_timeout_s=10.0,
-                drain_timeout_s=10.0,
-            )
-            task = asyncio.ensure_future(runner.run())
-            try:
-                result = await asyncio.wait_for(task, 60)
-            finally:
-                runner.stop()
-                if not task.done():
-                    task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            scenario = _bridged_scenario(csms.url, "1.6").model_copy(update={"horizon_days": 0.02})  # 29 min
+            result, _ = await paced_run(scenario, frames_path=tmp_path / "frames.jsonl", drain_timeout_s=10.0)
             assert [a["status"] for a in csms.call_results.values()] == ["Accepted"]
             return result, scenario.start
 

@@ -32,7 +32,7 @@ def test_no_charger_connected_exits_1_with_the_last_connection_error(tmp_path: P
     summary = tmp_path / "summary.json"
     rc = main(
         [
-            "chargers", "--count", "2", "--csms", f"ws://127.0.0.1:{port}", "--speed", "120", "--duration", "120",
+            "chargers", "--count", "2", "--csms", f"ws://127.0.0.1:{port}", "--speed", "600", "--duration", "120",
             "--state-dir", str(tmp_path / "state"), "--summary-json", str(summary),
         ]
     )  # fmt: skip
