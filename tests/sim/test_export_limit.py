@@ -10,6 +10,7 @@ recorded intervals and discharges rows.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from sim.network_plan import plan_network
 from sim.results import write_results
 from tests.conftest import make_scenario
 
+ROOT = Path(__file__).resolve().parents[2]
 H = 3600.0
 floor01 = lambda kw: math.floor(kw * 10) / 10  # noqa: E731 - caps in 0.1 kW, rounded down
 
@@ -315,3 +317,18 @@ def test_enforce_keeps_the_net_export_within_the_limit_at_every_instant(data):
     net = (s["soc_out_frac"] - s["soc_in_frac"]) * capacity
     np.testing.assert_allclose(s["energy_delivered_kwh"] - out, net, atol=1e-6)
     assert load_15min(run)["energy_kwh"].sum() == pytest.approx(net.sum(), abs=1e-6)
+
+
+def test_a_manager_that_keeps_the_export_limit_is_never_scaled():
+    """v2g_garage under ``enforce``: v2g_price_arbitrage keeps the 80 kW itself, so every row is as with ``measure``."""
+    scenario = load_scenario(ROOT / "scenarios" / "v2g_garage.yaml", horizon_days=3)
+    data = scenario.model_dump(mode="json")
+    data["network"]["sites"][0]["limits"] = "enforce"
+    enforced = simulate(type(scenario).model_validate(data))
+    measured = simulate(scenario)
+    assert enforced.discharges is not None
+    assert len(enforced.discharges["t0_s"]) > 20
+    for table in ("sessions", "intervals", "discharges", "events"):
+        x, y = getattr(enforced, table), getattr(measured, table)
+        for column in x:
+            np.testing.assert_array_equal(x[column], y[column])
