@@ -38,6 +38,7 @@ from sim.managers.base import (
 )
 from sim.recorder import Table
 from sim.sessions import Cause, EventKind, Outcome, Session, State
+from sim.timers import Timers
 from sim.v2g import discharge_plan
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ class Ports:
         # Sites with ``limits: enforce``: re-caps their connectors at every change of what they want.
         self.local = LoadManagement(profiles, self._replan, MIN_POWER_KW)
         self.alarms = FullAlarms(env, self._on_full)
+        self.timers = Timers(env)  # the end of every session's dwell
+        self._dwell_end = self._on_dwell_end
         self.billing: Billing
         self.queueing: Queueing
 
@@ -231,7 +234,7 @@ class Ports:
         account = s.visit.account if s.visit else None
         s.plan = billing.customers.plan_at(account, site.site_id) if account is not None else None
         evse.session = s
-        self.env.timeout(s.dwell_s, s).callbacks.append(self._on_dwell_end)
+        self.timers.call_in(s.dwell_s, s, self._dwell_end)
         if evse.profiles is not None:  # relative profiles count from the transaction start
             evse.profiles.start_transaction(t_s)
             evse.profile_kw = limit_at(evse.profiles.profiles, t_s, t_s)

@@ -65,6 +65,7 @@ from sim.managers.pricing import DynamicPricing
 from sim.managers.uncontrolled import Uncontrolled
 from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.serviceability import NoReliability, Reliability, ServiceRecord
+from sim.timers import Timers
 from sim.units import S_PER_DAY
 from sim.v2g import v2g_limits
 from sim.vehicle_data import VehicleData
@@ -121,10 +122,11 @@ class _Arrivals:
     without resuming a generator at every arrival (the hot path of every run).
     """
 
-    __slots__ = ("arr", "arrive", "callback", "env", "k", "row", "rows", "site")
+    __slots__ = ("arr", "arrive", "callback", "env", "k", "row", "rows", "site", "timers")
 
-    def __init__(self, env: simpy.Environment, site: SiteState, arr: demand.SiteArrivals, arrive: Arrive) -> None:
-        self.env = env
+    def __init__(self, timers: Timers, site: SiteState, arr: demand.SiteArrivals, arrive: Arrive) -> None:
+        self.env = timers.env
+        self.timers = timers
         self.site = site
         self.arr = arr
         self.arrive = arrive
@@ -143,7 +145,7 @@ class _Arrivals:
             row = next(self._chunk(lo))
         self.k += 1
         self.row = row
-        self.env.timeout(row[0] - self.env.now).callbacks.append(self.callback)
+        self.timers.call_in(row[0] - self.env.now, None, self.callback)
 
     def _chunk(self, lo: int) -> Iterator[tuple]:
         """The arrivals ``lo:lo + _CHUNK`` as rows of Python values (converted from numpy a chunk at a time)."""
@@ -172,8 +174,7 @@ class _Arrivals:
             return
         self.k += 1
         self.row = row
-        env = self.env
-        env.timeout(row[0] - env.now).callbacks.append(self.callback)
+        self.timers.call_in(row[0] - self.env.now, None, self.callback)
 
 
 def _start(streams: list[_Arrivals]):  # noqa: ANN202 - a SimPy process
@@ -261,7 +262,8 @@ class _Network:
             self.dr.start_in(window, window.start_t_s)
         for t_s, price in self.prices.changes():
             env.timeout(t_s, price).callbacks.append(lambda ev: self.send(PriceChanged(env.now, ev.value)))
-        streams = [_Arrivals(env, site, arr, self.drivers.arrive) for site in self.sites
+        timers = Timers(env)
+        streams = [_Arrivals(timers, site, arr, self.drivers.arrive) for site in self.sites
                    if len(arr := arrivals[site.site_id])]  # fmt: skip
         env.process(_start(streams))
         env.process(self._ticks())
