@@ -231,3 +231,21 @@ def test_clip_keeps_the_discharges_within_the_export_limit_at_the_decision():
         worst = max(worst, info["overload_after_action_kw"])
     assert worst == 0.0
     assert discharges_frame(env.run_tables)["energy_kwh"].sum() > 50
+
+
+def test_ports_and_sites_rows_are_what_the_views_show_while_cars_give_back():
+    """With discharge actions the ``ports`` and ``sites`` rows still equal the manager's views (negative power too)."""
+    from tests.sim.test_gym import _observation_from_views
+
+    env = ChargingEnv(GARAGE, horizon_days=1.5, decision_interval_s=1800)
+    rng = np.random.default_rng(11)
+    obs, _ = env.reset(seed=8)
+    negative = 0
+    done = False
+    while not done:
+        ports, sites = _observation_from_views(env)
+        np.testing.assert_allclose(obs["ports"], ports.astype(np.float32), rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(obs["sites"], sites.astype(np.float32), rtol=1e-6, atol=1e-4)
+        negative += int(sites[0, 0] < 0)
+        obs, _, done, _, _ = env.step(rng.uniform(-1, 1, 24).astype(np.float32))
+    assert negative > 0  # the site gave back more than it drew at some decision
