@@ -108,6 +108,26 @@ class ChargeProfile:
         self.capacity_kwh = capacity_kwh
         self.pid = -1  # index in the run's profile list, set by `ProfileCache`
 
+    @classmethod
+    def flat(cls, cap_kw: float, capacity_kwh: float) -> ChargeProfile:
+        """``ChargeProfile(((0.0, cap_kw), (1.0, cap_kw)), cap_kw, capacity_kwh)``, an AC charge, built directly.
+
+        The same numbers as the general clipping (one piece ``a = cap_kw``, ``b = 0``), without
+        walking the curve: a gym agent's limits bring a new AC profile every few decisions.
+        """
+        if cap_kw <= 0:
+            raise ValueError(f"cap_kw(={cap_kw}) must be > 0; a zero cap means the session is paused")
+        p = cls.__new__(cls)
+        p.soc = (0.0, 1.0)
+        p.a_kw = (cap_kw,)
+        p.b_kw = (0.0,)
+        p.tau_s = (0.0, capacity_kwh * 1.0 / cap_kw * S_PER_H)  # `_dt_s` of the flat piece from 0 to 1
+        p.pieces = 1
+        p.cap_kw = cap_kw
+        p.capacity_kwh = capacity_kwh
+        p.pid = -1
+        return p
+
     @property
     def flat_kw(self) -> float | None:
         """The power of a profile that is one flat piece from SoC 0 to 1 (an AC charge), else None.
@@ -238,11 +258,14 @@ class ProfileCache:
             cap_kw = min(cap_kw, max(p for _, p in curve))
         else:
             cap_kw = min(cap_kw, model.ac_max_kw)
-            curve = ((0.0, cap_kw), (1.0, cap_kw))
         key = (model.name, dc, cap_kw)
         profile = self._by_key.get(key)
         if profile is None:
-            profile = self._by_key[key] = ChargeProfile(curve, cap_kw, model.capacity_kwh)
+            if dc:
+                profile = ChargeProfile(curve, cap_kw, model.capacity_kwh)
+            else:
+                profile = ChargeProfile.flat(cap_kw, model.capacity_kwh)
+            self._by_key[key] = profile
             profile.pid = len(self.profiles)
             self.profiles.append(profile)
         return profile

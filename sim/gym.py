@@ -414,8 +414,6 @@ class _Agent:
 
     def scan(self, now: float) -> _Scan:
         """Read and meter every live session now, as arrays over every port (zeros on a free one)."""
-        assert self.live is not None
-        evses = self.live.evses
         soc, power = self.state(now)
         capacity, soc_in = self.capacity_kwh, self.soc_in_frac
         energy = (soc - soc_in) * capacity
@@ -423,14 +421,12 @@ class _Agent:
         if self.n_estimated:
             need = np.where(self.estimated, np.maximum(self.est.energy_kwh - energy, 0.0), need)
         known, departure = self.known, self.departure_t_s
-        occupied = list(self.occupied)
-        status = [evses[i].status for i in occupied]
+        reported: dict[int, EvseStatus] = {}
         if self.reporting:  # EVs whose reports go through their vehicle data: one at a time
             known, departure = known.copy(), departure.copy()
             sessions = self.occupied
-            for k, i in enumerate(occupied):
-                if i in self.reporting:
-                    status[k], power[i], energy[i], need[i], known[i], departure[i] = self.read(i, sessions[i], now)
+            for i in self.reporting:
+                reported[i], power[i], energy[i], need[i], known[i], departure[i] = self.read(i, sessions[i], now)
         if self.meter is None:
             self._add(float((energy - self.energy_at_kwh).sum()))
         else:
@@ -440,7 +436,7 @@ class _Agent:
         fade = self._charging_fade_kwh(soc, soc_in, capacity)
         self.fade_kwh += float((fade - self.fade_at_kwh).sum())
         self.fade_at_kwh, self.energy_at_kwh, self.need_at_kwh = fade, energy, need
-        return _Scan(occupied, status, power, energy, need, known, departure)
+        return _Scan(reported, power, energy, need, known, departure)
 
     def _close_v2g_fade(self, i: int, soc_out_frac: float, discharged: bool) -> None:
         """The V2G session on port `i` ends at `soc_out_frac`: split its cycle fade between charging and V2G.
@@ -505,10 +501,9 @@ class _Agent:
 
 
 class _Scan(NamedTuple):
-    """Every port now, column by column (zeros on a free port); `occupied` and `status` in plug-in order."""
+    """Every port now, column by column (zeros on a free port), and the status each reporting EV gave."""
 
-    occupied: list[int]
-    status: list[EvseStatus]
+    reported: dict[int, EvseStatus]
     power_kw: np.ndarray
     energy_kwh: np.ndarray
     need_kwh: np.ndarray
@@ -672,6 +667,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._cols = np.zeros((len(PORT_FEATURES), len(self.port_ids)))  # the ports' observation, transposed
         self._cols[PORT_FEATURES.index("max_power_kw")] = self.max_kw
         self._wanting[:] = False
+        self._seen: list[EvseStatus | None] = [None] * len(self.port_ids)  # each port's status at the last observation
         self.run_tables = None
         obs, _ = self._observe()
         return obs, {"t_s": 0.0, "scenario_seed": run_seed}
@@ -818,19 +814,28 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         live = agent.live
         assert live is not None
         now = self._sim.t_s
-        cols, wanting = self._cols, self._wanting
+        cols, wanting, seen = self._cols, self._wanting, self._seen
         if agent.freed:
             freed = agent.freed
             cols[:2, freed] = 0.0  # occupied, charging: the other features are zero on a free port
             wanting[freed] = False
+            for i in freed:
+                seen[i] = None
             freed.clear()
         scan = agent.scan(now)
-        occupied, status, power = scan.occupied, scan.status, scan.power_kw
-        if occupied:
-            idx = np.fromiter(occupied, np.intp, len(occupied))
-            cols[0, idx] = 1.0
-            cols[1, idx] = [st is _CHARGING for st in status]
-            wanting[idx] = [st in _WANTS for st in status]
+        power = scan.power_kw
+        # Occupied, charging and wanting change with a port's status (or a new session on it): set them then.
+        evses, reported = live.evses, scan.reported
+        if reported:
+            status = {i: reported[i] if i in reported else evses[i].status for i in agent.occupied}
+        else:
+            status = {i: evses[i].status for i in agent.occupied}
+        for i, st in status.items():
+            if st is not seen[i]:
+                seen[i] = st
+                cols[0, i] = 1.0
+                cols[1, i] = st is _CHARGING
+                wanting[i] = st in _WANTS
         np.divide(power, self.max_kw, out=cols[2])
         cols[3] = scan.energy_kwh
         np.maximum(scan.need_kwh, 0.0, out=cols[4])

@@ -61,3 +61,12 @@ def test_flat_kw_only_for_one_flat_piece():
     assert ac.flat_kw == 7.4
     assert ac.soc_at(3600.0) == 7.4 / model.capacity_kwh  # SoC grows by flat_kw × time / capacity
     assert cache.get(model, True, 1000.0).flat_kw is None
+
+
+@given(st.floats(1e-3, 400.0), st.floats(1.0, 200.0))
+def test_flat_profile_built_directly_is_the_clipped_curve(cap_kw, capacity_kwh):
+    """`ChargeProfile.flat` holds the very numbers the general clipping gives a flat AC curve."""
+    general = ChargeProfile(((0.0, cap_kw), (1.0, cap_kw)), cap_kw, capacity_kwh)
+    direct = ChargeProfile.flat(cap_kw, capacity_kwh)
+    for name in ChargeProfile.__slots__:
+        assert getattr(direct, name) == getattr(general, name), name
