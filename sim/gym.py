@@ -48,6 +48,7 @@ from sim.units import S_PER_H
 from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
+    from sim.ev import ChargeProfile
     from sim.hardware import SiteState
     from sim.sessions import Session
 
@@ -250,6 +251,7 @@ class _Agent:
         self.curved: dict[int, Session] = {}  # occupied ports off a straight line (a DC curve, a discharge)
         self.freed: list[int] = []  # ports whose session ended since the last observation
         self.version = [-1] * n_ports  # the session's `version` each port's line is for; -1: none yet
+        self._lines: dict[ChargeProfile, tuple[bool, float, float]] = {}  # `_line` of each profile met (immutable)
         self.n_estimated = 0  # occupied ports whose EV does not say its need (the need is the manager's estimate)
         self.estimated = np.zeros(n_ports, bool)
         # One row per quantity, one column per port: set at plug-in and by `_follow`, reset when the port frees.
@@ -401,16 +403,28 @@ class _Agent:
         if p is None:
             linear = not s.discharge_kw  # a discharge is read one by one
             base, rate, offset_s, kw = s.soc_frac, 0.0, 0.0, 0.0
-        else:  # one flat piece from SoC 0: soc = kW × profile time / capacity (`ChargeProfile.flat_kw`)
-            flat_kw = p.flat_kw
-            linear = flat_kw is not None
-            kw = flat_kw if flat_kw is not None else 0.0
-            base, rate, offset_s = 0.0, kw / p.capacity_kwh / S_PER_H, s.tau0_s - s.t0_s
+        else:
+            line = self._lines.get(p)
+            if line is None:
+                line = self._lines[p] = self._line(p)
+            linear, rate, kw = line
+            base, offset_s = 0.0, s.tau0_s - s.t0_s
         if linear:
             self.curved.pop(i, None)
         else:
             self.curved[i] = s
         self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = base, rate, offset_s, kw
+
+    @staticmethod
+    def _line(p: ChargeProfile) -> tuple[bool, float, float]:
+        """Whether `p` is one flat piece from SoC 0, and then its SoC per second and power (`ChargeProfile.flat_kw`).
+
+        On such a profile soc = kW × profile time / capacity.
+        """
+        flat_kw = p.flat_kw
+        if flat_kw is None:
+            return False, 0.0, 0.0
+        return True, flat_kw / p.capacity_kwh / S_PER_H, flat_kw
 
     def scan(self, now: float) -> _Scan:
         """Read and meter every live session now, as arrays over every port (zeros on a free one)."""
