@@ -403,3 +403,23 @@ def test_replanning_shortcuts_record_what_the_general_path_does(name, slow_path,
         for column in fast:
             np.testing.assert_array_equal(fast[column], slow[column], err_msg=column)
         assert len(fast["intervals.t0_s"]) > 20
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it():
+    """`simulate` tunes the collector only while it runs: thresholds and frozen objects are as before, after."""
+    import gc
+
+    scenario = make_scenario(horizon_days=1)
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(500, 7, 9)
+        simulate(scenario)
+        assert gc.get_threshold() == (500, 7, 9)
+        assert gc.get_freeze_count() == 0
+        gc.freeze()  # someone else's frozen objects stay frozen
+        frozen = gc.get_freeze_count()
+        simulate(scenario)
+        assert gc.get_freeze_count() > 0.9 * frozen  # not unfrozen (a few frozen objects are freed meanwhile)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
