@@ -10,6 +10,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 import sim.config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,18 +110,22 @@ def test_cycle_finder_finds_a_cycle_and_only_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_no_module_of_ours_imports_itself_back() -> None:
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """The import graph of our packages, read once for the tests that only look at it."""
+    return import_graph()
+
+
+def test_no_module_of_ours_imports_itself_back(graph: dict[str, set[str]]) -> None:
     """No import cycle among sim, virtual_chargers and reports, function-local imports included."""
-    graph = import_graph()
     assert len(graph) > 100  # the walk saw the packages
     assert "sim.sweep.runner" in graph["sim.sweep"]
     new = [sorted(group) for group in cycles(graph) if group not in KNOWN_CYCLES]
     assert new == []
 
 
-def test_the_simulation_imports_neither_its_edges_nor_its_reports() -> None:
+def test_the_simulation_imports_neither_its_edges_nor_its_reports(graph: dict[str, set[str]]) -> None:
     """Only the command line (the composition root) reaches from sim into virtual_chargers or reports."""
-    graph = import_graph()
     upward = sorted(
         (module, target)
         for module, targets in graph.items()

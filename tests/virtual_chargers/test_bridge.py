@@ -25,7 +25,7 @@ from sim.results import RESULT_FILES, write_results
 from tests.conftest import make_scenario
 from virtual_chargers.clock import SimClock
 from virtual_chargers.csms import CapRule, Csms
-from virtual_chargers.paced_run import PacedRun, write_paced_results
+from virtual_chargers.paced_run import write_paced_results
 from virtual_chargers.v16.profiles import from_ocpp
 from virtual_chargers.wire import snake_keys
 
@@ -101,44 +101,34 @@ def port_power_samples(tables, step_s: float = 60.0):
     return rows
 
 
-async def paced_with_csms(tmp_path: Path, restart_at_s: float | None = None):
+async def paced_with_csms(paced_run, frames_path: Path, restart_at_s: float | None = None):
     """Run the scenario against the reference CSMS with the cap rule; optionally restart the CSMS mid-run."""
     csms = await Csms(response_timeout_s=5.0).start()
     csms.records16.cap_rule = RULE
-    runner = PacedRun(
-        scenario(csms.url),
-        frames_path=tmp_path / "frames.jsonl",
-        state_dir=tmp_path / "state",
-        boot_timeout_s=10.0,
-        drain_timeout_s=15.0,
-    )
-    task = asyncio.ensure_future(runner.run())
-    restarted = None
+    restarted: list[Csms] = []
+
+    async def restart(runner) -> None:
+        assert runner.clock is not None
+        await runner.clock.sleep_until(restart_at_s)
+        port = csms.port
+        await csms.stop()  # every charger loses its connection
+        await runner.clock.sleep(1800.0)  # down for half a simulated hour
+        restarted.append(Csms(port=port, response_timeout_s=5.0))
+        restarted[0].records16 = csms.records16  # its database survived the restart
+        await restarted[0].start()
+
     try:
-        if restart_at_s is not None:
-            await asyncio.wait_for(runner.started.wait(), 15)
-            assert runner.clock is not None
-            await runner.clock.sleep_until(restart_at_s)
-            port = csms.port
-            await csms.stop()  # every charger loses its connection
-            await runner.clock.sleep(1800.0)  # down for half a simulated hour
-            restarted = Csms(port=port, response_timeout_s=5.0)
-            restarted.records16 = csms.records16  # its database survived the restart
-            await restarted.start()
-        result = await asyncio.wait_for(task, 60)
+        during = restart if restart_at_s is not None else None
+        result, _ = await paced_run(scenario(csms.url), during, frames_path=frames_path, drain_timeout_s=15.0)
     finally:
-        runner.stop()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
-        if restarted is not None:
-            await restarted.stop()
+        for again in restarted:
+            await again.stop()
     return result, csms.records16
 
 
 @pytest.mark.slow
-def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
+def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, paced_run, arun):
     """The CSMS's 7 kW 17:00-20:00 TxDefaultProfile caps every simulated connector in exactly that window.
 
     Its KPIs equal those of an in-process manager sending the same profile at time 0. Tolerance,
@@ -146,7 +136,7 @@ def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
     minutes at most, asserted below), and a profile binds only inside its window, five hours later;
     every arrival and every interval is then the same, so only float rounding may differ (1e-9).
     """
-    result, records = arun(paced_with_csms(tmp_path), timeout_s=90)
+    result, records = arun(paced_with_csms(paced_run, tmp_path / "frames.jsonl"), timeout_s=90)
     tables = result.tables
 
     # Every charger got the profile and accepted it, before the window opened.
@@ -196,9 +186,9 @@ def test_reference_csms_caps_the_simulated_load_in_its_window(tmp_path, arun):
 
 
 @pytest.mark.slow
-def test_csms_restart_mid_run_loses_no_session(tmp_path, arun):
+def test_csms_restart_mid_run_loses_no_session(tmp_path, paced_run, arun):
     """The CSMS restarts mid-run: the run goes on, the chargers reconnect, every session reaches the CSMS."""
-    result, records = arun(paced_with_csms(tmp_path, restart_at_s=3 * 3600.0), timeout_s=90)
+    result, records = arun(paced_with_csms(paced_run, tmp_path / "frames.jsonl", 3 * 3600.0), timeout_s=90)
     tables = result.tables
     sessions = sessions_frame(tables)
     plugged = sessions[sessions["evse_id"].notna()].reset_index(drop=True)
@@ -229,15 +219,13 @@ def test_ocpp_manager_needs_a_paced_run():
         simulate(s)
 
 
-async def scripted_csms_commands(tmp_path: Path):
+async def scripted_csms_commands(paced_run):
     """The CSMS remote-stops, remote-starts, changes availability, pushes a price and resets, mid-run."""
     csms = await Csms(response_timeout_s=5.0).start()
-    runner = PacedRun(scenario(csms.url, meter_interval_s=600), state_dir=tmp_path / "state", boot_timeout_s=10.0)
-    task = asyncio.ensure_future(runner.run())
     rec = csms.records16
-    answers = {}
-    try:
-        await asyncio.wait_for(runner.started.wait(), 15)
+
+    async def commands(runner) -> tuple:
+        answers = {}
 
         def running():
             return [t for t in rec.transactions.values() if t.stop is None and t.charger == "a.01"]
@@ -256,18 +244,19 @@ async def scripted_csms_commands(tmp_path: Path):
         answers["bad_price"] = (await a01.data_transfer("chargetwin", "SetTariff", '{"price_per_kwh": -1}')).status
         answers["inoperative"] = (await a02.change_availability(2, "Inoperative")).status
         answers["reset"] = (await a02.reset("Soft")).status
-        result = await asyncio.wait_for(task, 60)
+        return runner, answers, tx, connector
+
+    try:
+        result, (runner, answers, tx, connector) = await paced_run(scenario(csms.url, meter_interval_s=600), commands)
     finally:
-        runner.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
     return result, runner, answers, tx, connector
 
 
 @pytest.mark.slow
-def test_csms_commands_change_the_simulation(tmp_path, arun):
+def test_csms_commands_change_the_simulation(paced_run, arun):
     """Remote stop and start, availability, a price and a reset from the CSMS become simulation commands."""
-    result, runner, answers, tx, connector = arun(scripted_csms_commands(tmp_path), timeout_s=90)
+    result, runner, answers, tx, connector = arun(scripted_csms_commands(paced_run), timeout_s=90)
     assert answers["stop"] == "Accepted"
     assert answers["start"] == "Accepted"  # the EV is still plugged in: it charges again
     assert answers["start_empty"] in ("Rejected", "no empty port")  # no EV: every driver starts by plugging in
@@ -345,16 +334,14 @@ def test_run_command_refuses_a_bad_csms_url(scenarios_dir, capsys):
     assert "ws://" in capsys.readouterr().err
 
 
-async def paced_201(tmp_path: Path):
+async def paced_201(paced_run):
     """2.0.1 stations, every EV speaking ISO 15118; the CSMS caps a.01 to 7 kW (W, the whole station) at once."""
     csms = await Csms(response_timeout_s=5.0).start()
     s = scenario(csms.url, ocpp="2.0.1")
     fleet = [{"preset": "tesla_model_3_lr", "share": 1, "iso15118_share": 1.0}]
     s = s.model_copy(update={"fleet": make_scenario(fleet=fleet).fleet})
-    runner = PacedRun(s, state_dir=tmp_path / "state", boot_timeout_s=10.0)
-    task = asyncio.ensure_future(runner.run())
-    try:
-        await asyncio.wait_for(runner.started.wait(), 15)
+
+    async def cap(_runner) -> str:
         profile = {
             "id": 5,
             "stack_level": 0,
@@ -370,19 +357,19 @@ async def paced_201(tmp_path: Path):
             ],
         }
         handler = await csms.wait_connected("a.01", 10)
-        answer = (await handler.set_charging_profile(0, profile)).status
-        result = await asyncio.wait_for(task, 60)
+        return (await handler.set_charging_profile(0, profile)).status
+
+    try:
+        result, answer = await paced_run(s, cap)
     finally:
-        runner.stop()
-        await asyncio.gather(task, return_exceptions=True)
         await csms.stop()
     return result, csms.records201, answer
 
 
 @pytest.mark.slow
-def test_ocpp_201_stations_carry_the_twins_sessions_and_needs(tmp_path, arun):
+def test_ocpp_201_stations_carry_the_twins_sessions_and_needs(paced_run, arun):
     """With 2.0.1 every session is a transaction with the EV's ISO 15118 need; a station-wide profile caps it."""
-    result, records, answer = arun(paced_201(tmp_path), timeout_s=90)
+    result, records, answer = arun(paced_201(paced_run), timeout_s=90)
     assert answer == "Accepted"
     tables = result.tables
     sessions = sessions_frame(tables)
