@@ -31,8 +31,8 @@ test: lint
 # `fast` profile's few examples. The slow ones: paced and bridged CSMS runs, fault injection, conformance,
 # chaos, OpenADR, sweeps and Dask, notebooks, the docs build, every other scenario end to end, multi-day
 # runs (docs/development.md lists them). Spread over the cores by pytest-xdist, a test file per worker at
-# a time (module fixtures run once): about 70 s of CPU, 70 s wall on a 2-core machine with other work on
-# it (load 3), under a minute on an idle one. TEST_WORKERS=0 runs it in one process (about 60 s of CPU).
+# a time (module fixtures run once): 65-90 s of CPU; TEST_WORKERS=0 runs it in one process, about 60 s of
+# CPU. On a 2-core machine shared with other work (load 3-5) both took about 105 s wall (medians).
 TEST_WORKERS ?= auto
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast -n $(TEST_WORKERS) --dist loadfile
