@@ -46,9 +46,13 @@ if TYPE_CHECKING:
     from sim.ev import ChargeProfile, ProfileCache
     from sim.hardware import Evse, SiteState
 
-__all__ = ["MIN_POWER_KW", "EventLog", "Ports"]
+__all__ = ["MIN_POWER_KW", "MIN_V2G_STRETCH_S", "EventLog", "Ports"]
 
 MIN_POWER_KW = 1e-3  # below 1 W a connector is paused: no charger delivers less
+# A V2G EV's stretches toward its target and its floor each last at least this long (s) or do not start: an EV
+# closer than that to its target is full, to its floor refuses. So each session's own events (its battery full,
+# its floor) come at least this far apart, and a manager that charges and discharges EVs in turn makes time move.
+MIN_V2G_STRETCH_S = 1e-3
 CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING, UNAVAILABLE = (
     EvseStatus.CHARGING,
     EvseStatus.SUSPENDED_EV,
@@ -278,14 +282,16 @@ class Ports:
             if s.v2g is None or not self._discharge(s, evse, cap, t_s):
                 evse.set_status(SUSPENDED_EVSE)
             return
-        if s.v2g is not None and s.soc_frac >= s.target_soc_frac:
-            # A V2G EV stopped discharging at its target: it is full, with no new event (a manager that
-            # charges and discharges it in turn at one instant would otherwise never let time move).
+        profile = self.profiles.get(s.model, evse.dc, cap)
+        if s.v2g is not None and profile.time_at(s.target_soc_frac) - profile.time_at(s.soc_frac) < MIN_V2G_STRETCH_S:
+            # A V2G EV less than MIN_V2G_STRETCH_S of charging from its target is full, with no new event: a
+            # manager that discharges it at its target and charges it back in turn would otherwise let time
+            # move by ever shorter stretches that never add up to a second (see `MIN_V2G_STRETCH_S`).
             evse.set_status(SUSPENDED_EV)
             return
         if evse.site.energy is not None:  # PV or a battery behind the meter follows the load
             self.load.site_changed(evse.site)
-        full_in_s = s.open(self.profiles.get(s.model, evse.dc, cap), t_s)
+        full_in_s = s.open(profile, t_s)
         if t_s + full_in_s < s.depart_t_s:
             self.alarms.set(s, full_in_s if full_in_s > 0.0 else 0.0)
 
@@ -320,8 +326,8 @@ class Ports:
         full = self.profiles.get(s.model, evse.dc, evse.max_kw)
         end_t_s, stop_soc = discharge_plan(v2g, full, s.target_soc_frac, s.depart_t_s, s.soc_frac, kw,
                                            s.model.capacity_kwh, t_s)  # fmt: skip
-        if end_t_s <= t_s:
-            return False  # at its floor: the EV refuses
+        if end_t_s - t_s < MIN_V2G_STRETCH_S:
+            return False  # at its floor, or less than MIN_V2G_STRETCH_S above it: the EV refuses
         s.discharge_kw, s.dis_t0_s, s.dis_soc0, s.dis_stop_soc = kw, t_s, s.soc_frac, stop_soc
         s.version += 1
         self.load.site_changed(evse.site)

@@ -4,8 +4,10 @@ Both re-plan a site on every session event, demand-response signal and price cha
 `interval_s` (a charge curve moves the load between events). Both keep the departure-SoC
 guarantees: an EV is *urgent* when its slack — time to departure less the time its need (for a
 V2G EV: its guarantee) takes at full power — is under two intervals, and an urgent EV charges
-first, at its full power, whatever the threshold or the price. Power is handed out with
-`sim.managers.smart.fill`, so every node of the site's constraint tree stays within its limit;
+first, at its full power, whatever the threshold or the price, and never discharges, even when it
+is full at its target (urgency is judged from its SoC and guard, not from what it does now). Power
+is handed out with `sim.managers.smart.fill`, so every node of the site's constraint tree stays
+within its limit;
 discharging is commanded only for V2G EVs with headroom above their floor (`SiteView.v2g`) and
 never while a demand-response increase event asks the site to draw (`SiteView.dr_min_kw`).
 
@@ -38,6 +40,7 @@ from sim.managers.base import (
     SiteView,
     Tick,
     Timer,
+    V2gView,
 )
 from sim.managers.smart import Estimates, fill
 
@@ -84,12 +87,17 @@ class V2gManager:
         return out
 
 
+def _v2g_slack_s(v: V2gView) -> float:
+    """A V2G EV's slack: how long its SoC above its departure guard lasts at full power."""
+    guard_kwh = max(v.soc_frac - v.guard_soc_frac, 0.0) * v.capacity_kwh
+    return guard_kwh / v.full_kw * _HOUR_S if v.full_kw > 0 else math.inf
+
+
 def _slack_s(site: SiteView, est: Estimates, e: EvseView) -> float:
     """Time to departure less the time the EV's need takes at full power; for a V2G EV, its need is its guarantee."""
     v = site.v2g.get(e.evse_id)
     if v is not None:
-        guard_kwh = max(v.soc_frac - v.guard_soc_frac, 0.0) * v.capacity_kwh
-        return guard_kwh / v.full_kw * _HOUR_S if v.full_kw > 0 else math.inf
+        return _v2g_slack_s(v)
     rate = Estimates.rate_kw(e)
     need_s = est.need_kwh(e) / rate * _HOUR_S if rate > 0 else math.inf
     return est.departure_t_s(e) - site.t_s - need_s
@@ -116,14 +124,24 @@ def _split(site: SiteView, est: Estimates, interval_s: float) -> tuple[list[Evse
     return urgent, [e for e in active if e not in urgent]
 
 
-def _discharge(site: SiteView, alloc: dict[EvseId, float], skip: set[EvseId], budget_kw: float) -> dict[EvseId, float]:
-    """Discharge V2G EVs not in `skip`, most headroom first, for at most `budget_kw` together."""
+def _discharge(
+    site: SiteView, alloc: dict[EvseId, float], skip: set[EvseId], budget_kw: float, interval_s: float
+) -> dict[EvseId, float]:
+    """Discharge V2G EVs not in `skip` and not urgent, most headroom first, for at most `budget_kw` together.
+
+    Urgent is judged from the EV's SoC and guard alone, as `_split` does for the EVs that want power:
+    an urgent EV at its target (SuspendedEV) is not discharged either. Otherwise it would be
+    discharged while full and charged back, as urgent, at the next re-plan, in turn.
+    """
     if site.dr_min_kw > 0:
         return alloc
     candidates = sorted(
         (v.headroom_kwh, k)
         for k, v in site.v2g.items()
-        if k not in skip and alloc.get(k, 0.0) <= 0 and v.headroom_kwh > _MIN_HEADROOM_KWH
+        if k not in skip
+        and alloc.get(k, 0.0) <= 0
+        and v.headroom_kwh > _MIN_HEADROOM_KWH
+        and _v2g_slack_s(v) >= 2 * interval_s
     )
     for _, k in reversed(candidates):
         kw = math.floor(min(site.v2g[k].max_discharge_kw, budget_kw) * _STEPS_PER_KW) / _STEPS_PER_KW
@@ -159,7 +177,7 @@ def allocate_peak_shaving(site: SiteView, est: Estimates, threshold_kw: float, i
     alloc: dict[EvseId, float] = {}
     over_kw = _drawn_kw(site, first) - site.pv_kw - threshold_kw  # import above the threshold: the urgent load's
     if over_kw > 0:
-        alloc = _discharge(site, alloc, set(first), over_kw)
+        alloc = _discharge(site, alloc, set(first), over_kw, interval_s)
     order = urgent + [e for e in rest if e.evse_id not in alloc]
     alloc.update(fill(site, order, want, min(site.limit_kw, max(threshold_kw, urgent_kw))))
     return _idle_v2g(site, alloc)
@@ -177,5 +195,5 @@ def allocate_price_arbitrage(
     alloc = fill(site, order, want, site.limit_kw)
     if max(site.price_per_kwh, site.export_price_per_kwh) >= discharge_above:
         budget_kw = site.export_limit_kw + _drawn_kw(site, alloc) - site.pv_kw
-        alloc = _discharge(site, alloc, {e.evse_id for e in urgent}, budget_kw)
+        alloc = _discharge(site, alloc, {e.evse_id for e in urgent}, budget_kw, interval_s)
     return _idle_v2g(site, alloc)

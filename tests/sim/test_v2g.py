@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from sim.config import ScenarioError
 from sim.engine import RunTables, simulate
@@ -271,7 +272,8 @@ def _check_run(run: RunTables, limits: dict[str, V2gLimits | None]) -> None:
     """Conservation, floors and limits, recomputed from the recorded rows."""
     s, d = run.sessions, run.discharges
     assert d is not None
-    event("discharged" if len(d["t0_s"]) else "no discharge")
+    if currently_in_test_context():
+        event("discharged" if len(d["t0_s"]) else "no discharge")
     ids = s["session_id"]
     ports = run.network.ports
     capacity = np.array([m.capacity_kwh for m in run.models])[s["model"]]
@@ -493,3 +495,152 @@ def test_a_charging_profile_with_a_negative_period_discharges_then_charges():
     assert d["soc0_frac"][0] - d["soc1_frac"][0] == pytest.approx(4.0 / LEAF_KWH)
     first_charge = iv["t0_s"][iv["evse"] == s["evse"][0]].min()
     assert first_charge == plug + H  # charging starts where the discharge ended
+
+
+# ---------------------------------------------------------------- time moves: no endless charge/discharge
+
+
+class _Bounded:
+    """A manager that fails the test, instead of hanging it, past `calls` events (a run that loops at one instant)."""
+
+    def __init__(self, manager: Any, calls: int) -> None:
+        self.manager, self.left = manager, calls
+
+    def handle(self, event, network):
+        self.left -= 1
+        assert self.left > 0, f"the manager was called too often: the run loops at t = {event.t_s!r} s"
+        return self.manager.handle(event, network)
+
+
+def _hung_before() -> Any:
+    """The `v2g_price_arbitrage` example drawn by the property test that looped forever (its seed 3, fd07e59).
+
+    Three V2G EVs at their targets (two on 7.4 kW AC, one on DC) near departure were urgent (SoC
+    above the guard for less than two intervals at full power) yet discharged while full, then
+    charged back as urgent at the next re-plan, each stretch shorter than the last: the run
+    converged on t = 101,785.36 s and crawled there by a few ulps per event.
+    """
+    from sim.config import validate_data
+
+    sc = make_scenario(
+        network=_site(
+            [
+                {"model": "ac_bi", "count": 3, "power_kw": 7.4, "current": "ac", "bidirectional": True},
+                {
+                    "model": "dc_bi",
+                    "count": 1,
+                    "power_kw": 50.0,
+                    "current": "dc",
+                    "bidirectional": True,
+                    "max_discharge_kw": 36.23733460212247,
+                },
+                {"model": "ac_uni", "count": 2, "power_kw": 11.0, "current": "ac"},
+            ]
+        ),
+        fleet=[
+            {
+                "preset": "nissan_leaf_40",
+                "share": 1,
+                "iso15118_share": 0.933462711385411,
+                "v2g": {"max_discharge_kw": 50.9811103853845, "min_soc_frac": 0.06469380367806314},
+            },
+            {"preset": "vw_id4_pro", "share": 1, "iso15118_share": 0.5},
+        ],
+        demand=_demand(
+            3.0577556872672367,
+            {"dist": "uniform", "low": 60, "high": 720},
+            {"dist": "uniform", "low": 0.1, "high": 0.95},
+            target=0.5183148873199571,
+            max_queue=1,
+        ),
+        horizon_days=1.5,
+        seed=773,
+    )
+    raw = sc.model_dump(mode="json")
+    raw["manager"] = {"kind": "v2g_price_arbitrage", "charge_below_per_kwh": 0.15, "discharge_above_per_kwh": 0.3}
+    raw["grid"] = {"energy_price": {"kind": "tou", "per_kwh_by_hour": [0.1, 0.1, 0.2, 0.35, 0.4, 0.2] * 4}}
+    return validate_data(raw, "test", Path("."))
+
+
+_HUNG_LIMITS = {"nissan_leaf_40": V2gLimits(50.9811103853845, 0.06469380367806314), "vw_id4_pro": None}
+
+
+def test_price_arbitrage_never_discharges_an_urgent_ev_and_the_run_ends():
+    """The example that hung: the reference manager discharges no urgent EV, so the run ends with every guarantee.
+
+    Urgent, by the manager's definition: SoC above the departure guard for less than two intervals
+    (2 × 15 min) at full power, (s − guard)·C / P_full < 1800 s, whatever the EV does now.
+    """
+    from sim.managers import build_manager
+
+    sc = _hung_before()
+    run = simulate(sc, manager=_Bounded(build_manager(sc.manager), 5_000))  # it needs 280
+    _check_run(run, _HUNG_LIMITS)
+    _check_guarantees(run, _HUNG_LIMITS)
+    s, d = run.sessions, run.discharges
+    assert d is not None
+    assert len(d["t0_s"]) > 0
+    v = _HUNG_LIMITS["nissan_leaf_40"]
+    model = run.models[0]
+    assert model.name == "nissan_leaf_40"
+    for k in range(len(d["t0_s"])):
+        row = int(np.flatnonzero(s["session_id"] == d["session_id"][k])[0])
+        port = run.network.ports[d["evse"][k]]
+        cap = min(port.rated_kw, max(p for _, p in model.dc_curve)) if port.dc else min(port.rated_kw, model.ac_max_kw)
+        full = ChargeProfile(model.dc_curve if port.dc else ((0.0, cap), (1.0, cap)), cap, model.capacity_kwh)
+        t0, soc0 = float(d["t0_s"][k]), float(d["soc0_frac"][k])
+        if np.isnan(s["departure_t_s"][row]):
+            continue  # still plugged in at the horizon: its departure is not in the table
+        guard = guard_soc_frac(full, v.guarantee(_target(run, row)), float(s["departure_t_s"][row]), t0)
+        slack_s = (soc0 - guard) * model.capacity_kwh / full.power_at(soc0) * H
+        assert slack_s >= 2 * 15 * 60 - 1e-6, f"discharge {k} started with {slack_s:.0f} s of slack"
+
+
+def test_a_manager_that_discharges_full_evs_and_charges_them_back_lets_time_move():
+    """The engine's rule, for any manager: a V2G EV less than `MIN_V2G_STRETCH_S` of charging from its target is full.
+
+    The manager here discharges every V2G EV at its target and charges every other one at full
+    power (what `v2g_price_arbitrage` did with urgent EVs): on the example above each stretch was
+    shorter than the one before and the run never got past t = 101,785.36 s. With the rule the run
+    ends, energy is conserved, floors and limits hold, and no charge to a target is shorter than the
+    rule's minimum. (This manager keeps no guarantee: it lets EVs at their floor idle.)
+    """
+    from sim.charging import MIN_V2G_STRETCH_S
+    from sim.managers.base import EvseStatus
+    from sim.managers.smart import Estimates
+    from sim.managers.v2g import V2gManager, allocate_price_arbitrage
+
+    est = Estimates(4.0, 25.0)
+
+    def flip_flop(site):
+        alloc = allocate_price_arbitrage(site, est, 0.15, 0.3, 900.0)
+        for e in site.evses:
+            v = site.v2g.get(e.evse_id)
+            if v is not None and e.status is EvseStatus.SUSPENDED_EV and site.price_per_kwh >= 0.3:
+                alloc[e.evse_id] = -math.floor(v.max_discharge_kw * 10) / 10  # full: give back
+            elif v is not None and e.status is EvseStatus.CHARGING:
+                alloc[e.evse_id] = math.inf  # charging or giving back: charge at full power
+        return alloc
+
+    bounded = _Bounded(V2gManager(flip_flop, 900.0), 20_000)
+    run = simulate(_hung_before(), manager=bounded)
+    _check_run(run, _HUNG_LIMITS)
+    # A charging interval of a V2G EV that ended at its target (its own "full" event) lasted at least
+    # MIN_V2G_STRETCH_S: that is what makes time move. The run ends well within the manager's bound.
+    iv, s, d = run.intervals, run.sessions, run.discharges
+    assert d is not None
+    assert len(d["t0_s"]) > 0
+    v2g_ports = set(d["evse"].tolist())
+    full_ends = 0
+    for k in range(len(iv["t0_s"])):
+        if int(iv["evse"][k]) not in v2g_ports:
+            continue
+        p = run.profiles[iv["profile"][k]]
+        soc1 = p.soc_at(iv["tau0_s"][k] + iv["t1_s"][k] - iv["t0_s"][k])
+        on_port = (s["evse"] == iv["evse"][k]) & (s["plug_t_s"] <= iv["t0_s"][k])
+        rows = np.flatnonzero(on_port)
+        row = int(rows[np.argmax(s["plug_t_s"][rows])])  # the session on the port then: the last plugged in before
+        if soc1 >= _target(run, row) - TOL:
+            full_ends += 1
+            assert iv["t1_s"][k] - iv["t0_s"][k] >= MIN_V2G_STRETCH_S
+    assert full_ends > 0
