@@ -61,6 +61,7 @@ from sim.managers.base import (
     Tick,
     Timer,
 )
+from sim.managers.operators import Preventive, Reactive
 from sim.managers.pricing import DynamicPricing
 from sim.managers.uncontrolled import Uncontrolled
 from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
@@ -243,7 +244,7 @@ class _Network:
         limits = v2g_limits(scenario, models)
         if any(v is not None for v in limits):
             self.drivers.v2g = limits
-        self.ports.listening = type(self.manager) is not Uncontrolled
+        self.ports.listening = _answers_sessions(self.manager)
         if scenario.ev_side is not None:
             ev_side = EvSide(scenario, self.sites, evses, self.drivers, self.profiles)
             self.billing.pnc = (ev_side.pnc_payment, ev_side.pnc_code)
@@ -353,6 +354,20 @@ class _Network:
             self.dr.opt_outs.arrays(),
             self.ports.discharges.arrays(),
         )
+
+
+_DEAF_TO_SESSIONS = (Uncontrolled, Reactive, Preventive)  # they answer no session start, status or stop
+
+
+def _answers_sessions(manager: NetworkManager) -> bool:
+    """Whether `manager` may answer a session's events; if not, the ports do not even build them.
+
+    `Uncontrolled` answers nothing, the maintenance operators only faults and ticks, so neither they
+    nor a composite of them only (``uncontrolled`` with a serviceability section) need them.
+    """
+    if isinstance(manager, CompositeManager):
+        return any(_answers_sessions(m) for m in manager.managers)
+    return type(manager) not in _DEAF_TO_SESSIONS
 
 
 class Simulation:
@@ -488,9 +503,10 @@ def _collector_tuned() -> Iterator[None]:
     visits them all again: they are frozen (`gc.freeze`) for the run and handed back to the oldest
     generation after it (`gc.unfreeze`); a process that froze objects itself is left as it was. And
     a session's objects die when it ends, so the young generation's count (allocations net of
-    deallocations) grows slowly: at 700, its threshold, it triggers a thousand collections a year
-    that find nothing to free; at 10,000 a handful. Together about 1.2 s of CPU in a year's
-    uncontrolled run of the throughput benchmark (GC time measured with `gc.callbacks`).
+    deallocations) grows slowly: at 700, its threshold, it triggers about a thousand collections a
+    year, each visiting the live sessions' objects again; at 10,000 a handful. Together about 1.2 s
+    of CPU in a year's uncontrolled run of the throughput benchmark (GC time measured with
+    `gc.callbacks`).
     """
     threshold = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0

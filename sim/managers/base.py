@@ -641,6 +641,11 @@ class CompositeManager:
         """Combine `managers`."""
         self._managers = tuple(managers)
 
+    @property
+    def managers(self) -> tuple[NetworkManager, ...]:
+        """The combined managers, in the order events reach them."""
+        return self._managers
+
     def handle(self, event: Event, network: NetworkView) -> Sequence[Command]:
         """Collect the commands of every manager."""
         commands: list[Command] = []

@@ -423,3 +423,20 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it():
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_session_events_are_built_only_for_managers_that_may_answer_them():
+    """Uncontrolled and the maintenance operators, alone or combined, get no session events; any other does."""
+    from sim.engine import _answers_sessions
+    from sim.managers.base import CompositeManager
+    from sim.managers.operators import Preventive, Reactive
+    from sim.managers.uncontrolled import Uncontrolled
+
+    class Mine:
+        def handle(self, event, network):  # noqa: ANN001, ANN202
+            return ()
+
+    assert not _answers_sessions(Uncontrolled())
+    assert not _answers_sessions(CompositeManager([Uncontrolled(), Reactive(), Preventive(86400.0)]))
+    assert _answers_sessions(Mine())
+    assert _answers_sessions(CompositeManager([Uncontrolled(), Mine()]))
