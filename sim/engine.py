@@ -16,10 +16,8 @@ to their owners through one table.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,19 +25,20 @@ import numpy as np
 import simpy
 
 from sim import demand
+from sim.arrivals import ArrivalStream, start_arrivals
 from sim.behind_meter import BehindMeter
 from sim.billing import SESSION_FLOATS, Billing
 from sim.charging import EventLog, Ports
+from sim.collector import collector_tuned
 from sim.config import Scenario
 from sim.customers import Customers
 from sim.drivers import DriverModel, Drivers
 from sim.ev import ChargeProfile, EVModel, ProfileCache
-from sim.ev_arrivals import NO_EV
 from sim.ev_side import EvRecord, EvSide
-from sim.grid import DemandResponse, DrWindow, PriceSignal, dr_windows
-from sim.hardware import Evse, SiteState, build_sites
+from sim.grid import DemandResponse, PriceSignal, dr_windows
+from sim.hardware import build_sites
 from sim.ids import SiteId
-from sim.managers import build_manager, build_operator
+from sim.managers import answers_sessions, build_manager, build_operator
 from sim.managers.base import (
     ChangeAvailability,
     ClearChargingProfile,
@@ -61,23 +60,18 @@ from sim.managers.base import (
     Tick,
     Timer,
 )
-from sim.managers.operators import Preventive, Reactive
 from sim.managers.pricing import DynamicPricing
-from sim.managers.uncontrolled import Uncontrolled
 from sim.network_plan import NetworkPlan, PortPlan, SitePlan, plan_of
 from sim.serviceability import NoReliability, Reliability, ServiceRecord
 from sim.timers import Timers
 from sim.units import S_PER_DAY
 from sim.v2g import v2g_limits
-from sim.vehicle_data import VehicleData
-from sim.view import LiveView
+from sim.view import LivePorts, LiveView
 from sim.wallclock import WallClock
 
 __all__ = ["SESSION_FLOATS", "LivePorts", "RunTables", "Simulation", "simulate"]
 
-_CHUNK = 1024  # arrivals converted from numpy to Python floats at a time
 Handler = Callable[[Any, float], object]
-Arrive = Callable[..., None]
 
 
 @dataclass
@@ -114,88 +108,6 @@ class RunTables:
     def evses(self) -> tuple[PortPlan, ...]:
         """The ports, in the order the tables' ``evse`` codes refer to."""
         return self.network.ports
-
-
-class _Arrivals:
-    """One site's arrivals: each is a timeout whose callback hands it to the drivers and schedules the next.
-
-    A chain of callbacks rather than a SimPy process per site: the same events in the same order,
-    without resuming a generator at every arrival (the hot path of every run).
-    """
-
-    __slots__ = ("arr", "arrive", "callback", "env", "k", "row", "rows", "site", "timers")
-
-    def __init__(self, timers: Timers, site: SiteState, arr: demand.SiteArrivals, arrive: Arrive) -> None:
-        self.env = timers.env
-        self.timers = timers
-        self.site = site
-        self.arr = arr
-        self.arrive = arrive
-        self.k = -1  # the number of the arrival scheduled
-        self.rows: Iterator[tuple] = iter(())
-        self.row: tuple = ()
-        self.callback = self._on_arrival  # bound once
-
-    def next(self) -> None:
-        """Schedule the next arrival, if any."""
-        row = next(self.rows, None)
-        if row is None:
-            lo = self.k + 1
-            if lo >= len(self.arr):
-                return
-            row = next(self._chunk(lo))
-        self.k += 1
-        self.row = row
-        self.timers.call_in(row[0] - self.env.now, None, self.callback)
-
-    def _chunk(self, lo: int) -> Iterator[tuple]:
-        """The arrivals ``lo:lo + _CHUNK`` as rows of Python values (converted from numpy a chunk at a time)."""
-        arr, hi = self.arr, lo + _CHUNK
-        t = arr.t_s[lo:hi].tolist()
-        self.rows = zip(
-            t,
-            arr.model[lo:hi].tolist(),
-            arr.soc_in_frac[lo:hi].tolist(),
-            arr.target_soc_frac[lo:hi].tolist(),
-            arr.dwell_s[lo:hi].tolist(),
-            arr.patience_s[lo:hi].tolist(),
-            arr.max_queue[lo:hi].tolist(),
-            arr.leave_when_charged[lo:hi].tolist(),
-            arr.iso15118[lo:hi].tolist(),
-            arr.ev.states(lo, hi) if arr.ev is not None else [NO_EV] * len(t),
-            strict=True,
-        )
-        return self.rows
-
-    def _on_arrival(self, _: simpy.Event) -> None:
-        self.arrive(self.site, self.k, *self.row)
-        row = next(self.rows, None)
-        if row is None:  # the chunk is done: the next one, if any
-            self.next()
-            return
-        self.k += 1
-        self.row = row
-        self.timers.call_in(row[0] - self.env.now, None, self.callback)
-
-
-def _start(streams: list[_Arrivals]):  # noqa: ANN202 - a SimPy process
-    """Schedule each site's first arrival as the run starts, in site order (it ends at once)."""
-    for s in streams:
-        s.next()
-    yield from ()
-
-
-@dataclass(frozen=True)
-class LivePorts:
-    """The live network of a `Simulation`, in plan order: sites, connectors (sessions on them) and the view.
-
-    `vehicle_data` is how EVs report to the manager with an ``ev_side`` section (None without one).
-    """
-
-    sites: Sequence[SiteState]
-    evses: Sequence[Evse]
-    view: LiveView
-    vehicle_data: VehicleData | None
 
 
 class _Network:
@@ -244,7 +156,7 @@ class _Network:
         limits = v2g_limits(scenario, models)
         if any(v is not None for v in limits):
             self.drivers.v2g = limits
-        self.ports.listening = _answers_sessions(self.manager)
+        self.ports.listening = answers_sessions(self.manager)
         if scenario.ev_side is not None:
             ev_side = EvSide(scenario, self.sites, evses, self.drivers, self.profiles)
             self.billing.pnc = (ev_side.pnc_payment, ev_side.pnc_code)
@@ -264,9 +176,9 @@ class _Network:
         for t_s, price in self.prices.changes():
             env.timeout(t_s, price).callbacks.append(lambda ev: self.send(PriceChanged(env.now, ev.value)))
         timers = Timers(env)
-        streams = [_Arrivals(timers, site, arr, self.drivers.arrive) for site in self.sites
+        streams = [ArrivalStream(timers, site, arr, self.drivers.arrive) for site in self.sites
                    if len(arr := arrivals[site.site_id])]  # fmt: skip
-        env.process(_start(streams))
+        env.process(start_arrivals(streams))
         env.process(self._ticks())
         env.timeout(0.0, "start").callbacks.append(self._on_timer)
 
@@ -356,20 +268,6 @@ class _Network:
         )
 
 
-_DEAF_TO_SESSIONS = (Uncontrolled, Reactive, Preventive)  # they answer no session start, status or stop
-
-
-def _answers_sessions(manager: NetworkManager) -> bool:
-    """Whether `manager` may answer a session's events; if not, the ports do not even build them.
-
-    `Uncontrolled` answers nothing, the maintenance operators only faults and ticks, so neither they
-    nor a composite of them only (``uncontrolled`` with a serviceability section) need them.
-    """
-    if isinstance(manager, CompositeManager):
-        return any(_answers_sessions(m) for m in manager.managers)
-    return type(manager) not in _DEAF_TO_SESSIONS
-
-
 class Simulation:
     """A run advanced from outside, step by step: for runs paced against the wall clock with a real backend.
 
@@ -383,7 +281,6 @@ class Simulation:
         self._t0 = time.perf_counter()
         models = demand.fleet_models(scenario)
         self._sim = _Network(scenario, models, demand.generate(scenario, models), manager)
-        self._next_dr_id = 1_000_000  # ids of signals added while running, after the scenario's own
         self.scenario = scenario
 
     @property
@@ -445,23 +342,7 @@ class Simulation:
         (OpenADR lets a VEN opt out of any event): `opted_out` declines it as it is announced,
         and a manager may decline it later with `OptOutDemandResponse`.
         """
-        if (cap_kw is None) == (shed_kw is None):
-            raise ValueError("give exactly one of cap_kw or shed_kw")
-        sim = self._sim
-        now = sim.env.now
-        start = max(start_t_s, now)
-        if end_t_s <= start:
-            return
-        window = DrWindow(self._next_dr_id, sim.dr.site_index[site_id], now, start, end_t_s, cap_kw, shed_kw, True)
-        self._next_dr_id += 1
-        sim.dr.announce_in(window, 0.0)
-        if opted_out:  # right after the announcement, at the same instant
-
-            def decline(_: simpy.Event) -> None:
-                sim.dr.opt_out(site_id, window.event_id, now)
-
-            sim.env.timeout(0.0).callbacks.append(decline)
-        sim.dr.start_in(window, start - now)
+        self._sim.dr.add_signal(site_id, start_t_s, end_t_s, cap_kw, shed_kw, opted_out)
 
     def finish(self) -> RunTables:
         """Close the run at the horizon (or now, if earlier) and return its tables."""
@@ -485,38 +366,10 @@ def simulate(
     run = Simulation(scenario, manager)
     horizon_s = scenario.horizon_s
     day = 1
-    with _collector_tuned():
+    with collector_tuned():
         while run.t_s < horizon_s:
             run.advance(day * S_PER_DAY)
             day += 1
             if progress is not None:
                 progress(run.t_s / horizon_s)
     return run.finish()
-
-
-@contextlib.contextmanager
-def _collector_tuned() -> Iterator[None]:
-    """The garbage collector tuned for a run while it goes, as it was again after.
-
-    Two things make its default work a waste here. The objects alive as the run starts (modules,
-    the scenario, the network, its arrivals: about 110,000) outlive it, yet every full collection
-    visits them all again: they are frozen (`gc.freeze`) for the run and handed back to the oldest
-    generation after it (`gc.unfreeze`); a process that froze objects itself is left as it was. And
-    a session's objects die when it ends, so the young generation's count (allocations net of
-    deallocations) grows slowly: at 700, its threshold, it triggers about a thousand collections a
-    year, each visiting the live sessions' objects again; at 10,000 a handful. Together about 1.2 s
-    of CPU in a year's uncontrolled run of the throughput benchmark (GC time measured with
-    `gc.callbacks`).
-    """
-    threshold = gc.get_threshold()
-    freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
-    if threshold[0]:  # 0: automatic collection is off; leave it so
-        gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        if freeze:
-            gc.unfreeze()

@@ -153,6 +153,34 @@ class DemandResponse:
         self._caps: dict[tuple[int, int], float] = {}  # the caps in force, by (event id, site index)
         self._mins: dict[tuple[int, int], float] = {}  # the increase events in force, by (event id, site index)
         self._opted_out: set[tuple[int, int]] = set()
+        self._next_id = 1_000_000  # ids of signals added while running (`add_signal`), after the scenario's own
+
+    def add_signal(
+        self,
+        site_id: SiteId,
+        start_t_s: float,
+        end_t_s: float,
+        cap_kw: float | None,
+        shed_kw: float | None,
+        opted_out: bool,
+    ) -> None:
+        """A signal from outside the scenario (`sim.engine.Simulation.demand_response`), announced now."""
+        if (cap_kw is None) == (shed_kw is None):
+            raise ValueError("give exactly one of cap_kw or shed_kw")
+        now = self.env.now
+        start = max(start_t_s, now)
+        if end_t_s <= start:
+            return
+        window = DrWindow(self._next_id, self.site_index[site_id], now, start, end_t_s, cap_kw, shed_kw, True)
+        self._next_id += 1
+        self.announce_in(window, 0.0)
+        if opted_out:  # right after the announcement, at the same instant
+
+            def decline(_: simpy.Event) -> None:
+                self.opt_out(site_id, window.event_id, now)
+
+            self.env.timeout(0.0).callbacks.append(decline)
+        self.start_in(window, start - now)
 
     def announce_in(self, window: DrWindow, in_s: float) -> None:
         """Announce `window` to the managers `in_s` seconds from now."""

@@ -8,7 +8,8 @@ EVs report, the import limit with any demand-response cap, PV and storage.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 _Snapshots = tuple[list[EvseView], dict[EvseId, VehicleView], dict[EvseId, V2gView]]
 
-__all__ = ["LiveView"]
+__all__ = ["LivePorts", "LiveView"]
 
 
 class LiveView:
@@ -171,3 +172,16 @@ class LiveView:
         return V2gView(min(e.discharge_kw, e.max_kw, v.max_discharge_kw), soc, s.model.capacity_kwh, v.min_soc_frac,
                        guarantee, s.depart_t_s, max(v.min_soc_frac, guard), full.power_at(soc), guard,
                        out_kwh)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LivePorts:
+    """The live network of a `Simulation`, in plan order: sites, connectors (sessions on them) and the view.
+
+    `vehicle_data` is how EVs report to the manager with an ``ev_side`` section (None without one).
+    """
+
+    sites: Sequence[SiteState]
+    evses: Sequence[Evse]
+    view: LiveView
+    vehicle_data: VehicleData | None

@@ -15,14 +15,14 @@ from sim.config import (
     V2gPriceArbitrageManager,
 )
 from sim.config.serviceability import PreventiveOperator, ReactiveOperator
-from sim.managers.base import NetworkManager
+from sim.managers.base import CompositeManager, NetworkManager
 from sim.managers.equal_share import EqualShare
 from sim.managers.operators import Preventive, Reactive
 from sim.managers.smart import Estimates, make_smart_manager
 from sim.managers.uncontrolled import Uncontrolled
 from sim.managers.v2g import V2gManager, allocate_peak_shaving, allocate_price_arbitrage
 
-__all__ = ["OPERATORS", "REGISTRY", "build_manager", "build_operator"]
+__all__ = ["OPERATORS", "REGISTRY", "answers_sessions", "build_manager", "build_operator"]
 
 PriceAt = Callable[[float], float]
 
@@ -82,3 +82,17 @@ OPERATORS: dict[type, Callable[..., NetworkManager]] = {
 def build_operator(cfg: object) -> NetworkManager:
     """The maintenance operator a scenario's `serviceability.operator` asks for."""
     return OPERATORS[type(cfg)](cfg)
+
+
+_DEAF_TO_SESSIONS = (Uncontrolled, Reactive, Preventive)  # they answer no session start, status or stop
+
+
+def answers_sessions(manager: NetworkManager) -> bool:
+    """Whether `manager` may answer a session's events; if not, the ports do not even build them.
+
+    `Uncontrolled` answers nothing, the maintenance operators only faults and ticks, so neither they
+    nor a composite of them only (``uncontrolled`` with a serviceability section) need them.
+    """
+    if isinstance(manager, CompositeManager):
+        return any(answers_sessions(m) for m in manager.managers)
+    return type(manager) not in _DEAF_TO_SESSIONS

@@ -427,7 +427,7 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it():
 
 def test_session_events_are_built_only_for_managers_that_may_answer_them():
     """Uncontrolled and the maintenance operators, alone or combined, get no session events; any other does."""
-    from sim.engine import _answers_sessions
+    from sim.managers import answers_sessions
     from sim.managers.base import CompositeManager
     from sim.managers.operators import Preventive, Reactive
     from sim.managers.uncontrolled import Uncontrolled
@@ -436,7 +436,7 @@ def test_session_events_are_built_only_for_managers_that_may_answer_them():
         def handle(self, event, network):  # noqa: ANN001, ANN202
             return ()
 
-    assert not _answers_sessions(Uncontrolled())
-    assert not _answers_sessions(CompositeManager([Uncontrolled(), Reactive(), Preventive(86400.0)]))
-    assert _answers_sessions(Mine())
-    assert _answers_sessions(CompositeManager([Uncontrolled(), Mine()]))
+    assert not answers_sessions(Uncontrolled())
+    assert not answers_sessions(CompositeManager([Uncontrolled(), Reactive(), Preventive(86400.0)]))
+    assert answers_sessions(Mine())
+    assert answers_sessions(CompositeManager([Uncontrolled(), Mine()]))
