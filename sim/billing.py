@@ -15,7 +15,7 @@ from sim.ev_side import PLUG_AND_CHARGE
 from sim.ids import SiteId
 from sim.recorder import Table
 from sim.sessions import Outcome, Session, State
-from sim.tariffs import BusyClock, Record, TariffSchedule, payment_fee_cents, session_charges, settle
+from sim.tariffs import BusyClock, Record, TariffSchedule, plain_money, session_charges, settle
 
 if TYPE_CHECKING:
     from sim.config import Scenario
@@ -131,7 +131,7 @@ class Billing:
         """The sessions-table row of `s`, ending now (`departure_t_s` NaN: still there at the horizon).
 
         Once per session: a plain tariff without plan or account (most sessions of most runs) is
-        settled here, `tariffs.plain_record` inlined, with the same arithmetic.
+        settled by `tariffs.plain_money`, without the segments.
         """
         evse = s.evse
         visit = s.visit
@@ -152,17 +152,8 @@ class Billing:
         else:
             end_t_s = departure_t_s if departure_t_s == departure_t_s else self.horizon_s
             if sched.plain and s.plan is None and visit.account is None:
-                prices = sched.prices[0]  # = sched.at(plug_t_s): a plain tariff is constant
-                price = prices.per_kwh
-                e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
-                t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
-                f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
-                amount = e + t + f
-                full_t_s = s.full_t_s  # never full: never idle
-                idle_from = full_t_s + sched.tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else _INF
-                idle_min = (end_t_s - max(idle_from, plug_t_s)) / 60.0 if idle_from < end_t_s else 0.0
-                fee = payment_fee_cents(method, amount) if method is not None else 0
-                money = (e / 100, t / 100, f / 100, 0.0, 0.0, 0.0, 0.0, amount / 100, fee / 100)
+                price = sched.prices[0].per_kwh
+                money, idle_min = plain_money(sched, plug_t_s, end_t_s, s.full_t_s, energy_kwh, method)
             else:
                 price = sched.at(plug_t_s).per_kwh
                 rec, idle_min = self._settle(s, sched, end_t_s, energy_kwh, method)

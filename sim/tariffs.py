@@ -32,7 +32,7 @@ __all__ = [
     "TariffSchedule",
     "cents",
     "payment_fee_cents",
-    "plain_record",
+    "plain_money",
     "session_charges",
     "settle",
 ]
@@ -318,28 +318,31 @@ def _idle_from(tariff: Tariff, full_t_s: float) -> float:
     return full_t_s + tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else math.inf
 
 
-def plain_record(
+def plain_money(
     sched: TariffSchedule,
     plug_t_s: float,
     end_t_s: float,
     full_t_s: float,
     energy_kwh: float,
     method: PaymentMethod | None,
-) -> tuple[Record, float]:
-    """The record and idle minutes of a session under a plain tariff (`TariffSchedule.plain`), driver without a plan.
+) -> tuple[tuple[float, ...], float]:
+    """A session's money under a plain tariff (`TariffSchedule.plain`) for a driver without plan or account.
 
-    The same numbers as `settle(session_charges(...))`, without the segments.
+    The sessions table's money columns in currency units, in its order (energy, time, session
+    fee, idle, cap adjustment, member discount, loyalty discount, amount, payment fee),
+    and the idle minutes: the same numbers as `settle(session_charges(...))`, without the segments.
+    Once per session of most runs, so the arithmetic is written out (`cents` inlined: every
+    amount here is >= 0).
     """
-    prices = sched.prices[0]
-    # `cents` inlined (every amount here is >= 0): this runs once per session.
+    prices = sched.prices[0]  # = sched.at(plug_t_s): a plain tariff is constant
     e = int(prices.per_kwh * energy_kwh * 100.0 + 0.5 + 1e-9)
     t = int(prices.tier_per_min[0] * (end_t_s - plug_t_s) / 60.0 * 100.0 + 0.5 + 1e-9)
     f = int(prices.session_fee * 100.0 + 0.5 + 1e-9)
     amount = e + t + f
-    idle_from = _idle_from(sched.tariff, full_t_s) if full_t_s == full_t_s else math.inf  # never full: never idle
+    idle_from = full_t_s + sched.tariff.idle_grace_min * 60.0 if full_t_s == full_t_s else math.inf  # never full
     idle_min = (end_t_s - max(idle_from, plug_t_s)) / 60.0 if idle_from < end_t_s else 0.0
     fee = payment_fee_cents(method, amount) if method is not None else 0
-    return Record(e, t, f, 0, 0, 0, 0, amount, fee), idle_min
+    return (e / 100, t / 100, f / 100, 0.0, 0.0, 0.0, 0.0, amount / 100, fee / 100), idle_min
 
 
 def payment_fee_cents(method: PaymentMethod | None, amount_cents: int) -> int:

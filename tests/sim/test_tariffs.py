@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sim.config.revenue import EveryNth, MemberDiscount, PaymentMethod, Points, Tariff
 from sim.ev import ChargeProfile
-from sim.tariffs import BusyClock, Charges, TariffSchedule, cents, plain_record, session_charges, settle
+from sim.tariffs import BusyClock, Charges, TariffSchedule, cents, plain_money, session_charges, settle
 
 MONDAY = dt.datetime(2026, 3, 2, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 H = 3600.0
@@ -146,18 +146,27 @@ def test_seconds_at_or_above_zero_is_the_charging_time():
     per_kwh=st.floats(0, 2),
     per_min=st.floats(0, 1),
     fee=st.floats(0, 3),
+    grace_min=st.floats(0, 60),
     plugged_h=st.floats(0.01, 10),
     charging_frac=st.floats(0.01, 1),
+    full=st.booleans(),
 )
-def test_plain_record_is_the_general_settlement(per_kwh, per_min, fee, plugged_h, charging_frac):
-    """The shortcut for plain tariffs gives the record the segment-by-segment settlement gives."""
-    tariff = Tariff(price_per_kwh=per_kwh, price_per_min=per_min, session_fee=fee)
+def test_plain_money_is_the_general_settlement(per_kwh, per_min, fee, grace_min, plugged_h, charging_frac, full):
+    """The shortcut for plain tariffs gives the money and idle minutes the segment-by-segment settlement gives."""
+    tariff = Tariff(price_per_kwh=per_kwh, price_per_min=per_min, session_fee=fee, idle_grace_min=grace_min)
     sched = TariffSchedule(tariff, MONDAY)
     assert sched.plain
     end = plugged_h * H
     charge_to = end * charging_frac
-    charges = bill(tariff, 0.0, end, charge_to)
+    full_t_s = charge_to if full else math.nan  # full when it stopped charging, or never
+    charges = bill(tariff, 0.0, end, charge_to, full_t_s)
     energy = charge_to / H * 10.0
     method = PaymentMethod(method="app", share=1, fee_pct=1.4, fee_fixed=0.05)
     general = settle(charges, tariff, energy > 0, None, None, method)
-    assert plain_record(sched, 0.0, end, math.nan, energy, method) == (general, charges.idle_min)
+    money, idle_min = plain_money(sched, 0.0, end, full_t_s, energy, method)
+    in_cents = (general.energy, general.time, general.session_fee, general.idle, general.cap_adjustment,
+                general.member_discount, general.loyalty_discount, general.amount, general.payment_fee)  # fmt: skip
+    assert money == tuple(c / 100 for c in in_cents)
+    assert idle_min == charges.idle_min
+    if full and end - charge_to > grace_min * 60.0:  # idle time is counted, though a plain tariff charges none
+        assert idle_min == pytest.approx((end - charge_to) / 60.0 - grace_min)
