@@ -146,6 +146,7 @@ class Billing:
             method_code = visit.method
             method = self.customers.methods[method_code] if method_code >= 0 else None
         sched = s.schedule
+        money: tuple[float, ...]
         if evse is None or sched is None:  # never plugged in: nothing to pay
             money, idle_min = _NO_MONEY, 0.0
             price = sched.at(plug_t_s).per_kwh if sched is not None else math.nan
