@@ -32,7 +32,8 @@ test: lint
 # chaos, OpenADR, sweeps and Dask, notebooks, the docs build, every other scenario end to end, multi-day
 # runs (docs/development.md lists them). Spread over the cores by pytest-xdist, a test file per worker at
 # a time (module fixtures run once): 65-90 s of CPU; TEST_WORKERS=0 runs it in one process, about 60 s of
-# CPU. On a 2-core machine shared with other work (load 3-5) both took about 105 s wall (medians).
+# CPU. Wall on a quiet 2-core machine: about 50 s; shared with other work (load 3-5) both took about
+# 105 s (medians).
 TEST_WORKERS ?= auto
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" --hypothesis-profile=fast -n $(TEST_WORKERS) --dist loadfile
