@@ -14,6 +14,7 @@ Observation, action and reward are documented in docs/gym.md.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from gymnasium import spaces
 
 from sim.config import Scenario, load_scenario
 from sim.config.degradation import Degradation
-from sim.degradation import AgeingModel, rainflow
+from sim.degradation import CELL_AH, CYC_POWER, AgeingModel, beta_per_sqrt_ah, rainflow
 from sim.engine import LivePorts, RunTables, Simulation
 from sim.ev_arrivals import EvState
 from sim.ids import EvseId, SiteId
@@ -49,7 +50,7 @@ from sim.wallclock import WallClock
 
 if TYPE_CHECKING:
     from sim.ev import ChargeProfile
-    from sim.hardware import SiteState
+    from sim.hardware import Evse, SiteState
     from sim.sessions import Session
 
 __all__ = [
@@ -107,6 +108,8 @@ _STEPS_PER_KW = 10  # limits in 0.1 kW steps, as `sim.managers.smart.fill`
 _CHARGING = EvseStatus.CHARGING
 _WANTS = (EvseStatus.CHARGING, EvseStatus.SUSPENDED_EVSE)  # sessions that want power, as the smart managers
 _BIG = 1e6  # the observation's upper bound for quantities without one (kW, kWh, h, price); values are clipped to it
+_STATUS = operator.attrgetter("status")
+_BATCH = 6  # `_Agent._refollow` writes more lines than this in one numpy call
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,8 @@ class _Agent:
         self.live: LivePorts | None = None  # set once the simulation is built
         self.held_kw = np.full(n_ports, math.inf)  # the agent's last limit per port; inf = none
         self.occupied: dict[int, Session] = {}  # plan index → the session on the port, in plug-in order
+        self.occupied_evses: dict[int, Evse] = {}  # the same ports' connectors, in the same order
+        self.moved = True  # a session started or stopped since the last observation
         self.occ = np.zeros(n_ports, bool)  # the same, as a mask over the ports
         self.reporting: set[int] = set()  # occupied ports whose EV reports through its vehicle data (ev_side)
         self.curved: dict[int, Session] = {}  # occupied ports off a straight line (a DC curve, a discharge)
@@ -275,6 +280,9 @@ class _Agent:
         self.energy_at_kwh = np.zeros(n_ports)
         self.need_at_kwh = np.zeros(n_ports)
         self.fade_at_kwh = np.zeros(n_ports)  # cycle fade of the charge from plug-in to the last mark
+        # Each port's factor of the cycle fade that depends on the battery only (`_fade_factor`), by capacity.
+        self._factors: dict[float, float] = {}
+        self.fade_factor = np.full(n_ports, self._fade_factor(1.0))
         self.price_per_kwh = 0.0
         self.energy_kwh = 0.0  # since the last decision
         self.cost = 0.0  # energy × the price in force, since the last decision
@@ -292,13 +300,16 @@ class _Agent:
             s = self.live.evses[i].session
             assert s is not None
             self.occupied[i] = s
+            self.occupied_evses[i] = self.live.evses[i]
+            self.moved = True
             self.occ[i] = True
             self.version[i] = -1
             target = s.target_soc_frac
             self.soc_cap_frac[i] = min(1.0, target)
             self.target_soc_frac[i] = target
             self.soc_in_frac[i] = s.soc_in_frac
-            self.capacity_kwh[i] = s.model.capacity_kwh
+            self.capacity_kwh[i] = capacity_kwh = s.model.capacity_kwh
+            self.fade_factor[i] = self._fade_factor(capacity_kwh)
             self.known[i] = s.iso15118
             self.departure_t_s[i] = s.depart_t_s if s.iso15118 else s.plug_t_s + self.est.dwell_s
             if not s.iso15118:
@@ -318,6 +329,8 @@ class _Agent:
         if isinstance(event, SessionStopped):
             i = self.index[event.evse_id]
             if self.occupied.pop(i, None) is not None:
+                del self.occupied_evses[i]
+                self.moved = True
                 self.freed.append(i)
                 self.reporting.discard(i)
                 self.curved.pop(i, None)
@@ -343,6 +356,7 @@ class _Agent:
                     self.estimated[i] = False
                     self.n_estimated -= 1
                 self.p[:, i] = _FREE
+                self.fade_factor[i] = self._fade_factor(1.0)
                 self.energy_at_kwh[i] = self.need_at_kwh[i] = self.fade_at_kwh[i] = 0.0
         elif isinstance(event, PriceChanged):
             self.scan(event.t_s)
@@ -367,11 +381,18 @@ class _Agent:
         return e.status, power_kw, energy_kwh, need_kwh, False, s.plug_t_s + self.est.dwell_s
 
     def _refollow(self) -> None:
-        """Follow the sessions whose interval changed since they were last read (`Session.version`)."""
+        """Follow the sessions whose interval changed since they were last read (`Session.version`).
+
+        Many at once (after a decision re-planned them) are written in one go, a few one by one.
+        """
         version = self.version
-        for i, s in self.occupied.items():
-            if s.version != version[i]:
-                self._follow(i, s)
+        occupied = self.occupied
+        stale = [i for i, s in occupied.items() if s.version != version[i]]
+        if len(stale) > _BATCH:
+            self.p[:4, stale] = np.array([self._follow(i, occupied[i]) for i in stale]).T
+            return
+        for i in stale:
+            self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = self._follow(i, occupied[i])
 
     def state(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Every port's SoC and power now (0 on a free port).
@@ -379,25 +400,33 @@ class _Agent:
         A session on a flat piece of its curve (an AC charge, a capped DC one) or not charging follows a
         straight line in SoC until its next interval, so its line is kept by port and evaluated for all at
         once; only the sessions on a curve or discharging are read one by one.
+        The power is the agent's own array when no session is curved: read it, do not write it.
         """
         self._refollow()
         soc = self.base_soc_frac + self.rate_per_s * (now + self.offset_s)
         np.minimum(soc, self.soc_cap_frac, out=soc)
+        if not self.curved:
+            return soc, self.line_kw
         power = self.line_kw.copy()
         for i, s in self.curved.items():
             soc[i], power[i] = s.soc_power_at(now)
         return soc, power
 
     def power_now(self, now: float) -> np.ndarray:
-        """Every port's power now (0 on a free port): `state` without the SoC."""
+        """Every port's power now (0 on a free port): `state` without the SoC (read it, do not write it)."""
         self._refollow()
+        if not self.curved:
+            return self.line_kw
         power = self.line_kw.copy()
         for i, s in self.curved.items():
             power[i] = s.soc_power_at(now)[1]
         return power
 
-    def _follow(self, i: int, s: Session) -> None:
-        """Keep the line the session on port `i` follows in its current interval (or mark it as curved)."""
+    def _follow(self, i: int, s: Session) -> tuple[float, float, float, float]:
+        """The line the session on port `i` follows in its current interval (or mark it as curved).
+
+        Returns its base SoC, SoC per second, time offset and power, which `_refollow` writes.
+        """
         self.version[i] = s.version
         p = s.profile
         if p is None:
@@ -413,7 +442,7 @@ class _Agent:
             self.curved.pop(i, None)
         else:
             self.curved[i] = s
-        self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = base, rate, offset_s, kw
+        return base, rate, offset_s, kw
 
     @staticmethod
     def _line(p: ChargeProfile) -> tuple[bool, float, float]:
@@ -430,14 +459,15 @@ class _Agent:
         """Read and meter every live session now, as arrays over every port (zeros on a free one)."""
         soc, power = self.state(now)
         capacity, soc_in = self.capacity_kwh, self.soc_in_frac
-        energy = (soc - soc_in) * capacity
+        rise = soc - soc_in
+        energy = rise * capacity
         need = (self.target_soc_frac - soc) * capacity
         if self.n_estimated:
             need = np.where(self.estimated, np.maximum(self.est.energy_kwh - energy, 0.0), need)
         known, departure = self.known, self.departure_t_s
         reported: dict[int, EvseStatus] = {}
         if self.reporting:  # EVs whose reports go through their vehicle data: one at a time
-            known, departure = known.copy(), departure.copy()
+            known, departure, power = known.copy(), departure.copy(), power.copy()
             sessions = self.occupied
             for i in self.reporting:
                 reported[i], power[i], energy[i], need[i], known[i], departure[i] = self.read(i, sessions[i], now)
@@ -447,7 +477,9 @@ class _Agent:
             self.meter.mark(energy - self.energy_at_kwh, self._discharged_kwh(now), now)
             for i in self.v2g_ports:
                 self.meter.soc_path[i].append(float(soc[i]))
-        fade = self._charging_fade_kwh(soc, soc_in, capacity)
+        # `_charging_fade_kwh` with the battery's factor kept by port: the same operations on the same numbers.
+        np.maximum(rise, 0.0, out=rise)
+        fade = self.fade_factor * beta_per_sqrt_ah(soc_in + rise / 2.0, rise) * (rise * CELL_AH) * capacity
         self.fade_kwh += float((fade - self.fade_at_kwh).sum())
         self.fade_at_kwh, self.energy_at_kwh, self.need_at_kwh = fade, energy, need
         return _Scan(reported, power, energy, need, known, departure)
@@ -506,6 +538,17 @@ class _Agent:
         """
         rise = np.maximum(soc - soc_in, 0.0)
         return self.ageing.cycle_frac(rise, soc_in + rise / 2.0, 0.5, capacity_kwh) * capacity_kwh
+
+    def _fade_factor(self, capacity_kwh: float) -> float:
+        """The factor of `AgeingModel.cycle_frac` a battery of `capacity_kwh` brings: CYC_POWER × its throughput^-½.
+
+        Evaluated as `cycle_frac` evaluates it over every port, by numpy on an array, once per capacity.
+        """
+        k = self._factors.get(capacity_kwh)
+        if k is None:
+            q_age = self.ageing.throughput_behind_ah(np.array([capacity_kwh]))
+            k = self._factors[capacity_kwh] = float((CYC_POWER * q_age ** (CYC_POWER - 1.0))[0])
+        return k
 
     def take(self) -> tuple[float, float, float, float]:
         """The step's energy, cost, unmet need and capacity fade from charging; the counters restart."""
@@ -590,6 +633,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         bounds = np.concatenate([[0], np.cumsum(counts)])  # a site's ports are consecutive in plan order
         self._site_ports = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
         self._site_ports_kw = np.array([self.max_kw[sl].sum() for sl in self._site_ports])
+        self._caps_kw = self._site_ports_kw.tolist()
         self._trees = [SiteTree.of(site, plan.ports[sl]) for site, sl in zip(plan.sites, self._site_ports, strict=True)]
         self._share = np.array([p.phase_share for p in plan.ports], dtype=np.float64).reshape(-1, 3)
         self._index = {evse_id: i for i, evse_id in enumerate(self.port_ids)}
@@ -597,6 +641,9 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._wanting = np.zeros(len(self.port_ids), bool)
         self._site_limit_kw = np.zeros(len(plan.sites))
         self._phase_limit_kw = np.array([site.phase_limit_kw for site in plan.sites])
+        # Each site's phase_limit_kw row, which no seed changes: capped at its ports' total, at most _BIG.
+        self._phase_caps_kw = [min(kw, cap, _BIG) for kw, cap in zip(self._phase_limit_kw.tolist(), self._caps_kw,
+                                                                     strict=True)]  # fmt: skip
         sites = plan.sites
         n_ports, n_sites = len(self.port_ids), len(sites)
         # V2G: the ports that discharge, and what each discharges with at most (0 on a one-way port).
@@ -682,6 +729,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._cols[PORT_FEATURES.index("max_power_kw")] = self.max_kw
         self._wanting[:] = False
         self._seen: list[EvseStatus | None] = [None] * len(self.port_ids)  # each port's status at the last observation
+        self._statuses: list[EvseStatus] | None = None  # the occupied ports' statuses then, in plug-in order
         self.run_tables = None
         obs, _ = self._observe()
         return obs, {"t_s": 0.0, "scenario_seed": run_seed}
@@ -768,7 +816,9 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         if self.levels is not None:
             share = self.levels[a.astype(np.int64)]
         else:
-            share = np.clip(a.astype(np.float64), self._low if self.v2g else 0.0, 1.0)
+            share = a.astype(np.float64).clip(
+                self._low if self.v2g else 0.0, 1.0
+            )  # the method: np.clip's ufunc, sooner
         kw = np.floor(share * self.max_kw * _STEPS_PER_KW) / _STEPS_PER_KW
         if self.v2g:  # a negative share gives back that share of the port's discharge power (0 on a one-way port)
             out = np.floor(np.maximum(-share, 0.0) * self.discharge_kw * _STEPS_PER_KW) / _STEPS_PER_KW
@@ -839,12 +889,19 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         scan = agent.scan(now)
         power = scan.power_kw
         # Occupied, charging and wanting change with a port's status (or a new session on it): set them then.
-        evses, reported = live.evses, scan.reported
+        reported = scan.reported
         if reported:
-            status = {i: reported[i] if i in reported else evses[i].status for i in agent.occupied}
-        else:
-            status = {i: evses[i].status for i in agent.occupied}
-        for i, st in status.items():
+            evses = live.evses
+            status = [reported[i] if i in reported else evses[i].status for i in agent.occupied]
+            self._statuses = None
+        else:  # the occupied ports' statuses, and where nothing moved and no status changed, nothing to do
+            status = list(map(_STATUS, agent.occupied_evses.values()))
+            if not agent.moved and status == self._statuses:
+                status = []
+            else:
+                self._statuses = status
+        agent.moved = False
+        for i, st in zip(agent.occupied, status, strict=False):  # status is empty when nothing changed
             if st is not seen[i]:
                 seen[i] = st
                 cols[0, i] = 1.0
@@ -858,25 +915,27 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         cols[6] /= _HOUR_S
         ports = np.empty((len(self.port_ids), len(PORT_FEATURES)), np.float32)
         np.minimum(cols.T, _BIG, out=ports, casting="same_kind")
-        sites = np.zeros((len(self.site_ids), len(SITE_FEATURES)))
+        rows = []
         overload_kw = 0.0
-        for j, (site, sl) in enumerate(zip(live.sites, self._site_ports, strict=True)):
-            limit_kw, import_kw, dr_cap_kw, pv_kw, storage = live.view.supply(site)
-            cap_kw = float(self._site_ports_kw[j])
+        supply = live.view.supply
+        for j, (site, sl, cap_kw, phase_kw) in enumerate(zip(live.sites, self._site_ports, self._caps_kw,
+                                                             self._phase_caps_kw, strict=True)):  # fmt: skip
+            limit_kw, import_kw, dr_cap_kw, pv_kw, storage = supply(site)
             site_power = power[sl]
             power_kw = float(site_power.sum())
             self._site_limit_kw[j] = limit_kw
-            sites[j, :8] = (
-                power_kw,
-                min(limit_kw, cap_kw),
-                min(import_kw, cap_kw),
+            # Each value at most _BIG, as np.minimum would clip it (NaN stays NaN), then float32 for all at once.
+            rows.append((
+                min(power_kw, _BIG),
+                min(limit_kw, cap_kw, _BIG),
+                min(import_kw, cap_kw, _BIG),
                 dr_cap_kw < math.inf,
-                pv_kw,
-                storage.soc_frac if storage is not None else 0.0,
-                len(site.queue),
-                min(float(self._phase_limit_kw[j]), cap_kw),
-            )
-            sites[j, 8:] = site_power @ self._share[sl]
+                min(pv_kw, _BIG),
+                min(storage.soc_frac, _BIG) if storage is not None else 0.0,
+                min(len(site.queue), _BIG),
+                phase_kw,
+                *[min(kw, _BIG) for kw in (site_power @ self._share[sl]).tolist()],
+            ))  # fmt: skip
             overload_kw += max(power_kw - limit_kw, 0.0)
             if self.v2g:
                 overload_kw += self._export_over_kw(site, power_kw)
@@ -886,7 +945,7 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
             [math.sin(angle), math.cos(angle), min(price, _BIG), min(now / self.scenario.horizon_s, 1.0)],
             dtype=np.float32,
         )
-        obs = {"ports": ports, "sites": np.minimum(sites, _BIG).astype(np.float32), "time": time}
+        obs = {"ports": ports, "sites": np.array(rows, np.float32), "time": time}
         if self.v2g:
             obs["v2g"], obs["v2g_sites"] = self._observe_v2g(now)
         return obs, overload_kw

@@ -302,3 +302,21 @@ def test_wear_adds_up_to_the_charging_fade_of_the_recorded_run():
     for reward, i in zip(rewards, infos, strict=True):
         assert i["wear_cost"] == pytest.approx(i["fade_kwh"] * 150.0)
         assert reward == pytest.approx(i["profit"] - i["unmet_kwh"] - 5.0 * i["overload_kwh"] - 2.0 * i["wear_cost"])
+
+
+def test_each_mark_books_the_cycle_fade_the_ageing_model_gives():
+    """The scan's fade per port (the battery's factor kept by port) is `AgeingModel.cycle_frac`'s, bit for bit."""
+    env = ChargingEnv(WORKPLACE, horizon_days=2, decision_interval_s=900)
+    rng = np.random.default_rng(4)
+    env.reset(seed=2)
+    charged = 0
+    for _ in range(150):
+        env.step(rng.random(len(env.port_ids)).astype(np.float32))
+        agent = env._agent
+        soc, _ = agent.state(env.simulation.t_s)
+        capacity, soc_in = agent.capacity_kwh, agent.soc_in_frac
+        rise = np.maximum(soc - soc_in, 0.0)
+        fade = env.ageing.cycle_frac(rise, soc_in + rise / 2.0, 0.5, capacity) * capacity
+        np.testing.assert_array_equal(agent.fade_at_kwh, fade)
+        charged += int((fade > 0).sum())
+    assert charged > 20
