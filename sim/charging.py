@@ -39,6 +39,7 @@ from sim.managers.base import (
 from sim.recorder import Table
 from sim.sessions import Cause, EventKind, Outcome, Session, State
 from sim.timers import Timers
+from sim.units import S_PER_H
 from sim.v2g import discharge_plan
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ CHARGING, SUSPENDED_EV, SUSPENDED_EVSE, AVAILABLE, FAULTED, PREPARING, UNAVAILAB
     EvseStatus.UNAVAILABLE,
 )
 PLUGGED, DONE, SERVED = State.PLUGGED, State.DONE, Outcome.SERVED  # read on every session: globals are faster
+_INF = math.inf
 
 
 _Full = tuple[Session, int]  # a "battery full" event's session and the session version it is for
@@ -449,15 +451,86 @@ class Ports:
         self._replan(evse, t_s)
 
     def set_power_limits(self, evse_indices: Sequence[int], power_kw: Sequence[float], t_s: float) -> None:
-        """`set_power_limit` on many connectors, by index in `evses`, in the order given: same rows, same effect."""
+        """`set_power_limit` on many connectors, by index in `evses`, in the order given: same rows, same effect.
+
+        The gym's hot path (a new limit on every occupied port at every decision). The common case is
+        done here inline, with the arithmetic of `_replan`, `_reopen`, `Session.close`, `Session.open`
+        and `FullAlarms.set`: a port with no local load management, no PV or battery behind the meter
+        and no V2G EV, whose session charges on a profile (a new interval unless the profile is the
+        same) or is full (nothing to do). Every other port goes through `_replan`. The new intervals'
+        rows are recorded together, before any `_replan` and at the end, so in the same order.
+        """
         evses, replan = self.evses, self._replan
         targets = [evses[i] for i in evse_indices]
-        sessions = [e.session for e in targets]
         self.events.add_many(t_s, EventKind.POWER_LIMIT, [e.site.index for e in targets], evse_indices,
-                             [-1 if s is None else s.session_id for s in sessions], power_kw)  # fmt: skip
+                             [-1 if (s := e.session) is None else s.session_id for e in targets], power_kw)  # fmt: skip
+        get, by_cap = self.profiles.get, self.profiles.by_cap
+        floats: list[float] = []  # the new intervals' rows, not yet recorded
+        ints: list[int] = []
+        alarms = self.alarms  # `FullAlarms.set`, inlined
+        env, eids, queue, ring = alarms.env, alarms._eid, alarms._queue, alarms._ring
+        now_s = env._now  # type: ignore[attr-defined]
+        horizon_s = self.horizon_s
         for evse, kw in zip(targets, power_kw, strict=True):  # replanning adds no row to the events table
             evse.limit_kw = kw
+            s = evse.session
+            if s is None:
+                continue
+            site = evse.site
+            status = evse.status
+            if site.tree is not None or site.energy is not None or s.v2g is not None:
+                pass  # `_replan`
+            elif status is SUSPENDED_EV:
+                continue  # full, not V2G: nothing changes
+            elif status is CHARGING and (old := s.profile) is not None:
+                cap = min(evse.max_kw, kw, evse.profile_kw, evse.tree_kw)  # `Evse.cap_kw`
+                charger = evse.charger
+                if charger.drawing > 1 and charger.shared_kw < _INF and charger.shared_kw / charger.drawing < cap:
+                    cap = charger.shared_kw / charger.drawing
+                if cap >= MIN_POWER_KW:
+                    model = s.model
+                    profile = by_cap.get((model.name, evse.dc, cap)) or get(model, evse.dc, cap)  # `ProfileCache.get`
+                    if profile is old:
+                        continue
+                    # `Session.close` then `Session.open`, and the closed interval's row as `_close` records it
+                    t0_s, tau0_s = s.t0_s, s.tau0_s
+                    s.intervals.append((t0_s, t_s, tau0_s, old))
+                    tau_s = tau0_s + t_s - t0_s
+                    if old.linear and 0.0 <= tau_s < old.tau_s[1]:  # `ChargeProfile.soc_at` on its piece 0
+                        soc = old.soc[0] + old.a_kw[0] * ((tau_s - old.tau_s[0]) / S_PER_H) / old.capacity_kwh
+                    else:
+                        soc = old.soc_at(tau_s)
+                    target = s.target_soc_frac
+                    s.soc_frac = soc = soc if soc < target else target
+                    if t0_s < horizon_s:
+                        floats += (t0_s, t_s, tau0_s)
+                        ints += (site.index, evse.index, old.pid)
+                    s.profile = profile
+                    s.t0_s = t_s
+                    if profile.linear and soc >= 0.0 and target >= 0.0:  # `ChargeProfile.time_at` on its piece 0
+                        tau00_s, soc00 = profile.tau_s[0], profile.soc[0]
+                        a_kw, capacity_kwh = profile.a_kw[0], profile.capacity_kwh
+                        tau0_s = tau00_s + capacity_kwh * (soc - soc00) / a_kw * S_PER_H
+                        full_in_s = tau00_s + capacity_kwh * (target - soc00) / a_kw * S_PER_H - tau0_s
+                    else:
+                        tau0_s = profile.time_at(soc)
+                        full_in_s = profile.time_at(target) - tau0_s
+                    s.tau0_s = tau0_s
+                    s.version += 2  # closed and opened (charge_start_t_s is set: it charged before)
+                    if t_s + full_in_s < s.depart_t_s:
+                        due_s = now_s + (full_in_s if full_in_s > 0.0 else 0.0)
+                        eid = next(eids)
+                        s.due_t_s, s.due_eid, s.due_version = due_s, eid, s.version
+                        if s.alarm_eid < 0 or s.alarm_t_s > due_s:
+                            s.alarm_t_s, s.alarm_eid = due_s, eid
+                            heappush(queue, (due_s, NORMAL, eid, _Alarm(env, (s, eid), ring)))
+                    continue
+            if floats:
+                self.intervals.add_rows(floats, ints)
+                floats, ints = [], []
             replan(evse, t_s)
+        if floats:
+            self.intervals.add_rows(floats, ints)
 
     def change_profiles(self, c: SetChargingProfile | ClearChargingProfile, t_s: float) -> None:
         """Install or clear OCPP charging profiles on a connector or on every connector of a charger."""

@@ -72,7 +72,7 @@ class ChargeProfile:
     that starts at SoC ``s0`` enters the profile at ``time_at(s0)``.
     """
 
-    __slots__ = ("a_kw", "b_kw", "cap_kw", "capacity_kwh", "pid", "pieces", "soc", "tau_s")
+    __slots__ = ("a_kw", "b_kw", "cap_kw", "capacity_kwh", "linear", "pid", "pieces", "soc", "tau_s")
 
     def __init__(self, curve: Sequence[tuple[float, float]], cap_kw: float, capacity_kwh: float) -> None:
         """Clip `curve` at `cap_kw` and precompute the cumulative time at each breakpoint."""
@@ -104,6 +104,9 @@ class ChargeProfile:
         self.b_kw = tuple(b_kw)
         self.tau_s = tuple(tau)
         self.pieces = len(a_kw)
+        # One flat piece from SoC 0 to 1 (an AC charge): `time_at` and `soc_at` take piece 0 at every SoC >= 0
+        # and time in [0, tau_s[1]), which lets a hot path inline them (`sim.charging.Ports.set_power_limits`).
+        self.linear = self.pieces == 1 and -_FLAT < b_kw[0] < _FLAT
         self.cap_kw = cap_kw
         self.capacity_kwh = capacity_kwh
         self.pid = -1  # index in the run's profile list, set by `ProfileCache`
@@ -123,6 +126,7 @@ class ChargeProfile:
         p.b_kw = (0.0,)
         p.tau_s = (0.0, capacity_kwh * 1.0 / cap_kw * S_PER_H)  # `_dt_s` of the flat piece from 0 to 1
         p.pieces = 1
+        p.linear = True
         p.cap_kw = cap_kw
         p.capacity_kwh = capacity_kwh
         p.pid = -1
@@ -238,7 +242,8 @@ class ProfileCache:
     def __init__(self) -> None:
         """An empty cache."""
         self.profiles: list[ChargeProfile] = []
-        self._by_cap: dict[tuple[str, bool, float], ChargeProfile] = {}
+        # Every ``(model name, dc, cap_kw)`` asked for so far (read directly on the gym's hot path).
+        self.by_cap: dict[tuple[str, bool, float], ChargeProfile] = {}
         self._by_key: dict[tuple[str, bool, float], ChargeProfile] = {}
 
     def get(self, model: EVModel, dc: bool, cap_kw: float) -> ChargeProfile:
@@ -247,9 +252,9 @@ class ProfileCache:
         The cap is first reduced to what the vehicle could draw anyway, so every cap above
         the vehicle's own maximum shares one profile.
         """
-        profile = self._by_cap.get((model.name, dc, cap_kw))
+        profile = self.by_cap.get((model.name, dc, cap_kw))
         if profile is None:
-            profile = self._by_cap[(model.name, dc, cap_kw)] = self._build(model, dc, cap_kw)
+            profile = self.by_cap[(model.name, dc, cap_kw)] = self._build(model, dc, cap_kw)
         return profile
 
     def _build(self, model: EVModel, dc: bool, cap_kw: float) -> ChargeProfile:

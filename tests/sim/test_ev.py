@@ -54,13 +54,16 @@ def test_energy_over_time_never_exceeds_cap(name, cap_kw):
 
 
 def test_flat_kw_only_for_one_flat_piece():
-    """An AC profile is one flat piece at its cap; a DC curve is not."""
+    """An AC profile is one flat piece at its cap (`linear`); a DC curve is not."""
     model = PRESETS["vw_id4_pro"]
     cache = ProfileCache()
     ac = cache.get(model, False, 7.4)
     assert ac.flat_kw == 7.4
+    assert ac.linear
     assert ac.soc_at(3600.0) == 7.4 / model.capacity_kwh  # SoC grows by flat_kw × time / capacity
-    assert cache.get(model, True, 1000.0).flat_kw is None
+    dc = cache.get(model, True, 1000.0)
+    assert dc.flat_kw is None
+    assert not dc.linear
 
 
 @given(st.floats(1e-3, 400.0), st.floats(1.0, 200.0))

@@ -253,15 +253,27 @@ def test_observation_is_what_the_views_show(name):
     assert occupied > 20
 
 
-def test_bulk_limits_record_what_commands_would():
-    """The env's limits applied in bulk give the same events and intervals as one `SetPowerLimit` command each."""
+@pytest.mark.parametrize(
+    ("name", "coarse"),
+    [("gym_workplace", False), ("gym_workplace", True), ("mixed_market", True), ("depot_grid", False),
+     ("enforced_garage", False), ("v2g_garage", True)],
+)  # fmt: skip
+def test_bulk_limits_record_what_commands_would(name, coarse):
+    """The env's limits applied in bulk give the same events and intervals as one `SetPowerLimit` command each.
+
+    `Ports.set_power_limits` re-plans the common case inline (a port with no local load management,
+    no PV or battery, no V2G): gym_workplace; a coarse action (0, ½, 1 of each port's power) repeats
+    limits, so profiles stay and sessions pause; mixed_market has shared DC cabinets, depot_grid PV and
+    a battery, enforced_garage local load management, v2g_garage discharging EVs.
+    """
     from sim.managers.base import SetPowerLimit
 
-    env = ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=900)
-    twin = ChargingEnv(WORKPLACE, horizon_days=1, decision_interval_s=900)
+    env = ChargingEnv(ROOT / "scenarios" / f"{name}.yaml", horizon_days=1, decision_interval_s=900)
+    twin = ChargingEnv(ROOT / "scenarios" / f"{name}.yaml", horizon_days=1, decision_interval_s=900)
     rng = np.random.default_rng(2)
     env.reset(seed=4)
     twin.reset(seed=4)
+    low = env.action_space.low
 
     def by_commands(indices, power_kw):
         twin.simulation.apply([SetPowerLimit(twin.port_ids[i], kw) for i, kw in zip(indices, power_kw, strict=True)])
@@ -269,12 +281,17 @@ def test_bulk_limits_record_what_commands_would():
     twin.simulation.set_power_limits = by_commands
     done = False
     while not done:
-        action = rng.random(len(env.port_ids)).astype(np.float32)
-        _, a, done, _, _ = env.step(action)
-        _, b, _, _, _ = twin.step(action)
+        action = rng.uniform(low, 1.0)
+        if coarse:
+            action = np.round(action * 2) / 2
+        _, a, done, _, _ = env.step(action.astype(np.float32))
+        _, b, _, _, _ = twin.step(action.astype(np.float32))
         assert a == b
-    for table in ("events", "intervals", "sessions"):
+    for table in ("events", "intervals", "sessions", "discharges"):
         x, y = getattr(env.run_tables, table), getattr(twin.run_tables, table)
+        if x is None:
+            assert y is None
+            continue
         assert x.keys() == y.keys()
         for column in x:
             np.testing.assert_array_equal(x[column], y[column])
