@@ -13,6 +13,7 @@ Observation, action and reward are documented in docs/gym.md.
 
 from __future__ import annotations
 
+import gc
 import math
 import operator
 from collections.abc import Sequence
@@ -259,7 +260,7 @@ class _Agent:
         self._lines: dict[ChargeProfile, tuple[bool, float, float]] = {}  # `_line` of each profile met (immutable)
         self.n_estimated = 0  # occupied ports whose EV does not say its need (the need is the manager's estimate)
         self.estimated = np.zeros(n_ports, bool)
-        # One row per quantity, one column per port: set at plug-in and by `_follow`, reset when the port frees.
+        # One row per quantity, one column per port: set at plug-in and by `_refollow`, reset when the port frees.
         self.p = p = np.zeros((len(_FREE), n_ports))
         p[:] = _FREE[:, None]
         (
@@ -350,7 +351,7 @@ class _Agent:
                 # Charging's fade: one half cycle from the plug-in SoC to the SoC it left with (net of any discharge).
                 net_kwh = event.energy_kwh if self.meter is None else event.energy_kwh - event.energy_discharged_kwh
                 fade = self._charging_fade_kwh(soc_in + net_kwh / capacity, soc_in, capacity)
-                self.fade_kwh += float(fade) - float(self.fade_at_kwh[i])
+                self.fade_kwh += fade - float(self.fade_at_kwh[i])
                 self.occ[i] = False
                 if self.estimated[i]:
                     self.estimated[i] = False
@@ -383,16 +384,36 @@ class _Agent:
     def _refollow(self) -> None:
         """Follow the sessions whose interval changed since they were last read (`Session.version`).
 
-        Many at once (after a decision re-planned them) are written in one go, a few one by one.
+        Keeps the line each follows in its new interval, or marks it as curved. Many at once (after a
+        decision re-planned them) are written in one numpy call, a few one by one.
         """
-        version = self.version
-        occupied = self.occupied
-        stale = [i for i, s in occupied.items() if s.version != version[i]]
-        if len(stale) > _BATCH:
-            self.p[:4, stale] = np.array([self._follow(i, occupied[i]) for i in stale]).T
+        version, curved, lines = self.version, self.curved, self._lines
+        stale = [(i, s) for i, s in self.occupied.items() if s.version != version[i]]
+        if not stale:
             return
-        for i in stale:
-            self.base_soc_frac[i], self.rate_per_s[i], self.offset_s[i], self.line_kw[i] = self._follow(i, occupied[i])
+        rows = []  # base SoC, SoC per second, time offset, power
+        for i, s in stale:
+            version[i] = s.version
+            p = s.profile
+            if p is None:
+                linear = not s.discharge_kw  # a discharge is read one by one
+                rows.append((s.soc_frac, 0.0, 0.0, 0.0))
+            else:
+                line = lines.get(p)
+                if line is None:
+                    line = lines[p] = self._line(p)
+                linear, rate, kw = line
+                rows.append((0.0, rate, s.tau0_s - s.t0_s, kw))
+            if not linear:
+                curved[i] = s
+            elif curved:
+                curved.pop(i, None)
+        if len(rows) > _BATCH:
+            self.p[:4, [i for i, _ in stale]] = np.array(rows).T
+            return
+        base, rate_per_s, offset, line_kw = self.base_soc_frac, self.rate_per_s, self.offset_s, self.line_kw
+        for (i, _), row in zip(stale, rows, strict=True):
+            base[i], rate_per_s[i], offset[i], line_kw[i] = row
 
     def state(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         """Every port's SoC and power now (0 on a free port).
@@ -421,28 +442,6 @@ class _Agent:
         for i, s in self.curved.items():
             power[i] = s.soc_power_at(now)[1]
         return power
-
-    def _follow(self, i: int, s: Session) -> tuple[float, float, float, float]:
-        """The line the session on port `i` follows in its current interval (or mark it as curved).
-
-        Returns its base SoC, SoC per second, time offset and power, which `_refollow` writes.
-        """
-        self.version[i] = s.version
-        p = s.profile
-        if p is None:
-            linear = not s.discharge_kw  # a discharge is read one by one
-            base, rate, offset_s, kw = s.soc_frac, 0.0, 0.0, 0.0
-        else:
-            line = self._lines.get(p)
-            if line is None:
-                line = self._lines[p] = self._line(p)
-            linear, rate, kw = line
-            base, offset_s = 0.0, s.tau0_s - s.t0_s
-        if linear:
-            self.curved.pop(i, None)
-        else:
-            self.curved[i] = s
-        return base, rate, offset_s, kw
 
     @staticmethod
     def _line(p: ChargeProfile) -> tuple[bool, float, float]:
@@ -477,7 +476,7 @@ class _Agent:
             self.meter.mark(energy - self.energy_at_kwh, self._discharged_kwh(now), now)
             for i in self.v2g_ports:
                 self.meter.soc_path[i].append(float(soc[i]))
-        # `_charging_fade_kwh` with the battery's factor kept by port: the same operations on the same numbers.
+        # `_charging_fade_kwh` over every port, the battery's factor kept by port: the same operations and numbers.
         np.maximum(rise, 0.0, out=rise)
         fade = self.fade_factor * beta_per_sqrt_ah(soc_in + rise / 2.0, rise) * (rise * CELL_AH) * capacity
         self.fade_kwh += float((fade - self.fade_at_kwh).sum())
@@ -531,13 +530,14 @@ class _Agent:
         self.energy_kwh += kwh
         self.cost += kwh * self.price_per_kwh
 
-    def _charging_fade_kwh(self, soc: Any, soc_in: Any, capacity_kwh: Any) -> Any:
+    def _charging_fade_kwh(self, soc: float, soc_in: float, capacity_kwh: float) -> float:
         """Cycle fade (kWh of capacity) of charging from `soc_in` up to `soc`: one half cycle, as the KPI attributes it.
 
-        Marked at every scan, the increments add up to the session's `cycle_fade_charging_kwh`.
+        One session's, in Python floats; `scan` marks every port's with the same operations on arrays, and the
+        increments add up to the session's `cycle_fade_charging_kwh`.
         """
-        rise = np.maximum(soc - soc_in, 0.0)
-        return self.ageing.cycle_frac(rise, soc_in + rise / 2.0, 0.5, capacity_kwh) * capacity_kwh
+        rise = max(soc - soc_in, 0.0)
+        return float(self.ageing.cycle_frac(rise, soc_in + rise / 2.0, 0.5, capacity_kwh)) * capacity_kwh
 
     def _fade_factor(self, capacity_kwh: float) -> float:
         """The factor of `AgeingModel.cycle_frac` a battery of `capacity_kwh` brings: CYC_POWER × its throughput^-½.
@@ -693,6 +693,20 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         self._sim: Simulation | None = None
         self._agent: _Agent | None = None
         self.run_tables: RunTables | None = None  # the finished episode's tables, for the usual KPIs
+        # The objects alive now (modules, the scenario, its network plan: over 100,000) outlive every episode, yet
+        # each full collection during one would visit them all again (about 30 us a step on the bench's workload,
+        # a quarter of a step's CPU at times): freeze them, as `sim.collector.collector_tuned` does for a run,
+        # until `close`. A process that froze objects itself is left as it was.
+        self._froze = gc.get_freeze_count() == 0
+        if self._froze:
+            gc.freeze()
+
+    def close(self) -> None:
+        """Hand the objects frozen when the env was built back to the collector's oldest generation."""
+        if self._froze:
+            gc.unfreeze()
+            self._froze = False
+        super().close()
 
     @property
     def simulation(self) -> Simulation | None:
@@ -889,14 +903,14 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         scan = agent.scan(now)
         power = scan.power_kw
         # Occupied, charging and wanting change with a port's status (or a new session on it): set them then.
-        reported = scan.reported
+        reported, moved = scan.reported, agent.moved
         if reported:
             evses = live.evses
             status = [reported[i] if i in reported else evses[i].status for i in agent.occupied]
             self._statuses = None
         else:  # the occupied ports' statuses, and where nothing moved and no status changed, nothing to do
             status = list(map(_STATUS, agent.occupied_evses.values()))
-            if not agent.moved and status == self._statuses:
+            if not moved and status == self._statuses:
                 status = []
             else:
                 self._statuses = status
@@ -910,7 +924,8 @@ class ChargingEnv(gymnasium.Env[dict[str, np.ndarray], np.ndarray]):
         np.divide(power, self.max_kw, out=cols[2])
         cols[3] = scan.energy_kwh
         np.maximum(scan.need_kwh, 0.0, out=cols[4])
-        cols[5] = scan.known
+        if moved or reported:  # else the same as at the last observation: fixed at plug-in, 0 on a free port
+            cols[5] = scan.known
         np.maximum(scan.departure_t_s - now, 0.0, out=cols[6])
         cols[6] /= _HOUR_S
         ports = np.empty((len(self.port_ids), len(PORT_FEATURES)), np.float32)

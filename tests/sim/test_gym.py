@@ -337,3 +337,20 @@ def test_each_mark_books_the_cycle_fade_the_ageing_model_gives():
         np.testing.assert_array_equal(agent.fade_at_kwh, fade)
         charged += int((fade > 0).sum())
     assert charged > 20
+
+
+def test_env_freezes_the_objects_alive_when_built_until_closed():
+    """Built, the env freezes what is alive (`gc.freeze`); `close` hands it back; a process's own freeze is kept."""
+    import gc
+
+    gc.unfreeze()
+    env = ChargingEnv(WORKPLACE, horizon_days=1)
+    assert gc.get_freeze_count() > 0
+    env.close()
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    other = ChargingEnv(WORKPLACE, horizon_days=1)
+    other.close()
+    assert 0 < gc.get_freeze_count() <= frozen  # none added, none handed back (objects freed since may leave it)
+    gc.unfreeze()
