@@ -478,11 +478,11 @@ class Ports:
                 continue
             site = evse.site
             status = evse.status
-            if site.tree is not None or site.energy is not None or s.v2g is not None:
+            if site.tree is not None or s.v2g is not None:
                 pass  # `_replan`
             elif status is SUSPENDED_EV:
-                continue  # full, not V2G: nothing changes
-            elif status is CHARGING and (old := s.profile) is not None:
+                continue  # full, not V2G, no local load management: nothing changes
+            elif status is CHARGING and (old := s.profile) is not None and site.energy is None:
                 cap = min(evse.max_kw, kw, evse.profile_kw, evse.tree_kw)  # `Evse.cap_kw`
                 charger = evse.charger
                 if charger.drawing > 1 and charger.shared_kw < _INF and charger.shared_kw / charger.drawing < cap:
@@ -496,8 +496,8 @@ class Ports:
                     t0_s, tau0_s = s.t0_s, s.tau0_s
                     s.intervals.append((t0_s, t_s, tau0_s, old))
                     tau_s = tau0_s + t_s - t0_s
-                    if old.linear and 0.0 <= tau_s < old.tau_s[1]:  # `ChargeProfile.soc_at` on its piece 0
-                        soc = old.soc[0] + old.a_kw[0] * ((tau_s - old.tau_s[0]) / S_PER_H) / old.capacity_kwh
+                    if old.linear and 0.0 <= tau_s < old.tau_s[1]:  # `ChargeProfile.soc_at` on piece 0 (from 0, 0)
+                        soc = 0.0 + old.a_kw[0] * ((tau_s - 0.0) / S_PER_H) / old.capacity_kwh
                     else:
                         soc = old.soc_at(tau_s)
                     target = s.target_soc_frac
@@ -507,11 +507,10 @@ class Ports:
                         ints += (site.index, evse.index, old.pid)
                     s.profile = profile
                     s.t0_s = t_s
-                    if profile.linear and soc >= 0.0 and target >= 0.0:  # `ChargeProfile.time_at` on its piece 0
-                        tau00_s, soc00 = profile.tau_s[0], profile.soc[0]
+                    if profile.linear and soc >= 0.0 and target >= 0.0:  # `ChargeProfile.time_at` on piece 0
                         a_kw, capacity_kwh = profile.a_kw[0], profile.capacity_kwh
-                        tau0_s = tau00_s + capacity_kwh * (soc - soc00) / a_kw * S_PER_H
-                        full_in_s = tau00_s + capacity_kwh * (target - soc00) / a_kw * S_PER_H - tau0_s
+                        tau0_s = 0.0 + capacity_kwh * (soc - 0.0) / a_kw * S_PER_H
+                        full_in_s = 0.0 + capacity_kwh * (target - 0.0) / a_kw * S_PER_H - tau0_s
                     else:
                         tau0_s = profile.time_at(soc)
                         full_in_s = profile.time_at(target) - tau0_s

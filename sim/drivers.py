@@ -9,7 +9,6 @@ The model owns the scenario's ``drivers`` random stream; agents borrow it.
 from __future__ import annotations
 
 import math
-from operator import attrgetter
 from typing import TYPE_CHECKING, cast
 
 import mesa
@@ -41,7 +40,6 @@ _BATCH = 4096
 
 _PLUG, _QUEUE, _BALK = Choice.PLUG, Choice.QUEUE, Choice.BALK  # read on every arrival: globals are faster
 _DONE, _QUEUED, _ONGOING = State.DONE, State.QUEUED, Outcome.ONGOING
-_MAX_KW = attrgetter("max_kw")  # a port's power now: `list(map(_MAX_KW, ports))` walks the ports in C
 
 
 class DriverModel(mesa.Model):
@@ -271,7 +269,7 @@ class Drivers:
         while True:  # each failed attempt takes a port out of service, so this ends
             choice = driver.choose(len(free), len(site.queue))
             if choice is _PLUG:
-                k = 0 if len(free) == 1 else driver.pick_port(list(map(_MAX_KW, free)))  # a site's free ports: many
+                k = 0 if len(free) == 1 else driver.pick_port([e.max_kw for e in free])
                 if self.try_plug(s, free.pop(k), t_s):
                     return
             elif choice is _QUEUE:

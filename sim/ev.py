@@ -104,9 +104,9 @@ class ChargeProfile:
         self.b_kw = tuple(b_kw)
         self.tau_s = tuple(tau)
         self.pieces = len(a_kw)
-        # One flat piece from SoC 0 to 1 (an AC charge): `time_at` and `soc_at` take piece 0 at every SoC >= 0
-        # and time in [0, tau_s[1]), which lets a hot path inline them (`sim.charging.Ports.set_power_limits`).
-        self.linear = self.pieces == 1 and -_FLAT < b_kw[0] < _FLAT
+        # One flat piece from (time 0, SoC 0) to SoC 1 (an AC charge): `time_at` and `soc_at` take piece 0 at
+        # every SoC >= 0 and time in [0, tau_s[1]), so a hot path inlines them (`sim.charging.Ports.set_power_limits`).
+        self.linear = self.pieces == 1 and -_FLAT < b_kw[0] < _FLAT and soc[0] == 0.0 and tau[0] == 0.0
         self.cap_kw = cap_kw
         self.capacity_kwh = capacity_kwh
         self.pid = -1  # index in the run's profile list, set by `ProfileCache`

@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from sim.ev_arrivals import NO_EV, NoEv
+from sim.units import S_PER_H
 
 if TYPE_CHECKING:
     from sim.config.revenue import MembershipPlan
@@ -184,11 +185,16 @@ class Session:
         """Start charging on `profile` at `t_s`; return the seconds until the target SoC."""
         self.profile = profile
         self.t0_s = t_s
-        self.tau0_s = tau0_s = profile.time_at(self.soc_frac)
         self.version += 1
         if self.charge_start_t_s != self.charge_start_t_s:  # NaN: first power
             self.charge_start_t_s = t_s
-        return profile.time_at(self.target_soc_frac) - tau0_s
+        soc, target = self.soc_frac, self.target_soc_frac
+        if profile.linear and soc >= 0.0 and target >= 0.0:  # `ChargeProfile.time_at` on its piece 0, inlined
+            a_kw, capacity_kwh = profile.a_kw[0], profile.capacity_kwh
+            self.tau0_s = tau0_s = 0.0 + capacity_kwh * (soc - 0.0) / a_kw * S_PER_H
+            return 0.0 + capacity_kwh * (target - 0.0) / a_kw * S_PER_H - tau0_s
+        self.tau0_s = tau0_s = profile.time_at(soc)
+        return profile.time_at(target) - tau0_s
 
     def close(self, t_s: float) -> tuple[float, float, int]:
         """End the open interval at `t_s`; return its ``(t0_s, tau0_s, profile id)``."""
@@ -196,7 +202,11 @@ class Session:
         assert profile is not None
         t0_s, tau0_s = self.t0_s, self.tau0_s
         self.intervals.append((t0_s, t_s, tau0_s, profile))
-        soc = profile.soc_at(tau0_s + t_s - t0_s)
+        tau_s = tau0_s + t_s - t0_s
+        if profile.linear and 0.0 <= tau_s < profile.tau_s[1]:  # `ChargeProfile.soc_at` on its piece 0, inlined
+            soc = 0.0 + profile.a_kw[0] * ((tau_s - 0.0) / S_PER_H) / profile.capacity_kwh
+        else:
+            soc = profile.soc_at(tau_s)
         target = self.target_soc_frac
         self.soc_frac = soc if soc < target else target
         self.profile = None

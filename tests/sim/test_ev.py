@@ -73,3 +73,24 @@ def test_flat_profile_built_directly_is_the_clipped_curve(cap_kw, capacity_kwh):
     direct = ChargeProfile.flat(cap_kw, capacity_kwh)
     for name in ChargeProfile.__slots__:
         assert getattr(direct, name) == getattr(general, name), name
+
+
+@given(
+    st.sampled_from([(False, 7.4), (False, 3.7), (True, 50.0), (True, 1000.0)]),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 5e5),
+)
+def test_session_intervals_follow_the_profile(port, soc_in, target, dt_s):
+    """`Session.open` and `close` (inlined on `linear` AC profiles) give exactly `time_at` and `soc_at`."""
+    from sim.sessions import Session
+
+    dc, cap_kw = port
+    model = PRESETS["renault_zoe_ze50"]
+    profile = ProfileCache().get(model, dc, cap_kw)
+    s = Session(0, None, None, model, 0, 0.0, soc_in, target, 1e6)  # type: ignore[arg-type]
+    full_in_s = s.open(profile, 100.0)
+    assert s.tau0_s == profile.time_at(soc_in)
+    assert full_in_s == profile.time_at(target) - profile.time_at(soc_in)
+    assert s.close(100.0 + dt_s) == (100.0, s.intervals[0][2], profile.pid)
+    assert s.soc_frac == min(profile.soc_at(profile.time_at(soc_in) + (100.0 + dt_s) - 100.0), target)

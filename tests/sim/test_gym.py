@@ -298,6 +298,29 @@ def test_bulk_limits_record_what_commands_would(name, coarse):
     assert (env.run_tables.events["event"] == 3).sum() > 100  # POWER_LIMIT rows
 
 
+def test_bulk_limits_on_free_ports_record_what_commands_would():
+    """`Simulation.set_power_limits` on every port, free ones too (session -1), equals one `SetPowerLimit` each."""
+    from sim.engine import Simulation
+    from sim.managers.base import SetPowerLimit
+    from sim.managers.uncontrolled import Uncontrolled
+
+    scenario = load_scenario(ROOT / "scenarios" / "mixed_market.yaml", horizon_days=1)
+    bulk, one_by_one = Simulation(scenario, Uncontrolled()), Simulation(scenario, Uncontrolled())
+    ids = [e.evse_id for e in bulk.live.evses]
+    rng = np.random.default_rng(5)
+    for k in range(1, 40):
+        bulk.advance(k * 1800.0)
+        one_by_one.advance(k * 1800.0)
+        kw = np.round(rng.uniform(0.0, 60.0, len(ids)), 1).tolist()
+        bulk.set_power_limits(list(range(len(ids))), kw)
+        one_by_one.apply([SetPowerLimit(i, p) for i, p in zip(ids, kw, strict=True)])
+    x, y = bulk.finish(), one_by_one.finish()
+    for table in ("events", "intervals", "sessions"):
+        for column in getattr(x, table):
+            np.testing.assert_array_equal(getattr(x, table)[column], getattr(y, table)[column])
+    assert (x.events["session_id"][x.events["event"] == 3] == -1).any()  # limits on free ports were recorded
+
+
 def test_wear_adds_up_to_the_charging_fade_of_the_recorded_run():
     """Σ step wear is degradation.parquet's charging cycle fade and its cost; the reward subtracts it by weight."""
     from sim.config.degradation import Degradation
